@@ -1,0 +1,290 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1), split in three steps
+//! around the user: start (validate the request), login, and consent.
+//!
+//! Until the client and redirect URI are validated, errors are shown to the user and never
+//! redirected (RFC 6749 §4.1.2.1). After that, they go back to the redirect URI with `error`,
+//! `state` and `iss` (RFC 9207).
+
+use crate::AuthCore;
+use crate::error::{AuthError, AuthResult, Reason};
+use crate::model::{AuthorizationCode, Grant, GrantType};
+use crate::pkce::CodeChallenge;
+use crate::redirect_uri;
+use crate::resource;
+use crate::scope::ScopeSet;
+use crate::secret;
+use crate::session::AuthorizationSession;
+use crate::password;
+use uuid::Uuid;
+
+/// The authorization request's parameters, as sent.
+#[derive(Debug, Default, Clone)]
+pub struct AuthorizationRequest {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub response_mode: Option<String>,
+    pub resource: Vec<String>,
+    /// Names of parameters that appeared more than once.
+    pub repeated: Vec<String>,
+}
+
+/// What the user sees next.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub session_id: String,
+    pub csrf_token: String,
+    pub client_name: String,
+    pub redirect_host: String,
+    pub scopes: Vec<String>,
+    pub resource: String,
+    pub authenticated: bool,
+    pub user_email: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum StartOutcome {
+    Prompt(Prompt),
+    /// The request is bad but the redirect URI is good: send the browser here.
+    ErrorRedirect(String),
+}
+
+#[derive(Debug)]
+pub struct LoginOutcome {
+    pub prompt: Prompt,
+    /// Set when the login failed. Deliberately the same for an unknown account, a disabled
+    /// one and a wrong password.
+    pub error: Option<&'static str>,
+}
+
+const LOGIN_FAILED: &str = "Invalid email or password.";
+
+/// Appends parameters to a validated redirect URI.
+fn redirect_with(uri: &str, params: &[(&str, &str)]) -> AuthResult<String> {
+    let mut url = url::Url::parse(uri).map_err(AuthError::internal)?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+    }
+    Ok(url.into())
+}
+
+impl AuthCore {
+    fn error_redirect(&self, uri: &str, err: &AuthError, state: Option<&str>) -> AuthResult<String> {
+        let desc = err.description();
+        let mut params = vec![("error", err.code()), ("error_description", desc.as_str())];
+        if let Some(s) = state {
+            params.push(("state", s));
+        }
+        params.push(("iss", &self.settings.issuer));
+        redirect_with(uri, &params)
+    }
+
+    /// Validates an authorization request and opens a session for the user's decision.
+    pub async fn start_authorization(&self, req: AuthorizationRequest) -> AuthResult<StartOutcome> {
+        // Step 1: client and redirect URI. Errors here are shown, never redirected.
+        for p in ["client_id", "redirect_uri"] {
+            if req.repeated.iter().any(|r| r == p) {
+                return Err(AuthError::InvalidRequest(Reason::Repeated(p.into())));
+            }
+        }
+        let client_id = req.client_id.as_deref().ok_or(AuthError::InvalidRequest(Reason::Missing("client_id")))?;
+        let client = self
+            .stores
+            .clients
+            .find_client(client_id)
+            .await?
+            .ok_or(AuthError::InvalidClient(Reason::UnknownClient))?;
+        let redirect_uri = match req.redirect_uri.as_deref() {
+            Some(requested) => {
+                redirect_uri::find_match(&client.redirect_uris, requested)
+                    .ok_or(AuthError::InvalidRequest(Reason::RedirectUriMismatch))?;
+                requested.to_owned()
+            }
+            // OAuth 2.1 §4.1.1: optional only when exactly one URI is registered.
+            None => match client.redirect_uris.as_slice() {
+                [only] => only.clone(),
+                _ => return Err(AuthError::InvalidRequest(Reason::Missing("redirect_uri"))),
+            },
+        };
+
+        // Step 2: everything else. Errors go back to the client.
+        let state = (!req.repeated.iter().any(|r| r == "state")).then_some(req.state.as_deref()).flatten();
+        match self.validate_rest(&req, &client).await {
+            Ok((challenge, scope, resource)) => {
+                let session_id = secret::generate();
+                let csrf_token = secret::generate();
+                let session = AuthorizationSession {
+                    client_id: client.id.clone(),
+                    client_name: client.name.clone().unwrap_or_else(|| client.id.clone()),
+                    redirect_uri_given: req.redirect_uri.is_some(),
+                    redirect_uri,
+                    state: state.map(str::to_owned),
+                    code_challenge: challenge.as_str().to_owned(),
+                    scope: scope.to_string(),
+                    resource: resource.as_str().to_owned(),
+                    csrf_hash: secret::hash(&csrf_token),
+                    user_id: None,
+                    user_email: None,
+                    expires_at: self.clock.now() + self.settings.session_ttl,
+                };
+                self.sessions.put(&secret::hash(&session_id), &session).await?;
+                Ok(StartOutcome::Prompt(prompt(session_id, csrf_token, &session)))
+            }
+            Err(AuthError::Internal(e)) => Err(AuthError::Internal(e)),
+            Err(err) => Ok(StartOutcome::ErrorRedirect(self.error_redirect(&redirect_uri, &err, state)?)),
+        }
+    }
+
+    async fn validate_rest(
+        &self,
+        req: &AuthorizationRequest,
+        client: &crate::model::Client,
+    ) -> AuthResult<(CodeChallenge, ScopeSet, resource::Resource)> {
+        // RFC 6749 §3.1: parameters MUST NOT be included more than once (resource may repeat,
+        // RFC 8707 §2, and is judged below).
+        if let Some(p) = req.repeated.iter().find(|p| p.as_str() != "resource") {
+            return Err(AuthError::InvalidRequest(Reason::Repeated(p.clone())));
+        }
+        match req.response_type.as_deref() {
+            None => return Err(AuthError::InvalidRequest(Reason::Missing("response_type"))),
+            Some("code") => {}
+            Some(other) => return Err(AuthError::UnsupportedResponseType(Reason::Unsupported("response_type", other.into()))),
+        }
+        if !client.allows(GrantType::AuthorizationCode) {
+            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed("authorization_code")));
+        }
+        if let Some(mode) = req.response_mode.as_deref().filter(|m| *m != "query") {
+            return Err(AuthError::InvalidRequest(Reason::Unsupported("response_mode", mode.into())));
+        }
+        let challenge = CodeChallenge::parse(req.code_challenge.as_deref(), req.code_challenge_method.as_deref())?;
+        let registered = self.protected_resources().await?;
+        let (resource, protected) = resource::resolve(&req.resource, &registered, &self.settings.issuer)?;
+        let allowed = allowed_scopes(client.scope.as_deref(), protected.and_then(|p| p.scopes.as_deref()))?;
+        let scope = self.settings.scopes.resolve(req.scope.as_deref(), allowed.as_ref())?;
+        Ok((challenge, scope, resource))
+    }
+
+    async fn session(&self, session_id: &str, csrf_token: &str) -> AuthResult<(String, AuthorizationSession)> {
+        let key = secret::hash(session_id);
+        let session = self
+            .sessions
+            .get(&key, self.clock.now())
+            .await?
+            .ok_or(AuthError::InvalidRequest(Reason::SessionExpired))?;
+        if !secret::verify(csrf_token, &session.csrf_hash) {
+            return Err(AuthError::InvalidRequest(Reason::CsrfMismatch));
+        }
+        Ok((key, session))
+    }
+
+    /// Checks the user's email and password for a pending authorization.
+    pub async fn submit_login(&self, session_id: &str, csrf_token: &str, email: &str, password_in: &str) -> AuthResult<LoginOutcome> {
+        let (key, mut session) = self.session(session_id, csrf_token).await?;
+        let user = self.stores.users.find_user_by_email(&email.trim().to_lowercase()).await?;
+        let ok = match &user {
+            Some(u) => password::verify(password_in, &u.password_hash) && !u.disabled,
+            None => {
+                password::verify_dummy(password_in);
+                false
+            }
+        };
+        match user.filter(|_| ok) {
+            Some(user) => {
+                // A new handle after login, so a handle seen before login is worthless.
+                let new_id = secret::generate();
+                let new_csrf = secret::generate();
+                session.user_id = Some(user.id);
+                session.user_email = Some(user.email.clone());
+                session.csrf_hash = secret::hash(&new_csrf);
+                self.sessions.take(&key, self.clock.now()).await?;
+                self.sessions.put(&secret::hash(&new_id), &session).await?;
+                tracing::info!(client_id = %session.client_id, user_id = %user.id, "login succeeded");
+                Ok(LoginOutcome { prompt: prompt(new_id, new_csrf, &session), error: None })
+            }
+            None => {
+                tracing::info!(client_id = %session.client_id, "login failed");
+                Ok(LoginOutcome { prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session), error: Some(LOGIN_FAILED) })
+            }
+        }
+    }
+
+    /// Records the user's decision and returns where to send the browser: the redirect URI
+    /// with a code, or with `access_denied`.
+    pub async fn submit_consent(&self, session_id: &str, csrf_token: &str, approve: bool) -> AuthResult<String> {
+        self.session(session_id, csrf_token).await?;
+        let now = self.clock.now();
+        // Taking the session makes the decision single-use.
+        let session = self
+            .sessions
+            .take(&secret::hash(session_id), now)
+            .await?
+            .ok_or(AuthError::InvalidRequest(Reason::SessionExpired))?;
+        let user_id = session.user_id.ok_or(AuthError::InvalidRequest(Reason::Text("log in first")))?;
+        if !approve {
+            tracing::info!(client_id = %session.client_id, %user_id, "consent denied");
+            return self.error_redirect(&session.redirect_uri, &AuthError::AccessDenied(Reason::UserDenied), session.state.as_deref());
+        }
+        let grant = Grant {
+            id: Uuid::new_v4(),
+            client_id: session.client_id.clone(),
+            user_id,
+            scope: session.scope.clone(),
+            resource: session.resource.clone(),
+            created_at: now,
+            revoked_at: None,
+        };
+        let code = secret::generate();
+        let record = AuthorizationCode {
+            code_hash: secret::hash(&code),
+            grant_id: grant.id,
+            client_id: session.client_id.clone(),
+            redirect_uri: session.redirect_uri_given.then(|| session.redirect_uri.clone()),
+            code_challenge: session.code_challenge.clone(),
+            expires_at: now + self.settings.code_ttl,
+            consumed_at: None,
+        };
+        self.stores.grants.insert_grant_with_code(&grant, &record).await?;
+        self.stores
+            .grants
+            .record_consent(user_id, &session.client_id, &session.scope, &session.resource, now)
+            .await?;
+        tracing::info!(client_id = %session.client_id, %user_id, grant_id = %grant.id, "consent granted");
+        let mut params = vec![("code", code.as_str())];
+        if let Some(s) = session.state.as_deref() {
+            params.push(("state", s));
+        }
+        params.push(("iss", &self.settings.issuer));
+        redirect_with(&session.redirect_uri, &params)
+    }
+}
+
+/// The scopes a client may get for a resource: its registered scopes, narrowed by the
+/// resource's; `None` when neither restricts.
+pub(crate) fn allowed_scopes(client: Option<&str>, resource: Option<&str>) -> AuthResult<Option<ScopeSet>> {
+    let client = client.map(ScopeSet::parse).transpose()?;
+    let resource = resource.map(ScopeSet::parse).transpose()?;
+    Ok(match (client, resource) {
+        (Some(c), Some(r)) => Some(c.intersection(&r)),
+        (c, r) => c.or(r),
+    })
+}
+
+fn prompt(session_id: String, csrf_token: String, s: &AuthorizationSession) -> Prompt {
+    Prompt {
+        session_id,
+        csrf_token,
+        client_name: s.client_name.clone(),
+        redirect_host: redirect_uri::display_host(&s.redirect_uri),
+        scopes: s.scope.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect(),
+        resource: s.resource.clone(),
+        authenticated: s.user_id.is_some(),
+        user_email: s.user_email.clone(),
+    }
+}

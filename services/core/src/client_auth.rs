@@ -1,0 +1,70 @@
+//! Client authentication at the token, revocation and introspection endpoints
+//! (RFC 6749 §2.3, RFC 7591 `token_endpoint_auth_method`).
+
+use crate::AuthCore;
+use crate::error::{AuthError, AuthResult, Reason};
+use crate::model::{AuthMethod, Client};
+use crate::secret;
+
+/// The credentials exactly as the request presented them.
+#[derive(Debug, Default, Clone)]
+pub struct PresentedCredentials {
+    /// From `Authorization: Basic`, decoded.
+    pub basic: Option<(String, String)>,
+    /// `client_id` from the body.
+    pub client_id: Option<String>,
+    /// `client_secret` from the body.
+    pub client_secret: Option<String>,
+}
+
+impl AuthCore {
+    /// Identifies and authenticates the client.
+    ///
+    /// - RFC 6749 §2.3: a client MUST NOT use more than one method in one request.
+    /// - RFC 6749 §2.3.1: HTTP Basic is always accepted from a confidential client.
+    /// - A secret in the body is accepted only from a client registered for
+    ///   `client_secret_post`.
+    /// - A public client identifies itself with `client_id` alone.
+    pub async fn authenticate_client(&self, creds: &PresentedCredentials) -> AuthResult<Client> {
+        let failed = || AuthError::InvalidClient(Reason::ClientAuthenticationFailed);
+        if creds.basic.is_some() && creds.client_secret.is_some() {
+            return Err(AuthError::InvalidRequest(Reason::MultipleClientAuthMethods));
+        }
+        if let Some((id, presented)) = &creds.basic {
+            if creds.client_id.as_ref().is_some_and(|body_id| body_id != id) {
+                return Err(AuthError::InvalidRequest(Reason::Text("client_id in the body differs from the Basic credentials")));
+            }
+            let client = self.stores.clients.find_client(id).await?.ok_or_else(failed)?;
+            return match &client.secret_hash {
+                Some(hash) if secret::verify(presented, hash) => Ok(client),
+                _ => Err(failed()),
+            };
+        }
+        let id = creds
+            .client_id
+            .as_deref()
+            .ok_or(AuthError::InvalidClient(Reason::Missing("client authentication")))?;
+        let client = self.stores.clients.find_client(id).await?.ok_or_else(failed)?;
+        match (&creds.client_secret, &client.secret_hash) {
+            (Some(presented), Some(hash)) => {
+                if client.auth_method != AuthMethod::ClientSecretPost {
+                    return Err(AuthError::InvalidClient(Reason::ClientAuthMethodNotAllowed("client_secret_post")));
+                }
+                if secret::verify(presented, hash) { Ok(client) } else { Err(failed()) }
+            }
+            // A public client presenting a secret, or a confidential one presenting none.
+            (Some(_), None) | (None, Some(_)) => Err(failed()),
+            (None, None) => Ok(client),
+        }
+    }
+
+    /// Like [`Self::authenticate_client`], but only a confidential client passes.
+    pub async fn authenticate_confidential_client(&self, creds: &PresentedCredentials) -> AuthResult<Client> {
+        let client = self.authenticate_client(creds).await?;
+        if client.is_confidential() {
+            Ok(client)
+        } else {
+            Err(AuthError::InvalidClient(Reason::PublicClientNotAllowed))
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The refresh token grant (RFC 6749 §6) with rotation and reuse detection
+//! (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+
+use super::{TokenRequest, TokenResponse, check_resource};
+use crate::AuthCore;
+use crate::error::{AuthError, AuthResult, Reason};
+use crate::model::{Client, GrantType};
+use crate::scope::ScopeSet;
+use crate::secret;
+
+impl AuthCore {
+    pub(super) async fn refresh_token_grant(&self, client: &Client, req: &TokenRequest) -> AuthResult<TokenResponse> {
+        if !client.allows(GrantType::RefreshToken) {
+            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed("refresh_token")));
+        }
+        let presented = req.refresh_token.as_deref().ok_or(AuthError::InvalidRequest(Reason::Missing("refresh_token")))?;
+        let now = self.clock.now();
+        let hash = secret::hash(presented);
+        let token = self
+            .stores
+            .grants
+            .find_refresh_token(&hash)
+            .await?
+            .ok_or(AuthError::InvalidGrant(Reason::RefreshTokenUnusable))?;
+        let grant = self
+            .stores
+            .grants
+            .find_grant(token.grant_id)
+            .await?
+            .ok_or(AuthError::InvalidGrant(Reason::RefreshTokenUnusable))?;
+        // RFC 6749 §6: the token must have been issued to the authenticated client.
+        if grant.client_id != client.id {
+            return Err(AuthError::InvalidGrant(Reason::ClientMismatch));
+        }
+        if token.consumed_at.is_some() {
+            // A rotated token came back: someone holds a copy. Revoke the whole family.
+            self.stores.grants.revoke_grant(grant.id, now).await?;
+            tracing::warn!(client_id = %client.id, grant_id = %grant.id, "refresh token reused; grant revoked");
+            return Err(AuthError::InvalidGrant(Reason::RefreshTokenReused));
+        }
+        if grant.revoked_at.is_some() || token.expires_at <= now {
+            return Err(AuthError::InvalidGrant(Reason::RefreshTokenUnusable));
+        }
+        // RFC 6749 §6: a narrower scope is allowed, a broader one is not.
+        let granted = ScopeSet::parse(&grant.scope)?;
+        let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+            None => granted.clone(),
+            Some(s) => {
+                let asked = ScopeSet::parse(s)?;
+                if let Some(extra) = asked.difference(&granted).first() {
+                    return Err(AuthError::InvalidScope(Reason::ScopeBroadened((*extra).to_owned())));
+                }
+                asked
+            }
+        };
+        check_resource(&req.resource, &grant.resource)?;
+        self.ensure_user_active(&grant).await?;
+
+        let (new_value, new_record) = self
+            .new_refresh_token(client, &grant, now)
+            .ok_or(AuthError::UnauthorizedClient(Reason::GrantNotAllowed("refresh_token")))?;
+        if !self.stores.grants.rotate_refresh_token(&hash, now, &new_record).await? {
+            // Lost a race with a concurrent rotation of the same token: treat as reuse.
+            self.stores.grants.revoke_grant(grant.id, now).await?;
+            return Err(AuthError::InvalidGrant(Reason::RefreshTokenReused));
+        }
+        let (access_token, expires_in) =
+            self.mint_access_token(client, grant.user_id.to_string(), &grant.resource, &scope, Some(grant.id.to_string()))?;
+        Ok(TokenResponse { access_token, expires_in, refresh_token: Some(new_value), scope: scope.to_string() })
+    }
+}

@@ -1,0 +1,54 @@
+//! User passwords: argon2id, with a minimum length, and a login check that takes the same
+//! time whether or not the account exists.
+
+use crate::error::{AuthError, Reason};
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use std::sync::OnceLock;
+
+pub const MIN_LENGTH: usize = 8;
+const MAX_LENGTH: usize = 1024;
+
+/// Hashes a new password with argon2id and a random salt.
+pub fn hash(password: &str) -> Result<String, AuthError> {
+    let len = password.chars().count();
+    if len < MIN_LENGTH {
+        return Err(AuthError::InvalidRequest(Reason::Text("password must be at least 8 characters")));
+    }
+    if password.len() > MAX_LENGTH {
+        return Err(AuthError::InvalidRequest(Reason::Text("password is too long")));
+    }
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Internal(e.to_string().into()))
+}
+
+/// Verifies a password against a stored PHC string.
+pub fn verify(password: &str, stored: &str) -> bool {
+    password.len() <= MAX_LENGTH && Argon2::default().verify_password(password.as_bytes(), stored).is_ok()
+}
+
+/// Spends the time of one verification without an account, so that a login for an unknown
+/// email cannot be told apart by timing.
+pub fn verify_dummy(password: &str) {
+    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash("dummy-password-for-timing").ok());
+    if let Some(d) = dummy {
+        let _ = verify(password, d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_minimum_length() {
+        let h = hash("correct horse").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify("correct horse", &h));
+        assert!(!verify("wrong horse", &h));
+        assert_eq!(hash("short").expect_err("too short").code(), "invalid_request");
+    }
+}

@@ -1,0 +1,158 @@
+//! Redirect URIs: what may be registered (RFC 7591, RFC 8252, RFC 9700 §2.1) and how a
+//! requested URI is matched against the registered ones.
+
+use crate::error::{AuthError, Reason};
+use url::{Host, Url};
+
+const MAX_LEN: usize = 2000;
+
+/// Schemes that execute or embed content, never acceptable as a redirect target.
+const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "vbscript", "file", "blob", "about", "filesystem"];
+
+/// Validates a redirect URI at registration time, and returns it unchanged: matching is on
+/// the exact string the client registered.
+pub fn validate_for_registration(uri: &str, public_client: bool) -> Result<String, AuthError> {
+    let invalid = |why: &'static str| AuthError::InvalidRedirectUri(Reason::Text(why));
+    if uri.len() > MAX_LEN {
+        return Err(invalid("redirect URI is too long"));
+    }
+    let url = Url::parse(uri).map_err(|_| invalid("redirect URI is not an absolute URI"))?;
+    // RFC 6749 §3.1.2: the endpoint URI MUST NOT include a fragment component.
+    if url.fragment().is_some() || uri.contains('#') {
+        return Err(invalid("redirect URI must not contain a fragment"));
+    }
+    if FORBIDDEN_SCHEMES.contains(&url.scheme()) {
+        return Err(invalid("redirect URI scheme is not allowed"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("redirect URI must not contain credentials"));
+    }
+    match url.scheme() {
+        "https" => {
+            if url.host().is_none() {
+                return Err(invalid("https redirect URI needs a host"));
+            }
+        }
+        // RFC 8252 §7.3 and OAuth 2.1: plain http only to the loopback interface.
+        "http" => {
+            if !is_loopback(&url) {
+                return Err(invalid("http redirect URIs must use a loopback host"));
+            }
+        }
+        // RFC 8252 §7.1: private-use URI schemes are for native (public) clients.
+        _ => {
+            if !public_client {
+                return Err(invalid("private-use scheme redirect URIs are only for public clients"));
+            }
+        }
+    }
+    Ok(uri.to_owned())
+}
+
+/// Whether `url` points at the loopback interface (`localhost`, `127.0.0.1`, `[::1]`).
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Finds the registered redirect URI that `requested` matches.
+///
+/// Matching is exact string comparison (RFC 9700 §4.1.3), with one exception: a loopback
+/// `http` URI may differ in port only (RFC 8252 §7.3), because native apps bind an ephemeral
+/// port at run time.
+pub fn find_match<'a>(registered: &'a [String], requested: &str) -> Option<&'a str> {
+    if let Some(exact) = registered.iter().find(|r| r.as_str() == requested) {
+        return Some(exact);
+    }
+    let req = Url::parse(requested).ok()?;
+    if req.scheme() != "http" || !is_loopback(&req) || req.fragment().is_some() {
+        return None;
+    }
+    registered
+        .iter()
+        .find(|r| {
+            Url::parse(r).is_ok_and(|reg| {
+                reg.scheme() == "http"
+                    && is_loopback(&reg)
+                    && reg.host() == req.host()
+                    && reg.path() == req.path()
+                    && reg.query() == req.query()
+                    && req.username().is_empty()
+                    && req.password().is_none()
+            })
+        })
+        .map(String::as_str)
+}
+
+/// The host to show the user on the consent page.
+pub fn display_host(uri: &str) -> String {
+    match Url::parse(uri) {
+        Ok(url) => match url.host_str() {
+            Some(h) => h.to_owned(),
+            None => format!("{}:", url.scheme()),
+        },
+        Err(_) => uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_accepts_https_loopback_and_private_use() {
+        for (uri, public) in [
+            ("https://app.example.com/cb", false),
+            ("http://localhost:3000/callback", true),
+            ("http://127.0.0.1/callback", true),
+            ("http://[::1]:8080/cb", true),
+            ("cursor://anysphere.cursor-retrieval/oauth/callback", true),
+        ] {
+            assert!(validate_for_registration(uri, public).is_ok(), "{uri}");
+        }
+    }
+
+    #[test]
+    fn registration_rejections() {
+        for (uri, public, why) in [
+            ("javascript:alert(1)", true, "javascript"),
+            ("data:text/html,hi", true, "data"),
+            ("https://app.example.com/cb#frag", true, "fragment"),
+            ("http://app.example.com/cb", true, "non-loopback http"),
+            ("cursor://cb", false, "private-use scheme on confidential client"),
+            ("/relative", true, "relative"),
+            ("https://user:pw@app.example.com/cb", true, "credentials"),
+        ] {
+            let err = validate_for_registration(uri, public).expect_err(why);
+            assert_eq!(err.code(), "invalid_redirect_uri", "{why}");
+        }
+    }
+
+    #[test]
+    fn matching_is_exact_except_loopback_port() {
+        let reg = vec![
+            "https://app.example.com/cb".to_owned(),
+            "http://127.0.0.1/callback".to_owned(),
+            "http://localhost:3000/cb?x=1".to_owned(),
+        ];
+        assert!(find_match(&reg, "https://app.example.com/cb").is_some());
+        assert!(find_match(&reg, "http://127.0.0.1:51234/callback").is_some());
+        assert!(find_match(&reg, "http://localhost:9999/cb?x=1").is_some());
+        for bad in [
+            "https://app.example.com/cb/",
+            "https://app.example.com/cb?x",
+            "https://APP.example.com/cb",
+            "https://app.example.com:8443/cb",
+            "http://127.0.0.1:5000/other",
+            "http://localhost:3000/cb?x=2",
+            "http://127.0.0.2/callback",
+            "http://localhost:3000/cb",
+        ] {
+            assert!(find_match(&reg, bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Resource indicators (RFC 8707): normalization, and the choice of audience for a grant.
+
+use crate::error::{AuthError, Reason};
+use url::{Host, Url};
+
+/// A normalized resource URI: lower-case scheme and host, no fragment. It is the `aud` of
+/// every access token issued for it, so the normal form must be stable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Resource(String);
+
+impl Resource {
+    /// Parses and normalizes a resource indicator.
+    ///
+    /// RFC 8707 §2: an absolute URI, which MUST NOT include a fragment. Only https, or http to
+    /// the loopback interface, can be a protected resource here.
+    pub fn parse(s: &str) -> Result<Self, AuthError> {
+        let bad = |why| AuthError::InvalidTarget(Reason::ResourceMalformed(why));
+        if s.len() > 2000 {
+            return Err(bad("too long"));
+        }
+        let url = Url::parse(s).map_err(|_| bad("not an absolute URI"))?;
+        if url.fragment().is_some() || s.contains('#') {
+            return Err(bad("must not contain a fragment"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("must not contain credentials"));
+        }
+        let loopback = match url.host() {
+            Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(Host::Ipv6(ip)) => ip.is_loopback(),
+            None => return Err(bad("needs a host")),
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => return Err(bad("must be https, or http on a loopback host")),
+        }
+        // The url crate lower-cases scheme and host and drops default ports. It also turns an
+        // empty path into "/"; undo that so `https://mcp.example.com` stays as written.
+        let mut normal = url.to_string();
+        let authority_only = url.path() == "/" && url.query().is_none() && !s.trim_end().ends_with('/');
+        if authority_only {
+            normal.pop();
+        }
+        Ok(Self(normal))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Restores a resource that was normalized before it was stored.
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+}
+
+/// A protected resource registered with this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedResource {
+    pub resource: Resource,
+    /// The scopes this resource accepts; `None` means every supported scope.
+    pub scopes: Option<String>,
+    pub is_default: bool,
+}
+
+/// Chooses the audience of a grant from the request's `resource` parameters.
+///
+/// With registered resources, the request must name one of them (or none, meaning the
+/// default). With none registered, any well-formed resource is accepted, and a request
+/// without one is bound to `fallback` (the issuer).
+pub fn resolve<'a>(
+    requested: &[String],
+    registered: &'a [ProtectedResource],
+    fallback: &str,
+) -> Result<(Resource, Option<&'a ProtectedResource>), AuthError> {
+    let requested = match requested {
+        [] => None,
+        [one] => Some(Resource::parse(one)?),
+        _ => return Err(AuthError::InvalidTarget(Reason::MultipleResources)),
+    };
+    if registered.is_empty() {
+        return Ok((requested.unwrap_or_else(|| Resource(fallback.to_owned())), None));
+    }
+    let found = match &requested {
+        Some(r) => registered.iter().find(|p| &p.resource == r),
+        None => registered.iter().find(|p| p.is_default).or(registered.first()),
+    };
+    match found {
+        Some(p) => Ok((p.resource.clone(), Some(p))),
+        None => Err(AuthError::InvalidTarget(Reason::ResourceUnknown(
+            requested.map(|r| r.0).unwrap_or_default(),
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_scheme_and_host_but_keeps_the_path() {
+        let cases = [
+            ("HTTPS://MCP.Example.COM/Mcp", "https://mcp.example.com/Mcp"),
+            ("https://mcp.example.com", "https://mcp.example.com"),
+            ("https://mcp.example.com/", "https://mcp.example.com/"),
+            ("https://mcp.example.com:443/mcp", "https://mcp.example.com/mcp"),
+            ("http://localhost:3000/mcp", "http://localhost:3000/mcp"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(Resource::parse(input).expect(input).as_str(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_fragments_relative_and_plain_http() {
+        for bad in ["https://mcp.example.com/mcp#x", "/mcp", "http://mcp.example.com/mcp", "urn:x:y"] {
+            assert_eq!(Resource::parse(bad).expect_err(bad).code(), "invalid_target", "{bad}");
+        }
+    }
+
+    #[test]
+    fn registered_resources_restrict_the_audience() {
+        let reg = vec![
+            ProtectedResource {
+                resource: Resource::parse("https://a.example.com/mcp").expect("valid"),
+                scopes: None,
+                is_default: false,
+            },
+            ProtectedResource {
+                resource: Resource::parse("https://b.example.com/mcp").expect("valid"),
+                scopes: None,
+                is_default: true,
+            },
+        ];
+        let (r, _) = resolve(&[], &reg, "http://issuer").expect("default");
+        assert_eq!(r.as_str(), "https://b.example.com/mcp");
+        let (r, _) = resolve(&["https://A.example.com/mcp".into()], &reg, "x").expect("named");
+        assert_eq!(r.as_str(), "https://a.example.com/mcp");
+        let err = resolve(&["https://c.example.com/mcp".into()], &reg, "x").expect_err("unknown");
+        assert_eq!(err.code(), "invalid_target");
+        let err = resolve(&["https://a.example.com/mcp".into(), "https://b.example.com/mcp".into()], &reg, "x")
+            .expect_err("two");
+        assert_eq!(err.code(), "invalid_target");
+    }
+
+    #[test]
+    fn without_registered_resources_any_valid_one_is_accepted() {
+        let (r, _) = resolve(&["https://x.example.com/mcp".into()], &[], "http://localhost:8080").expect("ok");
+        assert_eq!(r.as_str(), "https://x.example.com/mcp");
+        let (r, _) = resolve(&[], &[], "http://localhost:8080").expect("fallback");
+        assert_eq!(r.as_str(), "http://localhost:8080");
+    }
+}

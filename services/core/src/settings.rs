@@ -1,0 +1,21 @@
+//! The settings the core needs, already parsed into domain types.
+
+use crate::resource::ProtectedResource;
+use crate::scope::ScopePolicy;
+use chrono::Duration;
+
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    /// The issuer identifier, without a trailing slash; endpoint URLs are built from it.
+    pub issuer: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub code_ttl: Duration,
+    /// How long a user has to finish login and consent.
+    pub session_ttl: Duration,
+    /// Clock skew tolerated when checking `exp` and `nbf`.
+    pub leeway_secs: u64,
+    pub scopes: ScopePolicy,
+    /// Protected resources from configuration, in addition to the registered ones.
+    pub resources: Vec<ProtectedResource>,
+}

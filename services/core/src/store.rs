@@ -1,0 +1,122 @@
+//! The storage contracts, one narrow trait per aggregate. `latchkey-store` implements them
+//! with sea-orm; nothing here knows about SQL.
+//!
+//! Single-use contracts are part of the trait: an implementation must make `redeem_code` and
+//! `rotate_refresh_token` atomic, so that of two concurrent calls for the same code or token,
+//! exactly one returns `true`.
+
+use crate::model::{AuthorizationCode, Client, Grant, RefreshToken, StoredSigningKey, User};
+use crate::resource::ProtectedResource;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key already exists (duplicate email, client id, resource).
+    #[error("duplicate {0}")]
+    Duplicate(&'static str),
+    #[error("storage backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<StoreError> for crate::error::AuthError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Fails with `Duplicate` if the id exists.
+    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    async fn find_client(&self, id: &str) -> StoreResult<Option<Client>>;
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Deletes the client and everything issued to it. Returns whether it existed.
+    async fn delete_client(&self, id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Fails with `Duplicate` if the email (case-insensitively) exists.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Sets the disabled flag; returns the updated user, or `None` if there is no such email.
+    async fn set_user_disabled(&self, email: &str, disabled: bool) -> StoreResult<Option<User>>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Stores a new grant together with the authorization code that will redeem it.
+    async fn insert_grant_with_code(&self, grant: &Grant, code: &AuthorizationCode) -> StoreResult<()>;
+    async fn find_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>>;
+    /// Single-use: marks the code consumed and stores `refresh` (if any) in one transaction.
+    /// Returns `false`, writing nothing, when the code was already consumed; of two concurrent
+    /// calls exactly one returns `true`.
+    async fn redeem_code(&self, code_hash: &str, now: DateTime<Utc>, refresh: Option<&RefreshToken>) -> StoreResult<bool>;
+    async fn find_grant(&self, id: Uuid) -> StoreResult<Option<Grant>>;
+    /// Marks the grant revoked (idempotent). Its refresh tokens and access tokens stop working.
+    async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
+    /// Single-use: marks `old_hash` consumed and stores `new` in one transaction. Returns
+    /// `false`, writing nothing, when `old_hash` was already consumed; of two concurrent calls
+    /// exactly one returns `true`.
+    async fn rotate_refresh_token(&self, old_hash: &str, now: DateTime<Utc>, new: &RefreshToken) -> StoreResult<bool>;
+    /// Records a user's consent for a client (for audit and for the consent screen).
+    async fn record_consent(&self, user_id: Uuid, client_id: &str, scope: &str, resource: &str, now: DateTime<Utc>) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait RevocationStore: Send + Sync {
+    /// Revokes one access token by `jti` until it would have expired anyway.
+    async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ResourceStore: Send + Sync {
+    async fn list_resources(&self) -> StoreResult<Vec<ProtectedResource>>;
+    /// Adds a resource; when it is the default, the previous default stops being one.
+    async fn insert_resource(&self, resource: &ProtectedResource) -> StoreResult<()>;
+    async fn delete_resource(&self, url: &str) -> StoreResult<bool>;
+}
+
+/// Every store the core needs, as shared trait objects.
+#[derive(Clone)]
+pub struct Stores {
+    pub clients: Arc<dyn ClientStore>,
+    pub users: Arc<dyn UserStore>,
+    pub grants: Arc<dyn GrantStore>,
+    pub revocations: Arc<dyn RevocationStore>,
+    pub keys: Arc<dyn KeyStore>,
+    pub resources: Arc<dyn ResourceStore>,
+}
+
+impl Stores {
+    /// Wires one backend that implements every trait.
+    pub fn from_backend<S>(backend: Arc<S>) -> Self
+    where
+        S: ClientStore + UserStore + GrantStore + RevocationStore + KeyStore + ResourceStore + 'static,
+    {
+        Self {
+            clients: backend.clone(),
+            users: backend.clone(),
+            grants: backend.clone(),
+            revocations: backend.clone(),
+            keys: backend.clone(),
+            resources: backend,
+        }
+    }
+}

@@ -1,1 +1,302 @@
-fn main() {}
+//! `latchkey`: an OAuth 2.1 authorization server for MCP servers.
+
+use clap::{Parser, Subcommand};
+use latchkey::{Settings, admin};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "OAuth 2.1 authorization server for MCP servers"
+)]
+struct Cli {
+    /// A TOML configuration file (LATCHKEY_* variables override it).
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: AuthService and gateway together (default), or one of them.
+    Serve {
+        #[command(subcommand)]
+        part: Option<ServePart>,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Manage OAuth clients.
+    Client {
+        #[command(subcommand)]
+        cmd: ClientCmd,
+    },
+    /// Manage protected resources (RFC 8707 audiences).
+    Resource {
+        #[command(subcommand)]
+        cmd: ResourceCmd,
+    },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// Validate the configuration and print every finding.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum ServePart {
+    /// Only the gRPC AuthService.
+    Auth,
+    /// Only the HTTP gateway.
+    Gateway {
+        /// Where the AuthService listens.
+        #[arg(long, env = "LATCHKEY_AUTH_URL")]
+        auth_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user; the password is prompted for, or read from stdin.
+    Add {
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+    Disable {
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCmd {
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// A public client (no secret).
+        #[arg(long)]
+        public: bool,
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    List,
+    Delete {
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ResourceCmd {
+    Add {
+        url: String,
+        /// The scopes this resource accepts (space-separated); all supported ones by default.
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Make it the default audience.
+        #[arg(long)]
+        default: bool,
+    },
+    List,
+    Delete {
+        url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    List,
+    Rotate,
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        return Ok(s.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Repeat password: ")?;
+    if first != second {
+        anyhow::bail!("the passwords do not match");
+    }
+    Ok(first)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn fail(problems: Vec<String>) -> anyhow::Error {
+    anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - "))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref()).map_err(fail)?;
+    latchkey_auth::telemetry::init(&settings);
+    if let Command::CheckConfig = cli.command {
+        return match settings.core_settings() {
+            Ok(_) => {
+                println!("configuration OK");
+                Ok(())
+            }
+            Err(problems) => Err(fail(problems)),
+        };
+    }
+    settings.core_settings().map_err(fail)?;
+
+    if let Command::Serve { part } = &cli.command {
+        let running = match part {
+            None => {
+                let http = TcpListener::bind(settings.http_addr).await?;
+                let grpc = TcpListener::bind(settings.grpc_addr).await?;
+                latchkey::start_all(&settings, http, grpc).await?
+            }
+            Some(ServePart::Auth) => {
+                latchkey::start_auth(&settings, TcpListener::bind(settings.grpc_addr).await?)
+                    .await?
+            }
+            Some(ServePart::Gateway { auth_url }) => {
+                let url = auth_url
+                    .clone()
+                    .unwrap_or_else(|| settings.auth_url.clone());
+                latchkey::start_gateway(
+                    &settings,
+                    &url,
+                    TcpListener::bind(settings.http_addr).await?,
+                )
+                .await?
+            }
+        };
+        tracing::info!(issuer = %settings.issuer, "latchkey is up");
+        let stop = running.stopper();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = stop.send(true);
+        });
+        return running.wait().await;
+    }
+
+    let (core, _store) = latchkey_auth::server::build_core(&settings).await?;
+    let out = match cli.command {
+        Command::Migrate => "migrations applied".to_owned(),
+        Command::User { cmd } => match cmd {
+            UserCmd::Add {
+                email,
+                password_stdin,
+            } => {
+                let password = read_password(password_stdin)?;
+                let u = core
+                    .create_user(&email, &password)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
+                format!("added user {} ({})", u.email, u.id)
+            }
+            UserCmd::List => core
+                .list_users()
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.description()))?
+                .into_iter()
+                .map(|u| {
+                    format!(
+                        "{}\t{}\t{}",
+                        u.id,
+                        u.email,
+                        if u.disabled { "disabled" } else { "active" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            UserCmd::Disable { email } => {
+                let u = core
+                    .disable_user(&email)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
+                format!("disabled user {}", u.email)
+            }
+        },
+        Command::Client { cmd } => match cmd {
+            ClientCmd::Add {
+                name,
+                redirect_uris,
+                grant_types,
+                public,
+                scope,
+            } => {
+                admin::client_add(
+                    &core,
+                    &name,
+                    &redirect_uris,
+                    &grant_types,
+                    public,
+                    scope.as_deref(),
+                )
+                .await?
+            }
+            ClientCmd::List => admin::client_list(&core).await?,
+            ClientCmd::Delete { client_id } => {
+                admin::client_delete(&core, &client_id).await?;
+                format!("deleted client {client_id}")
+            }
+        },
+        Command::Resource { cmd } => match cmd {
+            ResourceCmd::Add {
+                url,
+                scopes,
+                default,
+            } => format!(
+                "added {}",
+                admin::resource_add(&core, &url, scopes.as_deref(), default).await?
+            ),
+            ResourceCmd::List => admin::resource_list(&core).await?,
+            ResourceCmd::Delete { url } => {
+                admin::resource_delete(&core, &url).await?;
+                format!("deleted {url}")
+            }
+        },
+        Command::Keys { cmd } => match cmd {
+            KeysCmd::List => admin::keys_list(&core).await?,
+            KeysCmd::Rotate => format!(
+                "new active key {} (running servers pick it up on restart)",
+                admin::keys_rotate(&core).await?
+            ),
+        },
+        Command::Serve { .. } | Command::CheckConfig => unreachable!("handled above"),
+    };
+    println!("{}", out.trim_end());
+    Ok(())
+}

@@ -1,1 +1,87 @@
-//! placeholder
+//! latchkey-gateway: the HTTP face of Latchkey.
+//!
+//! It decodes forms, JSON, Basic credentials and cookies, calls the AuthService over gRPC,
+//! and encodes RFC-shaped responses, redirects and HTML pages. It makes no OAuth decision:
+//! every rule lives once, in `latchkey-core`.
+
+pub mod client;
+pub mod error;
+pub mod form;
+mod pages;
+mod routes;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+pub use client::AuthClient;
+
+/// What the gateway needs to know beyond the AuthService's answers.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Set `Secure` on cookies (the issuer is https).
+    pub secure_cookies: bool,
+    pub max_body_bytes: usize,
+    /// CORS origins for the public endpoints; `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub client: AuthClient,
+    pub config: GatewayConfig,
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// The gateway's routes.
+pub fn router(client: AuthClient, config: GatewayConfig) -> Router {
+    let state = AppState {
+        client,
+        config: config.clone(),
+    };
+    // Endpoints a browser-based client (MCP Inspector) calls cross-origin.
+    let public = routes::public_routes().layer(cors(&config.cors_origins));
+    routes::browser_routes()
+        .merge(public)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves the gateway on `listener` until `shutdown`, then drains in-flight requests.
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "HTTP gateway listening");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,1 +1,18 @@
-//! placeholder
+//! latchkey-migration: the database schema, one migration per change, identical on
+//! PostgreSQL and SQLite.
+//!
+//! Conventions that keep both backends alike: ids and hashes are text, instants are Unix
+//! seconds in `BIGINT`, lists are JSON text. No rules live here, only shape.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_initial::Migration)]
+    }
+}

@@ -8,13 +8,13 @@
 use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::model::{AuthorizationCode, Grant, GrantType};
+use crate::password;
 use crate::pkce::CodeChallenge;
 use crate::redirect_uri;
 use crate::resource;
 use crate::scope::ScopeSet;
 use crate::secret;
 use crate::session::AuthorizationSession;
-use crate::password;
 use uuid::Uuid;
 
 /// The authorization request's parameters, as sent.
@@ -76,7 +76,12 @@ fn redirect_with(uri: &str, params: &[(&str, &str)]) -> AuthResult<String> {
 }
 
 impl AuthCore {
-    fn error_redirect(&self, uri: &str, err: &AuthError, state: Option<&str>) -> AuthResult<String> {
+    fn error_redirect(
+        &self,
+        uri: &str,
+        err: &AuthError,
+        state: Option<&str>,
+    ) -> AuthResult<String> {
         let desc = err.description();
         let mut params = vec![("error", err.code()), ("error_description", desc.as_str())];
         if let Some(s) = state {
@@ -94,7 +99,10 @@ impl AuthCore {
                 return Err(AuthError::InvalidRequest(Reason::Repeated(p.into())));
             }
         }
-        let client_id = req.client_id.as_deref().ok_or(AuthError::InvalidRequest(Reason::Missing("client_id")))?;
+        let client_id = req
+            .client_id
+            .as_deref()
+            .ok_or(AuthError::InvalidRequest(Reason::Missing("client_id")))?;
         let client = self
             .stores
             .clients
@@ -115,7 +123,9 @@ impl AuthCore {
         };
 
         // Step 2: everything else. Errors go back to the client.
-        let state = (!req.repeated.iter().any(|r| r == "state")).then_some(req.state.as_deref()).flatten();
+        let state = (!req.repeated.iter().any(|r| r == "state"))
+            .then_some(req.state.as_deref())
+            .flatten();
         match self.validate_rest(&req, &client).await {
             Ok((challenge, scope, resource)) => {
                 let session_id = secret::generate();
@@ -134,11 +144,19 @@ impl AuthCore {
                     user_email: None,
                     expires_at: self.clock.now() + self.settings.session_ttl,
                 };
-                self.sessions.put(&secret::hash(&session_id), &session).await?;
-                Ok(StartOutcome::Prompt(prompt(session_id, csrf_token, &session)))
+                self.sessions
+                    .put(&secret::hash(&session_id), &session)
+                    .await?;
+                Ok(StartOutcome::Prompt(prompt(
+                    session_id, csrf_token, &session,
+                )))
             }
             Err(AuthError::Internal(e)) => Err(AuthError::Internal(e)),
-            Err(err) => Ok(StartOutcome::ErrorRedirect(self.error_redirect(&redirect_uri, &err, state)?)),
+            Err(err) => Ok(StartOutcome::ErrorRedirect(self.error_redirect(
+                &redirect_uri,
+                &err,
+                state,
+            )?)),
         }
     }
 
@@ -155,23 +173,47 @@ impl AuthCore {
         match req.response_type.as_deref() {
             None => return Err(AuthError::InvalidRequest(Reason::Missing("response_type"))),
             Some("code") => {}
-            Some(other) => return Err(AuthError::UnsupportedResponseType(Reason::Unsupported("response_type", other.into()))),
+            Some(other) => {
+                return Err(AuthError::UnsupportedResponseType(Reason::Unsupported(
+                    "response_type",
+                    other.into(),
+                )));
+            }
         }
         if !client.allows(GrantType::AuthorizationCode) {
-            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed("authorization_code")));
+            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed(
+                "authorization_code",
+            )));
         }
         if let Some(mode) = req.response_mode.as_deref().filter(|m| *m != "query") {
-            return Err(AuthError::InvalidRequest(Reason::Unsupported("response_mode", mode.into())));
+            return Err(AuthError::InvalidRequest(Reason::Unsupported(
+                "response_mode",
+                mode.into(),
+            )));
         }
-        let challenge = CodeChallenge::parse(req.code_challenge.as_deref(), req.code_challenge_method.as_deref())?;
+        let challenge = CodeChallenge::parse(
+            req.code_challenge.as_deref(),
+            req.code_challenge_method.as_deref(),
+        )?;
         let registered = self.protected_resources().await?;
-        let (resource, protected) = resource::resolve(&req.resource, &registered, &self.settings.issuer)?;
-        let allowed = allowed_scopes(client.scope.as_deref(), protected.and_then(|p| p.scopes.as_deref()))?;
-        let scope = self.settings.scopes.resolve(req.scope.as_deref(), allowed.as_ref())?;
+        let (resource, protected) =
+            resource::resolve(&req.resource, &registered, &self.settings.issuer)?;
+        let allowed = allowed_scopes(
+            client.scope.as_deref(),
+            protected.and_then(|p| p.scopes.as_deref()),
+        )?;
+        let scope = self
+            .settings
+            .scopes
+            .resolve(req.scope.as_deref(), allowed.as_ref())?;
         Ok((challenge, scope, resource))
     }
 
-    async fn session(&self, session_id: &str, csrf_token: &str) -> AuthResult<(String, AuthorizationSession)> {
+    async fn session(
+        &self,
+        session_id: &str,
+        csrf_token: &str,
+    ) -> AuthResult<(String, AuthorizationSession)> {
         let key = secret::hash(session_id);
         let session = self
             .sessions
@@ -185,9 +227,19 @@ impl AuthCore {
     }
 
     /// Checks the user's email and password for a pending authorization.
-    pub async fn submit_login(&self, session_id: &str, csrf_token: &str, email: &str, password_in: &str) -> AuthResult<LoginOutcome> {
+    pub async fn submit_login(
+        &self,
+        session_id: &str,
+        csrf_token: &str,
+        email: &str,
+        password_in: &str,
+    ) -> AuthResult<LoginOutcome> {
         let (key, mut session) = self.session(session_id, csrf_token).await?;
-        let user = self.stores.users.find_user_by_email(&email.trim().to_lowercase()).await?;
+        let user = self
+            .stores
+            .users
+            .find_user_by_email(&email.trim().to_lowercase())
+            .await?;
         let ok = match &user {
             Some(u) => password::verify(password_in, &u.password_hash) && !u.disabled,
             None => {
@@ -206,18 +258,29 @@ impl AuthCore {
                 self.sessions.take(&key, self.clock.now()).await?;
                 self.sessions.put(&secret::hash(&new_id), &session).await?;
                 tracing::info!(client_id = %session.client_id, user_id = %user.id, "login succeeded");
-                Ok(LoginOutcome { prompt: prompt(new_id, new_csrf, &session), error: None })
+                Ok(LoginOutcome {
+                    prompt: prompt(new_id, new_csrf, &session),
+                    error: None,
+                })
             }
             None => {
                 tracing::info!(client_id = %session.client_id, "login failed");
-                Ok(LoginOutcome { prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session), error: Some(LOGIN_FAILED) })
+                Ok(LoginOutcome {
+                    prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
+                    error: Some(LOGIN_FAILED),
+                })
             }
         }
     }
 
     /// Records the user's decision and returns where to send the browser: the redirect URI
     /// with a code, or with `access_denied`.
-    pub async fn submit_consent(&self, session_id: &str, csrf_token: &str, approve: bool) -> AuthResult<String> {
+    pub async fn submit_consent(
+        &self,
+        session_id: &str,
+        csrf_token: &str,
+        approve: bool,
+    ) -> AuthResult<String> {
         self.session(session_id, csrf_token).await?;
         let now = self.clock.now();
         // Taking the session makes the decision single-use.
@@ -226,10 +289,16 @@ impl AuthCore {
             .take(&secret::hash(session_id), now)
             .await?
             .ok_or(AuthError::InvalidRequest(Reason::SessionExpired))?;
-        let user_id = session.user_id.ok_or(AuthError::InvalidRequest(Reason::Text("log in first")))?;
+        let user_id = session
+            .user_id
+            .ok_or(AuthError::InvalidRequest(Reason::Text("log in first")))?;
         if !approve {
             tracing::info!(client_id = %session.client_id, %user_id, "consent denied");
-            return self.error_redirect(&session.redirect_uri, &AuthError::AccessDenied(Reason::UserDenied), session.state.as_deref());
+            return self.error_redirect(
+                &session.redirect_uri,
+                &AuthError::AccessDenied(Reason::UserDenied),
+                session.state.as_deref(),
+            );
         }
         let grant = Grant {
             id: Uuid::new_v4(),
@@ -245,15 +314,26 @@ impl AuthCore {
             code_hash: secret::hash(&code),
             grant_id: grant.id,
             client_id: session.client_id.clone(),
-            redirect_uri: session.redirect_uri_given.then(|| session.redirect_uri.clone()),
+            redirect_uri: session
+                .redirect_uri_given
+                .then(|| session.redirect_uri.clone()),
             code_challenge: session.code_challenge.clone(),
             expires_at: now + self.settings.code_ttl,
             consumed_at: None,
         };
-        self.stores.grants.insert_grant_with_code(&grant, &record).await?;
         self.stores
             .grants
-            .record_consent(user_id, &session.client_id, &session.scope, &session.resource, now)
+            .insert_grant_with_code(&grant, &record)
+            .await?;
+        self.stores
+            .grants
+            .record_consent(
+                user_id,
+                &session.client_id,
+                &session.scope,
+                &session.resource,
+                now,
+            )
             .await?;
         tracing::info!(client_id = %session.client_id, %user_id, grant_id = %grant.id, "consent granted");
         let mut params = vec![("code", code.as_str())];
@@ -267,7 +347,10 @@ impl AuthCore {
 
 /// The scopes a client may get for a resource: its registered scopes, narrowed by the
 /// resource's; `None` when neither restricts.
-pub(crate) fn allowed_scopes(client: Option<&str>, resource: Option<&str>) -> AuthResult<Option<ScopeSet>> {
+pub(crate) fn allowed_scopes(
+    client: Option<&str>,
+    resource: Option<&str>,
+) -> AuthResult<Option<ScopeSet>> {
     let client = client.map(ScopeSet::parse).transpose()?;
     let resource = resource.map(ScopeSet::parse).transpose()?;
     Ok(match (client, resource) {
@@ -282,7 +365,12 @@ fn prompt(session_id: String, csrf_token: String, s: &AuthorizationSession) -> P
         csrf_token,
         client_name: s.client_name.clone(),
         redirect_host: redirect_uri::display_host(&s.redirect_uri),
-        scopes: s.scope.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect(),
+        scopes: s
+            .scope
+            .split(' ')
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect(),
         resource: s.resource.clone(),
         authenticated: s.user_id.is_some(),
         user_email: s.user_email.clone(),

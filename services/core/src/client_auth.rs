@@ -31,10 +31,21 @@ impl AuthCore {
             return Err(AuthError::InvalidRequest(Reason::MultipleClientAuthMethods));
         }
         if let Some((id, presented)) = &creds.basic {
-            if creds.client_id.as_ref().is_some_and(|body_id| body_id != id) {
-                return Err(AuthError::InvalidRequest(Reason::Text("client_id in the body differs from the Basic credentials")));
+            if creds
+                .client_id
+                .as_ref()
+                .is_some_and(|body_id| body_id != id)
+            {
+                return Err(AuthError::InvalidRequest(Reason::Text(
+                    "client_id in the body differs from the Basic credentials",
+                )));
             }
-            let client = self.stores.clients.find_client(id).await?.ok_or_else(failed)?;
+            let client = self
+                .stores
+                .clients
+                .find_client(id)
+                .await?
+                .ok_or_else(failed)?;
             return match &client.secret_hash {
                 Some(hash) if secret::verify(presented, hash) => Ok(client),
                 _ => Err(failed()),
@@ -43,14 +54,27 @@ impl AuthCore {
         let id = creds
             .client_id
             .as_deref()
-            .ok_or(AuthError::InvalidClient(Reason::Missing("client authentication")))?;
-        let client = self.stores.clients.find_client(id).await?.ok_or_else(failed)?;
+            .ok_or(AuthError::InvalidClient(Reason::Missing(
+                "client authentication",
+            )))?;
+        let client = self
+            .stores
+            .clients
+            .find_client(id)
+            .await?
+            .ok_or_else(failed)?;
         match (&creds.client_secret, &client.secret_hash) {
             (Some(presented), Some(hash)) => {
                 if client.auth_method != AuthMethod::ClientSecretPost {
-                    return Err(AuthError::InvalidClient(Reason::ClientAuthMethodNotAllowed("client_secret_post")));
+                    return Err(AuthError::InvalidClient(
+                        Reason::ClientAuthMethodNotAllowed("client_secret_post"),
+                    ));
                 }
-                if secret::verify(presented, hash) { Ok(client) } else { Err(failed()) }
+                if secret::verify(presented, hash) {
+                    Ok(client)
+                } else {
+                    Err(failed())
+                }
             }
             // A public client presenting a secret, or a confidential one presenting none.
             (Some(_), None) | (None, Some(_)) => Err(failed()),
@@ -59,7 +83,10 @@ impl AuthCore {
     }
 
     /// Like [`Self::authenticate_client`], but only a confidential client passes.
-    pub async fn authenticate_confidential_client(&self, creds: &PresentedCredentials) -> AuthResult<Client> {
+    pub async fn authenticate_confidential_client(
+        &self,
+        creds: &PresentedCredentials,
+    ) -> AuthResult<Client> {
         let client = self.authenticate_client(creds).await?;
         if client.is_confidential() {
             Ok(client)

@@ -172,7 +172,10 @@ impl fmt::Display for Reason {
                 f.write_str("the client used more than one authentication method")
             }
             Self::ClientAuthMethodNotAllowed(m) => {
-                write!(f, "the client is not registered for authentication method {m}")
+                write!(
+                    f,
+                    "the client is not registered for authentication method {m}"
+                )
             }
             Self::PublicClientNotAllowed => {
                 f.write_str("this operation requires a confidential client")

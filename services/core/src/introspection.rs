@@ -29,13 +29,24 @@ impl AuthCore {
     /// The claims of a live access token, or why it is not live. Signature, `typ`, `iss`,
     /// `exp`; then revocation of the token, of its grant, and of its user.
     pub async fn check_access_token(&self, token: &str) -> AuthResult<AccessTokenClaims> {
-        let claims = token::verify(&self.keys, token, &self.settings.issuer, self.settings.leeway_secs)?;
+        let claims = token::verify(
+            &self.keys,
+            token,
+            &self.settings.issuer,
+            self.settings.leeway_secs,
+        )?;
         let revoked = || AuthError::InvalidToken(Reason::Token("token revoked"));
-        if self.stores.revocations.is_access_token_revoked(&claims.jti).await? {
+        if self
+            .stores
+            .revocations
+            .is_access_token_revoked(&claims.jti)
+            .await?
+        {
             return Err(revoked());
         }
         if let Some(sid) = claims.sid.as_deref() {
-            let grant_id = Uuid::parse_str(sid).map_err(|_| AuthError::InvalidToken(Reason::Token("malformed token")))?;
+            let grant_id = Uuid::parse_str(sid)
+                .map_err(|_| AuthError::InvalidToken(Reason::Token("malformed token")))?;
             let grant = self.stores.grants.find_grant(grant_id).await?;
             let Some(grant) = grant.filter(|g| g.revoked_at.is_none()) else {
                 return Err(revoked());
@@ -44,7 +55,13 @@ impl AuthCore {
                 Some(u) if !u.disabled => {}
                 _ => return Err(revoked()),
             }
-        } else if self.stores.clients.find_client(&claims.client_id).await?.is_none() {
+        } else if self
+            .stores
+            .clients
+            .find_client(&claims.client_id)
+            .await?
+            .is_none()
+        {
             return Err(revoked());
         }
         Ok(claims)
@@ -52,27 +69,44 @@ impl AuthCore {
 
     /// Verifies an access token for a resource server: live, for `audience`, with every one
     /// of `required_scopes`.
-    pub async fn verify_token(&self, token: &str, audience: &str, required_scopes: &[String]) -> AuthResult<AccessTokenClaims> {
+    pub async fn verify_token(
+        &self,
+        token: &str,
+        audience: &str,
+        required_scopes: &[String],
+    ) -> AuthResult<AccessTokenClaims> {
         let claims = self.check_access_token(token).await?;
         if !audience.is_empty() {
             let wanted = crate::resource::Resource::parse(audience)
                 .map(|r| r.as_str().to_owned())
                 .unwrap_or_else(|_| audience.to_owned());
             if claims.aud != wanted {
-                return Err(AuthError::InvalidToken(Reason::Token("token is for another audience")));
+                return Err(AuthError::InvalidToken(Reason::Token(
+                    "token is for another audience",
+                )));
             }
         }
         let granted = claims.scopes();
-        let missing: Vec<&String> = required_scopes.iter().filter(|s| !granted.contains(s)).collect();
+        let missing: Vec<&String> = required_scopes
+            .iter()
+            .filter(|s| !granted.contains(s))
+            .collect();
         if !missing.is_empty() {
             let all = required_scopes.join(" ");
-            return Err(AuthError::InsufficientScope(Reason::Owned(format!("requires scope: {all}"))));
+            return Err(AuthError::InsufficientScope(Reason::Owned(format!(
+                "requires scope: {all}"
+            ))));
         }
         Ok(claims)
     }
 
     /// RFC 7662 §2.1: the caller must be an authenticated confidential client.
-    pub async fn introspect(&self, token: &str, hint: Option<&str>, creds: &PresentedCredentials) -> AuthResult<Introspection> {
+    pub async fn introspect(
+        &self,
+        token: &str,
+        hint: Option<&str>,
+        creds: &PresentedCredentials,
+    ) -> AuthResult<Introspection> {
         self.authenticate_confidential_client(creds).await?;
         if token.is_empty() {
             return Err(AuthError::InvalidRequest(Reason::Missing("token")));
@@ -118,16 +152,33 @@ impl AuthCore {
 
     async fn introspect_refresh(&self, token: &str) -> AuthResult<Option<Introspection>> {
         let now = self.clock.now();
-        let Some(rt) = self.stores.grants.find_refresh_token(&secret::hash(token)).await? else {
+        let Some(rt) = self
+            .stores
+            .grants
+            .find_refresh_token(&secret::hash(token))
+            .await?
+        else {
             return Ok(None);
         };
         if rt.consumed_at.is_some() || rt.expires_at <= now {
             return Ok(None);
         }
-        let Some(grant) = self.stores.grants.find_grant(rt.grant_id).await?.filter(|g| g.revoked_at.is_none()) else {
+        let Some(grant) = self
+            .stores
+            .grants
+            .find_grant(rt.grant_id)
+            .await?
+            .filter(|g| g.revoked_at.is_none())
+        else {
             return Ok(None);
         };
-        let Some(user) = self.stores.users.find_user(grant.user_id).await?.filter(|u| !u.disabled) else {
+        let Some(user) = self
+            .stores
+            .users
+            .find_user(grant.user_id)
+            .await?
+            .filter(|u| !u.disabled)
+        else {
             return Ok(None);
         };
         Ok(Some(Introspection {

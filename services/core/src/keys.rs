@@ -46,7 +46,9 @@ pub struct KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing").field("active_kid", &self.active_kid).finish_non_exhaustive()
+        f.debug_struct("KeyRing")
+            .field("active_kid", &self.active_kid)
+            .finish_non_exhaustive()
     }
 }
 

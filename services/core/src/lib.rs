@@ -55,7 +55,13 @@ impl AuthCore {
         keys: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { settings, stores, sessions, keys, clock }
+        Self {
+            settings,
+            stores,
+            sessions,
+            keys,
+            clock,
+        }
     }
 
     pub fn settings(&self) -> &CoreSettings {
@@ -67,7 +73,10 @@ impl AuthCore {
     }
 
     /// Loads the signing keys, generating and storing the first one on a fresh database.
-    pub async fn load_or_create_keys(store: &dyn store::KeyStore, clock: &dyn Clock) -> AuthResult<KeyRing> {
+    pub async fn load_or_create_keys(
+        store: &dyn store::KeyStore,
+        clock: &dyn Clock,
+    ) -> AuthResult<KeyRing> {
         let mut stored = store.list_signing_keys().await?;
         if !stored.iter().any(|k| k.active) {
             let key = keys::generate(clock.now(), true)?;

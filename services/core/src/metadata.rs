@@ -9,7 +9,12 @@ impl AuthCore {
     pub fn metadata(&self) -> Value {
         let iss = &self.settings.issuer;
         let scopes: Vec<&str> = self.settings.scopes.supported().iter().collect();
-        let client_auth = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::None].map(AuthMethod::as_str);
+        let client_auth = [
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::None,
+        ]
+        .map(AuthMethod::as_str);
         json!({
             "issuer": iss,
             "authorization_endpoint": format!("{iss}/authorize"),

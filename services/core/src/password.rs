@@ -13,10 +13,14 @@ const MAX_LENGTH: usize = 1024;
 pub fn hash(password: &str) -> Result<String, AuthError> {
     let len = password.chars().count();
     if len < MIN_LENGTH {
-        return Err(AuthError::InvalidRequest(Reason::Text("password must be at least 8 characters")));
+        return Err(AuthError::InvalidRequest(Reason::Text(
+            "password must be at least 8 characters",
+        )));
     }
     if password.len() > MAX_LENGTH {
-        return Err(AuthError::InvalidRequest(Reason::Text("password is too long")));
+        return Err(AuthError::InvalidRequest(Reason::Text(
+            "password is too long",
+        )));
     }
     Argon2::default()
         .hash_password(password.as_bytes())
@@ -26,7 +30,10 @@ pub fn hash(password: &str) -> Result<String, AuthError> {
 
 /// Verifies a password against a stored PHC string.
 pub fn verify(password: &str, stored: &str) -> bool {
-    password.len() <= MAX_LENGTH && Argon2::default().verify_password(password.as_bytes(), stored).is_ok()
+    password.len() <= MAX_LENGTH
+        && Argon2::default()
+            .verify_password(password.as_bytes(), stored)
+            .is_ok()
 }
 
 /// Spends the time of one verification without an account, so that a login for an unknown
@@ -49,6 +56,9 @@ mod tests {
         assert!(h.starts_with("$argon2id$"));
         assert!(verify("correct horse", &h));
         assert!(!verify("wrong horse", &h));
-        assert_eq!(hash("short").expect_err("too short").code(), "invalid_request");
+        assert_eq!(
+            hash("short").expect_err("too short").code(),
+            "invalid_request"
+        );
     }
 }

@@ -18,7 +18,9 @@ impl CodeChallenge {
             .ok_or(AuthError::InvalidRequest(Reason::PkceRequired))?;
         match method {
             Some("S256") => {}
-            None | Some("plain") => return Err(AuthError::InvalidRequest(Reason::PkcePlainNotAllowed)),
+            None | Some("plain") => {
+                return Err(AuthError::InvalidRequest(Reason::PkcePlainNotAllowed));
+            }
             Some(other) => {
                 return Err(AuthError::InvalidRequest(Reason::Unsupported(
                     "code_challenge_method",
@@ -31,7 +33,9 @@ impl CodeChallenge {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !well_formed {
-            return Err(AuthError::InvalidRequest(Reason::Malformed("code_challenge")));
+            return Err(AuthError::InvalidRequest(Reason::Malformed(
+                "code_challenge",
+            )));
         }
         Ok(Self(challenge.to_owned()))
     }

@@ -7,7 +7,15 @@ use url::{Host, Url};
 const MAX_LEN: usize = 2000;
 
 /// Schemes that execute or embed content, never acceptable as a redirect target.
-const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "vbscript", "file", "blob", "about", "filesystem"];
+const FORBIDDEN_SCHEMES: &[&str] = &[
+    "javascript",
+    "data",
+    "vbscript",
+    "file",
+    "blob",
+    "about",
+    "filesystem",
+];
 
 /// Validates a redirect URI at registration time, and returns it unchanged: matching is on
 /// the exact string the client registered.
@@ -42,7 +50,9 @@ pub fn validate_for_registration(uri: &str, public_client: bool) -> Result<Strin
         // RFC 8252 §7.1: private-use URI schemes are for native (public) clients.
         _ => {
             if !public_client {
-                return Err(invalid("private-use scheme redirect URIs are only for public clients"));
+                return Err(invalid(
+                    "private-use scheme redirect URIs are only for public clients",
+                ));
             }
         }
     }
@@ -123,7 +133,11 @@ mod tests {
             ("data:text/html,hi", true, "data"),
             ("https://app.example.com/cb#frag", true, "fragment"),
             ("http://app.example.com/cb", true, "non-loopback http"),
-            ("cursor://cb", false, "private-use scheme on confidential client"),
+            (
+                "cursor://cb",
+                false,
+                "private-use scheme on confidential client",
+            ),
             ("/relative", true, "relative"),
             ("https://user:pw@app.example.com/cb", true, "credentials"),
         ] {

@@ -37,7 +37,10 @@ impl Registration {
             _ => Map::new(),
         };
         body.insert("client_id".into(), json!(self.client.id));
-        body.insert("client_id_issued_at".into(), json!(self.client.created_at.timestamp()));
+        body.insert(
+            "client_id_issued_at".into(),
+            json!(self.client.created_at.timestamp()),
+        );
         if let Some(s) = &self.client_secret {
             body.insert("client_secret".into(), json!(s));
             body.insert("client_secret_expires_at".into(), json!(0));
@@ -65,7 +68,8 @@ fn string_array(v: Option<&Value>, field: &'static str) -> AuthResult<Option<Vec
 impl AuthCore {
     /// Registers a client from RFC 7591 metadata.
     pub async fn register_client(&self, metadata_json: &str) -> AuthResult<Registration> {
-        let parsed: Value = serde_json::from_str(metadata_json).map_err(|_| bad("the body is not a JSON object"))?;
+        let parsed: Value = serde_json::from_str(metadata_json)
+            .map_err(|_| bad("the body is not a JSON object"))?;
         let Value::Object(input) = parsed else {
             return Err(bad("the body is not a JSON object"));
         };
@@ -73,9 +77,16 @@ impl AuthCore {
         let auth_method = match input.get("token_endpoint_auth_method") {
             None | Some(Value::Null) => AuthMethod::ClientSecretBasic, // RFC 7591 §2 default
             Some(Value::String(s)) => AuthMethod::parse(s).ok_or_else(|| {
-                AuthError::InvalidClientMetadata(Reason::Unsupported("token_endpoint_auth_method", s.clone()))
+                AuthError::InvalidClientMetadata(Reason::Unsupported(
+                    "token_endpoint_auth_method",
+                    s.clone(),
+                ))
             })?,
-            Some(_) => return Err(AuthError::InvalidClientMetadata(Reason::Malformed("token_endpoint_auth_method"))),
+            Some(_) => {
+                return Err(AuthError::InvalidClientMetadata(Reason::Malformed(
+                    "token_endpoint_auth_method",
+                )));
+            }
         };
         let public = auth_method == AuthMethod::None;
 
@@ -86,7 +97,10 @@ impl AuthCore {
                 let mut out = Vec::new();
                 for n in names {
                     let g = GrantType::parse(&n).ok_or_else(|| {
-                        AuthError::InvalidClientMetadata(Reason::Unsupported("grant_type", n.clone()))
+                        AuthError::InvalidClientMetadata(Reason::Unsupported(
+                            "grant_type",
+                            n.clone(),
+                        ))
                     })?;
                     if !out.contains(&g) {
                         out.push(g);
@@ -99,9 +113,18 @@ impl AuthCore {
 
         // RFC 7591 §2.1: response_types and grant_types must agree.
         let response_types = string_array(input.get("response_types"), "response_types")?
-            .unwrap_or_else(|| if uses_code { vec!["code".into()] } else { Vec::new() });
+            .unwrap_or_else(|| {
+                if uses_code {
+                    vec!["code".into()]
+                } else {
+                    Vec::new()
+                }
+            });
         if let Some(other) = response_types.iter().find(|r| r.as_str() != "code") {
-            return Err(AuthError::InvalidClientMetadata(Reason::Unsupported("response_type", other.clone())));
+            return Err(AuthError::InvalidClientMetadata(Reason::Unsupported(
+                "response_type",
+                other.clone(),
+            )));
         }
         if uses_code != response_types.iter().any(|r| r == "code") {
             return Err(bad("response_types and grant_types are inconsistent"));
@@ -113,14 +136,17 @@ impl AuthCore {
             return Err(bad("client_credentials requires a confidential client"));
         }
 
-        let redirect_uris = string_array(input.get("redirect_uris"), "redirect_uris")?.unwrap_or_default();
+        let redirect_uris =
+            string_array(input.get("redirect_uris"), "redirect_uris")?.unwrap_or_default();
         if uses_code && redirect_uris.is_empty() {
             return Err(AuthError::InvalidRedirectUri(Reason::Text(
                 "the authorization_code grant needs at least one redirect URI",
             )));
         }
         if redirect_uris.len() > MAX_REDIRECT_URIS {
-            return Err(AuthError::InvalidRedirectUri(Reason::Text("too many redirect URIs")));
+            return Err(AuthError::InvalidRedirectUri(Reason::Text(
+                "too many redirect URIs",
+            )));
         }
         for uri in &redirect_uris {
             redirect_uri::validate_for_registration(uri, public)?;
@@ -131,7 +157,9 @@ impl AuthCore {
             Some(Value::String(s)) => {
                 let set = ScopeSet::parse(s).map_err(|_| bad("scope is malformed"))?;
                 if let Some(unknown) = set.difference(self.settings.scopes.supported()).first() {
-                    return Err(AuthError::InvalidClientMetadata(Reason::ScopeUnknown((*unknown).to_owned())));
+                    return Err(AuthError::InvalidClientMetadata(Reason::ScopeUnknown(
+                        (*unknown).to_owned(),
+                    )));
                 }
                 (!set.is_empty()).then(|| set.to_string())
             }
@@ -153,11 +181,19 @@ impl AuthCore {
             metadata.insert("contacts".into(), json!(contacts));
         }
         if input.contains_key("jwks") || input.contains_key("jwks_uri") {
-            return Err(bad("jwks and jwks_uri are not supported: no private_key_jwt"));
+            return Err(bad(
+                "jwks and jwks_uri are not supported: no private_key_jwt",
+            ));
         }
         metadata.insert("redirect_uris".into(), json!(redirect_uris));
-        metadata.insert("token_endpoint_auth_method".into(), json!(auth_method.as_str()));
-        metadata.insert("grant_types".into(), json!(grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>()));
+        metadata.insert(
+            "token_endpoint_auth_method".into(),
+            json!(auth_method.as_str()),
+        );
+        metadata.insert(
+            "grant_types".into(),
+            json!(grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>()),
+        );
         metadata.insert("response_types".into(), json!(response_types));
         if let Some(s) = &scope {
             metadata.insert("scope".into(), json!(s));
@@ -167,7 +203,10 @@ impl AuthCore {
         let client = Client {
             id: secret::generate_id(),
             secret_hash: client_secret.as_deref().map(secret::hash),
-            name: metadata.get("client_name").and_then(Value::as_str).map(str::to_owned),
+            name: metadata
+                .get("client_name")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             redirect_uris,
             grant_types,
             auth_method,
@@ -177,6 +216,9 @@ impl AuthCore {
         };
         self.stores.clients.insert_client(&client).await?;
         tracing::info!(client_id = %client.id, auth_method = auth_method.as_str(), "client registered");
-        Ok(Registration { client, client_secret })
+        Ok(Registration {
+            client,
+            client_secret,
+        })
     }
 }

@@ -39,7 +39,8 @@ impl Resource {
         // The url crate lower-cases scheme and host and drops default ports. It also turns an
         // empty path into "/"; undo that so `https://mcp.example.com` stays as written.
         let mut normal = url.to_string();
-        let authority_only = url.path() == "/" && url.query().is_none() && !s.trim_end().ends_with('/');
+        let authority_only =
+            url.path() == "/" && url.query().is_none() && !s.trim_end().ends_with('/');
         if authority_only {
             normal.pop();
         }
@@ -81,11 +82,17 @@ pub fn resolve<'a>(
         _ => return Err(AuthError::InvalidTarget(Reason::MultipleResources)),
     };
     if registered.is_empty() {
-        return Ok((requested.unwrap_or_else(|| Resource(fallback.to_owned())), None));
+        return Ok((
+            requested.unwrap_or_else(|| Resource(fallback.to_owned())),
+            None,
+        ));
     }
     let found = match &requested {
         Some(r) => registered.iter().find(|p| &p.resource == r),
-        None => registered.iter().find(|p| p.is_default).or(registered.first()),
+        None => registered
+            .iter()
+            .find(|p| p.is_default)
+            .or(registered.first()),
     };
     match found {
         Some(p) => Ok((p.resource.clone(), Some(p))),
@@ -105,18 +112,34 @@ mod tests {
             ("HTTPS://MCP.Example.COM/Mcp", "https://mcp.example.com/Mcp"),
             ("https://mcp.example.com", "https://mcp.example.com"),
             ("https://mcp.example.com/", "https://mcp.example.com/"),
-            ("https://mcp.example.com:443/mcp", "https://mcp.example.com/mcp"),
+            (
+                "https://mcp.example.com:443/mcp",
+                "https://mcp.example.com/mcp",
+            ),
             ("http://localhost:3000/mcp", "http://localhost:3000/mcp"),
         ];
         for (input, want) in cases {
-            assert_eq!(Resource::parse(input).expect(input).as_str(), want, "{input}");
+            assert_eq!(
+                Resource::parse(input).expect(input).as_str(),
+                want,
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn rejects_fragments_relative_and_plain_http() {
-        for bad in ["https://mcp.example.com/mcp#x", "/mcp", "http://mcp.example.com/mcp", "urn:x:y"] {
-            assert_eq!(Resource::parse(bad).expect_err(bad).code(), "invalid_target", "{bad}");
+        for bad in [
+            "https://mcp.example.com/mcp#x",
+            "/mcp",
+            "http://mcp.example.com/mcp",
+            "urn:x:y",
+        ] {
+            assert_eq!(
+                Resource::parse(bad).expect_err(bad).code(),
+                "invalid_target",
+                "{bad}"
+            );
         }
     }
 
@@ -140,14 +163,26 @@ mod tests {
         assert_eq!(r.as_str(), "https://a.example.com/mcp");
         let err = resolve(&["https://c.example.com/mcp".into()], &reg, "x").expect_err("unknown");
         assert_eq!(err.code(), "invalid_target");
-        let err = resolve(&["https://a.example.com/mcp".into(), "https://b.example.com/mcp".into()], &reg, "x")
-            .expect_err("two");
+        let err = resolve(
+            &[
+                "https://a.example.com/mcp".into(),
+                "https://b.example.com/mcp".into(),
+            ],
+            &reg,
+            "x",
+        )
+        .expect_err("two");
         assert_eq!(err.code(), "invalid_target");
     }
 
     #[test]
     fn without_registered_resources_any_valid_one_is_accepted() {
-        let (r, _) = resolve(&["https://x.example.com/mcp".into()], &[], "http://localhost:8080").expect("ok");
+        let (r, _) = resolve(
+            &["https://x.example.com/mcp".into()],
+            &[],
+            "http://localhost:8080",
+        )
+        .expect("ok");
         assert_eq!(r.as_str(), "https://x.example.com/mcp");
         let (r, _) = resolve(&[], &[], "http://localhost:8080").expect("fallback");
         assert_eq!(r.as_str(), "http://localhost:8080");

@@ -12,13 +12,23 @@ impl AuthCore {
     ///
     /// An unknown, invalid or foreign token is answered with success (RFC 7009 §2.2): the
     /// caller learns nothing about tokens that are not its own.
-    pub async fn revoke(&self, token: &str, hint: Option<&str>, creds: &PresentedCredentials) -> AuthResult<()> {
+    pub async fn revoke(
+        &self,
+        token: &str,
+        hint: Option<&str>,
+        creds: &PresentedCredentials,
+    ) -> AuthResult<()> {
         let client = self.authenticate_client(creds).await?;
         if token.is_empty() {
             return Err(AuthError::InvalidRequest(Reason::Missing("token")));
         }
         let now = self.clock.now();
-        if let Some(rt) = self.stores.grants.find_refresh_token(&secret::hash(token)).await? {
+        if let Some(rt) = self
+            .stores
+            .grants
+            .find_refresh_token(&secret::hash(token))
+            .await?
+        {
             if let Some(grant) = self.stores.grants.find_grant(rt.grant_id).await?
                 && grant.client_id == client.id
             {
@@ -28,11 +38,18 @@ impl AuthCore {
             return Ok(());
         }
         let _ = hint; // RFC 7009 §2.1: the hint is optional; we look the token up either way.
-        if let Ok(claims) = token::verify(&self.keys, token, &self.settings.issuer, self.settings.leeway_secs)
-            && claims.client_id == client.id
+        if let Ok(claims) = token::verify(
+            &self.keys,
+            token,
+            &self.settings.issuer,
+            self.settings.leeway_secs,
+        ) && claims.client_id == client.id
         {
             let expires_at = DateTime::<Utc>::from_timestamp(claims.exp, 0).unwrap_or(now);
-            self.stores.revocations.revoke_access_token(&claims.jti, expires_at).await?;
+            self.stores
+                .revocations
+                .revoke_access_token(&claims.jti, expires_at)
+                .await?;
             tracing::info!(client_id = %client.id, "access token revoked");
         }
         Ok(())

@@ -82,7 +82,10 @@ impl ScopePolicy {
         let supported = supported.with(OFFLINE_ACCESS);
         let unknown = default.difference(&supported);
         if !unknown.is_empty() {
-            return Err(format!("default scopes are not supported: {}", unknown.join(" ")));
+            return Err(format!(
+                "default scopes are not supported: {}",
+                unknown.join(" ")
+            ));
         }
         Ok(Self { supported, default })
     }
@@ -97,7 +100,11 @@ impl ScopePolicy {
 
     /// The scopes a request gets: the defaults when `scope` is absent or empty, otherwise the
     /// requested ones, each of which must be supported and, when `allowed` is given, allowed.
-    pub fn resolve(&self, requested: Option<&str>, allowed: Option<&ScopeSet>) -> Result<ScopeSet, AuthError> {
+    pub fn resolve(
+        &self,
+        requested: Option<&str>,
+        allowed: Option<&ScopeSet>,
+    ) -> Result<ScopeSet, AuthError> {
         let requested = match requested {
             Some(s) if !s.trim().is_empty() => ScopeSet::parse(s)?,
             _ => {
@@ -111,12 +118,16 @@ impl ScopePolicy {
         };
         let unknown = requested.difference(&self.supported);
         if let Some(first) = unknown.first() {
-            return Err(AuthError::InvalidScope(Reason::ScopeUnknown((*first).to_owned())));
+            return Err(AuthError::InvalidScope(Reason::ScopeUnknown(
+                (*first).to_owned(),
+            )));
         }
         if let Some(allowed) = allowed {
             let allowed = allowed.clone().with(OFFLINE_ACCESS);
             if let Some(first) = requested.difference(&allowed).first() {
-                return Err(AuthError::InvalidScope(Reason::ScopeUnknown((*first).to_owned())));
+                return Err(AuthError::InvalidScope(Reason::ScopeUnknown(
+                    (*first).to_owned(),
+                )));
             }
         }
         Ok(requested)
@@ -143,7 +154,9 @@ mod tests {
 
     #[test]
     fn offline_access_is_accepted() {
-        let got = policy().resolve(Some("mcp:tools offline_access"), None).expect("ok");
+        let got = policy()
+            .resolve(Some("mcp:tools offline_access"), None)
+            .expect("ok");
         assert!(got.contains(OFFLINE_ACCESS));
     }
 
@@ -158,9 +171,13 @@ mod tests {
     #[test]
     fn scopes_outside_the_allowed_set_are_refused() {
         let allowed = ScopeSet::parse("mcp:tools").expect("valid");
-        let err = policy().resolve(Some("mcp:prompts"), Some(&allowed)).expect_err("narrowed");
+        let err = policy()
+            .resolve(Some("mcp:prompts"), Some(&allowed))
+            .expect_err("narrowed");
         assert_eq!(err.code(), "invalid_scope");
-        let ok = policy().resolve(None, Some(&allowed)).expect("defaults intersect");
+        let ok = policy()
+            .resolve(None, Some(&allowed))
+            .expect("defaults intersect");
         assert_eq!(ok.to_string(), "mcp:tools");
     }
 }

@@ -38,9 +38,14 @@ pub struct AuthorizationSession {
 pub trait SessionStore: Send + Sync {
     async fn put(&self, key: &str, session: &AuthorizationSession) -> StoreResult<()>;
     /// The session, unless it is unknown or expired at `now`.
-    async fn get(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>>;
+    async fn get(&self, key: &str, now: DateTime<Utc>)
+    -> StoreResult<Option<AuthorizationSession>>;
     /// Removes and returns the session, atomically: of two concurrent calls one gets it.
-    async fn take(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>>;
+    async fn take(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<AuthorizationSession>>;
 }
 
 /// Sessions in process memory, bounded in number.
@@ -63,18 +68,28 @@ impl SessionStore for MemorySessionStore {
             map.retain(|_, s| s.expires_at > now);
         }
         if map.len() >= MAX_SESSIONS && !map.contains_key(key) {
-            return Err(crate::store::StoreError::Backend("too many pending authorizations".into()));
+            return Err(crate::store::StoreError::Backend(
+                "too many pending authorizations".into(),
+            ));
         }
         map.insert(key.to_owned(), session.clone());
         Ok(())
     }
 
-    async fn get(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>> {
+    async fn get(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<AuthorizationSession>> {
         let map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         Ok(map.get(key).filter(|s| s.expires_at > now).cloned())
     }
 
-    async fn take(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>> {
+    async fn take(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<AuthorizationSession>> {
         let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         Ok(map.remove(key).filter(|s| s.expires_at > now))
     }

@@ -54,12 +54,21 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     /// Stores a new grant together with the authorization code that will redeem it.
-    async fn insert_grant_with_code(&self, grant: &Grant, code: &AuthorizationCode) -> StoreResult<()>;
+    async fn insert_grant_with_code(
+        &self,
+        grant: &Grant,
+        code: &AuthorizationCode,
+    ) -> StoreResult<()>;
     async fn find_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>>;
     /// Single-use: marks the code consumed and stores `refresh` (if any) in one transaction.
     /// Returns `false`, writing nothing, when the code was already consumed; of two concurrent
     /// calls exactly one returns `true`.
-    async fn redeem_code(&self, code_hash: &str, now: DateTime<Utc>, refresh: Option<&RefreshToken>) -> StoreResult<bool>;
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+        refresh: Option<&RefreshToken>,
+    ) -> StoreResult<bool>;
     async fn find_grant(&self, id: Uuid) -> StoreResult<Option<Grant>>;
     /// Marks the grant revoked (idempotent). Its refresh tokens and access tokens stop working.
     async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
@@ -67,9 +76,21 @@ pub trait GrantStore: Send + Sync {
     /// Single-use: marks `old_hash` consumed and stores `new` in one transaction. Returns
     /// `false`, writing nothing, when `old_hash` was already consumed; of two concurrent calls
     /// exactly one returns `true`.
-    async fn rotate_refresh_token(&self, old_hash: &str, now: DateTime<Utc>, new: &RefreshToken) -> StoreResult<bool>;
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        now: DateTime<Utc>,
+        new: &RefreshToken,
+    ) -> StoreResult<bool>;
     /// Records a user's consent for a client (for audit and for the consent screen).
-    async fn record_consent(&self, user_id: Uuid, client_id: &str, scope: &str, resource: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn record_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        scope: &str,
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -108,7 +129,13 @@ impl Stores {
     /// Wires one backend that implements every trait.
     pub fn from_backend<S>(backend: Arc<S>) -> Self
     where
-        S: ClientStore + UserStore + GrantStore + RevocationStore + KeyStore + ResourceStore + 'static,
+        S: ClientStore
+            + UserStore
+            + GrantStore
+            + RevocationStore
+            + KeyStore
+            + ResourceStore
+            + 'static,
     {
         Self {
             clients: backend.clone(),

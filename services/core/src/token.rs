@@ -43,7 +43,12 @@ pub fn mint(keys: &KeyRing, claims: &AccessTokenClaims) -> Result<String, AuthEr
 
 /// Checks signature, `typ`, `iss`, `exp` and `nbf` (with `leeway_secs`). The audience and
 /// scopes are the caller's to check, since they depend on who is asking.
-pub fn verify(keys: &KeyRing, token: &str, issuer: &str, leeway_secs: u64) -> Result<AccessTokenClaims, AuthError> {
+pub fn verify(
+    keys: &KeyRing,
+    token: &str,
+    issuer: &str,
+    leeway_secs: u64,
+) -> Result<AccessTokenClaims, AuthError> {
     let invalid = |why| AuthError::InvalidToken(Reason::Token(why));
     let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed token"))?;
     // RFC 9068 §4: the resource server MUST verify typ is at+jwt; we refuse anything else
@@ -51,11 +56,15 @@ pub fn verify(keys: &KeyRing, token: &str, issuer: &str, leeway_secs: u64) -> Re
     if header.alg != Algorithm::EdDSA {
         return Err(invalid("unsupported algorithm"));
     }
-    if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) && header.typ.as_deref() != Some("application/at+jwt") {
+    if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP)
+        && header.typ.as_deref() != Some("application/at+jwt")
+    {
         return Err(invalid("not an access token"));
     }
     let kid = header.kid.ok_or(invalid("token has no key id"))?;
-    let key = keys.decoding_key(&kid).ok_or(invalid("unknown signing key"))?;
+    let key = keys
+        .decoding_key(&kid)
+        .ok_or(invalid("unknown signing key"))?;
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.leeway = leeway_secs;
     validation.validate_aud = false;
@@ -120,16 +129,28 @@ mod tests {
     fn rejects_expired_foreign_key_wrong_issuer_and_alg_none() {
         let ring = ring();
         let expired = mint(&ring, &claims(-120)).expect("mint");
-        assert!(verify(&ring, &expired, "http://localhost:8080", 5).is_err(), "expired");
+        assert!(
+            verify(&ring, &expired, "http://localhost:8080", 5).is_err(),
+            "expired"
+        );
         let foreign = mint(&ring_other(), &claims(60)).expect("mint");
-        assert!(verify(&ring, &foreign, "http://localhost:8080", 5).is_err(), "unknown key");
+        assert!(
+            verify(&ring, &foreign, "http://localhost:8080", 5).is_err(),
+            "unknown key"
+        );
         let good = mint(&ring, &claims(60)).expect("mint");
         assert!(verify(&ring, &good, "https://other", 5).is_err(), "issuer");
         // alg none: header {"alg":"none","typ":"at+jwt"} with the same payload, no signature.
         let payload = good.split('.').nth(1).expect("payload");
         let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.{payload}.");
-        assert!(verify(&ring, &none, "http://localhost:8080", 5).is_err(), "alg none");
-        assert!(verify(&ring, "garbage", "http://localhost:8080", 5).is_err(), "garbage");
+        assert!(
+            verify(&ring, &none, "http://localhost:8080", 5).is_err(),
+            "alg none"
+        );
+        assert!(
+            verify(&ring, "garbage", "http://localhost:8080", 5).is_err(),
+            "garbage"
+        );
     }
 
     fn ring_other() -> KeyRing {

@@ -19,7 +19,9 @@ pub fn normalize_email(email: &str) -> AuthResult<String> {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains('@')
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ','));
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ','));
     if ok { Ok(e) } else { Err(bad()) }
 }
 
@@ -35,7 +37,9 @@ impl AuthCore {
         };
         match self.stores.users.insert_user(&user).await {
             Ok(()) => Ok(user),
-            Err(StoreError::Duplicate(_)) => Err(AuthError::Conflict(Reason::Text("a user with this email already exists"))),
+            Err(StoreError::Duplicate(_)) => Err(AuthError::Conflict(Reason::Text(
+                "a user with this email already exists",
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -61,8 +65,20 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email("  Alice@Example.COM ").expect("valid"), "alice@example.com");
-        for bad in ["", "alice", "@example.com", "alice@", "alice@localhost", "a b@example.com", "a@b@example.com", "alice@.com"] {
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ").expect("valid"),
+            "alice@example.com"
+        );
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@localhost",
+            "a b@example.com",
+            "a@b@example.com",
+            "alice@.com",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
     }

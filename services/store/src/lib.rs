@@ -1,1 +1,419 @@
-//! placeholder
+//! latchkey-store: the core's storage traits implemented with sea-orm, on PostgreSQL or
+//! SQLite from the same code.
+//!
+//! Single-use redemption is a conditional `UPDATE … WHERE consumed_at IS NULL` inside a
+//! transaction: the database, not the process, decides which of two concurrent requests
+//! wins, so it holds across replicas too.
+
+mod convert;
+mod entity;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use convert::ts;
+use entity::*;
+use latchkey_core::model::{
+    AuthorizationCode, Client, Grant, RefreshToken, StoredSigningKey, User,
+};
+use latchkey_core::resource::ProtectedResource;
+use latchkey_core::store::{
+    ClientStore, GrantStore, KeyStore, ResourceStore, RevocationStore, StoreError, StoreResult,
+    UserStore,
+};
+use latchkey_migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, SqlErr,
+    TransactionTrait,
+};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The sea-orm backed store.
+#[derive(Debug, Clone)]
+pub struct SeaStore {
+    db: DatabaseConnection,
+}
+
+fn backend(e: DbErr) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+fn insert_err(what: &'static str) -> impl Fn(DbErr) -> StoreError {
+    move |e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::Duplicate(what),
+        _ => backend(e),
+    }
+}
+
+impl SeaStore {
+    /// Connects to `url` (`sqlite://file.db?mode=rwc` or `postgres://…`).
+    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false)
+            .max_connections(if url.starts_with("sqlite:") { 8 } else { 20 })
+            .acquire_timeout(Duration::from_secs(10))
+            .map_sqlx_sqlite_opts(|o| {
+                // WAL lets readers run beside the one writer; the busy timeout makes a writer
+                // wait for the lock instead of failing.
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        Ok(Self {
+            db: Database::connect(opts).await?,
+        })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.db, None).await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+#[async_trait]
+impl ClientStore for SeaStore {
+    async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+        clients::Entity::insert(convert::client_model(c).into_active_model())
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(insert_err("client"))?;
+        Ok(())
+    }
+
+    async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
+        clients::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(convert::client)
+            .transpose()
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        clients::Entity::find()
+            .order_by_asc(clients::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(convert::client)
+            .collect()
+    }
+
+    async fn delete_client(&self, id: &str) -> StoreResult<bool> {
+        // Foreign keys cascade to grants, codes, refresh tokens and consents.
+        let res = clients::Entity::delete_by_id(id.to_owned())
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected > 0)
+    }
+}
+
+#[async_trait]
+impl UserStore for SeaStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        users::Entity::insert(convert::user_model(u).into_active_model())
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(insert_err("email"))?;
+        Ok(())
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        users::Entity::find()
+            .filter(users::Column::Email.eq(email))
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(convert::user)
+            .transpose()
+    }
+
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        users::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(convert::user)
+            .transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        users::Entity::find()
+            .order_by_asc(users::Column::Email)
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(convert::user)
+            .collect()
+    }
+
+    async fn set_user_disabled(&self, email: &str, disabled: bool) -> StoreResult<Option<User>> {
+        users::Entity::update_many()
+            .col_expr(users::Column::Disabled, Expr::value(disabled))
+            .filter(users::Column::Email.eq(email))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        self.find_user_by_email(email).await
+    }
+}
+
+#[async_trait]
+impl GrantStore for SeaStore {
+    async fn insert_grant_with_code(
+        &self,
+        grant: &Grant,
+        code: &AuthorizationCode,
+    ) -> StoreResult<()> {
+        let txn = self.db.begin().await.map_err(backend)?;
+        grants::Entity::insert(convert::grant_model(grant).into_active_model())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(backend)?;
+        authorization_codes::Entity::insert(convert::code_model(code).into_active_model())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(backend)?;
+        txn.commit().await.map_err(backend)
+    }
+
+    async fn find_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>> {
+        authorization_codes::Entity::find_by_id(code_hash.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(convert::code)
+            .transpose()
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+        refresh: Option<&RefreshToken>,
+    ) -> StoreResult<bool> {
+        let txn = self.db.begin().await.map_err(backend)?;
+        let res = authorization_codes::Entity::update_many()
+            .col_expr(
+                authorization_codes::Column::ConsumedAt,
+                Expr::value(ts(now)),
+            )
+            .filter(authorization_codes::Column::CodeHash.eq(code_hash))
+            .filter(authorization_codes::Column::ConsumedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(backend)?;
+        if res.rows_affected != 1 {
+            txn.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
+        if let Some(r) = refresh {
+            refresh_tokens::Entity::insert(convert::refresh_model(r).into_active_model())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(backend)?;
+        }
+        txn.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn find_grant(&self, id: Uuid) -> StoreResult<Option<Grant>> {
+        grants::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(convert::grant)
+            .transpose()
+    }
+
+    async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        grants::Entity::update_many()
+            .col_expr(grants::Column::RevokedAt, Expr::value(ts(now)))
+            .filter(grants::Column::Id.eq(id.to_string()))
+            .filter(grants::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+        refresh_tokens::Entity::find_by_id(token_hash.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(convert::refresh)
+            .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        now: DateTime<Utc>,
+        new: &RefreshToken,
+    ) -> StoreResult<bool> {
+        let txn = self.db.begin().await.map_err(backend)?;
+        let res = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(ts(now)))
+            .filter(refresh_tokens::Column::TokenHash.eq(old_hash))
+            .filter(refresh_tokens::Column::ConsumedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(backend)?;
+        if res.rows_affected != 1 {
+            txn.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
+        refresh_tokens::Entity::insert(convert::refresh_model(new).into_active_model())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(backend)?;
+        txn.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn record_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        scope: &str,
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        consents::ActiveModel::from(consents::Model {
+            id: Uuid::new_v4().to_string(),
+            user_id: user_id.to_string(),
+            client_id: client_id.to_owned(),
+            scope: scope.to_owned(),
+            resource: resource.to_owned(),
+            granted_at: ts(now),
+        })
+        .insert(&self.db)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RevocationStore for SeaStore {
+    async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let row = revoked_access_tokens::Model {
+            jti: jti.to_owned(),
+            expires_at: ts(expires_at),
+        };
+        match revoked_access_tokens::Entity::insert(row.into_active_model())
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
+        Ok(revoked_access_tokens::Entity::find_by_id(jti.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .is_some())
+    }
+}
+
+#[async_trait]
+impl KeyStore for SeaStore {
+    async fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        signing_keys::Entity::find()
+            .order_by_asc(signing_keys::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(convert::key)
+            .collect()
+    }
+
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
+        let txn = self.db.begin().await.map_err(backend)?;
+        if key.active {
+            signing_keys::Entity::update_many()
+                .col_expr(signing_keys::Column::Active, Expr::value(false))
+                .exec(&txn)
+                .await
+                .map_err(backend)?;
+        }
+        signing_keys::Entity::insert(convert::key_model(key).into_active_model())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(insert_err("signing key"))?;
+        txn.commit().await.map_err(backend)
+    }
+}
+
+#[async_trait]
+impl ResourceStore for SeaStore {
+    async fn list_resources(&self) -> StoreResult<Vec<ProtectedResource>> {
+        Ok(protected_resources::Entity::find()
+            .order_by_asc(protected_resources::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(convert::resource)
+            .collect())
+    }
+
+    async fn insert_resource(&self, r: &ProtectedResource) -> StoreResult<()> {
+        let txn = self.db.begin().await.map_err(backend)?;
+        if r.is_default {
+            protected_resources::Entity::update_many()
+                .col_expr(protected_resources::Column::IsDefault, Expr::value(false))
+                .exec(&txn)
+                .await
+                .map_err(backend)?;
+        }
+        let row = protected_resources::Model {
+            url: r.resource.as_str().to_owned(),
+            scopes: r.scopes.clone(),
+            is_default: r.is_default,
+            created_at: ts(Utc::now()),
+        };
+        protected_resources::Entity::insert(row.into_active_model())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(insert_err("resource"))?;
+        txn.commit().await.map_err(backend)
+    }
+
+    async fn delete_resource(&self, url: &str) -> StoreResult<bool> {
+        let res = protected_resources::Entity::delete_by_id(url.to_owned())
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected > 0)
+    }
+}
+
+/// Runs a raw statement; for tests and admin tooling that create databases.
+pub async fn execute_unprepared(db: &DatabaseConnection, sql: &str) -> Result<(), DbErr> {
+    db.execute_unprepared(sql).await.map(|_| ())
+}

@@ -9,12 +9,24 @@ use crate::scope::ScopeSet;
 use crate::secret;
 
 impl AuthCore {
-    pub(super) async fn authorization_code_grant(&self, client: &Client, req: &TokenRequest) -> AuthResult<TokenResponse> {
+    pub(super) async fn authorization_code_grant(
+        &self,
+        client: &Client,
+        req: &TokenRequest,
+    ) -> AuthResult<TokenResponse> {
         if !client.allows(GrantType::AuthorizationCode) {
-            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed("authorization_code")));
+            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed(
+                "authorization_code",
+            )));
         }
-        let code = req.code.as_deref().ok_or(AuthError::InvalidRequest(Reason::Missing("code")))?;
-        let verifier = req.code_verifier.as_deref().ok_or(AuthError::InvalidRequest(Reason::Missing("code_verifier")))?;
+        let code = req
+            .code
+            .as_deref()
+            .ok_or(AuthError::InvalidRequest(Reason::Missing("code")))?;
+        let verifier = req
+            .code_verifier
+            .as_deref()
+            .ok_or(AuthError::InvalidRequest(Reason::Missing("code_verifier")))?;
         let now = self.clock.now();
         let code_hash = secret::hash(code);
         let record = self
@@ -25,7 +37,10 @@ impl AuthCore {
             .ok_or(AuthError::InvalidGrant(Reason::CodeUnusable))?;
         // RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice revokes what it issued.
         if record.consumed_at.is_some() {
-            self.stores.grants.revoke_grant(record.grant_id, now).await?;
+            self.stores
+                .grants
+                .revoke_grant(record.grant_id, now)
+                .await?;
             tracing::warn!(client_id = %client.id, grant_id = %record.grant_id, "authorization code replayed; grant revoked");
             return Err(AuthError::InvalidGrant(Reason::CodeReplayed));
         }
@@ -51,16 +66,30 @@ impl AuthCore {
         self.ensure_user_active(&grant).await?;
 
         let refresh = self.new_refresh_token(client, &grant, now);
-        let won = self.stores.grants.redeem_code(&code_hash, now, refresh.as_ref().map(|(_, r)| r)).await?;
+        let won = self
+            .stores
+            .grants
+            .redeem_code(&code_hash, now, refresh.as_ref().map(|(_, r)| r))
+            .await?;
         if !won {
             // Lost a race with another redemption of the same code: that is a replay too.
             self.stores.grants.revoke_grant(grant.id, now).await?;
             return Err(AuthError::InvalidGrant(Reason::CodeReplayed));
         }
         let scope = ScopeSet::parse(&grant.scope)?;
-        let (access_token, expires_in) =
-            self.mint_access_token(client, grant.user_id.to_string(), &grant.resource, &scope, Some(grant.id.to_string()))?;
+        let (access_token, expires_in) = self.mint_access_token(
+            client,
+            grant.user_id.to_string(),
+            &grant.resource,
+            &scope,
+            Some(grant.id.to_string()),
+        )?;
         tracing::info!(client_id = %client.id, grant_id = %grant.id, "tokens issued for authorization code");
-        Ok(TokenResponse { access_token, expires_in, refresh_token: refresh.map(|(v, _)| v), scope: scope.to_string() })
+        Ok(TokenResponse {
+            access_token,
+            expires_in,
+            refresh_token: refresh.map(|(v, _)| v),
+            scope: scope.to_string(),
+        })
     }
 }

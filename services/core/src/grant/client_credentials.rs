@@ -9,19 +9,40 @@ use crate::model::{Client, GrantType};
 use crate::resource;
 
 impl AuthCore {
-    pub(super) async fn client_credentials_grant(&self, client: &Client, req: &TokenRequest) -> AuthResult<TokenResponse> {
+    pub(super) async fn client_credentials_grant(
+        &self,
+        client: &Client,
+        req: &TokenRequest,
+    ) -> AuthResult<TokenResponse> {
         // RFC 6749 §4.4: only confidential clients.
         if !client.is_confidential() || !client.allows(GrantType::ClientCredentials) {
-            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed("client_credentials")));
+            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed(
+                "client_credentials",
+            )));
         }
         let registered = self.protected_resources().await?;
-        let (aud, protected) = resource::resolve(&req.resource, &registered, &self.settings.issuer)?;
-        let allowed = allowed_scopes(client.scope.as_deref(), protected.and_then(|p| p.scopes.as_deref()))?;
-        let scope = self.settings.scopes.resolve(req.scope.as_deref(), allowed.as_ref())?;
+        let (aud, protected) =
+            resource::resolve(&req.resource, &registered, &self.settings.issuer)?;
+        let allowed = allowed_scopes(
+            client.scope.as_deref(),
+            protected.and_then(|p| p.scopes.as_deref()),
+        )?;
+        let scope = self
+            .settings
+            .scopes
+            .resolve(req.scope.as_deref(), allowed.as_ref())?;
         if scope.contains(crate::scope::OFFLINE_ACCESS) {
-            return Err(AuthError::InvalidScope(Reason::Text("offline_access does not apply to client_credentials")));
+            return Err(AuthError::InvalidScope(Reason::Text(
+                "offline_access does not apply to client_credentials",
+            )));
         }
-        let (access_token, expires_in) = self.mint_access_token(client, client.id.clone(), aud.as_str(), &scope, None)?;
-        Ok(TokenResponse { access_token, expires_in, refresh_token: None, scope: scope.to_string() })
+        let (access_token, expires_in) =
+            self.mint_access_token(client, client.id.clone(), aud.as_str(), &scope, None)?;
+        Ok(TokenResponse {
+            access_token,
+            expires_in,
+            refresh_token: None,
+            scope: scope.to_string(),
+        })
     }
 }

@@ -45,11 +45,17 @@ impl AuthCore {
             return Err(AuthError::InvalidRequest(Reason::Repeated(p.clone())));
         }
         // Reject an unknown grant type before touching client credentials.
-        if !matches!(req.grant_type.as_str(), "authorization_code" | "refresh_token" | "client_credentials") {
+        if !matches!(
+            req.grant_type.as_str(),
+            "authorization_code" | "refresh_token" | "client_credentials"
+        ) {
             return Err(if req.grant_type.is_empty() {
                 AuthError::InvalidRequest(Reason::Missing("grant_type"))
             } else {
-                AuthError::UnsupportedGrantType(Reason::Unsupported("grant_type", req.grant_type.clone()))
+                AuthError::UnsupportedGrantType(Reason::Unsupported(
+                    "grant_type",
+                    req.grant_type.clone(),
+                ))
             });
         }
         let client = self.authenticate_client(&req.client).await?;
@@ -62,7 +68,14 @@ impl AuthCore {
     }
 
     /// Signs an access token for `sub` at `aud` with `scope`.
-    fn mint_access_token(&self, client: &Client, sub: String, aud: &str, scope: &ScopeSet, sid: Option<String>) -> AuthResult<(String, i64)> {
+    fn mint_access_token(
+        &self,
+        client: &Client,
+        sub: String,
+        aud: &str,
+        scope: &ScopeSet,
+        sid: Option<String>,
+    ) -> AuthResult<(String, i64)> {
         let now = self.clock.now().timestamp();
         let ttl = self.settings.access_token_ttl.num_seconds();
         let claims = AccessTokenClaims {
@@ -81,7 +94,12 @@ impl AuthCore {
 
     /// A new refresh token for `grant`, if the client may refresh: returns the value to hand
     /// out and the record to store.
-    fn new_refresh_token(&self, client: &Client, grant: &Grant, now: DateTime<Utc>) -> Option<(String, RefreshToken)> {
+    fn new_refresh_token(
+        &self,
+        client: &Client,
+        grant: &Grant,
+        now: DateTime<Utc>,
+    ) -> Option<(String, RefreshToken)> {
         if !client.allows(crate::model::GrantType::RefreshToken) {
             return None;
         }
@@ -99,7 +117,9 @@ impl AuthCore {
     async fn ensure_user_active(&self, grant: &Grant) -> AuthResult<()> {
         match self.stores.users.find_user(grant.user_id).await? {
             Some(u) if !u.disabled => Ok(()),
-            _ => Err(AuthError::InvalidGrant(Reason::Text("the user is disabled"))),
+            _ => Err(AuthError::InvalidGrant(Reason::Text(
+                "the user is disabled",
+            ))),
         }
     }
 }

@@ -9,11 +9,20 @@ use crate::scope::ScopeSet;
 use crate::secret;
 
 impl AuthCore {
-    pub(super) async fn refresh_token_grant(&self, client: &Client, req: &TokenRequest) -> AuthResult<TokenResponse> {
+    pub(super) async fn refresh_token_grant(
+        &self,
+        client: &Client,
+        req: &TokenRequest,
+    ) -> AuthResult<TokenResponse> {
         if !client.allows(GrantType::RefreshToken) {
-            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed("refresh_token")));
+            return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed(
+                "refresh_token",
+            )));
         }
-        let presented = req.refresh_token.as_deref().ok_or(AuthError::InvalidRequest(Reason::Missing("refresh_token")))?;
+        let presented = req
+            .refresh_token
+            .as_deref()
+            .ok_or(AuthError::InvalidRequest(Reason::Missing("refresh_token")))?;
         let now = self.clock.now();
         let hash = secret::hash(presented);
         let token = self
@@ -48,7 +57,9 @@ impl AuthCore {
             Some(s) => {
                 let asked = ScopeSet::parse(s)?;
                 if let Some(extra) = asked.difference(&granted).first() {
-                    return Err(AuthError::InvalidScope(Reason::ScopeBroadened((*extra).to_owned())));
+                    return Err(AuthError::InvalidScope(Reason::ScopeBroadened(
+                        (*extra).to_owned(),
+                    )));
                 }
                 asked
             }
@@ -56,16 +67,33 @@ impl AuthCore {
         check_resource(&req.resource, &grant.resource)?;
         self.ensure_user_active(&grant).await?;
 
-        let (new_value, new_record) = self
-            .new_refresh_token(client, &grant, now)
-            .ok_or(AuthError::UnauthorizedClient(Reason::GrantNotAllowed("refresh_token")))?;
-        if !self.stores.grants.rotate_refresh_token(&hash, now, &new_record).await? {
+        let (new_value, new_record) =
+            self.new_refresh_token(client, &grant, now)
+                .ok_or(AuthError::UnauthorizedClient(Reason::GrantNotAllowed(
+                    "refresh_token",
+                )))?;
+        if !self
+            .stores
+            .grants
+            .rotate_refresh_token(&hash, now, &new_record)
+            .await?
+        {
             // Lost a race with a concurrent rotation of the same token: treat as reuse.
             self.stores.grants.revoke_grant(grant.id, now).await?;
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenReused));
         }
-        let (access_token, expires_in) =
-            self.mint_access_token(client, grant.user_id.to_string(), &grant.resource, &scope, Some(grant.id.to_string()))?;
-        Ok(TokenResponse { access_token, expires_in, refresh_token: Some(new_value), scope: scope.to_string() })
+        let (access_token, expires_in) = self.mint_access_token(
+            client,
+            grant.user_id.to_string(),
+            &grant.resource,
+            &scope,
+            Some(grant.id.to_string()),
+        )?;
+        Ok(TokenResponse {
+            access_token,
+            expires_in,
+            refresh_token: Some(new_value),
+            scope: scope.to_string(),
+        })
     }
 }

@@ -1,0 +1,74 @@
+//! Server-rendered HTML: login, consent and error pages. Askama escapes every value; the
+//! headers forbid framing, sniffing, caching and referrers.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub client_name: &'a str,
+    pub redirect_host: &'a str,
+    pub csrf_token: &'a str,
+    pub error: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub client_name: &'a str,
+    pub redirect_host: &'a str,
+    pub resource: &'a str,
+    pub scopes: &'a [String],
+    pub user_email: &'a str,
+    pub csrf_token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub code: &'a str,
+    pub description: &'a str,
+}
+
+/// Renders a page with the security headers every page gets.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    let mut res = match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    };
+    let h = res.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+pub fn error_page(err: &crate::error::OAuthError) -> Response {
+    let status = match err.http_status() {
+        s if s.is_server_error() => s,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    render(
+        status,
+        &ErrorPage {
+            code: &err.code,
+            description: &err.description,
+        },
+    )
+}

@@ -1,0 +1,163 @@
+//! The authorization endpoint and its two forms. The pending authorization's handle lives in
+//! an `HttpOnly`, `SameSite=Lax` cookie; each form carries the anti-CSRF token.
+
+use crate::AppState;
+use crate::error::OAuthError;
+use crate::form::{Params, form_body};
+use crate::pages::{self, ConsentPage, LoginPage};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use latchkey_proto::v1 as pb;
+use latchkey_proto::v1::start_authorization_response::Outcome;
+
+const SESSION_COOKIE: &str = "latchkey_authz";
+
+fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .path("/authorize")
+        .build()
+}
+
+/// 303 See Other: after a form POST the browser must follow with GET (RFC 9700 §4.11).
+fn see_other(location: &str) -> Response {
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            res.headers_mut().insert(header::LOCATION, v);
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(_) => pages::error_page(&OAuthError::new("server_error", "invalid redirect")),
+    }
+}
+
+/// Shows the page for where the authorization stands: login, or consent once logged in.
+fn prompt_page(jar: CookieJar, secure: bool, p: pb::AuthorizationPrompt, error: &str) -> Response {
+    let jar = jar.add(session_cookie(p.session_id.clone(), secure));
+    let page = if p.authenticated {
+        pages::render(
+            StatusCode::OK,
+            &ConsentPage {
+                client_name: &p.client_name,
+                redirect_host: &p.redirect_host,
+                resource: &p.resource,
+                scopes: &p.scopes,
+                user_email: &p.user_email,
+                csrf_token: &p.csrf_token,
+            },
+        )
+    } else {
+        let status = if error.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        pages::render(
+            status,
+            &LoginPage {
+                client_name: &p.client_name,
+                redirect_host: &p.redirect_host,
+                csrf_token: &p.csrf_token,
+                error,
+            },
+        )
+    };
+    (jar, page).into_response()
+}
+
+pub(crate) async fn start(
+    State(s): State<AppState>,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q = Params::parse(query.unwrap_or_default().as_bytes());
+    let req = pb::StartAuthorizationRequest {
+        response_type: q.get("response_type"),
+        client_id: q.get("client_id"),
+        redirect_uri: q.get("redirect_uri"),
+        scope: q.get("scope"),
+        state: q.get("state"),
+        code_challenge: q.get("code_challenge"),
+        code_challenge_method: q.get("code_challenge_method"),
+        resource: q.all("resource"),
+        repeated_parameters: q.repeated(),
+        response_mode: q.get("response_mode"),
+    };
+    match s.client.clone().start_authorization(req).await {
+        Ok(r) => match r.into_inner().outcome {
+            Some(Outcome::Prompt(p)) => prompt_page(jar, s.config.secure_cookies, p, ""),
+            Some(Outcome::ErrorRedirect(uri)) => see_other(&uri),
+            None => pages::error_page(&OAuthError::new("server_error", "empty answer")),
+        },
+        Err(status) => pages::error_page(&OAuthError::from(status)),
+    }
+}
+
+fn session_id(jar: &CookieJar) -> Result<String, OAuthError> {
+    jar.get(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .ok_or_else(|| {
+            OAuthError::invalid_request(
+                "no authorization in progress: start again from the application",
+            )
+        })
+}
+
+pub(crate) async fn login(
+    State(s): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let form = form_body(&headers, body)?;
+        let req = pb::SubmitLoginRequest {
+            session_id: session_id(&jar)?,
+            csrf_token: form.get("csrf_token").unwrap_or_default(),
+            email: form.get("email").unwrap_or_default(),
+            password: form.get("password").unwrap_or_default(),
+        };
+        Ok::<_, OAuthError>(s.client.clone().submit_login(req).await?.into_inner())
+    }
+    .await;
+    match result {
+        Ok(r) => match r.prompt {
+            Some(p) => prompt_page(jar, s.config.secure_cookies, p, &r.error_message),
+            None => pages::error_page(&OAuthError::new("server_error", "empty answer")),
+        },
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+pub(crate) async fn consent(
+    State(s): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let form = form_body(&headers, body)?;
+        let req = pb::SubmitConsentRequest {
+            session_id: session_id(&jar)?,
+            csrf_token: form.get("csrf_token").unwrap_or_default(),
+            approve: form.get("decision").as_deref() == Some("allow"),
+        };
+        Ok::<_, OAuthError>(s.client.clone().submit_consent(req).await?.into_inner())
+    }
+    .await;
+    match result {
+        Ok(r) => {
+            let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/authorize"));
+            (jar, see_other(&r.redirect_uri)).into_response()
+        }
+        Err(e) => pages::error_page(&e),
+    }
+}

@@ -1,0 +1,37 @@
+//! Route table. Handlers translate HTTP to gRPC calls and back; nothing more.
+
+mod authorize;
+mod discovery;
+mod registration;
+mod token;
+
+use crate::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+
+/// Endpoints that browser-based clients call cross-origin; CORS applies.
+pub(crate) fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::metadata),
+        )
+        .route("/jwks.json", get(discovery::jwks))
+        .route("/register", post(registration::register))
+        .route("/token", post(token::token))
+        .route("/revoke", post(token::revoke))
+}
+
+/// Endpoints for the user's browser and for servers.
+pub(crate) fn browser_routes() -> Router<AppState> {
+    Router::new()
+        .route("/authorize", get(authorize::start))
+        .route("/authorize/login", post(authorize::login))
+        .route("/authorize/consent", post(authorize::consent))
+        .route("/introspect", post(token::introspect))
+        .route("/health", get(discovery::health))
+}

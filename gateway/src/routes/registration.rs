@@ -1,0 +1,53 @@
+//! RFC 7591 dynamic client registration.
+
+use crate::AppState;
+use crate::error::OAuthError;
+use crate::form::body_error;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use latchkey_proto::v1 as pb;
+
+pub(crate) async fn register(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OAuthError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+    {
+        return Err(OAuthError::new(
+            "unsupported_media_type",
+            "the request body must be application/json",
+        ));
+    }
+    let body = body.map_err(body_error)?;
+    let metadata_json = String::from_utf8(body.to_vec())
+        .map_err(|_| OAuthError::new("invalid_client_metadata", "the body is not UTF-8"))?;
+    let doc = s
+        .client
+        .clone()
+        .register_client(pb::RegisterClientRequest { metadata_json })
+        .await?
+        .into_inner();
+    // RFC 7591 §3.2.1: 201 Created; the secret in the body must not be cached.
+    let mut res = (StatusCode::CREATED, doc.json).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(res)
+}

@@ -1,0 +1,126 @@
+//! The token (RFC 6749 §3.2), revocation (RFC 7009) and introspection (RFC 7662) endpoints.
+
+use crate::AppState;
+use crate::error::OAuthError;
+use crate::form::{Params, basic_credentials, form_body};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use latchkey_proto::v1 as pb;
+use serde_json::{Map, Value, json};
+
+fn client_auth(headers: &HeaderMap, form: &Params) -> Result<pb::ClientAuthentication, OAuthError> {
+    Ok(pb::ClientAuthentication {
+        basic: basic_credentials(headers)?.map(|(client_id, client_secret)| pb::BasicCredentials {
+            client_id,
+            client_secret,
+        }),
+        client_id: form.get("client_id"),
+        client_secret: form.get("client_secret"),
+    })
+}
+
+/// JSON with `Cache-Control: no-store` (RFC 6749 §5.1).
+fn no_store_json(body: Value) -> Response {
+    let mut res = (StatusCode::OK, axum::Json(body)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+pub(crate) async fn token(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OAuthError> {
+    let form = form_body(&headers, body)?;
+    let req = pb::ExchangeTokenRequest {
+        grant_type: form.get("grant_type").unwrap_or_default(),
+        code: form.get("code"),
+        redirect_uri: form.get("redirect_uri"),
+        code_verifier: form.get("code_verifier"),
+        refresh_token: form.get("refresh_token"),
+        scope: form.get("scope"),
+        resource: form.all("resource"),
+        client: Some(client_auth(&headers, &form)?),
+        repeated_parameters: form.repeated(),
+    };
+    let t = s.client.clone().exchange_token(req).await?.into_inner();
+    let mut body = json!({
+        "access_token": t.access_token,
+        "token_type": t.token_type,
+        "expires_in": t.expires_in,
+        "scope": t.scope,
+    });
+    if let Some(rt) = t.refresh_token {
+        body["refresh_token"] = json!(rt);
+    }
+    Ok(no_store_json(body))
+}
+
+pub(crate) async fn revoke(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OAuthError> {
+    let form = form_body(&headers, body)?;
+    if let Some(p) = form.repeated().first() {
+        return Err(OAuthError::invalid_request(format!(
+            "parameter included more than once: {p}"
+        )));
+    }
+    let req = pb::RevokeTokenRequest {
+        token: form.get("token").unwrap_or_default(),
+        token_type_hint: form.get("token_type_hint"),
+        client: Some(client_auth(&headers, &form)?),
+    };
+    s.client.clone().revoke_token(req).await?;
+    Ok(no_store_json(json!({})))
+}
+
+pub(crate) async fn introspect(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OAuthError> {
+    let form = form_body(&headers, body)?;
+    if let Some(p) = form.repeated().first() {
+        return Err(OAuthError::invalid_request(format!(
+            "parameter included more than once: {p}"
+        )));
+    }
+    let req = pb::IntrospectRequest {
+        token: form.get("token").unwrap_or_default(),
+        token_type_hint: form.get("token_type_hint"),
+        client: Some(client_auth(&headers, &form)?),
+    };
+    let i = s.client.clone().introspect(req).await?.into_inner();
+    if !i.active {
+        return Ok(no_store_json(json!({ "active": false })));
+    }
+    let mut body = Map::new();
+    body.insert("active".into(), json!(true));
+    for (k, v) in [
+        ("scope", i.scope),
+        ("client_id", i.client_id),
+        ("sub", i.sub),
+        ("aud", i.aud),
+        ("iss", i.iss),
+        ("jti", i.jti),
+        ("token_type", i.token_type),
+        ("username", i.username),
+    ] {
+        if !v.is_empty() {
+            body.insert(k.into(), json!(v));
+        }
+    }
+    for (k, v) in [("exp", i.exp), ("iat", i.iat)] {
+        if v != 0 {
+            body.insert(k.into(), json!(v));
+        }
+    }
+    Ok(no_store_json(Value::Object(body)))
+}

@@ -1,0 +1,196 @@
+//! The one typed configuration: defaults, then an optional TOML file, then `LATCHKEY_*`
+//! environment variables. Everything is validated, and every problem reported at once,
+//! before a port opens. `latchkey check-config` prints the same report.
+
+use chrono::Duration;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use latchkey_core::CoreSettings;
+use latchkey_core::resource::{ProtectedResource, Resource};
+use latchkey_core::scope::{ScopePolicy, ScopeSet};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+}
+
+/// A protected resource declared in configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResourceConfig {
+    pub url: String,
+    #[serde(default)]
+    pub scopes: Option<String>,
+    #[serde(default)]
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `development` or `production`; production refuses insecure setups.
+    pub env: Environment,
+    /// The issuer identifier (RFC 8414 §2); endpoint URLs derive from it.
+    pub issuer: String,
+    /// Where the HTTP gateway listens.
+    pub http_addr: SocketAddr,
+    /// Where the gRPC AuthService listens. Loopback unless configured otherwise.
+    pub grpc_addr: SocketAddr,
+    /// `sqlite://latchkey.db?mode=rwc` (default) or `postgres://…`.
+    pub database_url: String,
+    /// Shared state for several replicas.
+    pub redis_url: Option<String>,
+    /// The gateway's credential for the AuthService. `latchkey serve` generates one
+    /// in-process when unset; separate processes must share it.
+    pub gateway_secret: Option<SecretString>,
+    /// Where `serve gateway` finds the AuthService.
+    pub auth_url: String,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+    pub code_ttl_secs: i64,
+    pub session_ttl_secs: i64,
+    pub leeway_secs: u64,
+    /// Supported scopes, space-separated (`offline_access` is always added).
+    pub scopes: String,
+    /// Scopes granted when a request names none.
+    pub default_scopes: String,
+    pub resources: Vec<ResourceConfig>,
+    /// Origins allowed by CORS on the public endpoints, space-separated, or `*`.
+    pub cors_origins: String,
+    /// Largest request body the gateway reads.
+    pub max_body_bytes: usize,
+    /// `pretty` or `json`; JSON by default in production.
+    pub log_format: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            env: Environment::Development,
+            issuer: "http://localhost:8080".into(),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url: "sqlite://latchkey.db?mode=rwc".into(),
+            redis_url: None,
+            gateway_secret: None,
+            auth_url: "http://127.0.0.1:50051".into(),
+            access_token_ttl_secs: 3600,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            code_ttl_secs: 300,
+            session_ttl_secs: 600,
+            leeway_secs: 5,
+            scopes: "mcp:tools mcp:resources mcp:prompts".into(),
+            default_scopes: "mcp:tools mcp:resources mcp:prompts".into(),
+            resources: Vec::new(),
+            cors_origins: "*".into(),
+            max_body_bytes: 64 * 1024,
+            log_format: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if given), then `LATCHKEY_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, Vec<String>> {
+        let mut fig = Figment::new();
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(vec![format!("config file {} does not exist", f.display())]);
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig.merge(Env::prefixed("LATCHKEY_").ignore(&["test_database_url", "test_redis_url"]))
+            .extract()
+            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+    }
+
+    /// Parses the settings into the core's types, reporting every problem at once.
+    pub fn core_settings(&self) -> Result<CoreSettings, Vec<String>> {
+        let mut problems = Vec::new();
+        let issuer = self.issuer.trim_end_matches('/').to_owned();
+        match url::Url::parse(&issuer) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.query().is_none()
+                    && u.fragment().is_none() =>
+            {
+                if self.env == Environment::Production && u.scheme() != "https" {
+                    problems.push("issuer must be https in production".into());
+                }
+            }
+            _ => problems.push(format!(
+                "issuer {:?} must be an http(s) URL without query or fragment",
+                self.issuer
+            )),
+        }
+        if self.env == Environment::Production && self.database_url.starts_with("sqlite:") {
+            problems
+                .push("production needs PostgreSQL: set LATCHKEY_DATABASE_URL=postgres://…".into());
+        }
+        if self.env == Environment::Production && self.cors_origins.trim() == "*" {
+            problems.push(
+                "production must list CORS origins explicitly (LATCHKEY_CORS_ORIGINS)".into(),
+            );
+        }
+        for (name, v) in [
+            ("access_token_ttl_secs", self.access_token_ttl_secs),
+            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
+            ("code_ttl_secs", self.code_ttl_secs),
+            ("session_ttl_secs", self.session_ttl_secs),
+        ] {
+            if v <= 0 {
+                problems.push(format!("{name} must be positive"));
+            }
+        }
+        if self.code_ttl_secs > 600 {
+            problems.push("code_ttl_secs must be at most 600 (RFC 6749 §4.1.2)".into());
+        }
+        if self.max_body_bytes < 1024 {
+            problems.push("max_body_bytes must be at least 1024".into());
+        }
+        let scopes = match (
+            ScopeSet::parse(&self.scopes),
+            ScopeSet::parse(&self.default_scopes),
+        ) {
+            (Ok(s), Ok(d)) => ScopePolicy::new(s, d).map_err(|e| problems.push(e)).ok(),
+            _ => {
+                problems
+                    .push("scopes and default_scopes must be space-separated scope tokens".into());
+                None
+            }
+        };
+        let mut resources = Vec::new();
+        for r in &self.resources {
+            match Resource::parse(&r.url) {
+                Ok(resource) => resources.push(ProtectedResource {
+                    resource,
+                    scopes: r.scopes.clone(),
+                    is_default: r.default,
+                }),
+                Err(e) => problems.push(format!("resource {:?}: {}", r.url, e.description())),
+            }
+        }
+        if resources.iter().filter(|r| r.is_default).count() > 1 {
+            problems.push("at most one configured resource can be the default".into());
+        }
+        match scopes {
+            Some(scopes) if problems.is_empty() => Ok(CoreSettings {
+                issuer,
+                access_token_ttl: Duration::seconds(self.access_token_ttl_secs),
+                refresh_token_ttl: Duration::seconds(self.refresh_token_ttl_secs),
+                code_ttl: Duration::seconds(self.code_ttl_secs),
+                session_ttl: Duration::seconds(self.session_ttl_secs),
+                leeway_secs: self.leeway_secs,
+                scopes,
+                resources,
+            }),
+            _ => Err(problems),
+        }
+    }
+}

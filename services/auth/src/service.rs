@@ -1,0 +1,317 @@
+//! The tonic `AuthService`: decodes proto into core types, calls the core, encodes the
+//! result. It holds no SQL and no OAuth rule; its one decision is who may call what.
+
+use crate::status::to_status;
+use latchkey_core::authorize::{AuthorizationRequest, Prompt, StartOutcome};
+use latchkey_core::client_auth::PresentedCredentials;
+use latchkey_core::grant::TokenRequest;
+use latchkey_core::{AuthCore, AuthError, secret};
+use latchkey_proto::v1 as pb;
+use latchkey_proto::v1::auth_service_server::AuthService;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The metadata key that carries the gateway's credential, as `Bearer <secret>`.
+pub const GATEWAY_AUTH_HEADER: &str = "authorization";
+
+pub struct AuthGrpc {
+    core: Arc<AuthCore>,
+    /// SHA-256 of the gateway secret; `None` refuses every gateway-only call.
+    gateway_secret_hash: Option<String>,
+}
+
+impl AuthGrpc {
+    pub fn new(core: Arc<AuthCore>, gateway_secret: Option<&str>) -> Self {
+        Self {
+            core,
+            gateway_secret_hash: gateway_secret.map(secret::hash),
+        }
+    }
+
+    /// Refuses anyone but the gateway with `UNAUTHENTICATED`.
+    fn require_gateway<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let presented = req
+            .metadata()
+            .get(GATEWAY_AUTH_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match (presented, &self.gateway_secret_hash) {
+            (Some(p), Some(hash)) if secret::verify(p, hash) => Ok(()),
+            _ => Err(to_status(AuthError::Unauthenticated)),
+        }
+    }
+}
+
+fn credentials(c: Option<pb::ClientAuthentication>) -> PresentedCredentials {
+    let c = c.unwrap_or_default();
+    PresentedCredentials {
+        basic: c.basic.map(|b| (b.client_id, b.client_secret)),
+        client_id: c.client_id,
+        client_secret: c.client_secret,
+    }
+}
+
+fn prompt(p: Prompt) -> pb::AuthorizationPrompt {
+    pb::AuthorizationPrompt {
+        session_id: p.session_id,
+        csrf_token: p.csrf_token,
+        client_name: p.client_name,
+        redirect_host: p.redirect_host,
+        scopes: p.scopes,
+        resource: p.resource,
+        authenticated: p.authenticated,
+        user_email: p.user_email.unwrap_or_default(),
+    }
+}
+
+fn user(u: latchkey_core::model::User) -> pb::User {
+    pb::User {
+        id: u.id.to_string(),
+        email: u.email,
+        disabled: u.disabled,
+        created_at: u.created_at.timestamp(),
+    }
+}
+
+fn json(v: &serde_json::Value) -> pb::JsonDocument {
+    pb::JsonDocument {
+        json: v.to_string(),
+    }
+}
+
+type Rpc<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl AuthService for AuthGrpc {
+    async fn get_server_metadata(
+        &self,
+        _: Request<pb::GetServerMetadataRequest>,
+    ) -> Rpc<pb::JsonDocument> {
+        Ok(Response::new(json(&self.core.metadata())))
+    }
+
+    async fn get_jwks(&self, _: Request<pb::GetJwksRequest>) -> Rpc<pb::JsonDocument> {
+        Ok(Response::new(json(&self.core.jwks())))
+    }
+
+    async fn register_client(
+        &self,
+        req: Request<pb::RegisterClientRequest>,
+    ) -> Rpc<pb::JsonDocument> {
+        self.require_gateway(&req)?;
+        let reg = self
+            .core
+            .register_client(&req.into_inner().metadata_json)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(json(&reg.to_json())))
+    }
+
+    async fn start_authorization(
+        &self,
+        req: Request<pb::StartAuthorizationRequest>,
+    ) -> Rpc<pb::StartAuthorizationResponse> {
+        self.require_gateway(&req)?;
+        let r = req.into_inner();
+        let outcome = self
+            .core
+            .start_authorization(AuthorizationRequest {
+                response_type: r.response_type,
+                client_id: r.client_id,
+                redirect_uri: r.redirect_uri,
+                scope: r.scope,
+                state: r.state,
+                code_challenge: r.code_challenge,
+                code_challenge_method: r.code_challenge_method,
+                response_mode: r.response_mode,
+                resource: r.resource,
+                repeated: r.repeated_parameters,
+            })
+            .await
+            .map_err(to_status)?;
+        let outcome = match outcome {
+            StartOutcome::Prompt(p) => pb::start_authorization_response::Outcome::Prompt(prompt(p)),
+            StartOutcome::ErrorRedirect(uri) => {
+                pb::start_authorization_response::Outcome::ErrorRedirect(uri)
+            }
+        };
+        Ok(Response::new(pb::StartAuthorizationResponse {
+            outcome: Some(outcome),
+        }))
+    }
+
+    async fn submit_login(
+        &self,
+        req: Request<pb::SubmitLoginRequest>,
+    ) -> Rpc<pb::SubmitLoginResponse> {
+        self.require_gateway(&req)?;
+        let r = req.into_inner();
+        let out = self
+            .core
+            .submit_login(&r.session_id, &r.csrf_token, &r.email, &r.password)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::SubmitLoginResponse {
+            prompt: Some(prompt(out.prompt)),
+            error_message: out.error.unwrap_or_default().to_owned(),
+        }))
+    }
+
+    async fn submit_consent(
+        &self,
+        req: Request<pb::SubmitConsentRequest>,
+    ) -> Rpc<pb::SubmitConsentResponse> {
+        self.require_gateway(&req)?;
+        let r = req.into_inner();
+        let redirect_uri = self
+            .core
+            .submit_consent(&r.session_id, &r.csrf_token, r.approve)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::SubmitConsentResponse { redirect_uri }))
+    }
+
+    async fn exchange_token(
+        &self,
+        req: Request<pb::ExchangeTokenRequest>,
+    ) -> Rpc<pb::TokenResponse> {
+        self.require_gateway(&req)?;
+        let r = req.into_inner();
+        let out = self
+            .core
+            .exchange_token(TokenRequest {
+                grant_type: r.grant_type,
+                code: r.code,
+                redirect_uri: r.redirect_uri,
+                code_verifier: r.code_verifier,
+                refresh_token: r.refresh_token,
+                scope: r.scope,
+                resource: r.resource,
+                client: credentials(r.client),
+                repeated: r.repeated_parameters,
+            })
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::TokenResponse {
+            access_token: out.access_token,
+            token_type: "Bearer".into(),
+            expires_in: out.expires_in,
+            refresh_token: out.refresh_token,
+            scope: out.scope,
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        req: Request<pb::RevokeTokenRequest>,
+    ) -> Rpc<pb::RevokeTokenResponse> {
+        let r = req.into_inner();
+        self.core
+            .revoke(
+                &r.token,
+                r.token_type_hint.as_deref(),
+                &credentials(r.client),
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RevokeTokenResponse {}))
+    }
+
+    async fn introspect(&self, req: Request<pb::IntrospectRequest>) -> Rpc<pb::IntrospectResponse> {
+        let r = req.into_inner();
+        let i = self
+            .core
+            .introspect(
+                &r.token,
+                r.token_type_hint.as_deref(),
+                &credentials(r.client),
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::IntrospectResponse {
+            active: i.active,
+            scope: i.scope,
+            client_id: i.client_id,
+            sub: i.sub,
+            aud: i.aud,
+            iss: i.iss,
+            exp: i.exp,
+            iat: i.iat,
+            jti: i.jti,
+            token_type: i.token_type,
+            username: i.username,
+        }))
+    }
+
+    async fn verify_token(
+        &self,
+        req: Request<pb::VerifyTokenRequest>,
+    ) -> Rpc<pb::VerifyTokenResponse> {
+        let r = req.into_inner();
+        let answer = match self
+            .core
+            .verify_token(&r.token, &r.audience, &r.required_scopes)
+            .await
+        {
+            Ok(c) => pb::VerifyTokenResponse {
+                valid: true,
+                claims: Some(pb::AccessTokenClaims {
+                    scopes: c
+                        .scope
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    iss: c.iss,
+                    sub: c.sub,
+                    aud: c.aud,
+                    client_id: c.client_id,
+                    iat: c.iat,
+                    exp: c.exp,
+                    jti: c.jti,
+                }),
+                ..Default::default()
+            },
+            // RFC 6750 §3.1 outcomes are answers, not failures of the call.
+            Err(e @ (AuthError::InvalidToken(_) | AuthError::InsufficientScope(_))) => {
+                pb::VerifyTokenResponse {
+                    valid: false,
+                    claims: None,
+                    error: e.code().to_owned(),
+                    error_description: e.description(),
+                }
+            }
+            Err(e) => return Err(to_status(e)),
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> Rpc<pb::User> {
+        self.require_gateway(&req)?;
+        let r = req.into_inner();
+        let u = self
+            .core
+            .create_user(&r.email, &r.password)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(user(u)))
+    }
+
+    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Rpc<pb::ListUsersResponse> {
+        self.require_gateway(&req)?;
+        let users = self.core.list_users().await.map_err(to_status)?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: users.into_iter().map(user).collect(),
+        }))
+    }
+
+    async fn disable_user(&self, req: Request<pb::DisableUserRequest>) -> Rpc<pb::User> {
+        self.require_gateway(&req)?;
+        let u = self
+            .core
+            .disable_user(&req.into_inner().email)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(user(u)))
+    }
+}

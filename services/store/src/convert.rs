@@ -1,0 +1,185 @@
+//! Conversions between sea-orm models and core records.
+
+use crate::entity::*;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use latchkey_core::model::{
+    AuthMethod, AuthorizationCode, Client, Grant, GrantType, RefreshToken, StoredSigningKey, User,
+};
+use latchkey_core::resource::{ProtectedResource, Resource};
+use latchkey_core::store::StoreError;
+use uuid::Uuid;
+
+pub(crate) fn ts(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+pub(crate) fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+fn corrupt(what: &'static str) -> StoreError {
+    StoreError::Backend(format!("corrupt {what} row").into())
+}
+
+fn uuid(s: &str, what: &'static str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|_| corrupt(what))
+}
+
+pub(crate) fn user(m: users::Model) -> Result<User, StoreError> {
+    Ok(User {
+        id: uuid(&m.id, "user")?,
+        email: m.email,
+        password_hash: m.password_hash,
+        disabled: m.disabled,
+        created_at: at(m.created_at),
+    })
+}
+
+pub(crate) fn user_model(u: &User) -> users::Model {
+    users::Model {
+        id: u.id.to_string(),
+        email: u.email.clone(),
+        password_hash: u.password_hash.clone(),
+        disabled: u.disabled,
+        created_at: ts(u.created_at),
+    }
+}
+
+pub(crate) fn client(m: clients::Model) -> Result<Client, StoreError> {
+    let grant_types = m
+        .grant_types
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("client")))
+        .collect::<Result<_, _>>()?;
+    Ok(Client {
+        redirect_uris: serde_json::from_str(&m.redirect_uris).map_err(|_| corrupt("client"))?,
+        metadata: serde_json::from_str(&m.metadata).map_err(|_| corrupt("client"))?,
+        auth_method: AuthMethod::parse(&m.auth_method).ok_or_else(|| corrupt("client"))?,
+        grant_types,
+        id: m.id,
+        secret_hash: m.secret_hash,
+        name: m.name,
+        scope: m.scope,
+        created_at: at(m.created_at),
+    })
+}
+
+pub(crate) fn client_model(c: &Client) -> clients::Model {
+    clients::Model {
+        id: c.id.clone(),
+        secret_hash: c.secret_hash.clone(),
+        name: c.name.clone(),
+        redirect_uris: serde_json::Value::from(c.redirect_uris.clone()).to_string(),
+        grant_types: c
+            .grant_types
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        auth_method: c.auth_method.as_str().to_owned(),
+        scope: c.scope.clone(),
+        metadata: c.metadata.to_string(),
+        created_at: ts(c.created_at),
+    }
+}
+
+pub(crate) fn grant(m: grants::Model) -> Result<Grant, StoreError> {
+    Ok(Grant {
+        id: uuid(&m.id, "grant")?,
+        user_id: uuid(&m.user_id, "grant")?,
+        client_id: m.client_id,
+        scope: m.scope,
+        resource: m.resource,
+        created_at: at(m.created_at),
+        revoked_at: m.revoked_at.map(at),
+    })
+}
+
+pub(crate) fn grant_model(g: &Grant) -> grants::Model {
+    grants::Model {
+        id: g.id.to_string(),
+        client_id: g.client_id.clone(),
+        user_id: g.user_id.to_string(),
+        scope: g.scope.clone(),
+        resource: g.resource.clone(),
+        created_at: ts(g.created_at),
+        revoked_at: g.revoked_at.map(ts),
+    }
+}
+
+pub(crate) fn code(m: authorization_codes::Model) -> Result<AuthorizationCode, StoreError> {
+    Ok(AuthorizationCode {
+        grant_id: uuid(&m.grant_id, "code")?,
+        code_hash: m.code_hash,
+        client_id: m.client_id,
+        redirect_uri: m.redirect_uri,
+        code_challenge: m.code_challenge,
+        expires_at: at(m.expires_at),
+        consumed_at: m.consumed_at.map(at),
+    })
+}
+
+pub(crate) fn code_model(c: &AuthorizationCode) -> authorization_codes::Model {
+    authorization_codes::Model {
+        code_hash: c.code_hash.clone(),
+        grant_id: c.grant_id.to_string(),
+        client_id: c.client_id.clone(),
+        redirect_uri: c.redirect_uri.clone(),
+        code_challenge: c.code_challenge.clone(),
+        expires_at: ts(c.expires_at),
+        consumed_at: c.consumed_at.map(ts),
+    }
+}
+
+pub(crate) fn refresh(m: refresh_tokens::Model) -> Result<RefreshToken, StoreError> {
+    Ok(RefreshToken {
+        grant_id: uuid(&m.grant_id, "refresh token")?,
+        token_hash: m.token_hash,
+        expires_at: at(m.expires_at),
+        consumed_at: m.consumed_at.map(at),
+    })
+}
+
+pub(crate) fn refresh_model(r: &RefreshToken) -> refresh_tokens::Model {
+    refresh_tokens::Model {
+        token_hash: r.token_hash.clone(),
+        grant_id: r.grant_id.to_string(),
+        expires_at: ts(r.expires_at),
+        consumed_at: r.consumed_at.map(ts),
+    }
+}
+
+pub(crate) fn key(m: signing_keys::Model) -> Result<StoredSigningKey, StoreError> {
+    Ok(StoredSigningKey {
+        private_der: STANDARD
+            .decode(&m.private_key)
+            .map_err(|_| corrupt("signing key"))?,
+        public_key: STANDARD
+            .decode(&m.public_key)
+            .map_err(|_| corrupt("signing key"))?,
+        kid: m.kid,
+        created_at: at(m.created_at),
+        active: m.active,
+    })
+}
+
+pub(crate) fn key_model(k: &StoredSigningKey) -> signing_keys::Model {
+    signing_keys::Model {
+        kid: k.kid.clone(),
+        private_key: STANDARD.encode(&k.private_der),
+        public_key: STANDARD.encode(&k.public_key),
+        created_at: ts(k.created_at),
+        active: k.active,
+    }
+}
+
+pub(crate) fn resource(m: protected_resources::Model) -> ProtectedResource {
+    ProtectedResource {
+        resource: Resource::from_stored(m.url),
+        scopes: m.scopes,
+        is_default: m.is_default,
+    }
+}

@@ -1,0 +1,97 @@
+//! sea-orm entities, one per table. These `Model`s never leave this crate: `convert.rs` turns
+//! them into core records.
+
+macro_rules! entity {
+    ($modname:ident, $table:literal, { $( $(#[$attr:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        pub mod $modname {
+            use sea_orm::entity::prelude::*;
+
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                $( $(#[$attr])* pub $field: $ty, )*
+            }
+
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
+entity!(users, "users", {
+    #[sea_orm(primary_key, auto_increment = false)] id: String,
+    email: String,
+    password_hash: String,
+    disabled: bool,
+    created_at: i64,
+});
+
+entity!(clients, "clients", {
+    #[sea_orm(primary_key, auto_increment = false)] id: String,
+    secret_hash: Option<String>,
+    name: Option<String>,
+    redirect_uris: String,
+    grant_types: String,
+    auth_method: String,
+    scope: Option<String>,
+    metadata: String,
+    created_at: i64,
+});
+
+entity!(grants, "grants", {
+    #[sea_orm(primary_key, auto_increment = false)] id: String,
+    client_id: String,
+    user_id: String,
+    scope: String,
+    resource: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+});
+
+entity!(authorization_codes, "authorization_codes", {
+    #[sea_orm(primary_key, auto_increment = false)] code_hash: String,
+    grant_id: String,
+    client_id: String,
+    redirect_uri: Option<String>,
+    code_challenge: String,
+    expires_at: i64,
+    consumed_at: Option<i64>,
+});
+
+entity!(refresh_tokens, "refresh_tokens", {
+    #[sea_orm(primary_key, auto_increment = false)] token_hash: String,
+    grant_id: String,
+    expires_at: i64,
+    consumed_at: Option<i64>,
+});
+
+entity!(consents, "consents", {
+    #[sea_orm(primary_key, auto_increment = false)] id: String,
+    user_id: String,
+    client_id: String,
+    scope: String,
+    resource: String,
+    granted_at: i64,
+});
+
+entity!(revoked_access_tokens, "revoked_access_tokens", {
+    #[sea_orm(primary_key, auto_increment = false)] jti: String,
+    expires_at: i64,
+});
+
+entity!(signing_keys, "signing_keys", {
+    #[sea_orm(primary_key, auto_increment = false)] kid: String,
+    private_key: String,
+    public_key: String,
+    created_at: i64,
+    active: bool,
+});
+
+entity!(protected_resources, "protected_resources", {
+    #[sea_orm(primary_key, auto_increment = false)] url: String,
+    scopes: Option<String>,
+    is_default: bool,
+    created_at: i64,
+});

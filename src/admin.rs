@@ -1,0 +1,146 @@
+//! Administrative commands: users, clients, protected resources and signing keys, run
+//! against the configured database through the core's rules.
+
+use latchkey_core::AuthCore;
+use latchkey_core::resource::{ProtectedResource, Resource};
+use latchkey_core::store::StoreError;
+use serde_json::json;
+
+/// Registers a client as `/register` would, and prints its credentials once.
+pub async fn client_add(
+    core: &AuthCore,
+    name: &str,
+    redirect_uris: &[String],
+    grant_types: &[String],
+    public: bool,
+    scope: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut meta = json!({
+        "client_name": name,
+        "redirect_uris": redirect_uris,
+        "token_endpoint_auth_method": if public { "none" } else { "client_secret_basic" },
+    });
+    if !grant_types.is_empty() {
+        meta["grant_types"] = json!(grant_types);
+        if !grant_types.iter().any(|g| g == "authorization_code") {
+            meta["response_types"] = json!([]);
+        }
+    }
+    if let Some(s) = scope {
+        meta["scope"] = json!(s);
+    }
+    let reg = core
+        .register_client(&meta.to_string())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
+    let mut out = format!("client_id:     {}\n", reg.client.id);
+    if let Some(secret) = reg.client_secret {
+        out.push_str(&format!(
+            "client_secret: {secret}\n(shown once; only its hash is stored)\n"
+        ));
+    }
+    Ok(out)
+}
+
+pub async fn client_list(core: &AuthCore) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for c in core.stores().clients.list_clients().await? {
+        let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            c.id,
+            c.name.as_deref().unwrap_or("-"),
+            c.auth_method.as_str(),
+            grants.join(","),
+            c.redirect_uris.join(" ")
+        ));
+    }
+    Ok(out)
+}
+
+pub async fn client_delete(core: &AuthCore, id: &str) -> anyhow::Result<()> {
+    if core.stores().clients.delete_client(id).await? {
+        Ok(())
+    } else {
+        anyhow::bail!("no client {id}")
+    }
+}
+
+pub async fn resource_add(
+    core: &AuthCore,
+    url: &str,
+    scopes: Option<&str>,
+    default: bool,
+) -> anyhow::Result<String> {
+    let resource = Resource::parse(url).map_err(|e| anyhow::anyhow!("{}", e.description()))?;
+    if let Some(s) = scopes {
+        let set = latchkey_core::scope::ScopeSet::parse(s)
+            .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
+        if let Some(unknown) = set.difference(core.settings().scopes.supported()).first() {
+            anyhow::bail!("scope {unknown} is not a supported scope");
+        }
+    }
+    let existing = core.stores().resources.list_resources().await?;
+    let is_default = default || existing.is_empty();
+    let p = ProtectedResource {
+        resource: resource.clone(),
+        scopes: scopes.map(str::to_owned),
+        is_default,
+    };
+    match core.stores().resources.insert_resource(&p).await {
+        Ok(()) => Ok(format!(
+            "{}{}",
+            resource.as_str(),
+            if is_default { " (default)" } else { "" }
+        )),
+        Err(StoreError::Duplicate(_)) => {
+            anyhow::bail!("resource {} already exists", resource.as_str())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn resource_list(core: &AuthCore) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for r in core.stores().resources.list_resources().await? {
+        out.push_str(&format!(
+            "{}\t{}\t{}\n",
+            r.resource.as_str(),
+            r.scopes.as_deref().unwrap_or("*"),
+            if r.is_default { "default" } else { "" }
+        ));
+    }
+    Ok(out)
+}
+
+pub async fn resource_delete(core: &AuthCore, url: &str) -> anyhow::Result<()> {
+    let normal = Resource::parse(url)
+        .map(|r| r.as_str().to_owned())
+        .unwrap_or_else(|_| url.to_owned());
+    if core.stores().resources.delete_resource(&normal).await? {
+        Ok(())
+    } else {
+        anyhow::bail!("no resource {url}")
+    }
+}
+
+pub async fn keys_list(core: &AuthCore) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for k in core.stores().keys.list_signing_keys().await? {
+        out.push_str(&format!(
+            "{}\t{}\t{}\n",
+            k.kid,
+            k.created_at.to_rfc3339(),
+            if k.active { "active" } else { "verify-only" }
+        ));
+    }
+    Ok(out)
+}
+
+/// Adds a new active key. Older keys stay published for verification.
+pub async fn keys_rotate(core: &AuthCore) -> anyhow::Result<String> {
+    let key = latchkey_core::keys::generate(chrono::Utc::now(), true)
+        .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
+    core.stores().keys.insert_signing_key(&key).await?;
+    Ok(key.kid)
+}

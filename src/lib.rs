@@ -1,0 +1,167 @@
+//! The `latchkey` binary's composition root: it wires the AuthService and the gateway
+//! together from one [`Settings`]. No protocol logic lives here.
+
+pub mod admin;
+
+use anyhow::Context;
+pub use latchkey_auth::Settings;
+use latchkey_core::AuthCore;
+use secrecy::ExposeSecret;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running server (AuthService and/or gateway) and the means to stop it.
+pub struct Running {
+    pub http_addr: Option<SocketAddr>,
+    pub grpc_addr: Option<SocketAddr>,
+    pub core: Option<Arc<AuthCore>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests, and waits for both servers.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+
+    /// Waits until the servers stop (on their own or after [`Self::shutdown`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        for t in self.tasks {
+            t.await??;
+        }
+        Ok(())
+    }
+
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+fn stopped(
+    mut rx: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+fn gateway_config(settings: &Settings) -> latchkey_gateway::GatewayConfig {
+    latchkey_gateway::GatewayConfig {
+        secure_cookies: settings.issuer.starts_with("https://"),
+        max_body_bytes: settings.max_body_bytes,
+        cors_origins: settings
+            .cors_origins
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+/// The address to dial for a listener bound to `addr` (a wildcard bind is dialed on loopback).
+fn dial_addr(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    }
+}
+
+/// `latchkey serve`: the AuthService and the gateway in one process. The gateway still calls
+/// the AuthService over gRPC, with a credential generated here unless one is configured.
+pub async fn start_all(
+    settings: &Settings,
+    http: TcpListener,
+    grpc: TcpListener,
+) -> anyhow::Result<Running> {
+    let secret = match &settings.gateway_secret {
+        Some(s) => s.expose_secret().to_owned(),
+        None => latchkey_core::secret::generate(),
+    };
+    let (core, _store) = latchkey_auth::server::build_core(settings).await?;
+    let (stop, rx) = watch::channel(false);
+    let grpc_addr = grpc.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let auth_task = {
+        let core = core.clone();
+        let secret = secret.clone();
+        let rx = rx.clone();
+        tokio::spawn(async move {
+            latchkey_auth::server::serve(core, Some(&secret), grpc, stopped(rx)).await
+        })
+    };
+    let client =
+        latchkey_gateway::client::connect(&format!("http://{}", dial_addr(grpc_addr)), &secret)
+            .map_err(anyhow::Error::msg)?;
+    let router = latchkey_gateway::router(client, gateway_config(settings));
+    let gw_task =
+        tokio::spawn(async move { Ok(latchkey_gateway::serve(router, http, stopped(rx)).await?) });
+    Ok(Running {
+        http_addr: Some(http_addr),
+        grpc_addr: Some(grpc_addr),
+        core: Some(core),
+        stop,
+        tasks: vec![auth_task, gw_task],
+    })
+}
+
+/// `latchkey serve auth`: only the gRPC AuthService.
+pub async fn start_auth(settings: &Settings, grpc: TcpListener) -> anyhow::Result<Running> {
+    let secret = settings
+        .gateway_secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_owned());
+    if secret.is_none() {
+        tracing::warn!(
+            "LATCHKEY_GATEWAY_SECRET is unset: gateway-only RPCs will refuse every caller"
+        );
+    }
+    let (core, _store) = latchkey_auth::server::build_core(settings).await?;
+    let (stop, rx) = watch::channel(false);
+    let grpc_addr = grpc.local_addr()?;
+    let task = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            latchkey_auth::server::serve(core, secret.as_deref(), grpc, stopped(rx)).await
+        })
+    };
+    Ok(Running {
+        http_addr: None,
+        grpc_addr: Some(grpc_addr),
+        core: Some(core),
+        stop,
+        tasks: vec![task],
+    })
+}
+
+/// `latchkey serve gateway`: only the HTTP gateway, calling the AuthService at `auth_url`.
+pub async fn start_gateway(
+    settings: &Settings,
+    auth_url: &str,
+    http: TcpListener,
+) -> anyhow::Result<Running> {
+    let secret = settings
+        .gateway_secret
+        .as_ref()
+        .context("LATCHKEY_GATEWAY_SECRET must be set to run the gateway on its own")?
+        .expose_secret()
+        .to_owned();
+    let client =
+        latchkey_gateway::client::connect(auth_url, &secret).map_err(anyhow::Error::msg)?;
+    let router = latchkey_gateway::router(client, gateway_config(settings));
+    let (stop, rx) = watch::channel(false);
+    let http_addr = http.local_addr()?;
+    let task =
+        tokio::spawn(async move { Ok(latchkey_gateway::serve(router, http, stopped(rx)).await?) });
+    Ok(Running {
+        http_addr: Some(http_addr),
+        grpc_addr: None,
+        core: None,
+        stop,
+        tasks: vec![task],
+    })
+}

@@ -33,6 +33,7 @@ impl AuthCore {
             &self.keys,
             token,
             &self.settings.issuer,
+            self.clock.now().timestamp(),
             self.settings.leeway_secs,
         )?;
         let revoked = || AuthError::InvalidToken(Reason::Token("token revoked"));

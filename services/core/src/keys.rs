@@ -1,7 +1,9 @@
 //! Ed25519 signing keys: generation, loading, and the in-memory key ring used to mint and
 //! check access tokens.
 //!
-//! Keys are parsed once, when the ring is built; minting never re-parses a key.
+//! Keys are parsed once, when the ring is built; minting never re-parses a key and checking
+//! never re-decompresses a public key. (jsonwebtoken's RustCrypto backend does both on every
+//! call, which costs about half the throughput; see `benches/tokens.rs`.)
 
 use crate::error::AuthError;
 use crate::model::StoredSigningKey;
@@ -9,9 +11,8 @@ use crate::secret::sha256_b64;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::collections::HashMap;
 
 /// Generates a new Ed25519 key. Its `kid` is the RFC 7638 JWK thumbprint.
@@ -39,8 +40,10 @@ fn thumbprint(public: &[u8]) -> String {
 /// The keys in memory: the one that signs, and every one that may verify.
 pub struct KeyRing {
     active_kid: String,
-    encoding: EncodingKey,
-    decoding: HashMap<String, DecodingKey>,
+    signing: SigningKey,
+    /// base64url of the JOSE header every token from the active key carries.
+    header_b64: String,
+    verifying: HashMap<String, VerifyingKey>,
     jwks: serde_json::Value,
 }
 
@@ -60,10 +63,19 @@ impl KeyRing {
             .filter(|k| k.active)
             .max_by_key(|k| k.created_at)
             .ok_or_else(|| AuthError::Internal("no active signing key".into()))?;
-        let mut decoding = HashMap::new();
+        let bad = |kid: &str| AuthError::Internal(format!("signing key {kid} is corrupt").into());
+        let mut verifying = HashMap::new();
         let mut jwks = Vec::new();
         for k in keys {
-            decoding.insert(k.kid.clone(), DecodingKey::from_ed_der(&k.public_key));
+            let public: [u8; 32] = k
+                .public_key
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad(&k.kid))?;
+            verifying.insert(
+                k.kid.clone(),
+                VerifyingKey::from_bytes(&public).map_err(|_| bad(&k.kid))?,
+            );
             jwks.push(serde_json::json!({
                 "kty": "OKP",
                 "crv": "Ed25519",
@@ -73,11 +85,17 @@ impl KeyRing {
                 "alg": "EdDSA",
             }));
         }
+        let signing =
+            SigningKey::from_pkcs8_der(&active.private_der).map_err(|_| bad(&active.kid))?;
+        if signing.verifying_key().to_bytes().as_slice() != active.public_key.as_slice() {
+            return Err(bad(&active.kid));
+        }
+        let header = serde_json::json!({ "alg": "EdDSA", "typ": crate::token::ACCESS_TOKEN_TYP, "kid": active.kid });
         Ok(Self {
             active_kid: active.kid.clone(),
-            // jsonwebtoken wants PKCS#8 DER here; a raw seed would only fail at encode().
-            encoding: EncodingKey::from_ed_der(&active.private_der),
-            decoding,
+            signing,
+            header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
+            verifying,
             jwks: serde_json::json!({ "keys": jwks }),
         })
     }
@@ -86,12 +104,16 @@ impl KeyRing {
         &self.active_kid
     }
 
-    pub(crate) fn encoding_key(&self) -> &EncodingKey {
-        &self.encoding
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
     }
 
-    pub(crate) fn decoding_key(&self, kid: &str) -> Option<&DecodingKey> {
-        self.decoding.get(kid)
+    pub(crate) fn header_b64(&self) -> &str {
+        &self.header_b64
+    }
+
+    pub(crate) fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.verifying.get(kid)
     }
 
     /// The RFC 7517 JWK Set of every verifying key.

@@ -42,6 +42,7 @@ impl AuthCore {
             &self.keys,
             token,
             &self.settings.issuer,
+            self.clock.now().timestamp(),
             self.settings.leeway_secs,
         ) && claims.client_id == client.id
         {

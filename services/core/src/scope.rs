@@ -49,6 +49,11 @@ impl ScopeSet {
         self.0.is_subset(&other.0)
     }
 
+    /// The scopes in both sets.
+    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet(self.0.intersection(&other.0).cloned().collect())
+    }
+
     pub fn with(mut self, scope: &str) -> Self {
         self.0.insert(scope.to_owned());
         self
@@ -179,12 +184,5 @@ mod tests {
             .resolve(None, Some(&allowed))
             .expect("defaults intersect");
         assert_eq!(ok.to_string(), "mcp:tools");
-    }
-}
-
-impl ScopeSet {
-    /// The scopes in both sets.
-    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
-        ScopeSet(self.0.intersection(&other.0).cloned().collect())
     }
 }

@@ -1,0 +1,133 @@
+//! The `latchkey` binary's admin commands, run as a user would.
+
+use crate::common::fresh_database;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn latchkey(db: &str, args: &[&str], stdin: &str) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .env("LATCHKEY_DATABASE_URL", db)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run latchkey");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn user_commands_add_list_and_disable() {
+    let db = fresh_database().await;
+    let (ok, out) = latchkey(
+        &db,
+        &["user", "add", "Ops@Example.com", "--password-stdin"],
+        "a good password\n",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = latchkey(&db, &["user", "list"], "");
+    assert!(
+        ok && out.contains("ops@example.com") && out.contains("active"),
+        "{out}"
+    );
+    let (ok, out) = latchkey(&db, &["user", "disable", "ops@example.com"], "");
+    assert!(ok, "{out}");
+    let (_, out) = latchkey(&db, &["user", "list"], "");
+    assert!(out.contains("disabled"), "{out}");
+}
+
+#[tokio::test]
+async fn user_add_rejects_duplicates_bad_emails_and_short_passwords() {
+    let db = fresh_database().await;
+    assert!(
+        latchkey(
+            &db,
+            &["user", "add", "a@example.com", "--password-stdin"],
+            "a good password"
+        )
+        .0
+    );
+    for (email, password, expect, why) in [
+        (
+            "A@example.com",
+            "another password",
+            "already exists",
+            "duplicate email",
+        ),
+        (
+            "not-an-email",
+            "a good password",
+            "malformed email",
+            "malformed email",
+        ),
+        ("b@example.com", "short", "at least 8", "short password"),
+    ] {
+        let (ok, out) = latchkey(&db, &["user", "add", email, "--password-stdin"], password);
+        assert!(!ok, "{why}");
+        assert!(out.contains(expect), "{why}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn resource_and_client_commands() {
+    let db = fresh_database().await;
+    let (ok, out) = latchkey(&db, &["resource", "add", "HTTPS://MCP.example.com/mcp"], "");
+    assert!(
+        ok && out.contains("https://mcp.example.com/mcp (default)"),
+        "{out}"
+    );
+    let (ok, _) = latchkey(&db, &["resource", "add", "https://mcp.example.com/mcp"], "");
+    assert!(!ok, "duplicate resource");
+    let (ok, _) = latchkey(
+        &db,
+        &["resource", "add", "http://not-loopback.example.com/"],
+        "",
+    );
+    assert!(!ok, "plain http resource");
+    let (ok, out) = latchkey(
+        &db,
+        &[
+            "client",
+            "add",
+            "--name",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+        ],
+        "",
+    );
+    assert!(ok && out.contains("client_secret:"), "{out}");
+    let (ok, out) = latchkey(&db, &["keys", "list"], "");
+    assert!(ok && out.contains("active"), "{out}");
+}
+
+#[tokio::test]
+async fn check_config_reports_every_problem() {
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("check-config")
+        .env("LATCHKEY_ENV", "production")
+        .env("LATCHKEY_ISSUER", "http://auth.example.com")
+        .env("LATCHKEY_CODE_TTL_SECS", "0")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["https in production", "PostgreSQL", "CORS", "code_ttl_secs"] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}

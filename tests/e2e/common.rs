@@ -1,0 +1,382 @@
+//! Starting the whole system in-process, and driving it as an MCP client would.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey::{Running, Settings};
+use latchkey_proto::v1::auth_service_client::AuthServiceClient;
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+/// Form or query parameters.
+pub type Form<'a> = Vec<(&'a str, &'a str)>;
+
+pub const GATEWAY_SECRET: &str = "test-gateway-secret-0123456789abcdef";
+pub const PASSWORD: &str = "correct horse battery";
+pub const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+/// One isolated system: its own database, its own ports.
+pub struct TestApp {
+    pub base: String,
+    pub grpc_url: String,
+    pub running: Option<Running>,
+    pub database_url: String,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            let _ = r.stopper().send(true);
+        }
+    }
+}
+
+/// A fresh database: a new PostgreSQL database when `LATCHKEY_TEST_DATABASE_URL` is set,
+/// otherwise a new SQLite file.
+pub async fn fresh_database() -> String {
+    let name = format!("lk_{}", uuid::Uuid::new_v4().simple());
+    match std::env::var("LATCHKEY_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let admin = sea_orm::Database::connect(&admin_url)
+                .await
+                .expect("connect to the test PostgreSQL");
+            latchkey_store::execute_unprepared(&admin, &format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let mut url = url::Url::parse(&admin_url).expect("LATCHKEY_TEST_DATABASE_URL is a URL");
+            url.set_path(&format!("/{name}"));
+            url.to_string()
+        }
+        _ => {
+            let path = std::env::temp_dir().join(format!("{name}.db"));
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+    let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
+    let base = format!(
+        "http://127.0.0.1:{}",
+        http.local_addr().expect("addr").port()
+    );
+    let database_url = fresh_database().await;
+    let mut settings = Settings {
+        issuer: base.clone(),
+        database_url: database_url.clone(),
+        gateway_secret: Some(GATEWAY_SECRET.to_owned().into()),
+        ..Settings::default()
+    };
+    configure(&mut settings);
+    let running = latchkey::start_all(&settings, http, grpc)
+        .await
+        .expect("start the system");
+    let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));
+    TestApp {
+        base,
+        grpc_url,
+        running: Some(running),
+        database_url,
+    }
+}
+
+impl TestApp {
+    pub fn core(&self) -> &latchkey_core::AuthCore {
+        self.running
+            .as_ref()
+            .and_then(|r| r.core.as_deref())
+            .expect("core")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn grpc(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::connect(self.grpc_url.clone())
+            .await
+            .expect("connect gRPC")
+    }
+
+    pub async fn add_user(&self, email: &str) -> String {
+        self.core()
+            .create_user(email, PASSWORD)
+            .await
+            .expect("create user")
+            .id
+            .to_string()
+    }
+
+    pub async fn register(&self, metadata: Value) -> reqwest::Response {
+        http()
+            .post(self.url("/register"))
+            .json(&metadata)
+            .send()
+            .await
+            .expect("POST /register")
+    }
+
+    /// Registers a public client for the code flow; returns its id.
+    pub async fn public_client(&self, redirect_uri: &str) -> String {
+        let res = self
+            .register(json!({
+                "client_name": "Test MCP Client",
+                "redirect_uris": [redirect_uri],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"],
+            }))
+            .await;
+        assert_eq!(res.status(), 201);
+        res.json::<Value>().await.expect("json")["client_id"]
+            .as_str()
+            .expect("client_id")
+            .to_owned()
+    }
+
+    /// Registers a confidential client; returns (id, secret).
+    pub async fn confidential_client(&self, metadata: Value) -> (String, String) {
+        let res = self.register(metadata).await;
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.expect("json");
+        (
+            body["client_id"].as_str().expect("id").to_owned(),
+            body["client_secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    pub async fn token(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        self.token_with(http().post(self.url("/token")).form(form))
+            .await
+    }
+
+    pub async fn token_with(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let res = req.send().await.expect("POST /token");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn introspect(&self, client: &(String, String), token: &str) -> Value {
+        let res = http()
+            .post(self.url("/introspect"))
+            .basic_auth(&client.0, Some(&client.1))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("POST /introspect");
+        assert_eq!(res.status(), 200);
+        res.json().await.expect("json")
+    }
+
+    /// A confidential client allowed to introspect.
+    pub async fn introspector(&self) -> (String, String) {
+        self.confidential_client(json!({ "client_name": "rs", "grant_types": ["client_credentials"], "response_types": [] })).await
+    }
+}
+
+/// A plain HTTP client that does not follow redirects.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A browser: keeps cookies, does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("client")
+}
+
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+pub fn pkce() -> Pkce {
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    Pkce {
+        verifier,
+        challenge,
+    }
+}
+
+/// The hidden anti-CSRF token in a rendered form.
+pub fn csrf(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("csrf field") + marker.len();
+    let end = html[start..].find('"').expect("end quote") + start;
+    html[start..end].to_owned()
+}
+
+/// The query parameters of a redirect's Location.
+pub fn location_params(res: &reqwest::Response) -> (String, HashMap<String, String>) {
+    let loc = res
+        .headers()
+        .get("location")
+        .expect("Location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let url = url::Url::parse(&loc).expect("absolute Location");
+    let params = url.query_pairs().into_owned().collect();
+    (loc, params)
+}
+
+/// The standard authorization request parameters.
+pub fn auth_params<'a>(
+    client_id: &'a str,
+    redirect_uri: &'a str,
+    pkce: &'a Pkce,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("state", "xyz-state"),
+        ("resource", RESOURCE),
+    ]
+}
+
+/// GET /authorize in `browser`.
+pub async fn authorize(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    params: &[(&str, &str)],
+) -> reqwest::Response {
+    browser
+        .get(app.url("/authorize"))
+        .query(params)
+        .send()
+        .await
+        .expect("GET /authorize")
+}
+
+/// Logs in on the page `res` and returns the consent page's HTML.
+pub async fn login(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    login_page: reqwest::Response,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let html = login_page.text().await.expect("html");
+    browser
+        .post(app.url("/authorize/login"))
+        .form(&[
+            ("csrf_token", csrf(&html).as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("POST login")
+}
+
+/// Clicks Allow or Deny on a consent page.
+pub async fn decide(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    consent_page: reqwest::Response,
+    decision: &str,
+) -> reqwest::Response {
+    let html = consent_page.text().await.expect("html");
+    browser
+        .post(app.url("/authorize/consent"))
+        .form(&[("csrf_token", csrf(&html).as_str()), ("decision", decision)])
+        .send()
+        .await
+        .expect("POST consent")
+}
+
+/// Runs the browser part of the flow for `email` and returns the authorization response.
+pub async fn code_flow(
+    app: &TestApp,
+    params: &[(&str, &str)],
+    email: &str,
+) -> HashMap<String, String> {
+    let b = browser();
+    let page = authorize(app, &b, params).await;
+    assert_eq!(page.status(), 200, "login page");
+    let consent = login(app, &b, page, email, PASSWORD).await;
+    assert_eq!(consent.status(), 200, "consent page");
+    let done = decide(app, &b, consent, "allow").await;
+    assert_eq!(done.status(), 303);
+    location_params(&done).1
+}
+
+/// A user, a public client and a code: the start of most token tests.
+pub struct Flow {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub pkce: Pkce,
+    pub code: String,
+    pub email: String,
+}
+
+pub async fn flow(app: &TestApp) -> Flow {
+    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    app.add_user(&email).await;
+    let redirect_uri = "http://127.0.0.1:7777/callback".to_owned();
+    let client_id = app.public_client(&redirect_uri).await;
+    let pkce = pkce();
+    let params = auth_params(&client_id, &redirect_uri, &pkce);
+    let code = code_flow(app, &params, &email)
+        .await
+        .remove("code")
+        .expect("code");
+    Flow {
+        client_id,
+        redirect_uri,
+        pkce,
+        code,
+        email,
+    }
+}
+
+impl Flow {
+    pub fn exchange_form(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", self.code.as_str()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+            ("code_verifier", self.pkce.verifier.as_str()),
+            ("client_id", self.client_id.as_str()),
+        ]
+    }
+
+    /// Exchanges the code; returns the token response.
+    pub async fn exchange(&self, app: &TestApp) -> Value {
+        let (status, body) = app.token(&self.exchange_form()).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+/// Decodes a JWT's header and claims without checking them.
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let decode = |p: Option<&str>| -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p.expect("part")).expect("base64url"))
+            .expect("json")
+    };
+    (decode(parts.next()), decode(parts.next()))
+}

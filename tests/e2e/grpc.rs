@@ -1,0 +1,282 @@
+use crate::common::*;
+use latchkey_proto::v1 as pb;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn with_secret<T>(msg: T, secret: Option<&str>) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(s) = secret {
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {s}").parse().expect("ascii"),
+        );
+    }
+    req
+}
+
+#[tokio::test]
+async fn gateway_only_rpcs_refuse_every_other_caller() {
+    let app = spawn_app().await;
+    let mut c = app.grpc().await;
+    for secret in [None, Some("wrong-secret")] {
+        let results: Vec<(&str, Result<(), tonic::Status>)> = vec![
+            (
+                "RegisterClient",
+                c.register_client(with_secret(
+                    pb::RegisterClientRequest {
+                        metadata_json: "{}".into(),
+                    },
+                    secret,
+                ))
+                .await
+                .map(|_| ()),
+            ),
+            (
+                "StartAuthorization",
+                c.start_authorization(with_secret(
+                    pb::StartAuthorizationRequest::default(),
+                    secret,
+                ))
+                .await
+                .map(|_| ()),
+            ),
+            (
+                "SubmitLogin",
+                c.submit_login(with_secret(pb::SubmitLoginRequest::default(), secret))
+                    .await
+                    .map(|_| ()),
+            ),
+            (
+                "SubmitConsent",
+                c.submit_consent(with_secret(pb::SubmitConsentRequest::default(), secret))
+                    .await
+                    .map(|_| ()),
+            ),
+            (
+                "ExchangeToken",
+                c.exchange_token(with_secret(pb::ExchangeTokenRequest::default(), secret))
+                    .await
+                    .map(|_| ()),
+            ),
+            (
+                "CreateUser",
+                c.create_user(with_secret(pb::CreateUserRequest::default(), secret))
+                    .await
+                    .map(|_| ()),
+            ),
+            (
+                "ListUsers",
+                c.list_users(with_secret(pb::ListUsersRequest::default(), secret))
+                    .await
+                    .map(|_| ()),
+            ),
+            (
+                "DisableUser",
+                c.disable_user(with_secret(pb::DisableUserRequest::default(), secret))
+                    .await
+                    .map(|_| ()),
+            ),
+        ];
+        for (rpc, r) in results {
+            assert_eq!(
+                r.expect_err(rpc).code(),
+                Code::Unauthenticated,
+                "{rpc} with {secret:?}"
+            );
+        }
+    }
+    // The gateway's own credential opens them.
+    let users = c
+        .list_users(with_secret(pb::ListUsersRequest {}, Some(GATEWAY_SECRET)))
+        .await
+        .expect("list users");
+    assert!(users.into_inner().users.is_empty());
+}
+
+#[tokio::test]
+async fn errors_carry_the_oauth_code_in_the_status_details() {
+    let app = spawn_app().await;
+    let mut c = app.grpc().await;
+    let err = c
+        .exchange_token(with_secret(
+            pb::ExchangeTokenRequest {
+                grant_type: "password".into(),
+                ..Default::default()
+            },
+            Some(GATEWAY_SECRET),
+        ))
+        .await
+        .expect_err("unsupported grant");
+    let info = err.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "unsupported_grant_type");
+    assert_eq!(info.domain, "oauth2");
+    assert!(info.metadata.contains_key("error_description"));
+}
+
+#[tokio::test]
+async fn admin_rpcs_manage_users() {
+    let app = spawn_app().await;
+    let mut c = app.grpc().await;
+    let u = c
+        .create_user(with_secret(
+            pb::CreateUserRequest {
+                email: "Grpc@Example.com".into(),
+                password: PASSWORD.into(),
+            },
+            Some(GATEWAY_SECRET),
+        ))
+        .await
+        .expect("create")
+        .into_inner();
+    assert_eq!(u.email, "grpc@example.com");
+    let dup = c
+        .create_user(with_secret(
+            pb::CreateUserRequest {
+                email: "grpc@example.com".into(),
+                password: PASSWORD.into(),
+            },
+            Some(GATEWAY_SECRET),
+        ))
+        .await
+        .expect_err("duplicate");
+    assert_eq!(dup.code(), Code::AlreadyExists);
+    let disabled = c
+        .disable_user(with_secret(
+            pb::DisableUserRequest {
+                email: "grpc@example.com".into(),
+            },
+            Some(GATEWAY_SECRET),
+        ))
+        .await
+        .expect("disable")
+        .into_inner();
+    assert!(disabled.disabled);
+}
+
+#[tokio::test]
+async fn verify_token_checks_audience_and_scopes() {
+    let app = spawn_app().await;
+    let f = flow(&app).await;
+    let t = f.exchange(&app).await;
+    let at = t["access_token"].as_str().expect("at").to_owned();
+    let mut c = app.grpc().await;
+    let verify = |audience: &str, scopes: &[&str], token: &str| pb::VerifyTokenRequest {
+        token: token.to_owned(),
+        audience: audience.to_owned(),
+        required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    };
+    let ok = c
+        .verify_token(verify(RESOURCE, &["mcp:tools"], &at))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(ok.valid, "{}", ok.error_description);
+    let claims = ok.claims.expect("claims");
+    assert_eq!(claims.aud, RESOURCE);
+    assert_eq!(claims.client_id, f.client_id);
+    for (req, error, why) in [
+        (
+            verify("https://other.example.com/mcp", &[], &at),
+            "invalid_token",
+            "wrong audience",
+        ),
+        (
+            verify(RESOURCE, &["mcp:tools", "admin"], &at),
+            "insufficient_scope",
+            "missing scope",
+        ),
+        (
+            verify(RESOURCE, &[], "garbage"),
+            "invalid_token",
+            "malformed",
+        ),
+        (
+            verify(RESOURCE, &[], &format!("{}x", &at[..at.len() - 1])),
+            "invalid_token",
+            "bad signature",
+        ),
+    ] {
+        let r = c.verify_token(req).await.expect("rpc").into_inner();
+        assert!(!r.valid, "{why}");
+        assert_eq!(r.error, error, "{why}");
+    }
+}
+
+#[tokio::test]
+async fn introspect_and_revoke_work_over_grpc() {
+    let app = spawn_app().await;
+    let (id, secret) = app.introspector().await;
+    let f = flow(&app).await;
+    let t = f.exchange(&app).await;
+    let at = t["access_token"].as_str().expect("at").to_owned();
+    let creds = Some(pb::ClientAuthentication {
+        basic: Some(pb::BasicCredentials {
+            client_id: id,
+            client_secret: secret,
+        }),
+        ..Default::default()
+    });
+    let mut c = app.grpc().await;
+    let i = c
+        .introspect(pb::IntrospectRequest {
+            token: at.clone(),
+            token_type_hint: None,
+            client: creds.clone(),
+        })
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(i.active);
+    assert_eq!(i.aud, RESOURCE);
+    c.revoke_token(pb::RevokeTokenRequest {
+        token: at.clone(),
+        token_type_hint: Some("access_token".into()),
+        client: Some(pb::ClientAuthentication {
+            client_id: Some(f.client_id.clone()),
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("revoke");
+    let i = c
+        .introspect(pb::IntrospectRequest {
+            token: at,
+            token_type_hint: None,
+            client: creds,
+        })
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(!i.active);
+    let err = c
+        .introspect(pb::IntrospectRequest {
+            token: "x".into(),
+            token_type_hint: None,
+            client: None,
+        })
+        .await
+        .expect_err("no client");
+    assert_eq!(err.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn grpc_health_reports_serving() {
+    let app = spawn_app().await;
+    let channel = tonic::transport::Endpoint::from_shared(app.grpc_url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "latchkey.v1.AuthService".into(),
+        })
+        .await
+        .expect("check")
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}

@@ -1,0 +1,15 @@
+//! End-to-end suites: the whole system in-process on random ports, driven over real HTTP (with
+//! a cookie jar through the login and consent forms) and the generated gRPC client. They run
+//! on SQLite, and on PostgreSQL when `LATCHKEY_TEST_DATABASE_URL` is set, one database per test.
+
+mod common;
+
+mod authorize;
+mod cli;
+mod discovery;
+mod grpc;
+mod malformed;
+mod races;
+mod registration;
+mod revocation;
+mod token;

@@ -60,8 +60,6 @@ impl OAuthError {
             "insufficient_scope" | "access_denied" => StatusCode::FORBIDDEN,
             "not_found" => StatusCode::NOT_FOUND,
             "conflict" => StatusCode::CONFLICT,
-            "request_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-            "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -80,12 +78,7 @@ impl From<tonic::Status> for OAuthError {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = self.http_status();
-        // Codes that are ours, not RFC ones, are reported as invalid_request on the wire.
-        let code = match self.code.as_str() {
-            "request_too_large" | "unsupported_media_type" => "invalid_request",
-            c => c,
-        };
-        let body = serde_json::json!({ "error": code, "error_description": self.description });
+        let body = serde_json::json!({ "error": self.code, "error_description": self.description });
         let mut res = (status, axum::Json(body)).into_response();
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

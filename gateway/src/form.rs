@@ -62,7 +62,7 @@ pub fn form_body(
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err(OAuthError::new(
-            "unsupported_media_type",
+            "invalid_request",
             "the request body must be application/x-www-form-urlencoded",
         ));
     }
@@ -73,7 +73,7 @@ pub fn form_body(
 /// Maps a body-read failure (most often: too large) to an OAuth error.
 pub fn body_error(rejection: BytesRejection) -> OAuthError {
     if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        OAuthError::new("request_too_large", "the request body is too large")
+        OAuthError::new("invalid_request", "the request body is too large")
     } else {
         OAuthError::invalid_request("the request body could not be read")
     }

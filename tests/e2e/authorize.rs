@@ -239,6 +239,15 @@ async fn errors_after_redirect_validation_go_back_with_state_and_iss() {
             "invalid_request",
             "repeated scope",
         ),
+        (
+            {
+                let mut v = auth_params(&client_id, redirect, &p);
+                v.push(("resource", "https://other.example.com/mcp"));
+                v
+            },
+            "invalid_target",
+            "two resources",
+        ),
     ];
     for (params, code, why) in cases {
         let res = authorize(&app, &browser(), &params).await;
@@ -457,4 +466,144 @@ async fn registered_resources_bind_the_audience() {
     assert_eq!(status, 200, "{body}");
     let (_, claims) = jwt_parts(body["access_token"].as_str().expect("at"));
     assert_eq!(claims["aud"], "https://b.example.com/mcp");
+}
+
+#[tokio::test]
+async fn an_expired_authorization_session_cannot_be_completed() {
+    let app = spawn_app_with(|s| s.session_ttl_secs = 1).await;
+    app.add_user("slow@example.com").await;
+    let redirect = "http://127.0.0.1:7777/callback";
+    let client_id = app.public_client(redirect).await;
+    let p = pkce();
+    let b = browser();
+    let page = authorize(&app, &b, &auth_params(&client_id, redirect, &p)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let res = login(&app, &b, page, "slow@example.com", PASSWORD).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().get("location").is_none());
+    assert!(res.text().await.expect("html").contains("expired"));
+}
+
+#[tokio::test]
+async fn a_consent_form_cannot_be_submitted_twice() {
+    let app = spawn_app().await;
+    app.add_user("twice@example.com").await;
+    let redirect = "http://127.0.0.1:7777/callback";
+    let client_id = app.public_client(redirect).await;
+    let p = pkce();
+    let b = browser();
+    let page = authorize(&app, &b, &auth_params(&client_id, redirect, &p)).await;
+    let consent = login(&app, &b, page, "twice@example.com", PASSWORD).await;
+    let set_cookie = consent
+        .headers()
+        .get("set-cookie")
+        .expect("new session cookie after login")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let session = set_cookie.split(';').next().expect("name=value").to_owned();
+    let token = csrf(&consent.text().await.expect("html"));
+    let submit = || {
+        http()
+            .post(app.url("/authorize/consent"))
+            .header("cookie", session.clone())
+            .form(&[("csrf_token", token.as_str()), ("decision", "allow")])
+            .send()
+    };
+    assert_eq!(submit().await.expect("post").status(), 303);
+    let again = submit().await.expect("post");
+    assert_eq!(again.status(), 400, "the session is single-use");
+    assert!(again.headers().get("location").is_none());
+}
+
+#[tokio::test]
+async fn five_failed_sign_ins_end_the_authorization() {
+    let app = spawn_app().await;
+    app.add_user("guess@example.com").await;
+    let redirect = "http://127.0.0.1:7777/callback";
+    let client_id = app.public_client(redirect).await;
+    let p = pkce();
+    let b = browser();
+    let mut page = authorize(&app, &b, &auth_params(&client_id, redirect, &p)).await;
+    for attempt in 1..=5 {
+        let res = login(&app, &b, page, "guess@example.com", "wrong password").await;
+        if attempt < 5 {
+            assert_eq!(res.status(), 401, "attempt {attempt}");
+            page = res;
+        } else {
+            assert_eq!(
+                res.status(),
+                400,
+                "the session is gone after the fifth failure"
+            );
+            assert!(
+                res.text()
+                    .await
+                    .expect("html")
+                    .contains("too many failed sign-in attempts")
+            );
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn redirect_uri_may_be_omitted_with_one_registered_uri() {
+    let app = spawn_app().await;
+    app.add_user("omit@example.com").await;
+    let redirect = "http://127.0.0.1:7777/callback";
+    let client_id = app.public_client(redirect).await;
+    let p = pkce();
+    let params: Vec<(&str, &str)> = auth_params(&client_id, redirect, &p)
+        .into_iter()
+        .filter(|(k, _)| *k != "redirect_uri")
+        .collect();
+    let q = code_flow(&app, &params, "omit@example.com").await;
+    let code = q["code"].as_str();
+    // OAuth 2.1 §4.1.3: the token request may then omit it, or name the registered URI.
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect),
+        ("code_verifier", p.verifier.as_str()),
+        ("client_id", client_id.as_str()),
+    ];
+    let (s, body) = app.token(&form).await;
+    assert_eq!(s, 200, "{body}");
+}
+
+#[tokio::test]
+async fn no_usable_default_scope_is_invalid_scope() {
+    let app = spawn_app_with(|s| s.default_scopes = "mcp:prompts".into()).await;
+    let redirect = "http://127.0.0.1:7777/callback";
+    let res = app
+        .register(serde_json::json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "none", "scope": "mcp:tools"}))
+        .await;
+    let client_id = res.json::<Value>().await.expect("json")["client_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let p = pkce();
+    let res = authorize(&app, &browser(), &auth_params(&client_id, redirect, &p)).await;
+    assert_eq!(location_params(&res).1["error"], "invalid_scope");
+}
+
+#[tokio::test]
+async fn error_descriptions_never_echo_characters_outside_the_rfc_set() {
+    let app = spawn_app().await;
+    let redirect = "http://127.0.0.1:7777/callback";
+    let client_id = app.public_client(redirect).await;
+    let p = pkce();
+    let mut params: Vec<(&str, &str)> = auth_params(&client_id, redirect, &p)
+        .into_iter()
+        .filter(|(k, _)| *k != "response_type")
+        .collect();
+    params.push(("response_type", "tök\"en<>"));
+    let res = authorize(&app, &browser(), &params).await;
+    let desc = location_params(&res).1["error_description"].clone();
+    assert!(
+        desc.chars()
+            .all(|c| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')),
+        "{desc}"
+    );
 }

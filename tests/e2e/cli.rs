@@ -1,6 +1,6 @@
 //! The `latchkey` binary's admin commands, run as a user would.
 
-use crate::common::fresh_database;
+use crate::common::{DbGuard, fresh_database};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -34,6 +34,7 @@ fn latchkey(db: &str, args: &[&str], stdin: &str) -> (bool, String) {
 #[tokio::test]
 async fn user_commands_add_list_and_disable() {
     let db = fresh_database().await;
+    let _guard = DbGuard(db.clone());
     let (ok, out) = latchkey(
         &db,
         &["user", "add", "Ops@Example.com", "--password-stdin"],
@@ -54,6 +55,7 @@ async fn user_commands_add_list_and_disable() {
 #[tokio::test]
 async fn user_add_rejects_duplicates_bad_emails_and_short_passwords() {
     let db = fresh_database().await;
+    let _guard = DbGuard(db.clone());
     assert!(
         latchkey(
             &db,
@@ -86,6 +88,7 @@ async fn user_add_rejects_duplicates_bad_emails_and_short_passwords() {
 #[tokio::test]
 async fn resource_and_client_commands() {
     let db = fresh_database().await;
+    let _guard = DbGuard(db.clone());
     let (ok, out) = latchkey(&db, &["resource", "add", "HTTPS://MCP.example.com/mcp"], "");
     assert!(
         ok && out.contains("https://mcp.example.com/mcp (default)"),

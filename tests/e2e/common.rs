@@ -31,7 +31,56 @@ impl Drop for TestApp {
         if let Some(r) = self.running.take() {
             let _ = r.stopper().send(true);
         }
+        drop_database(&self.database_url);
     }
+}
+
+/// Drops the database when the test ends.
+pub struct DbGuard(pub String);
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        drop_database(&self.0);
+    }
+}
+
+/// Removes a test database: the SQLite files, or the PostgreSQL database (forcibly, since the
+/// stopped server's pool may still hold connections). Best effort: a leftover is harmless.
+pub fn drop_database(database_url: &str) {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+        return;
+    }
+    let (Ok(admin_url), Ok(url)) = (
+        std::env::var("LATCHKEY_TEST_DATABASE_URL"),
+        url::Url::parse(database_url),
+    ) else {
+        return;
+    };
+    let name = url.path().trim_start_matches('/').to_owned();
+    if !name.starts_with("lk_") {
+        return;
+    }
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let admin = sea_orm::Database::connect(&admin_url).await.ok()?;
+            latchkey_store::execute_unprepared(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await
+            .ok()?;
+            admin.close().await.ok()
+        })
+    })
+    .join();
 }
 
 /// A fresh database: a new PostgreSQL database when `LATCHKEY_TEST_DATABASE_URL` is set,

@@ -200,6 +200,15 @@ async fn verify_token_checks_audience_and_scopes() {
         assert!(!r.valid, "{why}");
         assert_eq!(r.error, error, "{why}");
     }
+    let err = c
+        .verify_token(verify("", &[], &at))
+        .await
+        .expect_err("no audience");
+    assert_eq!(
+        err.code(),
+        Code::InvalidArgument,
+        "an unset audience is never 'any audience'"
+    );
 }
 
 #[tokio::test]
@@ -219,6 +228,7 @@ async fn introspect_and_revoke_work_over_grpc() {
     let mut c = app.grpc().await;
     let i = c
         .introspect(pb::IntrospectRequest {
+            repeated_parameters: vec![],
             token: at.clone(),
             token_type_hint: None,
             client: creds.clone(),
@@ -227,8 +237,9 @@ async fn introspect_and_revoke_work_over_grpc() {
         .expect("rpc")
         .into_inner();
     assert!(i.active);
-    assert_eq!(i.aud, RESOURCE);
+    assert_eq!(i.aud.as_deref(), Some(RESOURCE));
     c.revoke_token(pb::RevokeTokenRequest {
+        repeated_parameters: vec![],
         token: at.clone(),
         token_type_hint: Some("access_token".into()),
         client: Some(pb::ClientAuthentication {
@@ -240,6 +251,7 @@ async fn introspect_and_revoke_work_over_grpc() {
     .expect("revoke");
     let i = c
         .introspect(pb::IntrospectRequest {
+            repeated_parameters: vec![],
             token: at,
             token_type_hint: None,
             client: creds,
@@ -250,6 +262,7 @@ async fn introspect_and_revoke_work_over_grpc() {
     assert!(!i.active);
     let err = c
         .introspect(pb::IntrospectRequest {
+            repeated_parameters: vec![],
             token: "x".into(),
             token_type_hint: None,
             client: None,

@@ -27,7 +27,7 @@ pub(crate) async fn register(
         .eq_ignore_ascii_case("application/json")
     {
         return Err(OAuthError::new(
-            "unsupported_media_type",
+            "invalid_request",
             "the request body must be application/json",
         ));
     }

@@ -76,6 +76,7 @@ pub(crate) async fn revoke(
         token: form.get("token").unwrap_or_default(),
         token_type_hint: form.get("token_type_hint"),
         client: Some(client_auth(&headers, &form)?),
+        repeated_parameters: form.repeated(),
     };
     s.client.clone().revoke_token(req).await?;
     Ok(no_store_json(json!({})))
@@ -96,13 +97,12 @@ pub(crate) async fn introspect(
         token: form.get("token").unwrap_or_default(),
         token_type_hint: form.get("token_type_hint"),
         client: Some(client_auth(&headers, &form)?),
+        repeated_parameters: form.repeated(),
     };
     let i = s.client.clone().introspect(req).await?.into_inner();
-    if !i.active {
-        return Ok(no_store_json(json!({ "active": false })));
-    }
+    // RFC 7662 §2.2: an inactive token gets `{"active": false}` and nothing else.
     let mut body = Map::new();
-    body.insert("active".into(), json!(true));
+    body.insert("active".into(), json!(i.active));
     for (k, v) in [
         ("scope", i.scope),
         ("client_id", i.client_id),
@@ -111,14 +111,13 @@ pub(crate) async fn introspect(
         ("iss", i.iss),
         ("jti", i.jti),
         ("token_type", i.token_type),
-        ("username", i.username),
     ] {
-        if !v.is_empty() {
+        if let Some(v) = v {
             body.insert(k.into(), json!(v));
         }
     }
     for (k, v) in [("exp", i.exp), ("iat", i.iat)] {
-        if v != 0 {
+        if let Some(v) = v {
             body.insert(k.into(), json!(v));
         }
     }

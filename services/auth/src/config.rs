@@ -115,17 +115,20 @@ impl Settings {
         let mut problems = Vec::new();
         let issuer = self.issuer.trim_end_matches('/').to_owned();
         match url::Url::parse(&issuer) {
+            // A path in the issuer would move the well-known URI (RFC 8414 §3.1) and every
+            // endpoint; Latchkey serves at the root, so the issuer is an origin.
             Ok(u)
                 if matches!(u.scheme(), "http" | "https")
                     && u.query().is_none()
-                    && u.fragment().is_none() =>
+                    && u.fragment().is_none()
+                    && u.path() == "/" =>
             {
                 if self.env == Environment::Production && u.scheme() != "https" {
                     problems.push("issuer must be https in production".into());
                 }
             }
             _ => problems.push(format!(
-                "issuer {:?} must be an http(s) URL without query or fragment",
+                "issuer {:?} must be an http(s) origin, with no path, query or fragment",
                 self.issuer
             )),
         }
@@ -192,5 +195,37 @@ impl Settings {
             }),
             _ => Err(problems),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_must_be_an_origin() {
+        for (issuer, ok) in [
+            ("https://auth.example.com", true),
+            ("https://auth.example.com/", true),
+            ("https://auth.example.com/tenant", false),
+            ("https://auth.example.com?x=1", false),
+            ("ftp://auth.example.com", false),
+        ] {
+            let s = Settings {
+                issuer: issuer.into(),
+                ..Settings::default()
+            };
+            assert_eq!(s.core_settings().is_ok(), ok, "{issuer}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_insecure_setups_all_at_once() {
+        let s = Settings {
+            env: Environment::Production,
+            ..Settings::default()
+        };
+        let problems = s.core_settings().expect_err("insecure");
+        assert_eq!(problems.len(), 3, "{problems:?}");
     }
 }

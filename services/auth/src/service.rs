@@ -211,6 +211,7 @@ impl AuthService for AuthGrpc {
                 &r.token,
                 r.token_type_hint.as_deref(),
                 &credentials(r.client),
+                &r.repeated_parameters,
             )
             .await
             .map_err(to_status)?;
@@ -225,6 +226,7 @@ impl AuthService for AuthGrpc {
                 &r.token,
                 r.token_type_hint.as_deref(),
                 &credentials(r.client),
+                &r.repeated_parameters,
             )
             .await
             .map_err(to_status)?;
@@ -239,7 +241,6 @@ impl AuthService for AuthGrpc {
             iat: i.iat,
             jti: i.jti,
             token_type: i.token_type,
-            username: i.username,
         }))
     }
 

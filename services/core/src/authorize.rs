@@ -62,6 +62,8 @@ pub struct LoginOutcome {
 }
 
 const LOGIN_FAILED: &str = "Invalid email or password.";
+/// Failed sign-ins one authorization session allows before it is dropped.
+const MAX_FAILED_LOGINS: u32 = 5;
 
 /// Appends parameters to a validated redirect URI.
 fn redirect_with(uri: &str, params: &[(&str, &str)]) -> AuthResult<String> {
@@ -142,6 +144,7 @@ impl AuthCore {
                     csrf_hash: secret::hash(&csrf_token),
                     user_id: None,
                     user_email: None,
+                    failed_logins: 0,
                     expires_at: self.clock.now() + self.settings.session_ttl,
                 };
                 self.sessions
@@ -240,13 +243,19 @@ impl AuthCore {
             .users
             .find_user_by_email(&email.trim().to_lowercase())
             .await?;
-        let ok = match &user {
-            Some(u) => password::verify(password_in, &u.password_hash) && !u.disabled,
+        // argon2 takes tens of milliseconds: keep it off the async workers.
+        let candidate = password_in.to_owned();
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let password_ok = tokio::task::spawn_blocking(move || match stored {
+            Some(hash) => password::verify(&candidate, &hash),
             None => {
-                password::verify_dummy(password_in);
+                password::verify_dummy(&candidate);
                 false
             }
-        };
+        })
+        .await
+        .map_err(AuthError::internal)?;
+        let ok = password_ok && user.as_ref().is_some_and(|u| !u.disabled);
         match user.filter(|_| ok) {
             Some(user) => {
                 // A new handle after login, so a handle seen before login is worthless.
@@ -255,7 +264,10 @@ impl AuthCore {
                 session.user_id = Some(user.id);
                 session.user_email = Some(user.email.clone());
                 session.csrf_hash = secret::hash(&new_csrf);
-                self.sessions.take(&key, self.clock.now()).await?;
+                // Of two concurrent logins on one session, only one may continue it.
+                if self.sessions.take(&key, self.clock.now()).await?.is_none() {
+                    return Err(AuthError::InvalidRequest(Reason::SessionExpired));
+                }
                 self.sessions.put(&secret::hash(&new_id), &session).await?;
                 tracing::info!(client_id = %session.client_id, user_id = %user.id, "login succeeded");
                 Ok(LoginOutcome {
@@ -265,6 +277,15 @@ impl AuthCore {
             }
             None => {
                 tracing::info!(client_id = %session.client_id, "login failed");
+                session.failed_logins += 1;
+                // RFC 6749 §10.10: bound password guessing per authorization.
+                if session.failed_logins >= MAX_FAILED_LOGINS {
+                    self.sessions.take(&key, self.clock.now()).await?;
+                    return Err(AuthError::AccessDenied(Reason::Text(
+                        "too many failed sign-in attempts; start again from the application",
+                    )));
+                }
+                self.sessions.put(&key, &session).await?;
                 Ok(LoginOutcome {
                     prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
                     error: Some(LOGIN_FAILED),

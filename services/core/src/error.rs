@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+const MAX_DESCRIPTION: usize = 200;
+
 /// An OAuth protocol error, or an internal failure the client must not see the details of.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -91,7 +93,29 @@ impl AuthError {
     }
 
     /// A human-readable description that is safe to show the client.
+    ///
+    /// RFC 6749 §5.2: `error_description` is limited to %x20-21 / %x23-5B / %x5D-7E, so any
+    /// echoed request value is filtered to that set and truncated.
     pub fn description(&self) -> String {
+        let raw = self.raw_description();
+        let mut out: String = raw
+            .chars()
+            .map(|c| {
+                if matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E') {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .take(MAX_DESCRIPTION)
+            .collect();
+        if raw.chars().count() > MAX_DESCRIPTION {
+            out.push_str("...");
+        }
+        out
+    }
+
+    fn raw_description(&self) -> String {
         match self {
             Self::InvalidRequest(r)
             | Self::InvalidClient(r)
@@ -218,3 +242,23 @@ impl fmt::Display for Reason {
 
 /// Shorthand for results in the core.
 pub type AuthResult<T> = Result<T, AuthError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_filtered_to_the_rfc_6749_character_set_and_truncated() {
+        let e = AuthError::InvalidRequest(Reason::Unsupported(
+            "response_type",
+            format!("tök\"en\\{}", "x".repeat(500)),
+        ));
+        let d = e.description();
+        assert!(
+            d.chars()
+                .all(|c| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')),
+            "{d}"
+        );
+        assert!(d.len() <= 210);
+    }
+}

@@ -9,20 +9,21 @@ use crate::secret;
 use crate::token::{self, AccessTokenClaims};
 use uuid::Uuid;
 
-/// RFC 7662 §2.2. An inactive token is a normal answer, not an error.
+/// RFC 7662 §2.2. An inactive token is a normal answer, not an error; it carries nothing
+/// but `active: false`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Introspection {
     pub active: bool,
-    pub scope: String,
-    pub client_id: String,
-    pub sub: String,
-    pub aud: String,
-    pub iss: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: String,
-    pub token_type: String,
-    pub username: String,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub sub: Option<String>,
+    pub aud: Option<String>,
+    pub iss: Option<String>,
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub jti: Option<String>,
+    /// RFC 6749 §7.1 type of an access token; absent for a refresh token.
+    pub token_type: Option<String>,
 }
 
 impl AuthCore {
@@ -77,15 +78,18 @@ impl AuthCore {
         required_scopes: &[String],
     ) -> AuthResult<AccessTokenClaims> {
         let claims = self.check_access_token(token).await?;
-        if !audience.is_empty() {
-            let wanted = crate::resource::Resource::parse(audience)
-                .map(|r| r.as_str().to_owned())
-                .unwrap_or_else(|_| audience.to_owned());
-            if claims.aud != wanted {
-                return Err(AuthError::InvalidToken(Reason::Token(
-                    "token is for another audience",
-                )));
-            }
+        // RFC 8707 / MCP: a resource server must only accept tokens minted for it, so the
+        // audience is required, never defaulted to "any".
+        if audience.is_empty() {
+            return Err(AuthError::InvalidRequest(Reason::Missing("audience")));
+        }
+        let wanted = crate::resource::Resource::parse(audience)
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_else(|_| audience.to_owned());
+        if claims.aud != wanted {
+            return Err(AuthError::InvalidToken(Reason::Token(
+                "token is for another audience",
+            )));
         }
         let granted = claims.scopes();
         let missing: Vec<&String> = required_scopes
@@ -107,8 +111,13 @@ impl AuthCore {
         token: &str,
         hint: Option<&str>,
         creds: &PresentedCredentials,
+        repeated: &[String],
     ) -> AuthResult<Introspection> {
         self.authenticate_confidential_client(creds).await?;
+        // RFC 6749 §3.2 / RFC 7662 §2.1: parameters must not repeat.
+        if let Some(p) = repeated.first() {
+            return Err(AuthError::InvalidRequest(Reason::Repeated(p.clone())));
+        }
         if token.is_empty() {
             return Err(AuthError::InvalidRequest(Reason::Missing("token")));
         }
@@ -135,16 +144,15 @@ impl AuthCore {
         match self.check_access_token(token).await {
             Ok(c) => Ok(Some(Introspection {
                 active: true,
-                scope: c.scope,
-                client_id: c.client_id,
-                username: String::new(),
-                sub: c.sub,
-                aud: c.aud,
-                iss: c.iss,
-                exp: c.exp,
-                iat: c.iat,
-                jti: c.jti,
-                token_type: "Bearer".into(),
+                scope: Some(c.scope),
+                client_id: Some(c.client_id),
+                sub: Some(c.sub),
+                aud: Some(c.aud),
+                iss: Some(c.iss),
+                exp: Some(c.exp),
+                iat: Some(c.iat),
+                jti: Some(c.jti),
+                token_type: Some("Bearer".into()),
             })),
             Err(AuthError::InvalidToken(_)) => Ok(None),
             Err(e) => Err(e),
@@ -182,18 +190,24 @@ impl AuthCore {
         else {
             return Ok(None);
         };
+        // No token_type: RFC 7662 §2.2 means an RFC 6749 §7.1 access token type, and a refresh
+        // token has none. No username: the subject identifies the user well enough.
         Ok(Some(Introspection {
             active: true,
-            scope: ScopeSet::parse(&grant.scope)?.to_string(),
-            client_id: grant.client_id,
-            sub: user.id.to_string(),
-            username: user.email,
-            aud: grant.resource,
-            iss: self.settings.issuer.clone(),
-            exp: rt.expires_at.timestamp(),
-            iat: 0,
-            jti: String::new(),
-            token_type: "refresh_token".into(),
+            scope: Some(ScopeSet::parse(&grant.scope)?.to_string()),
+            client_id: Some(grant.client_id),
+            sub: Some(user.id.to_string()),
+            aud: Some(grant.resource),
+            iss: Some(self.settings.issuer.clone()),
+            exp: Some(rt.expires_at.timestamp()),
+            iat: Some(rt_issued_at(&rt, self.settings.refresh_token_ttl)),
+            jti: None,
+            token_type: None,
         }))
     }
+}
+
+/// A refresh token's issue time: its expiry minus its lifetime.
+fn rt_issued_at(rt: &crate::model::RefreshToken, ttl: chrono::Duration) -> i64 {
+    (rt.expires_at - ttl).timestamp()
 }

@@ -31,6 +31,7 @@ impl AuthCore {
             "revocation_endpoint_auth_methods_supported": client_auth,
             "introspection_endpoint_auth_methods_supported": [AuthMethod::ClientSecretBasic.as_str(), AuthMethod::ClientSecretPost.as_str()],
             "code_challenge_methods_supported": ["S256"],
+            "subject_types_supported": ["public"],
             "authorization_response_iss_parameter_supported": true,
         })
     }

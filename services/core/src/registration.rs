@@ -49,6 +49,15 @@ impl Registration {
     }
 }
 
+/// An absolute https URL (or http on loopback, for development).
+fn is_web_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| match u.scheme() {
+        "https" => u.host().is_some(),
+        "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+        _ => false,
+    })
+}
+
 fn bad(why: &'static str) -> AuthError {
     AuthError::InvalidClientMetadata(Reason::Text(why))
 }
@@ -171,6 +180,10 @@ impl AuthCore {
         for field in TEXT_FIELDS {
             match input.get(*field) {
                 None | Some(Value::Null) => {}
+                // RFC 7591 §5: URLs shown to users must be safe to link (no javascript:).
+                Some(Value::String(s)) if field.ends_with("_uri") && !is_web_url(s) => {
+                    return Err(AuthError::InvalidClientMetadata(Reason::Malformed(field)));
+                }
                 Some(Value::String(s)) if s.len() <= MAX_TEXT_LEN => {
                     metadata.insert((*field).into(), json!(s));
                 }

@@ -113,12 +113,17 @@ impl ScopePolicy {
         let requested = match requested {
             Some(s) if !s.trim().is_empty() => ScopeSet::parse(s)?,
             _ => {
-                return Ok(match allowed {
-                    Some(allowed) if !self.default.is_subset(allowed) => {
-                        ScopeSet(self.default.0.intersection(&allowed.0).cloned().collect())
-                    }
-                    _ => self.default.clone(),
-                });
+                let defaults = match allowed {
+                    Some(allowed) => self.default.intersection(allowed),
+                    None => self.default.clone(),
+                };
+                // RFC 6749 §3.3: with no usable default, the request fails.
+                if defaults.is_empty() {
+                    return Err(AuthError::InvalidScope(Reason::Text(
+                        "no scope requested and no default applies",
+                    )));
+                }
+                return Ok(defaults);
             }
         };
         let unknown = requested.difference(&self.supported);

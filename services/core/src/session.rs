@@ -29,6 +29,9 @@ pub struct AuthorizationSession {
     /// Set once the user has logged in.
     pub user_id: Option<Uuid>,
     pub user_email: Option<String>,
+    /// Failed sign-in attempts so far.
+    #[serde(default)]
+    pub failed_logins: u32,
     pub expires_at: DateTime<Utc>,
 }
 

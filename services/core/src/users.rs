@@ -31,7 +31,12 @@ impl AuthCore {
         let user = User {
             id: Uuid::new_v4(),
             email,
-            password_hash: password::hash(password_in)?,
+            password_hash: {
+                let candidate = password_in.to_owned();
+                tokio::task::spawn_blocking(move || password::hash(&candidate))
+                    .await
+                    .map_err(AuthError::internal)??
+            },
             disabled: false,
             created_at: self.clock.now(),
         };

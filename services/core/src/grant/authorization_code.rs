@@ -50,8 +50,18 @@ impl AuthCore {
         if record.expires_at <= now {
             return Err(AuthError::InvalidGrant(Reason::CodeUnusable));
         }
-        // RFC 6749 §4.1.3: redirect_uri must be identical to the authorization request's.
-        if record.redirect_uri.as_deref() != req.redirect_uri.as_deref() {
+        // RFC 6749 §4.1.3: if the authorization request carried redirect_uri, the token
+        // request must carry the identical value. If it did not (one registered URI), the
+        // token request may omit it or name that URI.
+        let redirect_ok = match (&record.redirect_uri, &req.redirect_uri) {
+            (Some(bound), Some(given)) => bound == given,
+            (Some(_), None) => false,
+            (None, None) => true,
+            (None, Some(given)) => {
+                client.redirect_uris.len() == 1 && client.redirect_uris[0] == *given
+            }
+        };
+        if !redirect_ok {
             return Err(AuthError::InvalidGrant(Reason::RedirectUriMismatch));
         }
         CodeChallenge::from_stored(record.code_challenge.clone()).verify(verifier)?;

@@ -14,6 +14,7 @@ pub async fn client_add(
     grant_types: &[String],
     public: bool,
     scope: Option<&str>,
+    resources: &[String],
 ) -> anyhow::Result<String> {
     let mut meta = json!({
         "client_name": name,
@@ -34,6 +35,13 @@ pub async fn client_add(
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
     let mut out = format!("client_id:     {}\n", reg.client.id);
+    if !resources.is_empty() {
+        let owned = core
+            .set_client_resources(&reg.client.id, resources)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
+        out.push_str(&format!("resources:     {}\n", owned.join(" ")));
+    }
     if let Some(secret) = reg.client_secret {
         out.push_str(&format!(
             "client_secret: {secret}\n(shown once; only its hash is stored)\n"
@@ -47,19 +55,24 @@ pub async fn client_list(core: &AuthCore) -> anyhow::Result<String> {
     for c in core.stores().clients.list_clients().await? {
         let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
         out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\n",
             c.id,
             c.name.as_deref().unwrap_or("-"),
             c.auth_method.as_str(),
             grants.join(","),
-            c.redirect_uris.join(" ")
+            c.redirect_uris.join(" "),
+            c.resources.join(" ")
         ));
     }
     Ok(out)
 }
 
 pub async fn client_delete(core: &AuthCore, id: &str) -> anyhow::Result<()> {
-    if core.stores().clients.delete_client(id).await? {
+    if core
+        .delete_client(id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.description()))?
+    {
         Ok(())
     } else {
         anyhow::bail!("no client {id}")
@@ -71,6 +84,7 @@ pub async fn resource_add(
     url: &str,
     scopes: Option<&str>,
     default: bool,
+    owners: &[String],
 ) -> anyhow::Result<String> {
     let resource = Resource::parse(url).map_err(|e| anyhow::anyhow!("{}", e.description()))?;
     if let Some(s) = scopes {
@@ -88,11 +102,26 @@ pub async fn resource_add(
         is_default,
     };
     match core.stores().resources.insert_resource(&p).await {
-        Ok(()) => Ok(format!(
-            "{}{}",
-            resource.as_str(),
-            if is_default { " (default)" } else { "" }
-        )),
+        Ok(()) => {
+            for owner in owners {
+                let client = core
+                    .stores()
+                    .clients
+                    .find_client(owner)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no client {owner}"))?;
+                let mut owned = client.resources.clone();
+                owned.push(resource.as_str().to_owned());
+                core.set_client_resources(owner, &owned)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
+            }
+            Ok(format!(
+                "{}{}",
+                resource.as_str(),
+                if is_default { " (default)" } else { "" }
+            ))
+        }
         Err(StoreError::Duplicate(_)) => {
             anyhow::bail!("resource {} already exists", resource.as_str())
         }

@@ -78,16 +78,16 @@ pub async fn start_all(
         Some(s) => s.expose_secret().to_owned(),
         None => latchkey_core::secret::generate(),
     };
-    let (core, _store) = latchkey_auth::server::build_core(settings).await?;
+    let engine = latchkey_auth::server::build_core(settings).await?;
+    let core = engine.core.clone();
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
     let auth_task = {
-        let core = core.clone();
         let secret = secret.clone();
         let rx = rx.clone();
         tokio::spawn(async move {
-            latchkey_auth::server::serve(core, Some(&secret), grpc, stopped(rx)).await
+            latchkey_auth::server::serve(&engine, Some(&secret), grpc, stopped(rx)).await
         })
     };
     let client =
@@ -116,15 +116,13 @@ pub async fn start_auth(settings: &Settings, grpc: TcpListener) -> anyhow::Resul
             "LATCHKEY_GATEWAY_SECRET is unset: gateway-only RPCs will refuse every caller"
         );
     }
-    let (core, _store) = latchkey_auth::server::build_core(settings).await?;
+    let engine = latchkey_auth::server::build_core(settings).await?;
+    let core = engine.core.clone();
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
-    let task = {
-        let core = core.clone();
-        tokio::spawn(async move {
-            latchkey_auth::server::serve(core, secret.as_deref(), grpc, stopped(rx)).await
-        })
-    };
+    let task = tokio::spawn(async move {
+        latchkey_auth::server::serve(&engine, secret.as_deref(), grpc, stopped(rx)).await
+    });
     Ok(Running {
         http_addr: None,
         grpc_addr: Some(grpc_addr),

@@ -93,6 +93,9 @@ enum ClientCmd {
         public: bool,
         #[arg(long)]
         scope: Option<String>,
+        /// A protected resource this client serves (it may verify and introspect its tokens).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
     },
     List,
     Delete {
@@ -110,6 +113,9 @@ enum ResourceCmd {
         /// Make it the default audience.
         #[arg(long)]
         default: bool,
+        /// A confidential client that serves this resource.
+        #[arg(long = "owner")]
+        owners: Vec<String>,
     },
     List,
     Delete {
@@ -211,7 +217,8 @@ async fn main() -> anyhow::Result<()> {
         return running.wait().await;
     }
 
-    let (core, _store) = latchkey_auth::server::build_core(&settings).await?;
+    let engine = latchkey_auth::server::build_core(&settings).await?;
+    let core = engine.core;
     let out = match cli.command {
         Command::Migrate => "migrations applied".to_owned(),
         Command::User { cmd } => match cmd {
@@ -256,6 +263,7 @@ async fn main() -> anyhow::Result<()> {
                 grant_types,
                 public,
                 scope,
+                resources,
             } => {
                 admin::client_add(
                     &core,
@@ -264,6 +272,7 @@ async fn main() -> anyhow::Result<()> {
                     &grant_types,
                     public,
                     scope.as_deref(),
+                    &resources,
                 )
                 .await?
             }
@@ -278,9 +287,10 @@ async fn main() -> anyhow::Result<()> {
                 url,
                 scopes,
                 default,
+                owners,
             } => format!(
                 "added {}",
-                admin::resource_add(&core, &url, scopes.as_deref(), default).await?
+                admin::resource_add(&core, &url, scopes.as_deref(), default, &owners).await?
             ),
             ResourceCmd::List => admin::resource_list(&core).await?,
             ResourceCmd::Delete { url } => {

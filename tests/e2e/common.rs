@@ -20,6 +20,7 @@ pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 
 /// One isolated system: its own database, its own ports.
 pub struct TestApp {
+    pub settings: Settings,
     pub base: String,
     pub grpc_url: String,
     pub running: Option<Running>,
@@ -131,6 +132,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("start the system");
     let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));
     TestApp {
+        settings,
         base,
         grpc_url,
         running: Some(running),
@@ -138,7 +140,43 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// Redis for the suites that share state, when `LATCHKEY_TEST_REDIS_URL` is set.
+pub fn test_redis_url() -> Option<String> {
+    std::env::var("LATCHKEY_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Another AuthService replica on the same database (and Redis, if the app uses it).
+pub struct Replica {
+    pub running: Running,
+    pub grpc_url: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.running.stopper().send(true);
+    }
+}
+
+impl Replica {
+    pub async fn grpc(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::connect(self.grpc_url.clone())
+            .await
+            .expect("connect replica")
+    }
+}
+
 impl TestApp {
+    pub async fn replica(&self) -> Replica {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
+        let running = latchkey::start_auth(&self.settings, grpc)
+            .await
+            .expect("start replica");
+        let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));
+        Replica { running, grpc_url }
+    }
+
     pub fn core(&self) -> &latchkey_core::AuthCore {
         self.running
             .as_ref()
@@ -225,9 +263,23 @@ impl TestApp {
         res.json().await.expect("json")
     }
 
-    /// A confidential client allowed to introspect.
+    /// A resource server: a confidential client that owns [`RESOURCE`], so it may introspect
+    /// and verify tokens for it.
     pub async fn introspector(&self) -> (String, String) {
-        self.confidential_client(json!({ "client_name": "rs", "grant_types": ["client_credentials"], "response_types": [] })).await
+        self.resource_server(&[RESOURCE]).await
+    }
+
+    /// A confidential client that owns `resources`.
+    pub async fn resource_server(&self, resources: &[&str]) -> (String, String) {
+        let (id, secret) = self
+            .confidential_client(json!({ "client_name": "rs", "grant_types": ["client_credentials"], "response_types": [] }))
+            .await;
+        let owned: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+        self.core()
+            .set_client_resources(&id, &owned)
+            .await
+            .expect("assign resources");
+        (id, secret)
     }
 }
 

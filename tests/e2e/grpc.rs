@@ -3,7 +3,19 @@ use latchkey_proto::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-fn with_secret<T>(msg: T, secret: Option<&str>) -> tonic::Request<T> {
+/// A request carrying a resource server's `Basic` credentials.
+pub fn as_client<T>(msg: T, (id, secret): &(String, String)) -> tonic::Request<T> {
+    use base64::Engine;
+    let mut req = tonic::Request::new(msg);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Basic {basic}").parse().expect("ascii"),
+    );
+    req
+}
+
+pub fn with_secret<T>(msg: T, secret: Option<&str>) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     if let Some(s) = secret {
         req.metadata_mut().insert(
@@ -159,11 +171,19 @@ async fn verify_token_checks_audience_and_scopes() {
     let f = flow(&app).await;
     let t = f.exchange(&app).await;
     let at = t["access_token"].as_str().expect("at").to_owned();
+    let rs = app
+        .resource_server(&[RESOURCE, "https://other.example.com/mcp"])
+        .await;
     let mut c = app.grpc().await;
-    let verify = |audience: &str, scopes: &[&str], token: &str| pb::VerifyTokenRequest {
-        token: token.to_owned(),
-        audience: audience.to_owned(),
-        required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    let verify = |audience: &str, scopes: &[&str], token: &str| {
+        as_client(
+            pb::VerifyTokenRequest {
+                token: token.to_owned(),
+                audience: audience.to_owned(),
+                required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            },
+            &rs,
+        )
     };
     let ok = c
         .verify_token(verify(RESOURCE, &["mcp:tools"], &at))

@@ -13,3 +13,4 @@ mod races;
 mod registration;
 mod revocation;
 mod token;
+mod verification;

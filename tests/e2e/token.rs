@@ -292,7 +292,7 @@ async fn client_credentials_writes_nothing_to_the_database() {
             "grants",
             "refresh_tokens",
             "authorization_codes",
-            "revoked_access_tokens",
+            "revocation_events",
             "consents",
         ] {
             let row = store

@@ -46,6 +46,8 @@ pub struct Settings {
     pub database_url: String,
     /// Shared state for several replicas.
     pub redis_url: Option<String>,
+    /// How often each replica reads new revocations from the database (milliseconds).
+    pub revocation_poll_ms: u64,
     /// The gateway's credential for the AuthService. `latchkey serve` generates one
     /// in-process when unset; separate processes must share it.
     pub gateway_secret: Option<SecretString>,
@@ -78,6 +80,7 @@ impl Default for Settings {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: "sqlite://latchkey.db?mode=rwc".into(),
             redis_url: None,
+            revocation_poll_ms: 1000,
             gateway_secret: None,
             auth_url: "http://127.0.0.1:50051".into(),
             access_token_ttl_secs: 3600,

@@ -7,14 +7,30 @@ use latchkey_core::clock::SystemClock;
 use latchkey_core::session::MemorySessionStore;
 use latchkey_core::store::Stores;
 use latchkey_proto::v1::auth_service_server::AuthServiceServer;
+use latchkey_redis::Redis;
 use latchkey_store::SeaStore;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-/// Opens (and migrates) the database and builds the engine, creating the first signing key
-/// on a fresh database.
-pub async fn build_core(settings: &Settings) -> anyhow::Result<(Arc<AuthCore>, SeaStore)> {
+/// Overlap between polls, so an event committed late with an earlier timestamp is not missed.
+const POLL_OVERLAP_SECS: i64 = 5;
+
+/// The engine and what it runs on.
+pub struct Engine {
+    pub core: Arc<AuthCore>,
+    pub store: SeaStore,
+    pub redis: Option<Redis>,
+    /// How often this replica reads new revocations from the database. Redis pub/sub
+    /// delivers them sooner; the poll bounds the delay when Redis is absent or loses one.
+    pub revocation_poll: Duration,
+}
+
+/// Opens (and migrates) the database, connects Redis when configured, builds the engine
+/// (creating the first signing key on a fresh database), and replays the revocations in force.
+pub async fn build_core(settings: &Settings) -> anyhow::Result<Engine> {
     let core_settings = settings
         .core_settings()
         .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
@@ -22,19 +38,70 @@ pub async fn build_core(settings: &Settings) -> anyhow::Result<(Arc<AuthCore>, S
     store.migrate().await?;
     let clock = Arc::new(SystemClock);
     let keys = AuthCore::load_or_create_keys(&store, clock.as_ref()).await?;
-    let core = AuthCore::new(
+    let mut core = AuthCore::new(
         core_settings,
         Stores::from_backend(Arc::new(store.clone())),
         Arc::new(MemorySessionStore::default()),
         Arc::new(keys),
         clock,
     );
-    Ok((Arc::new(core), store))
+    let redis = match &settings.redis_url {
+        Some(url) => {
+            let redis = Redis::connect(url).map_err(anyhow::Error::msg)?;
+            core = core.with_revocation_bus(Arc::new(redis.clone()));
+            Some(redis)
+        }
+        None => None,
+    };
+    core.sync_revocations(0)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading revocations: {}", e.description()))?;
+    Ok(Engine {
+        core: Arc::new(core),
+        store,
+        redis,
+        revocation_poll: Duration::from_millis(settings.revocation_poll_ms.max(50)),
+    })
+}
+
+/// Keeps this replica's denylist current until `stop`: Redis pub/sub when configured, and
+/// a database poll every `revocation_poll` in any case.
+pub fn spawn_revocation_sync(
+    engine: &Engine,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let Some(redis) = engine.redis.clone() {
+        let denylist = engine.core.denylist().clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            redis.subscribe_revocations(denylist, stop).await
+        }));
+    }
+    let core = engine.core.clone();
+    let poll = engine.revocation_poll;
+    let mut stop = stop;
+    tasks.push(tokio::spawn(async move {
+        let mut since = chrono::Utc::now().timestamp() - POLL_OVERLAP_SECS;
+        let mut tick = tokio::time::interval(poll);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let started = chrono::Utc::now().timestamp();
+            match core.sync_revocations(since).await {
+                Ok(_) => since = started - POLL_OVERLAP_SECS,
+                Err(e) => tracing::warn!(error = %e.description(), "revocation poll failed"),
+            }
+        }
+    }));
+    tasks
 }
 
 /// Serves the AuthService, gRPC health and reflection on `listener` until `shutdown`.
 pub async fn serve(
-    core: Arc<AuthCore>,
+    engine: &Engine,
     gateway_secret: Option<&str>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
@@ -49,16 +116,25 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(latchkey_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    let (stop_sync, stop_rx) = watch::channel(false);
+    let sync = spawn_revocation_sync(engine, stop_rx);
     tracing::info!(addr = %listener.local_addr()?, "gRPC AuthService listening");
-    tonic::transport::Server::builder()
+    let result = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(AuthServiceServer::new(AuthGrpc::new(core, gateway_secret)))
+        .add_service(AuthServiceServer::new(AuthGrpc::new(
+            engine.core.clone(),
+            gateway_secret,
+        )))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown,
         )
-        .await?;
-    Ok(())
+        .await;
+    let _ = stop_sync.send(true);
+    for t in sync {
+        let _ = t.await;
+    }
+    Ok(result?)
 }

@@ -2,13 +2,20 @@
 //! result. It holds no SQL and no OAuth rule; its one decision is who may call what.
 
 use crate::status::to_status;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use latchkey_core::authorize::{AuthorizationRequest, Prompt, StartOutcome};
 use latchkey_core::client_auth::PresentedCredentials;
+use latchkey_core::denylist::RevocationEvent;
 use latchkey_core::grant::TokenRequest;
+use latchkey_core::introspection::Verifier;
 use latchkey_core::{AuthCore, AuthError, secret};
 use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::auth_service_server::AuthService;
+use std::pin::Pin;
 use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 /// The metadata key that carries the gateway's credential, as `Bearer <secret>`.
@@ -28,17 +35,47 @@ impl AuthGrpc {
         }
     }
 
-    /// Refuses anyone but the gateway with `UNAUTHENTICATED`.
-    fn require_gateway<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let presented = req
-            .metadata()
+    fn authorization<T>(req: &Request<T>) -> Option<&str> {
+        req.metadata()
             .get(GATEWAY_AUTH_HEADER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match (presented, &self.gateway_secret_hash) {
-            (Some(p), Some(hash)) if secret::verify(p, hash) => Ok(()),
-            _ => Err(to_status(AuthError::Unauthenticated)),
+    }
+
+    fn is_gateway<T>(&self, req: &Request<T>) -> bool {
+        let presented = Self::authorization(req).and_then(|v| v.strip_prefix("Bearer "));
+        matches!((presented, &self.gateway_secret_hash), (Some(p), Some(hash)) if secret::verify(p, hash))
+    }
+
+    /// Refuses anyone but the gateway with `UNAUTHENTICATED`.
+    fn require_gateway<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        if self.is_gateway(req) {
+            Ok(())
+        } else {
+            Err(to_status(AuthError::Unauthenticated))
         }
+    }
+
+    /// The `Basic` client credentials in the metadata, if any.
+    fn basic_credentials<T>(req: &Request<T>) -> Option<(String, String)> {
+        let encoded = Self::authorization(req)?.strip_prefix("Basic ")?;
+        let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+        let (id, secret) = decoded.split_once(':')?;
+        Some((id.to_owned(), secret.to_owned()))
+    }
+
+    /// The gateway, or an authenticated resource server; anyone else is `UNAUTHENTICATED`.
+    async fn verifier<T>(&self, req: &Request<T>) -> Result<Verifier, Status> {
+        if self.is_gateway(req) {
+            return Ok(Verifier::Gateway);
+        }
+        let (id, secret) =
+            Self::basic_credentials(req).ok_or_else(|| to_status(AuthError::Unauthenticated))?;
+        let client = self
+            .core
+            .authenticate_resource_server(&id, &secret)
+            .await
+            .map_err(to_status)?;
+        Ok(Verifier::ResourceServer(client))
     }
 }
 
@@ -70,6 +107,16 @@ fn user(u: latchkey_core::model::User) -> pb::User {
         email: u.email,
         disabled: u.disabled,
         created_at: u.created_at.timestamp(),
+    }
+}
+
+fn event(ev: RevocationEvent) -> pb::RevocationEvent {
+    pb::RevocationEvent {
+        id: ev.id,
+        kind: ev.kind.as_str().to_owned(),
+        subject: ev.subject,
+        revoked_at: ev.revoked_at,
+        expires_at: ev.expires_at,
     }
 }
 
@@ -219,7 +266,20 @@ impl AuthService for AuthGrpc {
     }
 
     async fn introspect(&self, req: Request<pb::IntrospectRequest>) -> Rpc<pb::IntrospectResponse> {
-        let r = req.into_inner();
+        // A resource server may authenticate in the metadata instead of the message.
+        let from_metadata = Self::basic_credentials(&req);
+        let mut r = req.into_inner();
+        if r.client.is_none()
+            && let Some((client_id, client_secret)) = from_metadata
+        {
+            r.client = Some(pb::ClientAuthentication {
+                basic: Some(pb::BasicCredentials {
+                    client_id,
+                    client_secret,
+                }),
+                ..Default::default()
+            });
+        }
         let i = self
             .core
             .introspect(
@@ -248,43 +308,93 @@ impl AuthService for AuthGrpc {
         &self,
         req: Request<pb::VerifyTokenRequest>,
     ) -> Rpc<pb::VerifyTokenResponse> {
+        let verifier = self.verifier(&req).await?;
         let r = req.into_inner();
-        let answer = match self
-            .core
-            .verify_token(&r.token, &r.audience, &r.required_scopes)
-            .await
-        {
-            Ok(c) => pb::VerifyTokenResponse {
-                valid: true,
-                claims: Some(pb::AccessTokenClaims {
-                    scopes: c
-                        .scope
-                        .split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                    iss: c.iss,
-                    sub: c.sub,
-                    aud: c.aud,
-                    client_id: c.client_id,
-                    iat: c.iat,
-                    exp: c.exp,
-                    jti: c.jti,
-                }),
-                ..Default::default()
-            },
-            // RFC 6750 §3.1 outcomes are answers, not failures of the call.
-            Err(e @ (AuthError::InvalidToken(_) | AuthError::InsufficientScope(_))) => {
-                pb::VerifyTokenResponse {
-                    valid: false,
-                    claims: None,
-                    error: e.code().to_owned(),
-                    error_description: e.description(),
+        let answer =
+            match self
+                .core
+                .verify_token(&verifier, &r.token, &r.audience, &r.required_scopes)
+            {
+                Ok(c) => pb::VerifyTokenResponse {
+                    valid: true,
+                    claims: Some(pb::AccessTokenClaims {
+                        scopes: c
+                            .scope
+                            .split(' ')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                        iss: c.iss.clone(),
+                        sub: c.sub.clone(),
+                        aud: c.aud.clone(),
+                        client_id: c.client_id.clone(),
+                        iat: c.iat,
+                        exp: c.exp,
+                        jti: c.jti.clone(),
+                    }),
+                    ..Default::default()
+                },
+                // RFC 6750 §3.1 outcomes are answers, not failures of the call.
+                Err(e @ (AuthError::InvalidToken(_) | AuthError::InsufficientScope(_))) => {
+                    pb::VerifyTokenResponse {
+                        valid: false,
+                        claims: None,
+                        error: e.code().to_owned(),
+                        error_description: e.description(),
+                    }
+                }
+                Err(e) => return Err(to_status(e)),
+            };
+        Ok(Response::new(answer))
+    }
+
+    type WatchRevocationsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
+
+    async fn watch_revocations(
+        &self,
+        req: Request<pb::WatchRevocationsRequest>,
+    ) -> Rpc<Self::WatchRevocationsStream> {
+        self.verifier(&req).await?;
+        let denylist = self.core.denylist().clone();
+        // Subscribe before the snapshot, so nothing falls between them.
+        let mut live = denylist.subscribe();
+        let snapshot = denylist.snapshot();
+        let stream = async_stream::stream! {
+            for ev in snapshot {
+                yield Ok(event(ev));
+            }
+            loop {
+                match live.recv().await {
+                    Ok(ev) => yield Ok(event(ev)),
+                    // Fell behind: send everything in force again; duplicates are harmless.
+                    Err(RecvError::Lagged(_)) => {
+                        for ev in denylist.snapshot() {
+                            yield Ok(event(ev));
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
                 }
             }
-            Err(e) => return Err(to_status(e)),
         };
-        Ok(Response::new(answer))
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type WatchKeysStream = Pin<Box<dyn Stream<Item = Result<pb::JsonDocument, Status>> + Send>>;
+
+    async fn watch_keys(&self, req: Request<pb::WatchKeysRequest>) -> Rpc<Self::WatchKeysStream> {
+        self.verifier(&req).await?;
+        let mut keys = self.core.watch_keys();
+        let stream = async_stream::stream! {
+            loop {
+                let doc = json(keys.borrow_and_update().jwks());
+                yield Ok(doc);
+                if keys.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> Rpc<pb::User> {

@@ -1,10 +1,11 @@
-//! Client authentication at the token, revocation and introspection endpoints
-//! (RFC 6749 §2.3, RFC 7591 `token_endpoint_auth_method`).
+//! Client authentication at the token, revocation and introspection endpoints and on the
+//! gRPC verification plane (RFC 6749 §2.3, RFC 7591 `token_endpoint_auth_method`).
 
 use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::model::{AuthMethod, Client};
 use crate::secret;
+use std::sync::Arc;
 
 /// The credentials exactly as the request presented them.
 #[derive(Debug, Default, Clone)]
@@ -18,6 +19,18 @@ pub struct PresentedCredentials {
 }
 
 impl AuthCore {
+    /// A registered client, from the short-lived cache or the store.
+    pub(crate) async fn client(&self, id: &str) -> AuthResult<Option<Arc<Client>>> {
+        if let Some(c) = self.clients.get(id) {
+            return Ok(Some(c));
+        }
+        let found = self.stores.clients.find_client(id).await?.map(Arc::new);
+        if let Some(c) = &found {
+            self.clients.insert(c.clone());
+        }
+        Ok(found)
+    }
+
     /// Identifies and authenticates the client.
     ///
     /// - RFC 6749 §2.3: a client MUST NOT use more than one method in one request.
@@ -25,7 +38,10 @@ impl AuthCore {
     /// - A secret in the body is accepted only from a client registered for
     ///   `client_secret_post`.
     /// - A public client identifies itself with `client_id` alone.
-    pub async fn authenticate_client(&self, creds: &PresentedCredentials) -> AuthResult<Client> {
+    pub async fn authenticate_client(
+        &self,
+        creds: &PresentedCredentials,
+    ) -> AuthResult<Arc<Client>> {
         let failed = || AuthError::InvalidClient(Reason::ClientAuthenticationFailed);
         if creds.basic.is_some() && creds.client_secret.is_some() {
             return Err(AuthError::InvalidRequest(Reason::MultipleClientAuthMethods));
@@ -40,12 +56,7 @@ impl AuthCore {
                     "client_id in the body differs from the Basic credentials",
                 )));
             }
-            let client = self
-                .stores
-                .clients
-                .find_client(id)
-                .await?
-                .ok_or_else(failed)?;
+            let client = self.client(id).await?.ok_or_else(failed)?;
             return match &client.secret_hash {
                 Some(hash) if secret::verify(presented, hash) => Ok(client),
                 _ => Err(failed()),
@@ -57,12 +68,7 @@ impl AuthCore {
             .ok_or(AuthError::InvalidClient(Reason::Missing(
                 "client authentication",
             )))?;
-        let client = self
-            .stores
-            .clients
-            .find_client(id)
-            .await?
-            .ok_or_else(failed)?;
+        let client = self.client(id).await?.ok_or_else(failed)?;
         match (&creds.client_secret, &client.secret_hash) {
             (Some(presented), Some(hash)) => {
                 if client.auth_method != AuthMethod::ClientSecretPost {
@@ -86,7 +92,7 @@ impl AuthCore {
     pub async fn authenticate_confidential_client(
         &self,
         creds: &PresentedCredentials,
-    ) -> AuthResult<Client> {
+    ) -> AuthResult<Arc<Client>> {
         let client = self.authenticate_client(creds).await?;
         if client.is_confidential() {
             Ok(client)

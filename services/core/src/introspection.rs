@@ -1,13 +1,18 @@
 //! Token introspection (RFC 7662) and access-token verification for resource servers
 //! (RFC 6750, RFC 9068 §4).
+//!
+//! Checking an access token touches no database: the signature against keys in memory, a
+//! cache of tokens already verified, and the in-memory denylist that revocations fan out to.
 
 use crate::AuthCore;
 use crate::client_auth::PresentedCredentials;
 use crate::error::{AuthError, AuthResult, Reason};
+use crate::model::Client;
+use crate::resource::Resource;
 use crate::scope::ScopeSet;
 use crate::secret;
 use crate::token::{self, AccessTokenClaims};
-use uuid::Uuid;
+use std::sync::Arc;
 
 /// RFC 7662 §2.2. An inactive token is a normal answer, not an error; it carries nothing
 /// but `active: false`.
@@ -26,77 +31,109 @@ pub struct Introspection {
     pub token_type: Option<String>,
 }
 
+/// Who is asking to verify a token.
+#[derive(Debug, Clone)]
+pub enum Verifier {
+    /// The gateway (ForwardAuth): any audience it is told to check.
+    Gateway,
+    /// A resource server: only the audiences it owns.
+    ResourceServer(Arc<Client>),
+}
+
+fn normalize(resource: &str) -> String {
+    Resource::parse(resource)
+        .map(|r| r.as_str().to_owned())
+        .unwrap_or_else(|_| resource.to_owned())
+}
+
 impl AuthCore {
-    /// The claims of a live access token, or why it is not live. Signature, `typ`, `iss`,
-    /// `exp`; then revocation of the token, of its grant, and of its user.
-    pub async fn check_access_token(&self, token: &str) -> AuthResult<AccessTokenClaims> {
-        let claims = token::verify(
-            &self.keys,
-            token,
-            &self.settings.issuer,
-            self.clock.now().timestamp(),
-            self.settings.leeway_secs,
-        )?;
-        let revoked = || AuthError::InvalidToken(Reason::Token("token revoked"));
-        if self
-            .stores
-            .revocations
-            .is_access_token_revoked(&claims.jti)
-            .await?
-        {
-            return Err(revoked());
-        }
-        if let Some(sid) = claims.sid.as_deref() {
-            let grant_id = Uuid::parse_str(sid)
-                .map_err(|_| AuthError::InvalidToken(Reason::Token("malformed token")))?;
-            let grant = self.stores.grants.find_grant(grant_id).await?;
-            let Some(grant) = grant.filter(|g| g.revoked_at.is_none()) else {
-                return Err(revoked());
-            };
-            match self.stores.users.find_user(grant.user_id).await? {
-                Some(u) if !u.disabled => {}
-                _ => return Err(revoked()),
+    /// The claims of a live access token, or why it is not live: signature, `typ`, `iss`,
+    /// `exp`/`nbf`, then revocation of the token, its grant, its user or its client.
+    pub fn check_access_token(&self, token: &str) -> AuthResult<Arc<AccessTokenClaims>> {
+        let now = self.clock.now().timestamp();
+        let claims = match self.verified.get(token) {
+            Some(c) => c,
+            None => {
+                let keys = self.keys();
+                let c = Arc::new(token::verify(
+                    &keys,
+                    token,
+                    &self.settings.issuer,
+                    now,
+                    self.settings.leeway_secs,
+                )?);
+                self.verified.insert(token, c.clone(), now);
+                c
             }
-        } else if self
-            .stores
-            .clients
-            .find_client(&claims.client_id)
-            .await?
-            .is_none()
-        {
-            return Err(revoked());
+        };
+        let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
+        if claims.exp.saturating_add(leeway) <= now {
+            return Err(AuthError::InvalidToken(Reason::Token("token expired")));
+        }
+        if self.denylist.is_revoked(&claims) {
+            return Err(AuthError::InvalidToken(Reason::Token("token revoked")));
         }
         Ok(claims)
     }
 
-    /// Verifies an access token for a resource server: live, for `audience`, with every one
-    /// of `required_scopes`.
-    pub async fn verify_token(
+    /// Authenticates a resource server: a confidential client that owns at least one
+    /// protected resource.
+    pub async fn authenticate_resource_server(
         &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> AuthResult<Arc<Client>> {
+        let creds = PresentedCredentials {
+            basic: Some((client_id.to_owned(), client_secret.to_owned())),
+            ..Default::default()
+        };
+        let client = self.authenticate_confidential_client(&creds).await?;
+        if client.resources.is_empty() {
+            return Err(AuthError::AccessDenied(Reason::Text(
+                "the client owns no protected resource",
+            )));
+        }
+        Ok(client)
+    }
+
+    /// Verifies an access token for a resource server: live, for `audience`, with every one
+    /// of `required_scopes`. A resource server may name only an audience it owns; with
+    /// exactly one, it may leave `audience` empty.
+    pub fn verify_token(
+        &self,
+        verifier: &Verifier,
         token: &str,
         audience: &str,
         required_scopes: &[String],
-    ) -> AuthResult<AccessTokenClaims> {
-        let claims = self.check_access_token(token).await?;
-        // RFC 8707 / MCP: a resource server must only accept tokens minted for it, so the
-        // audience is required, never defaulted to "any".
-        if audience.is_empty() {
-            return Err(AuthError::InvalidRequest(Reason::Missing("audience")));
+    ) -> AuthResult<Arc<AccessTokenClaims>> {
+        let wanted = match (verifier, audience.is_empty()) {
+            (Verifier::ResourceServer(c), true) => match c.resources.as_slice() {
+                [only] => only.clone(),
+                _ => return Err(AuthError::InvalidRequest(Reason::Missing("audience"))),
+            },
+            // RFC 8707 / MCP: a token is only good for the resource it was minted for, so the
+            // audience is never defaulted to "any".
+            (Verifier::Gateway, true) => {
+                return Err(AuthError::InvalidRequest(Reason::Missing("audience")));
+            }
+            (_, false) => normalize(audience),
+        };
+        if let Verifier::ResourceServer(c) = verifier
+            && !c.resources.contains(&wanted)
+        {
+            return Err(AuthError::AccessDenied(Reason::Text(
+                "the caller does not own this audience",
+            )));
         }
-        let wanted = crate::resource::Resource::parse(audience)
-            .map(|r| r.as_str().to_owned())
-            .unwrap_or_else(|_| audience.to_owned());
+        let claims = self.check_access_token(token)?;
         if claims.aud != wanted {
             return Err(AuthError::InvalidToken(Reason::Token(
                 "token is for another audience",
             )));
         }
         let granted = claims.scopes();
-        let missing: Vec<&String> = required_scopes
-            .iter()
-            .filter(|s| !granted.contains(s))
-            .collect();
-        if !missing.is_empty() {
+        if required_scopes.iter().any(|s| !granted.contains(s)) {
+            // RFC 6750 §3.1: name every scope the operation needs.
             let all = required_scopes.join(" ");
             return Err(AuthError::InsufficientScope(Reason::Owned(format!(
                 "requires scope: {all}"
@@ -105,7 +142,9 @@ impl AuthCore {
         Ok(claims)
     }
 
-    /// RFC 7662 §2.1: the caller must be an authenticated confidential client.
+    /// RFC 7662. The caller must be an authenticated confidential client, and learns only
+    /// about tokens for a resource it owns or tokens issued to itself; anything else is
+    /// inactive to it (RFC 7662 §4: no token scanning).
     pub async fn introspect(
         &self,
         token: &str,
@@ -113,7 +152,7 @@ impl AuthCore {
         creds: &PresentedCredentials,
         repeated: &[String],
     ) -> AuthResult<Introspection> {
-        self.authenticate_confidential_client(creds).await?;
+        let caller = self.authenticate_confidential_client(creds).await?;
         // RFC 6749 §3.2 / RFC 7662 §2.1: parameters must not repeat.
         if let Some(p) = repeated.first() {
             return Err(AuthError::InvalidRequest(Reason::Repeated(p.clone())));
@@ -122,36 +161,41 @@ impl AuthCore {
             return Err(AuthError::InvalidRequest(Reason::Missing("token")));
         }
         // The hint only orders the lookups (RFC 7662 §2.1).
-        let access_first = hint != Some("refresh_token");
-        let result = if access_first {
-            match self.introspect_access(token).await? {
+        let found = if hint == Some("refresh_token") {
+            match self.introspect_refresh(token).await? {
+                Some(i) => Some(i),
+                None => self.introspect_access(token)?,
+            }
+        } else {
+            match self.introspect_access(token)? {
                 Some(i) => Some(i),
                 None => self.introspect_refresh(token).await?,
             }
-        } else {
-            match self.introspect_refresh(token).await? {
-                Some(i) => Some(i),
-                None => self.introspect_access(token).await?,
-            }
         };
-        Ok(result.unwrap_or_default())
+        let visible = found.filter(|i| {
+            i.client_id.as_deref() == Some(caller.id.as_str())
+                || i.aud
+                    .as_ref()
+                    .is_some_and(|aud| caller.resources.contains(aud))
+        });
+        Ok(visible.unwrap_or_default())
     }
 
-    async fn introspect_access(&self, token: &str) -> AuthResult<Option<Introspection>> {
+    fn introspect_access(&self, token: &str) -> AuthResult<Option<Introspection>> {
         if token.split('.').count() != 3 {
             return Ok(None);
         }
-        match self.check_access_token(token).await {
+        match self.check_access_token(token) {
             Ok(c) => Ok(Some(Introspection {
                 active: true,
-                scope: Some(c.scope),
-                client_id: Some(c.client_id),
-                sub: Some(c.sub),
-                aud: Some(c.aud),
-                iss: Some(c.iss),
+                scope: Some(c.scope.clone()),
+                client_id: Some(c.client_id.clone()),
+                sub: Some(c.sub.clone()),
+                aud: Some(c.aud.clone()),
+                iss: Some(c.iss.clone()),
                 exp: Some(c.exp),
                 iat: Some(c.iat),
-                jti: Some(c.jti),
+                jti: Some(c.jti.clone()),
                 token_type: Some("Bearer".into()),
             })),
             Err(AuthError::InvalidToken(_)) => Ok(None),
@@ -200,14 +244,9 @@ impl AuthCore {
             aud: Some(grant.resource),
             iss: Some(self.settings.issuer.clone()),
             exp: Some(rt.expires_at.timestamp()),
-            iat: Some(rt_issued_at(&rt, self.settings.refresh_token_ttl)),
+            iat: Some((rt.expires_at - self.settings.refresh_token_ttl).timestamp()),
             jti: None,
             token_type: None,
         }))
     }
-}
-
-/// A refresh token's issue time: its expiry minus its lifetime.
-fn rt_issued_at(rt: &crate::model::RefreshToken, ttl: chrono::Duration) -> i64 {
-    (rt.expires_at - ttl).timestamp()
 }

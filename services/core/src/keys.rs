@@ -40,7 +40,8 @@ fn thumbprint(public: &[u8]) -> String {
 /// The keys in memory: the one that signs, and every one that may verify.
 pub struct KeyRing {
     active_kid: String,
-    signing: SigningKey,
+    /// `None` in a verify-only ring built from a JWKS (resource servers).
+    signing: Option<SigningKey>,
     /// base64url of the JOSE header every token from the active key carries.
     header_b64: String,
     verifying: HashMap<String, VerifyingKey>,
@@ -93,7 +94,7 @@ impl KeyRing {
         let header = serde_json::json!({ "alg": "EdDSA", "typ": crate::token::ACCESS_TOKEN_TYP, "kid": active.kid });
         Ok(Self {
             active_kid: active.kid.clone(),
-            signing,
+            signing: Some(signing),
             header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
             verifying,
             jwks: serde_json::json!({ "keys": jwks }),
@@ -104,8 +105,45 @@ impl KeyRing {
         &self.active_kid
     }
 
-    pub(crate) fn signing_key(&self) -> &SigningKey {
-        &self.signing
+    /// A verify-only ring from an RFC 7517 JWK Set, keeping the Ed25519 keys that have a `kid`.
+    pub fn from_jwks(jwks: &serde_json::Value) -> Result<Self, String> {
+        let mut verifying = HashMap::new();
+        for k in jwks["keys"]
+            .as_array()
+            .ok_or("a JWK Set needs a keys array")?
+        {
+            let (Some("OKP"), Some("Ed25519"), Some(x), Some(kid)) = (
+                k["kty"].as_str(),
+                k["crv"].as_str(),
+                k["x"].as_str(),
+                k["kid"].as_str(),
+            ) else {
+                continue;
+            };
+            let bytes = URL_SAFE_NO_PAD
+                .decode(x)
+                .map_err(|_| format!("key {kid}: x is not base64url"))?;
+            let public: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| format!("key {kid}: x is not 32 bytes"))?;
+            verifying.insert(
+                kid.to_owned(),
+                VerifyingKey::from_bytes(&public)
+                    .map_err(|_| format!("key {kid}: not a valid point"))?,
+            );
+        }
+        Ok(Self {
+            active_kid: String::new(),
+            signing: None,
+            header_b64: String::new(),
+            verifying,
+            jwks: jwks.clone(),
+        })
+    }
+
+    pub(crate) fn signing_key(&self) -> Option<&SigningKey> {
+        self.signing.as_ref()
     }
 
     pub(crate) fn header_b64(&self) -> &str {

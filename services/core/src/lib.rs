@@ -6,8 +6,10 @@
 //! translates to and from it, and `latchkey-store` implements its storage traits.
 
 pub mod authorize;
+mod cache;
 pub mod client_auth;
 pub mod clock;
+pub mod denylist;
 pub mod error;
 pub mod grant;
 pub mod introspection;
@@ -34,17 +36,25 @@ pub use error::{AuthError, AuthResult, Reason};
 pub use settings::CoreSettings;
 
 use clock::Clock;
+use denylist::{Denylist, LocalBus, RevocationBus, RevocationEvent, RevokedKind};
 use keys::KeyRing;
 use session::SessionStore;
 use store::Stores;
+use tokio::sync::watch;
+use uuid::Uuid;
 
 /// The engine: settings, stores, keys and a clock. Cheap to share behind an `Arc`.
 pub struct AuthCore {
     settings: CoreSettings,
     stores: Stores,
     sessions: Arc<dyn SessionStore>,
-    keys: Arc<KeyRing>,
+    /// The key ring; replaced whole on rotation, watched by `WatchKeys`.
+    keys: watch::Sender<Arc<KeyRing>>,
     clock: Arc<dyn Clock>,
+    denylist: Arc<Denylist>,
+    bus: Arc<dyn RevocationBus>,
+    verified: cache::VerifiedTokens,
+    clients: cache::ClientCache,
 }
 
 impl AuthCore {
@@ -59,9 +69,19 @@ impl AuthCore {
             settings,
             stores,
             sessions,
-            keys,
+            keys: watch::channel(keys).0,
             clock,
+            denylist: Arc::new(Denylist::default()),
+            bus: Arc::new(LocalBus),
+            verified: cache::VerifiedTokens::default(),
+            clients: cache::ClientCache::default(),
         }
+    }
+
+    /// Fans revocations out to other replicas through `bus` (Redis pub/sub).
+    pub fn with_revocation_bus(mut self, bus: Arc<dyn RevocationBus>) -> Self {
+        self.bus = bus;
+        self
     }
 
     pub fn settings(&self) -> &CoreSettings {
@@ -70,6 +90,28 @@ impl AuthCore {
 
     pub fn stores(&self) -> &Stores {
         &self.stores
+    }
+
+    /// This replica's revocation state.
+    pub fn denylist(&self) -> &Arc<Denylist> {
+        &self.denylist
+    }
+
+    /// The current key ring.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.keys.borrow().clone()
+    }
+
+    /// Notified whenever the key ring changes.
+    pub fn watch_keys(&self) -> watch::Receiver<Arc<KeyRing>> {
+        self.keys.subscribe()
+    }
+
+    /// Replaces the key ring (rotation). Cached verifications are dropped, since a retired
+    /// key's tokens must stop verifying.
+    pub fn replace_keys(&self, ring: Arc<KeyRing>) {
+        self.verified.clear();
+        self.keys.send_replace(ring);
     }
 
     /// Loads the signing keys, generating and storing the first one on a fresh database.
@@ -92,5 +134,64 @@ impl AuthCore {
         let mut all = self.settings.resources.clone();
         all.extend(self.stores.resources.list_resources().await?);
         Ok(all)
+    }
+
+    /// Records a revocation: stored (so restarted and lagging replicas learn it), applied
+    /// here at once, and published to the other replicas.
+    pub async fn publish_revocation(
+        &self,
+        kind: RevokedKind,
+        subject: String,
+        expires_at: i64,
+    ) -> AuthResult<()> {
+        let ev = RevocationEvent {
+            id: Uuid::new_v4().to_string(),
+            kind,
+            subject,
+            revoked_at: self.clock.now().timestamp(),
+            expires_at,
+        };
+        self.stores.revocations.record_revocation(&ev).await?;
+        self.denylist.apply(&ev);
+        if let Err(e) = self.bus.publish(&ev).await {
+            // The database poll still carries it to every replica within a second.
+            tracing::warn!(error = %e, "revocation fan-out failed; replicas will learn it from the database");
+        }
+        tracing::info!(kind = kind.as_str(), "revocation recorded");
+        Ok(())
+    }
+
+    /// The instant after which no access token issued up to now can still be valid.
+    fn access_token_horizon(&self) -> i64 {
+        let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
+        self.clock.now().timestamp() + self.settings.access_token_ttl.num_seconds() + leeway
+    }
+
+    /// Revokes a grant: its refresh tokens in the database, its access tokens everywhere.
+    pub(crate) async fn revoke_grant(&self, grant_id: Uuid) -> AuthResult<()> {
+        self.stores
+            .grants
+            .revoke_grant(grant_id, self.clock.now())
+            .await?;
+        self.publish_revocation(
+            RevokedKind::Grant,
+            grant_id.to_string(),
+            self.access_token_horizon(),
+        )
+        .await
+    }
+
+    /// Applies the revocations recorded since `since` (Unix seconds) that are still in force,
+    /// and forgets expired ones. Returns how many were new here.
+    pub async fn sync_revocations(&self, since: i64) -> AuthResult<usize> {
+        let now = self.clock.now().timestamp();
+        let events = self
+            .stores
+            .revocations
+            .revocations_since(since, now)
+            .await?;
+        let new = events.iter().filter(|ev| self.denylist.apply(ev)).count();
+        self.denylist.purge(now);
+        Ok(new)
     }
 }

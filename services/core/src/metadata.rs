@@ -38,6 +38,6 @@ impl AuthCore {
 
     /// The JWK Set of every verifying key.
     pub fn jwks(&self) -> Value {
-        self.keys.jwks().clone()
+        self.keys().jwks().clone()
     }
 }

@@ -76,6 +76,9 @@ pub struct Client {
     pub scope: Option<String>,
     /// The full RFC 7591 metadata as registered (echoed back, never trusted for decisions).
     pub metadata: serde_json::Value,
+    /// Protected resources this client serves (set by an administrator, never by the
+    /// client): it may verify and introspect tokens whose audience is one of them.
+    pub resources: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -225,6 +225,8 @@ impl AuthCore {
             auth_method,
             scope,
             metadata: Value::Object(metadata),
+            // Self-registered clients own nothing; an administrator assigns resources.
+            resources: Vec::new(),
             created_at: self.clock.now(),
         };
         self.stores.clients.insert_client(&client).await?;
@@ -233,5 +235,40 @@ impl AuthCore {
             client,
             client_secret,
         })
+    }
+}
+
+impl AuthCore {
+    /// Declares which protected resources a confidential client serves (administrators only;
+    /// a client can never claim a resource through registration).
+    pub async fn set_client_resources(
+        &self,
+        client_id: &str,
+        urls: &[String],
+    ) -> AuthResult<Vec<String>> {
+        let client = self
+            .stores
+            .clients
+            .find_client(client_id)
+            .await?
+            .ok_or(AuthError::NotFound(Reason::Text("no such client")))?;
+        if !client.is_confidential() && !urls.is_empty() {
+            return Err(AuthError::InvalidRequest(Reason::Text(
+                "only a confidential client can own a resource",
+            )));
+        }
+        let mut normalized = Vec::new();
+        for u in urls {
+            let r = crate::resource::Resource::parse(u)?.as_str().to_owned();
+            if !normalized.contains(&r) {
+                normalized.push(r);
+            }
+        }
+        self.stores
+            .clients
+            .set_client_resources(client_id, &normalized)
+            .await?;
+        self.clients.remove(client_id);
+        Ok(normalized)
     }
 }

@@ -1,11 +1,11 @@
-//! Token revocation (RFC 7009).
+//! Token revocation (RFC 7009), and the administrative revocations (users, clients).
 
 use crate::AuthCore;
 use crate::client_auth::PresentedCredentials;
+use crate::denylist::RevokedKind;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::secret;
 use crate::token;
-use chrono::{DateTime, Utc};
 
 impl AuthCore {
     /// Revokes a refresh token (and with it its whole grant, RFC 7009 §2.1) or an access token.
@@ -27,10 +27,11 @@ impl AuthCore {
         if token.is_empty() {
             return Err(AuthError::InvalidRequest(Reason::Missing("token")));
         }
-        let now = self.clock.now();
         let foreign = || {
             AuthError::UnauthorizedClient(Reason::Text("the token was not issued to this client"))
         };
+        // RFC 7009 §2.1: the hint only orders the lookups; both kinds are tried.
+        let _ = hint;
         if let Some(rt) = self
             .stores
             .grants
@@ -41,29 +42,44 @@ impl AuthCore {
                 if grant.client_id != client.id {
                     return Err(foreign());
                 }
-                self.stores.grants.revoke_grant(grant.id, now).await?;
+                self.revoke_grant(grant.id).await?;
                 tracing::info!(client_id = %client.id, grant_id = %grant.id, "refresh token revoked");
             }
             return Ok(());
         }
-        let _ = hint; // RFC 7009 §2.1: the hint is optional; we look the token up either way.
+        let keys = self.keys();
+        let now = self.clock.now().timestamp();
         if let Ok(claims) = token::verify(
-            &self.keys,
+            &keys,
             token,
             &self.settings.issuer,
-            self.clock.now().timestamp(),
+            now,
             self.settings.leeway_secs,
         ) {
             if claims.client_id != client.id {
                 return Err(foreign());
             }
-            let expires_at = DateTime::<Utc>::from_timestamp(claims.exp, 0).unwrap_or(now);
-            self.stores
-                .revocations
-                .revoke_access_token(&claims.jti, expires_at)
+            let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
+            self.publish_revocation(RevokedKind::Token, claims.jti.clone(), claims.exp + leeway)
                 .await?;
             tracing::info!(client_id = %client.id, "access token revoked");
         }
         Ok(())
+    }
+
+    /// Deletes a client and everything issued to it; its access tokens stop working on every
+    /// replica.
+    pub async fn delete_client(&self, id: &str) -> AuthResult<bool> {
+        let existed = self.stores.clients.delete_client(id).await?;
+        if existed {
+            self.clients.remove(id);
+            self.publish_revocation(
+                RevokedKind::Client,
+                id.to_owned(),
+                self.access_token_horizon(),
+            )
+            .await?;
+        }
+        Ok(existed)
     }
 }

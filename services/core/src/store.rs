@@ -5,6 +5,7 @@
 //! `rotate_refresh_token` atomic, so that of two concurrent calls for the same code or token,
 //! exactly one returns `true`.
 
+use crate::denylist::RevocationEvent;
 use crate::model::{AuthorizationCode, Client, Grant, RefreshToken, StoredSigningKey, User};
 use crate::resource::ProtectedResource;
 use async_trait::async_trait;
@@ -38,6 +39,8 @@ pub trait ClientStore: Send + Sync {
     async fn list_clients(&self) -> StoreResult<Vec<Client>>;
     /// Deletes the client and everything issued to it. Returns whether it existed.
     async fn delete_client(&self, id: &str) -> StoreResult<bool>;
+    /// Replaces the protected resources the client owns. Returns whether the client exists.
+    async fn set_client_resources(&self, id: &str, resources: &[String]) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -93,11 +96,12 @@ pub trait GrantStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// The revocation event log every replica replays (see `denylist`).
 #[async_trait]
 pub trait RevocationStore: Send + Sync {
-    /// Revokes one access token by `jti` until it would have expired anyway.
-    async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
-    async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
+    async fn record_revocation(&self, ev: &RevocationEvent) -> StoreResult<()>;
+    /// Events recorded at or after `since` that are still in force at `now`.
+    async fn revocations_since(&self, since: i64, now: i64) -> StoreResult<Vec<RevocationEvent>>;
 }
 
 #[async_trait]

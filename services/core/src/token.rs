@@ -70,7 +70,10 @@ pub fn mint(keys: &KeyRing, claims: &AccessTokenClaims) -> Result<String, AuthEr
     token.push_str(header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let signature = keys.signing_key().sign(token.as_bytes());
+    let signing = keys
+        .signing_key()
+        .ok_or_else(|| AuthError::Internal("this key ring cannot sign".into()))?;
+    let signature = signing.sign(token.as_bytes());
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
     Ok(token)
@@ -294,5 +297,33 @@ mod tests {
             verify(&ring, &good, ISS, now() + 3600, 5).is_err(),
             "checked later than exp"
         );
+    }
+}
+
+#[cfg(test)]
+mod jwks_tests {
+    use super::*;
+    use crate::keys;
+    use chrono::Utc;
+
+    #[test]
+    fn a_ring_built_from_the_jwks_verifies_but_cannot_sign() {
+        let ring = KeyRing::new(&[keys::generate(Utc::now(), true).expect("key")]).expect("ring");
+        let public = KeyRing::from_jwks(ring.jwks()).expect("from jwks");
+        let now = Utc::now().timestamp();
+        let c = AccessTokenClaims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: "a".into(),
+            client_id: "c".into(),
+            scope: String::new(),
+            iat: now,
+            exp: now + 60,
+            jti: "j".into(),
+            sid: None,
+        };
+        let t = mint(&ring, &c).expect("mint");
+        assert_eq!(verify(&public, &t, "i", now, 0).expect("verify"), c);
+        assert!(mint(&public, &c).is_err());
     }
 }

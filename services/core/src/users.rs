@@ -1,6 +1,7 @@
 //! User administration: the rules shared by the CLI and the admin RPCs.
 
 use crate::AuthCore;
+use crate::denylist::RevokedKind;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::model::User;
 use crate::password;
@@ -53,14 +54,23 @@ impl AuthCore {
         Ok(self.stores.users.list_users().await?)
     }
 
-    /// Disables a user. Their grants stop working at once.
+    /// Disables a user. Their grants stop working at once, and their access tokens on every
+    /// replica within the revocation fan-out.
     pub async fn disable_user(&self, email: &str) -> AuthResult<User> {
         let email = normalize_email(email)?;
-        self.stores
+        let user = self
+            .stores
             .users
             .set_user_disabled(&email, true)
             .await?
-            .ok_or(AuthError::NotFound(Reason::Text("no user with this email")))
+            .ok_or(AuthError::NotFound(Reason::Text("no user with this email")))?;
+        self.publish_revocation(
+            RevokedKind::User,
+            user.id.to_string(),
+            self.access_token_horizon(),
+        )
+        .await?;
+        Ok(user)
     }
 }
 

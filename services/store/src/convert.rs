@@ -4,6 +4,7 @@ use crate::entity::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use latchkey_core::denylist::{RevocationEvent, RevokedKind};
 use latchkey_core::model::{
     AuthMethod, AuthorizationCode, Client, Grant, GrantType, RefreshToken, StoredSigningKey, User,
 };
@@ -47,7 +48,7 @@ pub(crate) fn user_model(u: &User) -> users::Model {
     }
 }
 
-pub(crate) fn client(m: clients::Model) -> Result<Client, StoreError> {
+pub(crate) fn client(m: clients::Model, resources: Vec<String>) -> Result<Client, StoreError> {
     let grant_types = m
         .grant_types
         .split(' ')
@@ -63,6 +64,7 @@ pub(crate) fn client(m: clients::Model) -> Result<Client, StoreError> {
         secret_hash: m.secret_hash,
         name: m.name,
         scope: m.scope,
+        resources,
         created_at: at(m.created_at),
     })
 }
@@ -182,4 +184,14 @@ pub(crate) fn resource(m: protected_resources::Model) -> ProtectedResource {
         scopes: m.scopes,
         is_default: m.is_default,
     }
+}
+
+pub(crate) fn revocation(m: revocation_events::Model) -> Result<RevocationEvent, StoreError> {
+    Ok(RevocationEvent {
+        kind: RevokedKind::parse(&m.kind).ok_or_else(|| corrupt("revocation event"))?,
+        id: m.id,
+        subject: m.subject,
+        revoked_at: m.revoked_at,
+        expires_at: m.expires_at,
+    })
 }

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use convert::ts;
 use entity::*;
+use latchkey_core::denylist::RevocationEvent;
 use latchkey_core::model::{
     AuthorizationCode, Client, Grant, RefreshToken, StoredSigningKey, User,
 };
@@ -48,6 +49,17 @@ fn insert_err(what: &'static str) -> impl Fn(DbErr) -> StoreError {
 }
 
 impl SeaStore {
+    async fn client_resources(&self, id: &str) -> StoreResult<Vec<String>> {
+        Ok(client_resources::Entity::find()
+            .filter(client_resources::Column::ClientId.eq(id))
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.resource)
+            .collect())
+    }
+
     /// Connects to `url` (`sqlite://file.db?mode=rwc` or `postgres://…`).
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
         let mut opts = ConnectOptions::new(url.to_owned());
@@ -88,31 +100,88 @@ impl SeaStore {
 #[async_trait]
 impl ClientStore for SeaStore {
     async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+        let txn = self.db.begin().await.map_err(backend)?;
         clients::Entity::insert(convert::client_model(c).into_active_model())
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await
             .map_err(insert_err("client"))?;
-        Ok(())
+        for r in &c.resources {
+            let row = client_resources::Model {
+                client_id: c.id.clone(),
+                resource: r.clone(),
+            };
+            client_resources::Entity::insert(row.into_active_model())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(backend)?;
+        }
+        txn.commit().await.map_err(backend)
     }
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
-        clients::Entity::find_by_id(id.to_owned())
+        let Some(m) = clients::Entity::find_by_id(id.to_owned())
             .one(&self.db)
             .await
             .map_err(backend)?
-            .map(convert::client)
-            .transpose()
+        else {
+            return Ok(None);
+        };
+        let resources = self.client_resources(id).await?;
+        convert::client(m, resources).map(Some)
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-        clients::Entity::find()
+        let models = clients::Entity::find()
             .order_by_asc(clients::Column::CreatedAt)
             .all(&self.db)
             .await
+            .map_err(backend)?;
+        let mut owned: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for r in client_resources::Entity::find()
+            .all(&self.db)
+            .await
             .map_err(backend)?
+        {
+            owned.entry(r.client_id).or_default().push(r.resource);
+        }
+        models
             .into_iter()
-            .map(convert::client)
+            .map(|m| {
+                let resources = owned.remove(&m.id).unwrap_or_default();
+                convert::client(m, resources)
+            })
             .collect()
+    }
+
+    async fn set_client_resources(&self, id: &str, resources: &[String]) -> StoreResult<bool> {
+        let txn = self.db.begin().await.map_err(backend)?;
+        if clients::Entity::find_by_id(id.to_owned())
+            .one(&txn)
+            .await
+            .map_err(backend)?
+            .is_none()
+        {
+            txn.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
+        client_resources::Entity::delete_many()
+            .filter(client_resources::Column::ClientId.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(backend)?;
+        for r in resources {
+            let row = client_resources::Model {
+                client_id: id.to_owned(),
+                resource: r.clone(),
+            };
+            client_resources::Entity::insert(row.into_active_model())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(backend)?;
+        }
+        txn.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn delete_client(&self, id: &str) -> StoreResult<bool> {
@@ -315,27 +384,31 @@ impl GrantStore for SeaStore {
 
 #[async_trait]
 impl RevocationStore for SeaStore {
-    async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
-        let row = revoked_access_tokens::Model {
-            jti: jti.to_owned(),
-            expires_at: ts(expires_at),
+    async fn record_revocation(&self, ev: &RevocationEvent) -> StoreResult<()> {
+        let row = revocation_events::Model {
+            id: ev.id.clone(),
+            kind: ev.kind.as_str().to_owned(),
+            subject: ev.subject.clone(),
+            revoked_at: ev.revoked_at,
+            expires_at: ev.expires_at,
         };
-        match revoked_access_tokens::Entity::insert(row.into_active_model())
+        revocation_events::Entity::insert(row.into_active_model())
             .exec_without_returning(&self.db)
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(()),
-            Err(e) => Err(backend(e)),
-        }
+            .map_err(backend)?;
+        Ok(())
     }
 
-    async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        Ok(revoked_access_tokens::Entity::find_by_id(jti.to_owned())
-            .one(&self.db)
+    async fn revocations_since(&self, since: i64, now: i64) -> StoreResult<Vec<RevocationEvent>> {
+        revocation_events::Entity::find()
+            .filter(revocation_events::Column::RevokedAt.gte(since))
+            .filter(revocation_events::Column::ExpiresAt.gt(now))
+            .all(&self.db)
             .await
             .map_err(backend)?
-            .is_some())
+            .into_iter()
+            .map(convert::revocation)
+            .collect()
     }
 }
 

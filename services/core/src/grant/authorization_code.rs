@@ -37,10 +37,7 @@ impl AuthCore {
             .ok_or(AuthError::InvalidGrant(Reason::CodeUnusable))?;
         // RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice revokes what it issued.
         if record.consumed_at.is_some() {
-            self.stores
-                .grants
-                .revoke_grant(record.grant_id, now)
-                .await?;
+            self.revoke_grant(record.grant_id).await?;
             tracing::warn!(client_id = %client.id, grant_id = %record.grant_id, "authorization code replayed; grant revoked");
             return Err(AuthError::InvalidGrant(Reason::CodeReplayed));
         }
@@ -83,7 +80,7 @@ impl AuthCore {
             .await?;
         if !won {
             // Lost a race with another redemption of the same code: that is a replay too.
-            self.stores.grants.revoke_grant(grant.id, now).await?;
+            self.revoke_grant(grant.id).await?;
             return Err(AuthError::InvalidGrant(Reason::CodeReplayed));
         }
         let scope = ScopeSet::parse(&grant.scope)?;

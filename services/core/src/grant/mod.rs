@@ -89,7 +89,7 @@ impl AuthCore {
             jti: secret::generate_id(),
             sid,
         };
-        Ok((token::mint(&self.keys, &claims)?, ttl))
+        Ok((token::mint(&self.keys(), &claims)?, ttl))
     }
 
     /// A new refresh token for `grant`, if the client may refresh: returns the value to hand

@@ -43,7 +43,7 @@ impl AuthCore {
         }
         if token.consumed_at.is_some() {
             // A rotated token came back: someone holds a copy. Revoke the whole family.
-            self.stores.grants.revoke_grant(grant.id, now).await?;
+            self.revoke_grant(grant.id).await?;
             tracing::warn!(client_id = %client.id, grant_id = %grant.id, "refresh token reused; grant revoked");
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenReused));
         }
@@ -79,7 +79,7 @@ impl AuthCore {
             .await?
         {
             // Lost a race with a concurrent rotation of the same token: treat as reuse.
-            self.stores.grants.revoke_grant(grant.id, now).await?;
+            self.revoke_grant(grant.id).await?;
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenReused));
         }
         let (access_token, expires_in) = self.mint_access_token(

@@ -76,9 +76,17 @@ entity!(consents, "consents", {
     granted_at: i64,
 });
 
-entity!(revoked_access_tokens, "revoked_access_tokens", {
-    #[sea_orm(primary_key, auto_increment = false)] jti: String,
+entity!(revocation_events, "revocation_events", {
+    #[sea_orm(primary_key, auto_increment = false)] id: String,
+    kind: String,
+    subject: String,
+    revoked_at: i64,
     expires_at: i64,
+});
+
+entity!(client_resources, "client_resources", {
+    #[sea_orm(primary_key, auto_increment = false)] client_id: String,
+    #[sea_orm(primary_key, auto_increment = false)] resource: String,
 });
 
 entity!(signing_keys, "signing_keys", {

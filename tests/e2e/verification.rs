@@ -1,0 +1,522 @@
+//! The verification plane: who may call VerifyToken and Introspect, what they may learn, and
+//! how revocation reaches every replica.
+
+use crate::common::*;
+use crate::grpc::{as_client, with_secret};
+use latchkey_proto::v1 as pb;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+const OTHER: &str = "https://other.example.com/mcp";
+
+fn verify(token: &str, audience: &str, scopes: &[&str]) -> pb::VerifyTokenRequest {
+    pb::VerifyTokenRequest {
+        token: token.to_owned(),
+        audience: audience.to_owned(),
+        required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A user's access token for RESOURCE, with the rest of the token response.
+async fn user_tokens(app: &TestApp) -> (Flow, serde_json::Value) {
+    let f = flow(app).await;
+    let t = f.exchange(app).await;
+    (f, t)
+}
+
+fn at(t: &serde_json::Value) -> String {
+    t["access_token"].as_str().expect("access token").to_owned()
+}
+
+#[tokio::test]
+async fn only_authenticated_resource_servers_and_the_gateway_may_verify() {
+    let app = spawn_app().await;
+    let (_, t) = user_tokens(&app).await;
+    let token = at(&t);
+    let rs = app.introspector().await;
+    let (owns_nothing, owns_nothing_secret) = app.resource_server(&[]).await;
+    let public = app.public_client("http://127.0.0.1:7777/callback").await;
+    let mut c = app.grpc().await;
+    let cases: Vec<(tonic::Request<pb::VerifyTokenRequest>, Code, &str)> = vec![
+        (
+            tonic::Request::new(verify(&token, RESOURCE, &[])),
+            Code::Unauthenticated,
+            "no credentials",
+        ),
+        (
+            as_client(
+                verify(&token, RESOURCE, &[]),
+                &(rs.0.clone(), "wrong".into()),
+            ),
+            Code::Unauthenticated,
+            "wrong secret",
+        ),
+        (
+            as_client(
+                verify(&token, RESOURCE, &[]),
+                &(public.clone(), String::new()),
+            ),
+            Code::Unauthenticated,
+            "public client",
+        ),
+        (
+            with_secret(verify(&token, RESOURCE, &[]), Some("not-the-gateway")),
+            Code::Unauthenticated,
+            "wrong gateway secret",
+        ),
+        (
+            as_client(
+                verify(&token, RESOURCE, &[]),
+                &(owns_nothing.clone(), owns_nothing_secret.clone()),
+            ),
+            Code::PermissionDenied,
+            "owns no resource",
+        ),
+    ];
+    for (req, code, why) in cases {
+        assert_eq!(
+            c.verify_token(req).await.expect_err(why).code(),
+            code,
+            "{why}"
+        );
+    }
+    let ok = c
+        .verify_token(as_client(verify(&token, RESOURCE, &[]), &rs))
+        .await
+        .expect("resource server")
+        .into_inner();
+    assert!(ok.valid);
+    let ok = c
+        .verify_token(with_secret(
+            verify(&token, RESOURCE, &[]),
+            Some(GATEWAY_SECRET),
+        ))
+        .await
+        .expect("gateway")
+        .into_inner();
+    assert!(ok.valid);
+    let defaulted = c
+        .verify_token(as_client(verify(&token, "", &[]), &rs))
+        .await
+        .expect("one owned resource")
+        .into_inner();
+    assert!(
+        defaulted.valid,
+        "a resource server with one resource may omit the audience"
+    );
+}
+
+#[tokio::test]
+async fn resource_server_credentials_open_nothing_privileged() {
+    let app = spawn_app().await;
+    let rs = app.introspector().await;
+    let mut c = app.grpc().await;
+    let results: Vec<(&str, Result<(), tonic::Status>)> = vec![
+        (
+            "RegisterClient",
+            c.register_client(as_client(
+                pb::RegisterClientRequest {
+                    metadata_json: "{}".into(),
+                },
+                &rs,
+            ))
+            .await
+            .map(|_| ()),
+        ),
+        (
+            "StartAuthorization",
+            c.start_authorization(as_client(pb::StartAuthorizationRequest::default(), &rs))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "SubmitLogin",
+            c.submit_login(as_client(pb::SubmitLoginRequest::default(), &rs))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "SubmitConsent",
+            c.submit_consent(as_client(pb::SubmitConsentRequest::default(), &rs))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "ExchangeToken",
+            c.exchange_token(as_client(pb::ExchangeTokenRequest::default(), &rs))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "CreateUser",
+            c.create_user(as_client(pb::CreateUserRequest::default(), &rs))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "ListUsers",
+            c.list_users(as_client(pb::ListUsersRequest::default(), &rs))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "DisableUser",
+            c.disable_user(as_client(pb::DisableUserRequest::default(), &rs))
+                .await
+                .map(|_| ()),
+        ),
+    ];
+    for (rpc, r) in results {
+        assert_eq!(r.expect_err(rpc).code(), Code::Unauthenticated, "{rpc}");
+    }
+}
+
+#[tokio::test]
+async fn a_resource_server_cannot_probe_another_resources_tokens() {
+    let app = spawn_app().await;
+    let (_, t) = user_tokens(&app).await;
+    let token = at(&t);
+    let other_rs = app.resource_server(&[OTHER]).await;
+    let mut c = app.grpc().await;
+    let err = c
+        .verify_token(as_client(verify(&token, RESOURCE, &[]), &other_rs))
+        .await
+        .expect_err("not its audience");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let r = c
+        .verify_token(as_client(verify(&token, OTHER, &[]), &other_rs))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(!r.valid);
+    assert_eq!(
+        r.error, "invalid_token",
+        "a token minted for one resource is useless at another"
+    );
+    let i = c
+        .introspect(as_client(
+            pb::IntrospectRequest {
+                token: token.clone(),
+                ..Default::default()
+            },
+            &other_rs,
+        ))
+        .await
+        .expect("introspect")
+        .into_inner();
+    assert!(
+        !i.active,
+        "introspection reveals nothing about another resource's token"
+    );
+    assert_eq!(
+        app.introspect(&other_rs, &token).await,
+        serde_json::json!({"active": false})
+    );
+    assert_eq!(
+        app.introspect(&other_rs, t["refresh_token"].as_str().expect("rt"))
+            .await,
+        serde_json::json!({"active": false})
+    );
+}
+
+#[tokio::test]
+async fn verify_token_rejections() {
+    let app = spawn_app().await;
+    let rs = app.introspector().await;
+    let (_, t) = user_tokens(&app).await;
+    let token = at(&t);
+    let other_app = spawn_app().await;
+    let (_, foreign) = user_tokens(&other_app).await;
+    let payload = token.split('.').nth(1).expect("payload").to_owned();
+    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.{payload}.");
+    let mut c = app.grpc().await;
+    for (req, error, why) in [
+        (
+            verify(&at(&foreign), RESOURCE, &[]),
+            "invalid_token",
+            "signed by another server's key",
+        ),
+        (verify(&none, RESOURCE, &[]), "invalid_token", "alg none"),
+        (
+            verify("not.a.jwt", RESOURCE, &[]),
+            "invalid_token",
+            "malformed",
+        ),
+        (verify("", RESOURCE, &[]), "invalid_token", "empty"),
+        (
+            verify(&token, RESOURCE, &["mcp:tools", "mcp:admin"]),
+            "insufficient_scope",
+            "missing scope",
+        ),
+    ] {
+        let r = c
+            .verify_token(as_client(req, &rs))
+            .await
+            .expect("rpc")
+            .into_inner();
+        assert!(!r.valid, "{why}");
+        assert_eq!(r.error, error, "{why}");
+    }
+    let r = c
+        .verify_token(as_client(
+            verify(&token, RESOURCE, &["mcp:tools", "mcp:admin"]),
+            &rs,
+        ))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(
+        r.error_description.contains("mcp:tools mcp:admin"),
+        "every required scope is named: {}",
+        r.error_description
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_fail_verification() {
+    let app = spawn_app_with(|s| {
+        s.access_token_ttl_secs = 3;
+        s.leeway_secs = 0;
+    })
+    .await;
+    let rs = app.introspector().await;
+    let (_, t) = user_tokens(&app).await;
+    let mut c = app.grpc().await;
+    let first = c
+        .verify_token(as_client(verify(&at(&t), RESOURCE, &[]), &rs))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(first.valid, "fresh token");
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    let r = c
+        .verify_token(as_client(verify(&at(&t), RESOURCE, &[]), &rs))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(!r.valid, "expired, even though it was cached as verified");
+    assert_eq!(r.error, "invalid_token");
+}
+
+async fn verdict(
+    c: &mut latchkey_proto::v1::auth_service_client::AuthServiceClient<tonic::transport::Channel>,
+    rs: &(String, String),
+    token: &str,
+) -> bool {
+    c.verify_token(as_client(verify(token, RESOURCE, &[]), rs))
+        .await
+        .expect("rpc")
+        .into_inner()
+        .valid
+}
+
+#[tokio::test]
+async fn every_kind_of_revocation_fails_verify_token() {
+    let app = spawn_app().await;
+    let rs = app.introspector().await;
+    let mut c = app.grpc().await;
+    // An access token, revoked alone.
+    let (f, t) = user_tokens(&app).await;
+    assert!(verdict(&mut c, &rs, &at(&t)).await);
+    http()
+        .post(app.url("/revoke"))
+        .form(&[("token", at(&t).as_str()), ("client_id", &f.client_id)])
+        .send()
+        .await
+        .expect("revoke");
+    assert!(!verdict(&mut c, &rs, &at(&t)).await, "access token revoked");
+    // A refresh family.
+    let (f, t) = user_tokens(&app).await;
+    http()
+        .post(app.url("/revoke"))
+        .form(&[
+            ("token", t["refresh_token"].as_str().expect("rt")),
+            ("client_id", &f.client_id),
+        ])
+        .send()
+        .await
+        .expect("revoke");
+    assert!(!verdict(&mut c, &rs, &at(&t)).await, "grant revoked");
+    // A user.
+    let (f, t) = user_tokens(&app).await;
+    app.core().disable_user(&f.email).await.expect("disable");
+    assert!(!verdict(&mut c, &rs, &at(&t)).await, "user disabled");
+    // A client.
+    let (f, t) = user_tokens(&app).await;
+    assert!(
+        app.core()
+            .delete_client(&f.client_id)
+            .await
+            .expect("delete")
+    );
+    assert!(!verdict(&mut c, &rs, &at(&t)).await, "client deleted");
+    // A client_credentials token of a deleted client.
+    let (svc, svc_secret) = app
+        .confidential_client(
+            serde_json::json!({"grant_types": ["client_credentials"], "response_types": []}),
+        )
+        .await;
+    let (_, cc) = app
+        .token_with(
+            http()
+                .post(app.url("/token"))
+                .basic_auth(&svc, Some(&svc_secret))
+                .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
+        )
+        .await;
+    assert!(verdict(&mut c, &rs, &at(&cc)).await);
+    app.core().delete_client(&svc).await.expect("delete");
+    assert!(
+        !verdict(&mut c, &rs, &at(&cc)).await,
+        "service client deleted"
+    );
+}
+
+/// Polls `replica` until the token stops verifying; the bound is the 2-second promise.
+async fn revoked_on(replica: &Replica, rs: &(String, String), token: &str) -> Option<Duration> {
+    let mut c = replica.grpc().await;
+    let start = Instant::now();
+    for _ in 0..40 {
+        if !verdict(&mut c, rs, token).await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn revocation_reaches_another_replica_within_two_seconds() {
+    let app = spawn_app_with(|s| s.redis_url = test_redis_url()).await;
+    let replica = app.replica().await;
+    let rs = app.introspector().await;
+    let (f, t) = user_tokens(&app).await;
+    let mut c = replica.grpc().await;
+    assert!(
+        verdict(&mut c, &rs, &at(&t)).await,
+        "the replica accepts the token first"
+    );
+    http()
+        .post(app.url("/revoke"))
+        .form(&[("token", at(&t).as_str()), ("client_id", &f.client_id)])
+        .send()
+        .await
+        .expect("revoke");
+    let took = revoked_on(&replica, &rs, &at(&t)).await;
+    assert!(
+        took.is_some(),
+        "the replica learned of the revocation within 2 s"
+    );
+}
+
+#[tokio::test]
+async fn redis_carries_revocations_without_the_database_poll() {
+    let Some(redis) = test_redis_url() else {
+        eprintln!("LATCHKEY_TEST_REDIS_URL is unset: the Redis fan-out suite runs in CI");
+        return;
+    };
+    // A one-minute poll: only Redis pub/sub can deliver within 2 s.
+    let app = spawn_app_with(|s| {
+        s.redis_url = Some(redis);
+        s.revocation_poll_ms = 60_000;
+    })
+    .await;
+    let replica = app.replica().await;
+    // Let the replica's subscription settle before revoking.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rs = app.introspector().await;
+    let (f, t) = user_tokens(&app).await;
+    app.core().disable_user(&f.email).await.expect("disable");
+    assert!(
+        revoked_on(&replica, &rs, &at(&t)).await.is_some(),
+        "pub/sub delivered the revocation"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_started_later_knows_earlier_revocations() {
+    let app = spawn_app().await;
+    let rs = app.introspector().await;
+    let (f, t) = user_tokens(&app).await;
+    http()
+        .post(app.url("/revoke"))
+        .form(&[("token", at(&t).as_str()), ("client_id", &f.client_id)])
+        .send()
+        .await
+        .expect("revoke");
+    let replica = app.replica().await;
+    let mut c = replica.grpc().await;
+    assert!(
+        !verdict(&mut c, &rs, &at(&t)).await,
+        "replayed from the database at startup"
+    );
+}
+
+#[tokio::test]
+async fn watch_revocations_streams_what_is_in_force_then_new_events() {
+    let app = spawn_app().await;
+    let rs = app.introspector().await;
+    let (f1, t1) = user_tokens(&app).await;
+    http()
+        .post(app.url("/revoke"))
+        .form(&[("token", at(&t1).as_str()), ("client_id", &f1.client_id)])
+        .send()
+        .await
+        .expect("revoke");
+    let mut c = app.grpc().await;
+    let unauth = c
+        .watch_revocations(pb::WatchRevocationsRequest {})
+        .await
+        .expect_err("no credentials");
+    assert_eq!(unauth.code(), Code::Unauthenticated);
+    let mut stream = c
+        .watch_revocations(as_client(pb::WatchRevocationsRequest {}, &rs))
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(2), stream.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("event");
+    assert_eq!(
+        first.kind, "token",
+        "the snapshot carries the earlier revocation"
+    );
+    let (f2, _) = user_tokens(&app).await;
+    app.core().disable_user(&f2.email).await.expect("disable");
+    let next = tokio::time::timeout(Duration::from_secs(2), stream.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("event");
+    assert_eq!(next.kind, "user");
+    assert!(next.expires_at > next.revoked_at);
+}
+
+#[tokio::test]
+async fn watch_keys_sends_the_jwks() {
+    let app = spawn_app().await;
+    let rs = app.introspector().await;
+    let mut c = app.grpc().await;
+    let mut stream = c
+        .watch_keys(as_client(pb::WatchKeysRequest {}, &rs))
+        .await
+        .expect("watch")
+        .into_inner();
+    let doc = tokio::time::timeout(Duration::from_secs(2), stream.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("jwks");
+    let jwks: serde_json::Value = serde_json::from_str(&doc.json).expect("json");
+    let http_jwks: serde_json::Value = http()
+        .get(app.url("/jwks.json"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(jwks, http_jwks);
+}

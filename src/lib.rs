@@ -50,6 +50,8 @@ fn gateway_config(settings: &Settings) -> latchkey_gateway::GatewayConfig {
     latchkey_gateway::GatewayConfig {
         secure_cookies: settings.issuer.starts_with("https://"),
         max_body_bytes: settings.max_body_bytes,
+        forward_auth_audience: settings.forward_auth_audience.clone(),
+        forward_auth_scopes: settings.forward_auth_scopes.clone(),
         cors_origins: settings
             .cors_origins
             .split_whitespace()

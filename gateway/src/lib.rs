@@ -30,6 +30,9 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// CORS origins for the public endpoints; `["*"]` allows any.
     pub cors_origins: Vec<String>,
+    /// ForwardAuth defaults when the proxy's query names no `audience` / `scope`.
+    pub forward_auth_audience: Option<String>,
+    pub forward_auth_scopes: Option<String>,
 }
 
 #[derive(Clone)]

@@ -520,3 +520,95 @@ async fn watch_keys_sends_the_jwks() {
         .expect("json");
     assert_eq!(jwks, http_jwks);
 }
+
+#[tokio::test]
+async fn forward_auth_answers_proxies_with_identity_headers_or_a_challenge() {
+    let app = spawn_app_with(|s| s.forward_auth_audience = Some(RESOURCE.into())).await;
+    let (f, t) = user_tokens(&app).await;
+    let token = at(&t);
+    let get = |query: &str, bearer: Option<&str>| {
+        let mut req = http().get(format!("{}?{query}", app.url("/verify")));
+        if let Some(b) = bearer {
+            req = req.header("authorization", format!("Bearer {b}"));
+        }
+        req.send()
+    };
+    let ok = get("scope=mcp%3Atools", Some(&token)).await.expect("get");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-auth-client-id"], f.client_id.as_str());
+    assert!(
+        ok.headers()["x-auth-scope"]
+            .to_str()
+            .expect("ascii")
+            .contains("mcp:tools")
+    );
+    assert!(!ok.headers()["x-auth-subject"].is_empty());
+    let explicit = get(
+        &format!(
+            "audience={}",
+            url::form_urlencoded::byte_serialize(RESOURCE.as_bytes()).collect::<String>()
+        ),
+        Some(&token),
+    )
+    .await
+    .expect("get");
+    assert_eq!(explicit.status(), 200);
+
+    let cases = [
+        (get("", None).await.expect("get"), 401, None, "no token"),
+        (
+            get(&format!("access_token={token}"), None)
+                .await
+                .expect("get"),
+            401,
+            None,
+            "token in the query is ignored",
+        ),
+        (
+            get("", Some("garbage")).await.expect("get"),
+            401,
+            Some("invalid_token"),
+            "malformed token",
+        ),
+        (
+            get(
+                "audience=https%3A%2F%2Fother.example.com%2Fmcp",
+                Some(&token),
+            )
+            .await
+            .expect("get"),
+            401,
+            Some("invalid_token"),
+            "wrong audience",
+        ),
+        (
+            get("scope=mcp%3Atools+mcp%3Aadmin", Some(&token))
+                .await
+                .expect("get"),
+            403,
+            Some("insufficient_scope"),
+            "missing scope",
+        ),
+    ];
+    for (res, status, error, why) in cases {
+        assert_eq!(res.status().as_u16(), status, "{why}");
+        let www = res
+            .headers()
+            .get("www-authenticate")
+            .expect("challenge")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(www.starts_with("Bearer "), "{why}: {www}");
+        match error {
+            Some(e) => assert!(www.contains(&format!("error=\"{e}\"")), "{why}: {www}"),
+            None => assert!(!www.contains("error="), "{why}: {www}"),
+        }
+        if status == 403 {
+            assert!(
+                www.contains("scope=\"mcp:tools mcp:admin\""),
+                "{why}: every needed scope in one challenge: {www}"
+            );
+        }
+    }
+}

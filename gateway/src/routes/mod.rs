@@ -2,6 +2,7 @@
 
 mod authorize;
 mod discovery;
+mod forward_auth;
 mod registration;
 mod token;
 
@@ -34,4 +35,5 @@ pub(crate) fn browser_routes() -> Router<AppState> {
         .route("/authorize/consent", post(authorize::consent))
         .route("/introspect", post(token::introspect))
         .route("/health", get(discovery::health))
+        .route("/verify", get(forward_auth::verify))
 }

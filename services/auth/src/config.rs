@@ -65,6 +65,10 @@ pub struct Settings {
     pub resources: Vec<ResourceConfig>,
     /// Origins allowed by CORS on the public endpoints, space-separated, or `*`.
     pub cors_origins: String,
+    /// ForwardAuth (`GET /verify`): the audience and scopes to require when the proxy's
+    /// query does not name them.
+    pub forward_auth_audience: Option<String>,
+    pub forward_auth_scopes: Option<String>,
     /// Largest request body the gateway reads.
     pub max_body_bytes: usize,
     /// `pretty` or `json`; JSON by default in production.
@@ -92,6 +96,8 @@ impl Default for Settings {
             default_scopes: "mcp:tools mcp:resources mcp:prompts".into(),
             resources: Vec::new(),
             cors_origins: "*".into(),
+            forward_auth_audience: None,
+            forward_auth_scopes: None,
             max_body_bytes: 64 * 1024,
             log_format: None,
         }

@@ -1,0 +1,114 @@
+//! ForwardAuth (`GET /verify`) for Traefik `forwardAuth` and nginx `auth_request`: the proxy
+//! forwards the client's `Authorization` header, and we answer 200 with the caller's identity
+//! in headers, or 401/403 with an RFC 6750 challenge. The decision is the AuthService's
+//! `VerifyToken`.
+
+use crate::AppState;
+use crate::error::OAuthError;
+use crate::form::Params;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use latchkey_proto::v1 as pb;
+
+/// RFC 6750 §3: `Bearer` challenge parameters are quoted strings; keep them printable and
+/// free of quotes and backslashes.
+fn quoted(v: &str) -> String {
+    v.chars()
+        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+        .collect()
+}
+
+fn challenge(status: StatusCode, error: Option<(&str, &str)>, scope: &str) -> Response {
+    let mut parts = vec!["Bearer realm=\"latchkey\"".to_owned()];
+    if let Some((code, description)) = error {
+        parts.push(format!("error=\"{}\"", quoted(code)));
+        parts.push(format!("error_description=\"{}\"", quoted(description)));
+    }
+    if !scope.is_empty() {
+        parts.push(format!("scope=\"{}\"", quoted(scope)));
+    }
+    let mut res = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(&parts.join(", ")) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+pub(crate) async fn verify(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q = Params::parse(query.unwrap_or_default().as_bytes());
+    let audience = q
+        .get("audience")
+        .or_else(|| s.config.forward_auth_audience.clone())
+        .unwrap_or_default();
+    let scope = q
+        .get("scope")
+        .or_else(|| s.config.forward_auth_scopes.clone())
+        .unwrap_or_default();
+    // RFC 6750 §2.1: the token comes only from the Authorization header.
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        // RFC 6750 §3.1: no credentials, no error code.
+        return challenge(StatusCode::UNAUTHORIZED, None, &scope);
+    };
+    let req = pb::VerifyTokenRequest {
+        token,
+        audience,
+        required_scopes: scope.split_whitespace().map(str::to_owned).collect(),
+    };
+    match s.client.clone().verify_token(req).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            match (r.valid, r.claims) {
+                (true, Some(c)) => {
+                    let mut res = StatusCode::OK.into_response();
+                    let h = res.headers_mut();
+                    for (name, value) in [
+                        ("x-auth-subject", c.sub),
+                        ("x-auth-client-id", c.client_id),
+                        ("x-auth-scope", c.scopes.join(" ")),
+                    ] {
+                        if let Ok(v) = HeaderValue::from_str(&value) {
+                            h.insert(name, v);
+                        }
+                    }
+                    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    res
+                }
+                _ if r.error == "insufficient_scope" => challenge(
+                    StatusCode::FORBIDDEN,
+                    Some(("insufficient_scope", &r.error_description)),
+                    &scope,
+                ),
+                _ => challenge(
+                    StatusCode::UNAUTHORIZED,
+                    Some(("invalid_token", &r.error_description)),
+                    &scope,
+                ),
+            }
+        }
+        Err(status) => {
+            let e = OAuthError::from_status(&status);
+            if e.http_status().is_server_error() {
+                return e.into_response();
+            }
+            // A missing audience is a proxy misconfiguration, not the client's fault.
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("forward auth is misconfigured: {}", e.description),
+            )
+                .into_response()
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod cli;
 mod discovery;
 mod grpc;
 mod malformed;
+mod mcp;
 mod races;
 mod registration;
 mod revocation;

@@ -179,6 +179,8 @@ pub enum Reason {
     SessionExpired,
     CsrfMismatch,
     Token(&'static str),
+    /// The token names a `kid` this key ring does not have (a verifier may refetch the JWKS).
+    UnknownSigningKey,
     Text(&'static str),
     Owned(String),
 }
@@ -234,6 +236,7 @@ impl fmt::Display for Reason {
             Self::SessionExpired => f.write_str("the authorization session expired or is unknown"),
             Self::CsrfMismatch => f.write_str("the form is stale or was not sent by this server"),
             Self::Token(why) => f.write_str(why),
+            Self::UnknownSigningKey => f.write_str("unknown signing key"),
             Self::Text(t) => f.write_str(t),
             Self::Owned(t) => f.write_str(t),
         }

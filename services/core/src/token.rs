@@ -119,7 +119,7 @@ pub fn verify(
     let kid = header.kid.ok_or(invalid("token has no key id"))?;
     let key = keys
         .verifying_key(&kid)
-        .ok_or(invalid("unknown signing key"))?;
+        .ok_or(AuthError::InvalidToken(Reason::UnknownSigningKey))?;
     let mut sig = [0u8; 64];
     match URL_SAFE_NO_PAD.decode_slice(s, &mut sig) {
         Ok(64) => {}

@@ -1,0 +1,153 @@
+//! The tower layer that guards routes, the axum extractor that hands handlers the claims,
+//! and the RFC 6750 / RFC 9728 challenges.
+
+use crate::{Claims, Rejection, Verifier};
+use axum::extract::FromRequestParts;
+use axum::http::{HeaderValue, Request, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// Requires a bearer token for the resource with the given scopes. Made by
+/// [`Verifier::require`].
+#[derive(Clone)]
+pub struct RequireBearerLayer {
+    verifier: Verifier,
+    scopes: Vec<String>,
+}
+
+impl RequireBearerLayer {
+    pub(crate) fn new(verifier: Verifier, scopes: Vec<String>) -> Self {
+        Self { verifier, scopes }
+    }
+}
+
+impl<S> Layer<S> for RequireBearerLayer {
+    type Service = RequireBearer<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireBearer {
+            inner,
+            verifier: self.verifier.clone(),
+            scopes: self.scopes.clone(),
+        }
+    }
+}
+
+/// The service [`RequireBearerLayer`] wraps around a route.
+#[derive(Clone)]
+pub struct RequireBearer<S> {
+    inner: S,
+    verifier: Verifier,
+    scopes: Vec<String>,
+}
+
+/// RFC 6750 §2.1: `Authorization: Bearer <token>`, and nowhere else.
+fn bearer_token(parts: &axum::http::HeaderMap) -> Option<&str> {
+    let value = parts.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl<S, B> Service<Request<B>> for RequireBearer<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The clone is ready-checked; keep the one that was polled (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        let scopes = self.scopes.clone();
+        Box::pin(async move {
+            let outcome = match bearer_token(req.headers()) {
+                None => Err(Rejection::Missing),
+                Some(token) => verifier.verify(token, &scopes).await,
+            };
+            match outcome {
+                Ok(claims) => {
+                    req.extensions_mut().insert(claims);
+                    inner.call(req).await
+                }
+                Err(rejection) => Ok(challenge(&verifier, &scopes, &rejection)),
+            }
+        })
+    }
+}
+
+fn quoted(v: &str) -> String {
+    v.chars()
+        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+        .collect()
+}
+
+/// The response for a rejected request:
+/// - 401 `Bearer resource_metadata="…", scope="…"` without a token (RFC 9728 §5.1,
+///   RFC 6750 §3), with `error="invalid_token"` for a bad one;
+/// - 403 `error="insufficient_scope"` naming every scope the operation needs (RFC 6750 §3.1).
+pub fn challenge(verifier: &Verifier, scopes: &[String], rejection: &Rejection) -> Response {
+    let mut params = vec![format!(
+        "resource_metadata=\"{}\"",
+        quoted(verifier.metadata_url())
+    )];
+    let status = match rejection {
+        Rejection::Missing => StatusCode::UNAUTHORIZED,
+        Rejection::InvalidToken(why) => {
+            params.push("error=\"invalid_token\"".into());
+            params.push(format!("error_description=\"{}\"", quoted(why)));
+            StatusCode::UNAUTHORIZED
+        }
+        Rejection::InsufficientScope => {
+            params.push("error=\"insufficient_scope\"".into());
+            StatusCode::FORBIDDEN
+        }
+        Rejection::Unavailable(why) => {
+            tracing::error!(error = %why, "cannot verify tokens");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authorization server unavailable",
+            )
+                .into_response();
+        }
+    };
+    if !scopes.is_empty() {
+        params.push(format!("scope=\"{}\"", quoted(&scopes.join(" "))));
+    }
+    let mut res = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", params.join(", "))) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res
+}
+
+/// The claims of the request's verified token. Use it on routes behind
+/// [`Verifier::require`]; elsewhere it answers 401.
+#[derive(Debug, Clone)]
+pub struct Bearer(pub Claims);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Claims>()
+            .cloned()
+            .map(Bearer)
+            .ok_or(StatusCode::UNAUTHORIZED)
+    }
+}

@@ -1,0 +1,279 @@
+//! latchkey-resource-server: protect an axum or tower service with Latchkey access tokens.
+//!
+//! - [`Verifier`] checks a bearer token for this resource, either locally against the JWKS
+//!   (kept current by the AuthService's `WatchKeys`, refetched on an unknown `kid`, with
+//!   revocations from `WatchRevocations`) or remotely with the `VerifyToken` RPC.
+//! - [`Verifier::require`] is a tower layer that rejects requests without a good token with
+//!   RFC 6750 challenges that point at the RFC 9728 metadata, and hands the claims on.
+//! - [`Bearer`] is the axum extractor for those claims.
+//! - [`Verifier::metadata_router`] serves RFC 9728 protected resource metadata at the
+//!   path-aware well-known URI.
+//!
+//! The token is read only from the `Authorization` header (RFC 6750 §2.1; MCP forbids the
+//! query string).
+
+mod layer;
+mod local;
+
+use latchkey_core::resource::Resource;
+use latchkey_proto::v1 as pb;
+use latchkey_proto::v1::auth_service_client::AuthServiceClient;
+use std::sync::Arc;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+
+pub use layer::{Bearer, RequireBearer, RequireBearerLayer};
+
+/// How tokens are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Signature, expiry, audience and scopes checked in this process against the JWKS;
+    /// revocations streamed from the AuthService.
+    Local,
+    /// Every check is a `VerifyToken` call to the AuthService.
+    Remote,
+}
+
+/// Where the resource server stands and how it reaches Latchkey.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This resource's canonical URI, the `aud` of its tokens (`https://mcp.example.com/mcp`).
+    pub resource: String,
+    /// The authorization server's issuer, as in its metadata.
+    pub issuer: String,
+    /// The AuthService's gRPC address (`http://latchkey:50051`).
+    pub auth_url: String,
+    /// This resource server's confidential client credentials; the client must own
+    /// `resource` (`latchkey client add --resource …`).
+    pub client_id: String,
+    pub client_secret: String,
+    pub mode: Mode,
+    /// Scopes advertised in the protected resource metadata.
+    pub scopes_supported: Vec<String>,
+    /// Clock skew allowed on `exp` in local mode.
+    pub leeway_secs: u64,
+}
+
+impl Config {
+    pub fn new(
+        resource: &str,
+        issuer: &str,
+        auth_url: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Self {
+        Self {
+            resource: resource.to_owned(),
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            auth_url: auth_url.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            mode: Mode::Remote,
+            scopes_supported: Vec::new(),
+            leeway_secs: 5,
+        }
+    }
+
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub fn scopes_supported(mut self, scopes: &[&str]) -> Self {
+        self.scopes_supported = scopes.iter().map(|s| s.to_string()).collect();
+        self
+    }
+}
+
+/// The verified identity behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub aud: String,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// Why a request was turned away; see [`Rejection::status`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// No bearer token (RFC 6750 §3.1: no error code in the challenge).
+    #[error("no bearer token")]
+    Missing,
+    /// RFC 6750 `invalid_token`.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// RFC 6750 `insufficient_scope`.
+    #[error("insufficient scope")]
+    InsufficientScope,
+    /// The authorization server could not be asked.
+    #[error("authorization server unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Errors setting up a [`Verifier`].
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot reach the AuthService: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("the AuthService refused: {0}")]
+    Refused(#[from] tonic::Status),
+}
+
+pub(crate) type Client =
+    AuthServiceClient<tonic::service::interceptor::InterceptedService<Channel, BasicAuth>>;
+
+/// Presents the resource server's client credentials on every call.
+#[derive(Clone)]
+pub(crate) struct BasicAuth(MetadataValue<Ascii>);
+
+impl tonic::service::Interceptor for BasicAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+pub(crate) struct Inner {
+    pub config: Config,
+    pub client: Client,
+    pub local: Option<local::LocalState>,
+    pub metadata_path: String,
+    pub metadata_url: String,
+}
+
+/// Checks bearer tokens for one protected resource. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifier(pub(crate) Arc<Inner>);
+
+impl Verifier {
+    /// Connects to the AuthService; in local mode, fetches the JWKS and starts following
+    /// key changes and revocations.
+    pub async fn connect(mut config: Config) -> Result<Self, SetupError> {
+        let resource =
+            Resource::parse(&config.resource).map_err(|e| SetupError::Config(e.description()))?;
+        config.resource = resource.as_str().to_owned();
+        let url =
+            url::Url::parse(&config.resource).map_err(|e| SetupError::Config(e.to_string()))?;
+        // RFC 9728 §3.1: insert the well-known segment between the host and the path.
+        let path = url.path().trim_end_matches('/');
+        let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
+        let metadata_url = format!("{}{}", url.origin().ascii_serialization(), metadata_path);
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", config.client_id, config.client_secret));
+        let value: MetadataValue<Ascii> = format!("Basic {basic}")
+            .parse()
+            .map_err(|_| SetupError::Config("credentials must be ASCII".into()))?;
+        let channel = Endpoint::from_shared(config.auth_url.clone())
+            .map_err(|e| SetupError::Config(e.to_string()))?
+            .connect()
+            .await?;
+        let client = AuthServiceClient::with_interceptor(channel, BasicAuth(value));
+        let local = match config.mode {
+            Mode::Local => Some(local::LocalState::start(client.clone()).await?),
+            Mode::Remote => None,
+        };
+        Ok(Self(Arc::new(Inner {
+            config,
+            client,
+            local,
+            metadata_path,
+            metadata_url,
+        })))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// Where the RFC 9728 metadata is served (`/.well-known/oauth-protected-resource/mcp`).
+    pub fn metadata_path(&self) -> &str {
+        &self.0.metadata_path
+    }
+
+    /// The absolute URL of the metadata, as given in `WWW-Authenticate`.
+    pub fn metadata_url(&self) -> &str {
+        &self.0.metadata_url
+    }
+
+    /// The RFC 9728 protected resource metadata document.
+    pub fn metadata(&self) -> serde_json::Value {
+        let c = &self.0.config;
+        let mut doc = serde_json::json!({
+            "resource": c.resource,
+            "authorization_servers": [c.issuer],
+            "bearer_methods_supported": ["header"],
+        });
+        if !c.scopes_supported.is_empty() {
+            doc["scopes_supported"] = serde_json::json!(c.scopes_supported);
+        }
+        doc
+    }
+
+    /// Serves the metadata at [`Self::metadata_path`].
+    pub fn metadata_router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        let doc = self.metadata();
+        axum::Router::new().route(
+            self.metadata_path(),
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc) }
+            }),
+        )
+    }
+
+    /// A tower layer that requires a bearer token for this resource with every one of
+    /// `scopes`.
+    pub fn require(&self, scopes: &[&str]) -> RequireBearerLayer {
+        RequireBearerLayer::new(self.clone(), scopes.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Checks `token` for this resource and `required_scopes`.
+    pub async fn verify(
+        &self,
+        token: &str,
+        required_scopes: &[String],
+    ) -> Result<Claims, Rejection> {
+        match &self.0.local {
+            Some(local) => local.verify(&self.0.config, token, required_scopes).await,
+            None => self.verify_remote(token, required_scopes).await,
+        }
+    }
+
+    async fn verify_remote(
+        &self,
+        token: &str,
+        required_scopes: &[String],
+    ) -> Result<Claims, Rejection> {
+        let req = pb::VerifyTokenRequest {
+            token: token.to_owned(),
+            audience: self.0.config.resource.clone(),
+            required_scopes: required_scopes.to_vec(),
+        };
+        let r = self
+            .0
+            .client
+            .clone()
+            .verify_token(req)
+            .await
+            .map_err(|s| Rejection::Unavailable(s.message().to_owned()))?
+            .into_inner();
+        match (r.valid, r.claims) {
+            (true, Some(c)) => Ok(Claims {
+                sub: c.sub,
+                client_id: c.client_id,
+                scopes: c.scopes,
+                aud: c.aud,
+                exp: c.exp,
+                jti: c.jti,
+            }),
+            _ if r.error == "insufficient_scope" => Err(Rejection::InsufficientScope),
+            _ => Err(Rejection::InvalidToken(r.error_description)),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Local verification: keys and revocations held in this process, kept current by the
+//! AuthService's watch streams.
+
+use crate::{Claims, Client, Config, Rejection, SetupError};
+use latchkey_core::denylist::{Denylist, RevocationEvent, RevokedKind};
+use latchkey_core::error::{AuthError, Reason};
+use latchkey_core::keys::KeyRing;
+use latchkey_core::token;
+use latchkey_proto::v1 as pb;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// At most one JWKS refetch for an unknown `kid` per this interval, so a flood of forged
+/// `kid`s cannot turn into a flood of calls.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(crate) struct LocalState {
+    keys: Arc<RwLock<Arc<KeyRing>>>,
+    denylist: Arc<Denylist>,
+    last_refetch: Mutex<Option<Instant>>,
+    client: Client,
+}
+
+fn ring(doc: &pb::JsonDocument) -> Result<KeyRing, String> {
+    let jwks: serde_json::Value = serde_json::from_str(&doc.json).map_err(|e| e.to_string())?;
+    KeyRing::from_jwks(&jwks)
+}
+
+fn event(ev: pb::RevocationEvent) -> Option<RevocationEvent> {
+    Some(RevocationEvent {
+        kind: RevokedKind::parse(&ev.kind)?,
+        id: ev.id,
+        subject: ev.subject,
+        revoked_at: ev.revoked_at,
+        expires_at: ev.expires_at,
+    })
+}
+
+impl LocalState {
+    pub async fn start(mut client: Client) -> Result<Self, SetupError> {
+        let jwks = client.get_jwks(pb::GetJwksRequest {}).await?.into_inner();
+        let keys = Arc::new(RwLock::new(Arc::new(
+            ring(&jwks).map_err(SetupError::Config)?,
+        )));
+        let denylist = Arc::new(Denylist::default());
+        tokio::spawn(follow_keys(client.clone(), keys.clone()));
+        tokio::spawn(follow_revocations(client.clone(), denylist.clone()));
+        Ok(Self {
+            keys,
+            denylist,
+            last_refetch: Mutex::new(None),
+            client,
+        })
+    }
+
+    fn current(&self) -> Arc<KeyRing> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Refetches the JWKS if the last refetch is old enough; returns whether it did.
+    async fn refetch(&self) -> bool {
+        {
+            let mut last = self.last_refetch.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < REFETCH_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.client.clone().get_jwks(pb::GetJwksRequest {}).await {
+            Ok(doc) => match ring(&doc.into_inner()) {
+                Ok(r) => {
+                    *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r);
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring a malformed JWKS");
+                    false
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "JWKS refetch failed");
+                false
+            }
+        }
+    }
+
+    pub async fn verify(
+        &self,
+        config: &Config,
+        token: &str,
+        required: &[String],
+    ) -> Result<Claims, Rejection> {
+        let now = chrono::Utc::now().timestamp();
+        let check =
+            |ring: &KeyRing| token::verify(ring, token, &config.issuer, now, config.leeway_secs);
+        let claims = match check(&self.current()) {
+            Err(AuthError::InvalidToken(Reason::UnknownSigningKey)) if self.refetch().await => {
+                check(&self.current())
+            }
+            other => other,
+        }
+        .map_err(|e| Rejection::InvalidToken(e.description()))?;
+        if claims.aud != config.resource {
+            return Err(Rejection::InvalidToken(
+                "token is for another audience".into(),
+            ));
+        }
+        if self.denylist.is_revoked(&claims) {
+            return Err(Rejection::InvalidToken("token revoked".into()));
+        }
+        let scopes: Vec<String> = claims
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if required.iter().any(|r| !scopes.contains(r)) {
+            return Err(Rejection::InsufficientScope);
+        }
+        Ok(Claims {
+            sub: claims.sub,
+            client_id: claims.client_id,
+            scopes,
+            aud: claims.aud,
+            exp: claims.exp,
+            jti: claims.jti,
+        })
+    }
+}
+
+/// Replaces the key ring on every `WatchKeys` message; reconnects with a bounded backoff.
+async fn follow_keys(client: Client, keys: Arc<RwLock<Arc<KeyRing>>>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match client.clone().watch_keys(pb::WatchKeysRequest {}).await {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                backoff = Duration::from_millis(200);
+                while let Ok(Some(doc)) = stream.message().await {
+                    match ring(&doc) {
+                        Ok(r) => *keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r),
+                        Err(e) => tracing::warn!(error = %e, "ignoring a malformed JWKS"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e.message(), "WatchKeys failed"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Applies every `WatchRevocations` event; reconnects with a bounded backoff (the snapshot
+/// sent on reconnect covers anything missed).
+async fn follow_revocations(client: Client, denylist: Arc<Denylist>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match client
+            .clone()
+            .watch_revocations(pb::WatchRevocationsRequest {})
+            .await
+        {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                backoff = Duration::from_millis(200);
+                while let Ok(Some(ev)) = stream.message().await {
+                    if let Some(ev) = event(ev) {
+                        denylist.apply(&ev);
+                    }
+                    denylist.purge(chrono::Utc::now().timestamp());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e.message(), "WatchRevocations failed"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

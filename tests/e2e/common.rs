@@ -20,6 +20,8 @@ pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 
 /// One isolated system: its own database, its own ports.
 pub struct TestApp {
+    /// Whether dropping this app drops its database (a peer shares another's).
+    owns_database: bool,
     pub settings: Settings,
     pub base: String,
     pub grpc_url: String,
@@ -32,7 +34,9 @@ impl Drop for TestApp {
         if let Some(r) = self.running.take() {
             let _ = r.stopper().send(true);
         }
-        drop_database(&self.database_url);
+        if self.owns_database {
+            drop_database(&self.database_url);
+        }
     }
 }
 
@@ -121,6 +125,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     );
     let database_url = fresh_database().await;
     let mut settings = Settings {
+        admin_addr: None,
         issuer: base.clone(),
         database_url: database_url.clone(),
         gateway_secret: Some(GATEWAY_SECRET.to_owned().into()),
@@ -132,6 +137,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("start the system");
     let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));
     TestApp {
+        owns_database: true,
         settings,
         base,
         grpc_url,
@@ -168,6 +174,24 @@ impl Replica {
 }
 
 impl TestApp {
+    /// A second whole system (gateway and AuthService) on the same database, Redis and
+    /// issuer, as another pair of replicas behind one load balancer would be.
+    pub async fn peer(&self) -> TestApp {
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
+        let base = format!("http://127.0.0.1:{}", http.local_addr().expect("addr").port());
+        let running = latchkey::start_all(&self.settings, http, grpc).await.expect("start the peer");
+        let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));
+        TestApp {
+            owns_database: false,
+            settings: self.settings.clone(),
+            base,
+            grpc_url,
+            running: Some(running),
+            database_url: self.database_url.clone(),
+        }
+    }
+
     pub async fn replica(&self) -> Replica {
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
         let running = latchkey::start_auth(&self.settings, grpc)

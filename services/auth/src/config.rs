@@ -73,6 +73,27 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// `pretty` or `json`; JSON by default in production.
     pub log_format: Option<String>,
+    /// Sign-in lockout: failures before the first lock, its length, and the cap.
+    pub lockout_threshold: u32,
+    pub lockout_base_secs: i64,
+    pub lockout_max_secs: i64,
+    /// Requests per minute per client IP, by endpoint group; 0 turns a limit off.
+    pub rate_limit_token_per_min: u32,
+    pub rate_limit_authorize_per_min: u32,
+    pub rate_limit_login_per_min: u32,
+    pub rate_limit_register_per_min: u32,
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Prometheus metrics and health on a separate admin port; unset turns it off.
+    pub admin_addr: Option<SocketAddr>,
+    /// base64 of 32 random bytes; encrypts signing keys at rest. Required in production.
+    pub key_encryption_key: Option<SecretString>,
+    /// Rotate the signing key this often (0: only `latchkey keys rotate`).
+    pub key_rotation_days: u32,
+    /// How long a new key is published in the JWKS before it signs (publish-before-use).
+    pub key_publish_secs: i64,
+    /// How often each replica reloads the key ring from the database.
+    pub key_reload_secs: u64,
 }
 
 impl Default for Settings {
@@ -100,6 +121,19 @@ impl Default for Settings {
             forward_auth_scopes: None,
             max_body_bytes: 64 * 1024,
             log_format: None,
+            lockout_threshold: 5,
+            lockout_base_secs: 60,
+            lockout_max_secs: 3600,
+            rate_limit_token_per_min: 600,
+            rate_limit_authorize_per_min: 120,
+            rate_limit_login_per_min: 30,
+            rate_limit_register_per_min: 20,
+            trust_forwarded_for: false,
+            admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            key_encryption_key: None,
+            key_rotation_days: 30,
+            key_publish_secs: 900,
+            key_reload_secs: 10,
         }
     }
 }
@@ -199,6 +233,12 @@ impl Settings {
                 code_ttl: Duration::seconds(self.code_ttl_secs),
                 session_ttl: Duration::seconds(self.session_ttl_secs),
                 leeway_secs: self.leeway_secs,
+                lockout: latchkey_core::lockout::LockoutPolicy {
+                    threshold: self.lockout_threshold,
+                    base_secs: self.lockout_base_secs.max(1),
+                    max_secs: self.lockout_max_secs.max(self.lockout_base_secs.max(1)),
+                    window_secs: self.lockout_max_secs.max(3600),
+                },
                 scopes,
                 resources,
             }),

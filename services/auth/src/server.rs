@@ -7,7 +7,7 @@ use latchkey_core::clock::SystemClock;
 use latchkey_core::session::MemorySessionStore;
 use latchkey_core::store::Stores;
 use latchkey_proto::v1::auth_service_server::AuthServiceServer;
-use latchkey_redis::Redis;
+use latchkey_redis::{Redis, RedisLockout, RedisSessionStore};
 use latchkey_store::SeaStore;
 use std::future::Future;
 use std::sync::Arc;
@@ -48,7 +48,15 @@ pub async fn build_core(settings: &Settings) -> anyhow::Result<Engine> {
     let redis = match &settings.redis_url {
         Some(url) => {
             let redis = Redis::connect(url).map_err(anyhow::Error::msg)?;
-            core = core.with_revocation_bus(Arc::new(redis.clone()));
+            core = core
+                .with_revocation_bus(Arc::new(redis.clone()))
+                .with_session_store(Arc::new(RedisSessionStore::new(redis.clone())))
+                .with_lockout_store(Arc::new(RedisLockout::new(redis.clone())));
+            if !redis.ping().await {
+                // Keep starting: revocations still flow through the database, and logins
+                // resume when Redis is back. Readiness reports it.
+                tracing::warn!("Redis is unreachable: logins fail until it is back; revocations fall back to the database poll");
+            }
             Some(redis)
         }
         None => None,

@@ -62,6 +62,7 @@ pub struct LoginOutcome {
 }
 
 const LOGIN_FAILED: &str = "Invalid email or password.";
+const LOCKED_OUT: &str = "Too many failed sign-in attempts. Try again later.";
 /// Failed sign-ins one authorization session allows before it is dropped.
 const MAX_FAILED_LOGINS: u32 = 5;
 
@@ -238,11 +239,18 @@ impl AuthCore {
         password_in: &str,
     ) -> AuthResult<LoginOutcome> {
         let (key, mut session) = self.session(session_id, csrf_token).await?;
-        let user = self
-            .stores
-            .users
-            .find_user_by_email(&email.trim().to_lowercase())
-            .await?;
+        let normalized = email.trim().to_lowercase();
+        // Keyed whether or not the account exists, so a lock reveals nothing.
+        let account = secret::hash(&normalized);
+        let now = self.clock.now().timestamp();
+        if self.lockout.locked_for(&account, now).await?.is_some() {
+            tracing::info!(client_id = %session.client_id, "sign-in refused: account locked");
+            return Ok(LoginOutcome {
+                prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
+                error: Some(LOCKED_OUT),
+            });
+        }
+        let user = self.stores.users.find_user_by_email(&normalized).await?;
         // argon2 takes tens of milliseconds: keep it off the async workers.
         let candidate = password_in.to_owned();
         let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -256,6 +264,11 @@ impl AuthCore {
         .await
         .map_err(AuthError::internal)?;
         let ok = password_ok && user.as_ref().is_some_and(|u| !u.disabled);
+        if ok {
+            self.lockout.reset(&account).await?;
+        } else if self.lockout.record_failure(&account, now, &self.settings.lockout).await?.is_some() {
+            tracing::warn!(client_id = %session.client_id, "account locked after repeated failed sign-ins");
+        }
         match user.filter(|_| ok) {
             Some(user) => {
                 // A new handle after login, so a handle seen before login is worthless.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod grant;
 pub mod introspection;
 pub mod keys;
+pub mod lockout;
 mod metadata;
 pub mod model;
 pub mod password;
@@ -55,6 +56,7 @@ pub struct AuthCore {
     bus: Arc<dyn RevocationBus>,
     verified: cache::VerifiedTokens,
     clients: cache::ClientCache,
+    lockout: Arc<dyn lockout::LockoutStore>,
 }
 
 impl AuthCore {
@@ -75,7 +77,20 @@ impl AuthCore {
             bus: Arc::new(LocalBus),
             verified: cache::VerifiedTokens::default(),
             clients: cache::ClientCache::default(),
+            lockout: Arc::new(lockout::MemoryLockout::default()),
         }
+    }
+
+    /// Keeps authorization sessions in `store` (Redis, shared by replicas).
+    pub fn with_session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.sessions = store;
+        self
+    }
+
+    /// Keeps sign-in lockout state in `store` (Redis, shared by replicas).
+    pub fn with_lockout_store(mut self, store: Arc<dyn lockout::LockoutStore>) -> Self {
+        self.lockout = store;
+        self
     }
 
     /// Fans revocations out to other replicas through `bus` (Redis pub/sub).

@@ -16,6 +16,8 @@ pub struct CoreSettings {
     /// Clock skew tolerated when checking `exp` and `nbf`.
     pub leeway_secs: u64,
     pub scopes: ScopePolicy,
+    /// Per-account sign-in lockout.
+    pub lockout: crate::lockout::LockoutPolicy,
     /// Protected resources from configuration, in addition to the registered ones.
     pub resources: Vec<ProtectedResource>,
 }

@@ -1,5 +1,7 @@
 //! latchkey-redis: state shared between replicas through Redis.
 //!
+//! - Authorization sessions ([`RedisSessionStore`]), so any replica continues any login.
+//! - Sign-in lockout counters ([`RedisLockout`]).
 //! Revocations are published on one pub/sub channel; every replica subscribes and applies
 //! them to its in-memory denylist. Redis only makes propagation fast: each event is also in
 //! the database, which every replica polls, so a lost message or a Redis outage delays a
@@ -8,7 +10,11 @@
 use async_trait::async_trait;
 use deadpool_redis::redis;
 use futures::StreamExt;
+use chrono::{DateTime, Utc};
 use latchkey_core::denylist::{Denylist, RevocationBus, RevocationEvent};
+use latchkey_core::lockout::{LockoutPolicy, LockoutStore};
+use latchkey_core::session::{AuthorizationSession, SessionStore};
+use latchkey_core::store::{StoreError, StoreResult};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -19,7 +25,7 @@ pub const REVOCATION_CHANNEL: &str = "latchkey:revocations";
 /// A pooled Redis connection set.
 #[derive(Clone)]
 pub struct Redis {
-    pool: deadpool_redis::Pool,
+    pub(crate) pool: deadpool_redis::Pool,
     url: String,
 }
 
@@ -115,5 +121,149 @@ impl RevocationBus for Redis {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Authorization sessions in Redis, so that any replica can continue a login another one
+/// started. Each session expires with its own TTL.
+pub struct RedisSessionStore {
+    redis: Redis,
+}
+
+impl RedisSessionStore {
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+}
+
+fn session_key(key: &str) -> String {
+    format!("latchkey:authz:{key}")
+}
+
+fn store_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("redis: {e}").into())
+}
+
+#[async_trait]
+impl SessionStore for RedisSessionStore {
+    async fn put(&self, key: &str, session: &AuthorizationSession) -> StoreResult<()> {
+        let ttl = (session.expires_at - chrono_now()).num_seconds().max(1);
+        let value = serde_json::to_string(session).map_err(store_err)?;
+        let mut conn = self.redis.pool.get().await.map_err(store_err)?;
+        redis::cmd("SET")
+            .arg(session_key(key))
+            .arg(value)
+            .arg("EX")
+            .arg(ttl)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>> {
+        let mut conn = self.redis.pool.get().await.map_err(store_err)?;
+        let raw: Option<String> = redis::cmd("GET").arg(session_key(key)).query_async(&mut conn).await.map_err(store_err)?;
+        decode(raw, now)
+    }
+
+    async fn take(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>> {
+        let mut conn = self.redis.pool.get().await.map_err(store_err)?;
+        // GETDEL is atomic: of two concurrent takes, one gets the session.
+        let raw: Option<String> = redis::cmd("GETDEL").arg(session_key(key)).query_async(&mut conn).await.map_err(store_err)?;
+        decode(raw, now)
+    }
+}
+
+fn decode(raw: Option<String>, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>> {
+    match raw {
+        None => Ok(None),
+        Some(s) => {
+            let session: AuthorizationSession = serde_json::from_str(&s).map_err(store_err)?;
+            Ok((session.expires_at > now).then_some(session))
+        }
+    }
+}
+
+fn chrono_now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// Sign-in lockout counters in Redis, shared by every replica. The lock is a key whose TTL
+/// is the lock's remaining time.
+pub struct RedisLockout {
+    redis: Redis,
+}
+
+impl RedisLockout {
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+}
+
+#[async_trait]
+impl LockoutStore for RedisLockout {
+    async fn locked_for(&self, account: &str, _now: i64) -> StoreResult<Option<i64>> {
+        let mut conn = self.redis.pool.get().await.map_err(store_err)?;
+        let ttl: i64 = redis::cmd("TTL").arg(format!("latchkey:lockout:{account}:until")).query_async(&mut conn).await.map_err(store_err)?;
+        Ok((ttl > 0).then_some(ttl))
+    }
+
+    async fn record_failure(&self, account: &str, _now: i64, policy: &LockoutPolicy) -> StoreResult<Option<i64>> {
+        let mut conn = self.redis.pool.get().await.map_err(store_err)?;
+        let count_key = format!("latchkey:lockout:{account}:failures");
+        let (failures, _): (u32, i64) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&count_key)
+            .cmd("EXPIRE")
+            .arg(&count_key)
+            .arg(policy.window_secs.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(store_err)?;
+        let lock = policy.lock_secs(failures);
+        if let Some(secs) = lock {
+            redis::cmd("SET")
+                .arg(format!("latchkey:lockout:{account}:until"))
+                .arg(1)
+                .arg("EX")
+                .arg(secs.max(1))
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(store_err)?;
+        }
+        Ok(lock)
+    }
+
+    async fn reset(&self, account: &str) -> StoreResult<()> {
+        let mut conn = self.redis.pool.get().await.map_err(store_err)?;
+        redis::cmd("DEL")
+            .arg(format!("latchkey:lockout:{account}:failures"))
+            .arg(format!("latchkey:lockout:{account}:until"))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(store_err)
+    }
+}
+
+impl Redis {
+    /// Counts a hit on `key` in a fixed window of `window_secs`; returns the seconds until
+    /// the window resets when the count is over `limit`.
+    pub async fn rate_limit(&self, key: &str, limit: u32, window_secs: u64) -> Result<Option<u64>, String> {
+        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        let k = format!("latchkey:ratelimit:{key}");
+        let (count, ttl): (u32, i64) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&k)
+            .cmd("TTL")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if ttl < 0 {
+            redis::cmd("EXPIRE").arg(&k).arg(window_secs).query_async::<()>(&mut conn).await.map_err(|e| e.to_string())?;
+        }
+        Ok((count > limit).then(|| if ttl > 0 { ttl as u64 } else { window_secs }))
     }
 }

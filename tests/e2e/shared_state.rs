@@ -50,7 +50,7 @@ async fn repeated_failures_lock_the_account_progressively_without_revealing_it_e
     let app = spawn_app_with(|s| {
         s.redis_url = test_redis_url();
         s.lockout_threshold = 2;
-        s.lockout_base_secs = 1;
+        s.lockout_base_secs = 2;
         s.lockout_max_secs = 4;
     })
     .await;
@@ -72,7 +72,7 @@ async fn repeated_failures_lock_the_account_progressively_without_revealing_it_e
     let (_, ghost_html) = attempt(&app, &client_id, &ghost, PASSWORD).await;
     assert!(ghost_html.contains("Too many failed sign-in attempts"), "an unknown email locks the same way");
     // The lock expires.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let (status, _) = attempt(&app, &client_id, &email, PASSWORD).await;
     assert_eq!(status, 200, "the right password works once the lock has passed");
 }

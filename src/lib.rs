@@ -50,6 +50,14 @@ fn gateway_config(settings: &Settings) -> latchkey_gateway::GatewayConfig {
     latchkey_gateway::GatewayConfig {
         secure_cookies: settings.issuer.starts_with("https://"),
         max_body_bytes: settings.max_body_bytes,
+        rate_limits: latchkey_gateway::ratelimit::RateLimits {
+            token: settings.rate_limit_token_per_min,
+            authorize: settings.rate_limit_authorize_per_min,
+            login: settings.rate_limit_login_per_min,
+            register: settings.rate_limit_register_per_min,
+        },
+        trust_forwarded_for: settings.trust_forwarded_for,
+        redis_url: settings.redis_url.clone(),
         forward_auth_audience: settings.forward_auth_audience.clone(),
         forward_auth_scopes: settings.forward_auth_scopes.clone(),
         cors_origins: settings
@@ -95,7 +103,8 @@ pub async fn start_all(
     let client =
         latchkey_gateway::client::connect(&format!("http://{}", dial_addr(grpc_addr)), &secret)
             .map_err(anyhow::Error::msg)?;
-    let router = latchkey_gateway::router(client, gateway_config(settings));
+    let router =
+        latchkey_gateway::router(client, gateway_config(settings)).map_err(anyhow::Error::msg)?;
     let gw_task =
         tokio::spawn(async move { Ok(latchkey_gateway::serve(router, http, stopped(rx)).await?) });
     Ok(Running {
@@ -148,7 +157,8 @@ pub async fn start_gateway(
         .to_owned();
     let client =
         latchkey_gateway::client::connect(auth_url, &secret).map_err(anyhow::Error::msg)?;
-    let router = latchkey_gateway::router(client, gateway_config(settings));
+    let router =
+        latchkey_gateway::router(client, gateway_config(settings)).map_err(anyhow::Error::msg)?;
     let (stop, rx) = watch::channel(false);
     let http_addr = http.local_addr()?;
     let task =

@@ -8,6 +8,7 @@ pub mod client;
 pub mod error;
 pub mod form;
 mod pages;
+pub mod ratelimit;
 mod routes;
 
 use axum::Router;
@@ -33,12 +34,18 @@ pub struct GatewayConfig {
     /// ForwardAuth defaults when the proxy's query names no `audience` / `scope`.
     pub forward_auth_audience: Option<String>,
     pub forward_auth_scopes: Option<String>,
+    pub rate_limits: ratelimit::RateLimits,
+    /// Take the client IP from `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// Shared rate-limit counters.
+    pub redis_url: Option<String>,
 }
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub client: AuthClient,
     pub config: GatewayConfig,
+    pub limiter: std::sync::Arc<ratelimit::Limiter>,
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -60,18 +67,24 @@ fn cors(origins: &[String]) -> CorsLayer {
 }
 
 /// The gateway's routes.
-pub fn router(client: AuthClient, config: GatewayConfig) -> Router {
+pub fn router(client: AuthClient, config: GatewayConfig) -> Result<Router, String> {
+    let limiter = std::sync::Arc::new(ratelimit::Limiter::new(config.redis_url.as_deref())?);
     let state = AppState {
         client,
         config: config.clone(),
+        limiter,
     };
     // Endpoints a browser-based client (MCP Inspector) calls cross-origin.
     let public = routes::public_routes().layer(cors(&config.cors_origins));
-    routes::browser_routes()
+    Ok(routes::browser_routes()
         .merge(public)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http()))
 }
 
 /// Serves the gateway on `listener` until `shutdown`, then drains in-flight requests.

@@ -179,8 +179,13 @@ impl TestApp {
     pub async fn peer(&self) -> TestApp {
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
-        let base = format!("http://127.0.0.1:{}", http.local_addr().expect("addr").port());
-        let running = latchkey::start_all(&self.settings, http, grpc).await.expect("start the peer");
+        let base = format!(
+            "http://127.0.0.1:{}",
+            http.local_addr().expect("addr").port()
+        );
+        let running = latchkey::start_all(&self.settings, http, grpc)
+            .await
+            .expect("start the peer");
         let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));
         TestApp {
             owns_database: false,

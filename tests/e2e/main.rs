@@ -12,7 +12,7 @@ mod malformed;
 mod mcp;
 mod races;
 mod registration;
-mod shared_state;
 mod revocation;
+mod shared_state;
 mod token;
 mod verification;

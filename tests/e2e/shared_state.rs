@@ -39,7 +39,12 @@ async fn a_login_started_on_one_instance_finishes_on_another() {
 async fn attempt(app: &TestApp, client_id: &str, email: &str, password: &str) -> (u16, String) {
     let p = pkce();
     let b = browser();
-    let page = authorize(app, &b, &auth_params(client_id, "http://127.0.0.1:7777/callback", &p)).await;
+    let page = authorize(
+        app,
+        &b,
+        &auth_params(client_id, "http://127.0.0.1:7777/callback", &p),
+    )
+    .await;
     let res = login(app, &b, page, email, password).await;
     let status = res.status().as_u16();
     (status, res.text().await.expect("html"))
@@ -70,9 +75,75 @@ async fn repeated_failures_lock_the_account_progressively_without_revealing_it_e
     assert_eq!(status, 401);
     assert!(html.contains("Too many failed sign-in attempts"), "locked");
     let (_, ghost_html) = attempt(&app, &client_id, &ghost, PASSWORD).await;
-    assert!(ghost_html.contains("Too many failed sign-in attempts"), "an unknown email locks the same way");
+    assert!(
+        ghost_html.contains("Too many failed sign-in attempts"),
+        "an unknown email locks the same way"
+    );
     // The lock expires.
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let (status, _) = attempt(&app, &client_id, &email, PASSWORD).await;
-    assert_eq!(status, 200, "the right password works once the lock has passed");
+    assert_eq!(
+        status, 200,
+        "the right password works once the lock has passed"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_per_ip_and_endpoint() {
+    let redis = test_redis_url();
+    let shared = redis.is_some();
+    let a = spawn_app_with(|s| {
+        s.redis_url = redis;
+        s.rate_limit_register_per_min = 3;
+        s.trust_forwarded_for = true;
+    })
+    .await;
+    // A peer shares the counters through Redis; without Redis, each instance counts alone.
+    let b = if shared { Some(a.peer().await) } else { None };
+    // A fresh client IP per run, so runs and tests sharing Redis do not share counters.
+    let ip = format!("10.{}.{}.{}", rand_octet(), rand_octet(), rand_octet());
+    let register = |app: &TestApp, ip: &str| {
+        http()
+            .post(app.url("/register"))
+            .header("x-forwarded-for", ip)
+            .json(&serde_json::json!({"redirect_uris": ["http://127.0.0.1:7777/cb"], "token_endpoint_auth_method": "none"}))
+            .send()
+    };
+    for i in 0..3 {
+        let app = match (&b, i) {
+            (Some(b), 2) => b,
+            _ => &a,
+        };
+        assert_eq!(
+            register(app, &ip).await.expect("post").status(),
+            201,
+            "request {i}"
+        );
+    }
+    let over = register(b.as_ref().unwrap_or(&a), &ip).await.expect("post");
+    assert_eq!(over.status(), 429);
+    let retry: u64 = over.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        over.json::<serde_json::Value>().await.expect("json")["error"],
+        "temporarily_unavailable"
+    );
+    // Another IP, and another endpoint, are not affected.
+    let other_ip = format!("10.{}.{}.{}", rand_octet(), rand_octet(), rand_octet());
+    assert_eq!(register(&a, &other_ip).await.expect("post").status(), 201);
+    let meta = http()
+        .get(a.url("/.well-known/oauth-authorization-server"))
+        .header("x-forwarded-for", &ip)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(meta.status(), 200);
+}
+
+fn rand_octet() -> u8 {
+    (uuid::Uuid::new_v4().as_u128() % 250) as u8 + 1
 }

@@ -161,13 +161,20 @@ OTEL_RESOURCE_ATTRIBUTES: {{ . | quote }}
       {{- end }}
 {{- end }}
 
-{{/* The secret variables of the AuthService and the migration Job. */}}
+{{/*
+The secret variables of the AuthService (gateway true) and of the migration Job (gateway
+false: it needs no gateway credential): latchkey.authSecretEnv (dict "ctx" $ "gateway" true).
+*/}}
 {{- define "latchkey.authSecretEnv" -}}
-{{ include "latchkey.secretEnv" (dict "ctx" . "name" "LATCHKEY_DATABASE_URL" "key" .Values.secrets.keys.databaseUrl) }}
-{{ include "latchkey.secretEnv" (dict "ctx" . "name" "LATCHKEY_GATEWAY_SECRET" "key" .Values.secrets.keys.gatewaySecret) }}
-{{ include "latchkey.secretEnv" (dict "ctx" . "name" "LATCHKEY_KEY_ENCRYPTION_KEY" "key" .Values.secrets.keys.keyEncryptionKey) }}
-{{- if not .Values.config.redisUrl }}
-{{ include "latchkey.secretEnv" (dict "ctx" . "name" "LATCHKEY_REDIS_URL" "key" .Values.secrets.keys.redisUrl "optional" true) }}
+{{- $ctx := .ctx -}}
+{{- $keys := $ctx.Values.secrets.keys -}}
+{{ include "latchkey.secretEnv" (dict "ctx" $ctx "name" "LATCHKEY_DATABASE_URL" "key" $keys.databaseUrl) }}
+{{ include "latchkey.secretEnv" (dict "ctx" $ctx "name" "LATCHKEY_KEY_ENCRYPTION_KEY" "key" $keys.keyEncryptionKey) }}
+{{- if .gateway }}
+{{ include "latchkey.secretEnv" (dict "ctx" $ctx "name" "LATCHKEY_GATEWAY_SECRET" "key" $keys.gatewaySecret) }}
+{{- end }}
+{{- if not $ctx.Values.config.redisUrl }}
+{{ include "latchkey.secretEnv" (dict "ctx" $ctx "name" "LATCHKEY_REDIS_URL" "key" $keys.redisUrl "optional" true) }}
 {{- end }}
 {{- end }}
 

@@ -55,7 +55,9 @@ pub async fn build_core(settings: &Settings) -> anyhow::Result<Engine> {
             if !redis.ping().await {
                 // Keep starting: revocations still flow through the database, and logins
                 // resume when Redis is back. Readiness reports it.
-                tracing::warn!("Redis is unreachable: logins fail until it is back; revocations fall back to the database poll");
+                tracing::warn!(
+                    "Redis is unreachable: logins fail until it is back; revocations fall back to the database poll"
+                );
             }
             Some(redis)
         }

@@ -266,7 +266,12 @@ impl AuthCore {
         let ok = password_ok && user.as_ref().is_some_and(|u| !u.disabled);
         if ok {
             self.lockout.reset(&account).await?;
-        } else if self.lockout.record_failure(&account, now, &self.settings.lockout).await?.is_some() {
+        } else if self
+            .lockout
+            .record_failure(&account, now, &self.settings.lockout)
+            .await?
+            .is_some()
+        {
             tracing::warn!(client_id = %session.client_id, "account locked after repeated failed sign-ins");
         }
         match user.filter(|_| ok) {

@@ -21,7 +21,12 @@ pub struct LockoutPolicy {
 
 impl Default for LockoutPolicy {
     fn default() -> Self {
-        Self { threshold: 5, base_secs: 60, max_secs: 3600, window_secs: 3600 }
+        Self {
+            threshold: 5,
+            base_secs: 60,
+            max_secs: 3600,
+            window_secs: 3600,
+        }
     }
 }
 
@@ -32,7 +37,11 @@ impl LockoutPolicy {
             return None;
         }
         let doublings = (failures - self.threshold).min(30);
-        Some(self.base_secs.saturating_mul(1i64 << doublings).min(self.max_secs))
+        Some(
+            self.base_secs
+                .saturating_mul(1i64 << doublings)
+                .min(self.max_secs),
+        )
     }
 }
 
@@ -42,7 +51,12 @@ pub trait LockoutStore: Send + Sync {
     /// Seconds the account stays locked, if it is locked at `now`.
     async fn locked_for(&self, account: &str, now: i64) -> StoreResult<Option<i64>>;
     /// Counts a failure at `now`; returns the lock now in force, if any.
-    async fn record_failure(&self, account: &str, now: i64, policy: &LockoutPolicy) -> StoreResult<Option<i64>>;
+    async fn record_failure(
+        &self,
+        account: &str,
+        now: i64,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<Option<i64>>;
     async fn reset(&self, account: &str) -> StoreResult<()>;
 }
 
@@ -63,15 +77,27 @@ const MAX_ACCOUNTS: usize = 100_000;
 impl LockoutStore for MemoryLockout {
     async fn locked_for(&self, account: &str, now: i64) -> StoreResult<Option<i64>> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(map.get(account).map(|e| e.locked_until - now).filter(|s| *s > 0))
+        Ok(map
+            .get(account)
+            .map(|e| e.locked_until - now)
+            .filter(|s| *s > 0))
     }
 
-    async fn record_failure(&self, account: &str, now: i64, policy: &LockoutPolicy) -> StoreResult<Option<i64>> {
+    async fn record_failure(
+        &self,
+        account: &str,
+        now: i64,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<Option<i64>> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_ACCOUNTS && !map.contains_key(account) {
             map.retain(|_, e| now - e.last_failure < policy.window_secs || e.locked_until > now);
         }
-        let e = map.entry(account.to_owned()).or_insert(Entry { failures: 0, last_failure: now, locked_until: 0 });
+        let e = map.entry(account.to_owned()).or_insert(Entry {
+            failures: 0,
+            last_failure: now,
+            locked_until: 0,
+        });
         if now - e.last_failure >= policy.window_secs {
             e.failures = 0;
         }
@@ -85,7 +111,10 @@ impl LockoutStore for MemoryLockout {
     }
 
     async fn reset(&self, account: &str) -> StoreResult<()> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(account);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account);
         Ok(())
     }
 }
@@ -96,20 +125,37 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_the_threshold_up_to_the_cap() {
-        let p = LockoutPolicy { threshold: 3, base_secs: 10, max_secs: 35, window_secs: 100 };
+        let p = LockoutPolicy {
+            threshold: 3,
+            base_secs: 10,
+            max_secs: 35,
+            window_secs: 100,
+        };
         let locks: Vec<Option<i64>> = (1..=6).map(|n| p.lock_secs(n)).collect();
-        assert_eq!(locks, vec![None, None, Some(10), Some(20), Some(35), Some(35)]);
+        assert_eq!(
+            locks,
+            vec![None, None, Some(10), Some(20), Some(35), Some(35)]
+        );
     }
 
     #[tokio::test]
     async fn memory_store_locks_and_expires() {
         let s = MemoryLockout::default();
-        let p = LockoutPolicy { threshold: 2, base_secs: 5, max_secs: 60, window_secs: 100 };
+        let p = LockoutPolicy {
+            threshold: 2,
+            base_secs: 5,
+            max_secs: 60,
+            window_secs: 100,
+        };
         assert_eq!(s.record_failure("a", 0, &p).await.expect("ok"), None);
         assert_eq!(s.record_failure("a", 1, &p).await.expect("ok"), Some(5));
         assert_eq!(s.locked_for("a", 2).await.expect("ok"), Some(4));
         assert_eq!(s.locked_for("a", 6).await.expect("ok"), None, "expired");
         s.reset("a").await.expect("ok");
-        assert_eq!(s.record_failure("a", 7, &p).await.expect("ok"), None, "reset clears the count");
+        assert_eq!(
+            s.record_failure("a", 7, &p).await.expect("ok"),
+            None,
+            "reset clears the count"
+        );
     }
 }

@@ -8,9 +8,9 @@
 //! revocation by at most the poll interval and never loses it.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
 use futures::StreamExt;
-use chrono::{DateTime, Utc};
 use latchkey_core::denylist::{Denylist, RevocationBus, RevocationEvent};
 use latchkey_core::lockout::{LockoutPolicy, LockoutStore};
 use latchkey_core::session::{AuthorizationSession, SessionStore};
@@ -160,16 +160,32 @@ impl SessionStore for RedisSessionStore {
             .map_err(store_err)
     }
 
-    async fn get(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>> {
+    async fn get(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<AuthorizationSession>> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
-        let raw: Option<String> = redis::cmd("GET").arg(session_key(key)).query_async(&mut conn).await.map_err(store_err)?;
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(session_key(key))
+            .query_async(&mut conn)
+            .await
+            .map_err(store_err)?;
         decode(raw, now)
     }
 
-    async fn take(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>> {
+    async fn take(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<AuthorizationSession>> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
         // GETDEL is atomic: of two concurrent takes, one gets the session.
-        let raw: Option<String> = redis::cmd("GETDEL").arg(session_key(key)).query_async(&mut conn).await.map_err(store_err)?;
+        let raw: Option<String> = redis::cmd("GETDEL")
+            .arg(session_key(key))
+            .query_async(&mut conn)
+            .await
+            .map_err(store_err)?;
         decode(raw, now)
     }
 }
@@ -204,11 +220,20 @@ impl RedisLockout {
 impl LockoutStore for RedisLockout {
     async fn locked_for(&self, account: &str, _now: i64) -> StoreResult<Option<i64>> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
-        let ttl: i64 = redis::cmd("TTL").arg(format!("latchkey:lockout:{account}:until")).query_async(&mut conn).await.map_err(store_err)?;
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(format!("latchkey:lockout:{account}:until"))
+            .query_async(&mut conn)
+            .await
+            .map_err(store_err)?;
         Ok((ttl > 0).then_some(ttl))
     }
 
-    async fn record_failure(&self, account: &str, _now: i64, policy: &LockoutPolicy) -> StoreResult<Option<i64>> {
+    async fn record_failure(
+        &self,
+        account: &str,
+        _now: i64,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<Option<i64>> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
         let count_key = format!("latchkey:lockout:{account}:failures");
         let (failures, _): (u32, i64) = redis::pipe()
@@ -249,7 +274,12 @@ impl LockoutStore for RedisLockout {
 impl Redis {
     /// Counts a hit on `key` in a fixed window of `window_secs`; returns the seconds until
     /// the window resets when the count is over `limit`.
-    pub async fn rate_limit(&self, key: &str, limit: u32, window_secs: u64) -> Result<Option<u64>, String> {
+    pub async fn rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window_secs: u64,
+    ) -> Result<Option<u64>, String> {
         let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
         let k = format!("latchkey:ratelimit:{key}");
         let (count, ttl): (u32, i64) = redis::pipe()
@@ -262,7 +292,12 @@ impl Redis {
             .await
             .map_err(|e| e.to_string())?;
         if ttl < 0 {
-            redis::cmd("EXPIRE").arg(&k).arg(window_secs).query_async::<()>(&mut conn).await.map_err(|e| e.to_string())?;
+            redis::cmd("EXPIRE")
+                .arg(&k)
+                .arg(window_secs)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok((count > limit).then(|| if ttl > 0 { ttl as u64 } else { window_secs }))
     }

@@ -2,8 +2,10 @@
 //!
 //! - Authorization sessions ([`RedisSessionStore`]), so any replica continues any login.
 //! - Sign-in lockout counters ([`RedisLockout`]).
-//! Revocations are published on one pub/sub channel; every replica subscribes and applies
-//! them to its in-memory denylist. Redis only makes propagation fast: each event is also in
+//! - Revocations, published on one pub/sub channel; every replica subscribes and applies
+//!   them to its in-memory denylist.
+//!
+//! Redis only makes propagation fast: each event is also in
 //! the database, which every replica polls, so a lost message or a Redis outage delays a
 //! revocation by at most the poll interval and never loses it.
 
@@ -268,37 +270,5 @@ impl LockoutStore for RedisLockout {
             .query_async::<()>(&mut conn)
             .await
             .map_err(store_err)
-    }
-}
-
-impl Redis {
-    /// Counts a hit on `key` in a fixed window of `window_secs`; returns the seconds until
-    /// the window resets when the count is over `limit`.
-    pub async fn rate_limit(
-        &self,
-        key: &str,
-        limit: u32,
-        window_secs: u64,
-    ) -> Result<Option<u64>, String> {
-        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-        let k = format!("latchkey:ratelimit:{key}");
-        let (count, ttl): (u32, i64) = redis::pipe()
-            .atomic()
-            .cmd("INCR")
-            .arg(&k)
-            .cmd("TTL")
-            .arg(&k)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        if ttl < 0 {
-            redis::cmd("EXPIRE")
-                .arg(&k)
-                .arg(window_secs)
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        Ok((count > limit).then(|| if ttl > 0 { ttl as u64 } else { window_secs }))
     }
 }

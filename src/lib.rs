@@ -2,6 +2,7 @@
 //! together from one [`Settings`]. No protocol logic lives here.
 
 pub mod admin;
+pub mod admin_http;
 
 use anyhow::Context;
 pub use latchkey_auth::Settings;
@@ -93,6 +94,7 @@ pub async fn start_all(
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
+    let admin = spawn_admin(settings, Some(engine.probes()), rx.clone()).await?;
     let auth_task = {
         let secret = secret.clone();
         let rx = rx.clone();
@@ -112,7 +114,7 @@ pub async fn start_all(
         grpc_addr: Some(grpc_addr),
         core: Some(core),
         stop,
-        tasks: vec![auth_task, gw_task],
+        tasks: [vec![auth_task, gw_task], admin].into_iter().flatten().collect(),
     })
 }
 
@@ -131,6 +133,7 @@ pub async fn start_auth(settings: &Settings, grpc: TcpListener) -> anyhow::Resul
     let core = engine.core.clone();
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
+    let admin = spawn_admin(settings, Some(engine.probes()), rx.clone()).await?;
     let task = tokio::spawn(async move {
         latchkey_auth::server::serve(&engine, secret.as_deref(), grpc, stopped(rx)).await
     });
@@ -139,8 +142,27 @@ pub async fn start_auth(settings: &Settings, grpc: TcpListener) -> anyhow::Resul
         grpc_addr: Some(grpc_addr),
         core: Some(core),
         stop,
-        tasks: vec![task],
+        tasks: [vec![task], admin].into_iter().flatten().collect(),
     })
+}
+
+/// Serves the admin port (metrics, health) when `admin_addr` is set.
+async fn spawn_admin(
+    settings: &Settings,
+    probes: Option<latchkey_auth::probes::Probes>,
+    rx: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
+    admin_http::recorder();
+    let Some(addr) = settings.admin_addr else {
+        return Ok(Vec::new());
+    };
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the admin port {addr}"))?;
+    tracing::info!(%addr, "admin (metrics, health) listening");
+    let router = admin_http::router(probes);
+    Ok(vec![tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(stopped(rx)).await?;
+        Ok(())
+    })])
 }
 
 /// `latchkey serve gateway`: only the HTTP gateway, calling the AuthService at `auth_url`.
@@ -160,6 +182,7 @@ pub async fn start_gateway(
     let router =
         latchkey_gateway::router(client, gateway_config(settings)).map_err(anyhow::Error::msg)?;
     let (stop, rx) = watch::channel(false);
+    let admin = spawn_admin(settings, None, rx.clone()).await?;
     let http_addr = http.local_addr()?;
     let task =
         tokio::spawn(async move { Ok(latchkey_gateway::serve(router, http, stopped(rx)).await?) });
@@ -168,6 +191,6 @@ pub async fn start_gateway(
         grpc_addr: None,
         core: None,
         stop,
-        tasks: vec![task],
+        tasks: [vec![task], admin].into_iter().flatten().collect(),
     })
 }

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod error;
 pub mod form;
+mod metrics;
 mod pages;
 pub mod ratelimit;
 mod routes;
@@ -82,6 +83,7 @@ pub fn router(client: AuthClient, config: GatewayConfig) -> Result<Router, Strin
             state.clone(),
             ratelimit::limit,
         ))
+        .layer(axum::middleware::from_fn(metrics::record))
         .with_state(state)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(TraceLayer::new_for_http()))

@@ -33,17 +33,29 @@ pub(crate) async fn jwks(State(s): State<AppState>) -> Result<Response, OAuthErr
     Ok(json_document(doc.into_inner(), "public, max-age=60"))
 }
 
-/// 200 when the AuthService answers, 503 when it does not.
-pub(crate) async fn health(State(s): State<AppState>) -> Response {
-    match s.client.clone().get_jwks(pb::GetJwksRequest {}).await {
-        Ok(_) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "status": "ok" })),
-        )
-            .into_response(),
+/// Liveness: the process answers.
+pub(crate) async fn live() -> Response {
+    (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response()
+}
+
+/// Readiness: 503 when the AuthService or its database is unreachable; 200 with the
+/// degraded parts listed when only Redis is (tokens keep working; logins do not).
+pub(crate) async fn ready(State(s): State<AppState>) -> Response {
+    match s.client.clone().check_readiness(pb::CheckReadinessRequest {}).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            let status = if !r.database { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+            let body = serde_json::json!({
+                "status": if !r.database { "unavailable" } else if r.degraded.is_empty() { "ok" } else { "degraded" },
+                "database": if r.database { "up" } else { "down" },
+                "redis": r.redis.map(|up| if up { "up" } else { "down" }).unwrap_or("not configured"),
+                "degraded": r.degraded,
+            });
+            (status, axum::Json(body)).into_response()
+        }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({ "status": "unavailable" })),
+            axum::Json(serde_json::json!({ "status": "unavailable", "degraded": ["the AuthService is unreachable"] })),
         )
             .into_response(),
     }

@@ -34,6 +34,8 @@ pub(crate) fn browser_routes() -> Router<AppState> {
         .route("/authorize/login", post(authorize::login))
         .route("/authorize/consent", post(authorize::consent))
         .route("/introspect", post(token::introspect))
-        .route("/health", get(discovery::health))
+        .route("/health", get(discovery::ready))
+        .route("/health/live", get(discovery::live))
+        .route("/health/ready", get(discovery::ready))
         .route("/verify", get(forward_auth::verify))
 }

@@ -2,6 +2,8 @@
 //! startup and its telemetry. Proto in, core call, proto out; no rules of its own.
 
 pub mod config;
+pub mod grpc_metrics;
+pub mod probes;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -28,6 +28,12 @@ pub struct Engine {
     pub revocation_poll: Duration,
 }
 
+impl Engine {
+    pub fn probes(&self) -> crate::probes::Probes {
+        crate::probes::Probes { store: self.store.clone(), redis: self.redis.clone() }
+    }
+}
+
 /// Opens (and migrates) the database, connects Redis when configured, builds the engine
 /// (creating the first signing key on a fresh database), and replays the revocations in force.
 pub async fn build_core(settings: &Settings) -> anyhow::Result<Engine> {
@@ -130,11 +136,13 @@ pub async fn serve(
     let sync = spawn_revocation_sync(engine, stop_rx);
     tracing::info!(addr = %listener.local_addr()?, "gRPC AuthService listening");
     let result = tonic::transport::Server::builder()
+        .layer(crate::grpc_metrics::GrpcMetricsLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(AuthServiceServer::new(AuthGrpc::new(
             engine.core.clone(),
+            engine.probes(),
             gateway_secret,
         )))
         .serve_with_incoming_shutdown(

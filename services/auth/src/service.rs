@@ -23,14 +23,16 @@ pub const GATEWAY_AUTH_HEADER: &str = "authorization";
 
 pub struct AuthGrpc {
     core: Arc<AuthCore>,
+    probes: crate::probes::Probes,
     /// SHA-256 of the gateway secret; `None` refuses every gateway-only call.
     gateway_secret_hash: Option<String>,
 }
 
 impl AuthGrpc {
-    pub fn new(core: Arc<AuthCore>, gateway_secret: Option<&str>) -> Self {
+    pub fn new(core: Arc<AuthCore>, probes: crate::probes::Probes, gateway_secret: Option<&str>) -> Self {
         Self {
             core,
+            probes,
             gateway_secret_hash: gateway_secret.map(secret::hash),
         }
     }
@@ -141,6 +143,10 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(json(&self.core.jwks())))
     }
 
+    async fn check_readiness(&self, _: Request<pb::CheckReadinessRequest>) -> Rpc<pb::Readiness> {
+        Ok(Response::new(self.probes.check().await))
+    }
+
     async fn register_client(
         &self,
         req: Request<pb::RegisterClientRequest>,
@@ -224,6 +230,10 @@ impl AuthService for AuthGrpc {
     ) -> Rpc<pb::TokenResponse> {
         self.require_gateway(&req)?;
         let r = req.into_inner();
+        let grant_type = match r.grant_type.as_str() {
+            g @ ("authorization_code" | "refresh_token" | "client_credentials") => g.to_owned(),
+            _ => "other".to_owned(),
+        };
         let out = self
             .core
             .exchange_token(TokenRequest {
@@ -239,6 +249,7 @@ impl AuthService for AuthGrpc {
             })
             .await
             .map_err(to_status)?;
+        metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type).increment(1);
         Ok(Response::new(pb::TokenResponse {
             access_token: out.access_token,
             token_type: "Bearer".into(),

@@ -26,6 +26,8 @@ pub fn to_status(err: AuthError) -> Status {
         }
         _ => Code::InvalidArgument,
     };
+    // Labelled by the registered error code only.
+    metrics::counter!("latchkey_oauth_errors_total", "error" => err.code()).increment(1);
     let description = err.description();
     let metadata = HashMap::from([("error_description".to_owned(), description.clone())]);
     Status::with_error_details(

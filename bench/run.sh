@@ -18,8 +18,9 @@ GATEWAY_SECRET=bench-gateway-secret-0123456789abcdef
 RESOURCE=https://mcp.example.com/mcp
 
 cargo build --release -q -p latchkey -p latchkey-bench --manifest-path "$ROOT/Cargo.toml"
-BIN=$ROOT/target/release/latchkey
-BENCH=$ROOT/target/release/latchkey-bench
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release/latchkey
+BENCH=$TARGET/release/latchkey-bench
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }

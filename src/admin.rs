@@ -154,22 +154,42 @@ pub async fn resource_delete(core: &AuthCore, url: &str) -> anyhow::Result<()> {
 }
 
 pub async fn keys_list(core: &AuthCore) -> anyhow::Result<String> {
+    let now = chrono::Utc::now();
+    let ring = core.keys();
+    let signing = ring
+        .active_kid_at(now.timestamp())
+        .unwrap_or_default()
+        .to_owned();
+    let published = ring
+        .kids()
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     let mut out = String::new();
     for k in core.stores().keys.list_signing_keys().await? {
+        let state = if k.kid == signing {
+            "signing"
+        } else if k.activates_at > now {
+            "published, signs from activation"
+        } else if published.contains(&k.kid) {
+            "verify-only"
+        } else {
+            "retired"
+        };
         out.push_str(&format!(
-            "{}\t{}\t{}\n",
+            "{}\tcreated {}\tactivates {}\t{}\n",
             k.kid,
             k.created_at.to_rfc3339(),
-            if k.active { "active" } else { "verify-only" }
+            k.activates_at.to_rfc3339(),
+            state
         ));
     }
     Ok(out)
 }
 
-/// Adds a new active key. Older keys stay published for verification.
+/// Publishes a new key; it starts signing after the publish lead.
 pub async fn keys_rotate(core: &AuthCore) -> anyhow::Result<String> {
-    let key = latchkey_core::keys::generate(chrono::Utc::now(), true)
-        .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
-    core.stores().keys.insert_signing_key(&key).await?;
-    Ok(key.kid)
+    core.rotate_keys()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.description()))
 }

@@ -15,8 +15,13 @@ static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn recorder() -> Option<PrometheusHandle> {
     RECORDER
         .get_or_init(|| {
-            let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
-            match PrometheusBuilder::new().set_buckets(&buckets).and_then(|b| b.install_recorder()) {
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
+            match PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .and_then(|b| b.install_recorder())
+            {
                 Ok(h) => Some(h),
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed");
@@ -39,7 +44,10 @@ pub fn router(probes: Option<Probes>) -> Router {
                 async move { handle.map(|h| h.render()).unwrap_or_default() }
             }),
         )
-        .route("/health/live", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route(
+            "/health/live",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
         .route(
             "/health/ready",
             get(move || {
@@ -54,7 +62,11 @@ async fn ready(probes: Option<Probes>) -> Response {
         return axum::Json(serde_json::json!({ "status": "ok" })).into_response();
     };
     let r = p.check().await;
-    let status = if r.database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if r.database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = serde_json::json!({
         "status": if !r.database { "unavailable" } else if r.degraded.is_empty() { "ok" } else { "degraded" },
         "degraded": r.degraded,

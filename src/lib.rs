@@ -114,7 +114,10 @@ pub async fn start_all(
         grpc_addr: Some(grpc_addr),
         core: Some(core),
         stop,
-        tasks: [vec![auth_task, gw_task], admin].into_iter().flatten().collect(),
+        tasks: [vec![auth_task, gw_task], admin]
+            .into_iter()
+            .flatten()
+            .collect(),
     })
 }
 
@@ -156,11 +159,15 @@ async fn spawn_admin(
     let Some(addr) = settings.admin_addr else {
         return Ok(Vec::new());
     };
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the admin port {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the admin port {addr}"))?;
     tracing::info!(%addr, "admin (metrics, health) listening");
     let router = admin_http::router(probes);
     Ok(vec![tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(stopped(rx)).await?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stopped(rx))
+            .await?;
         Ok(())
     })])
 }

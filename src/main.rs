@@ -301,7 +301,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { cmd } => match cmd {
             KeysCmd::List => admin::keys_list(&core).await?,
             KeysCmd::Rotate => format!(
-                "new active key {} (running servers pick it up on restart)",
+                "published key {} (it signs after the publish lead; running servers pick it up on their next key reload)",
                 admin::keys_rotate(&core).await?
             ),
         },

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_initial;
 mod m20261122_000002_revocation_events;
+mod m20261122_000003_key_activation;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_revocation_events::Migration),
+            Box::new(m20261122_000003_key_activation::Migration),
         ]
     }
 }

@@ -116,7 +116,7 @@ async fn resource_and_client_commands() {
     );
     assert!(ok && out.contains("client_secret:"), "{out}");
     let (ok, out) = latchkey(&db, &["keys", "list"], "");
-    assert!(ok && out.contains("active"), "{out}");
+    assert!(ok && out.contains("signing"), "{out}");
 }
 
 #[tokio::test]
@@ -130,7 +130,13 @@ async fn check_config_reports_every_problem() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    for needle in ["https in production", "PostgreSQL", "CORS", "code_ttl_secs"] {
+    for needle in [
+        "https in production",
+        "PostgreSQL",
+        "CORS",
+        "code_ttl_secs",
+        "key-encryption key",
+    ] {
         assert!(err.contains(needle), "{needle}: {err}");
     }
 }

@@ -35,7 +35,11 @@ pub(crate) async fn jwks(State(s): State<AppState>) -> Result<Response, OAuthErr
 
 /// Liveness: the process answers.
 pub(crate) async fn live() -> Response {
-    (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "status": "ok" })),
+    )
+        .into_response()
 }
 
 /// Readiness: 503 when the AuthService or its database is unreachable; 200 with the

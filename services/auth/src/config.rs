@@ -8,7 +8,7 @@ use figment::providers::{Env, Format, Toml};
 use latchkey_core::CoreSettings;
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::{ScopePolicy, ScopeSet};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -179,6 +179,29 @@ impl Settings {
             problems
                 .push("production needs PostgreSQL: set LATCHKEY_DATABASE_URL=postgres://…".into());
         }
+        let kek = match &self.key_encryption_key {
+            Some(k) => match latchkey_core::keys::Kek::from_base64(k.expose_secret()) {
+                Ok(kek) => Some(kek),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            },
+            None => {
+                if self.env == Environment::Production {
+                    problems.push("production needs a key-encryption key for signing keys at rest: set LATCHKEY_KEY_ENCRYPTION_KEY (openssl rand -base64 32)".into());
+                }
+                None
+            }
+        };
+        if self.key_publish_secs < 0
+            || (self.key_rotation_days > 0
+                && self.key_publish_secs >= i64::from(self.key_rotation_days) * 86_400)
+        {
+            problems.push(
+                "key_publish_secs must be non-negative and shorter than the rotation period".into(),
+            );
+        }
         if self.env == Environment::Production && self.cors_origins.trim() == "*" {
             problems.push(
                 "production must list CORS origins explicitly (LATCHKEY_CORS_ORIGINS)".into(),
@@ -233,6 +256,9 @@ impl Settings {
                 code_ttl: Duration::seconds(self.code_ttl_secs),
                 session_ttl: Duration::seconds(self.session_ttl_secs),
                 leeway_secs: self.leeway_secs,
+                key_encryption_key: kek,
+                key_publish_secs: self.key_publish_secs,
+                key_rotation_secs: i64::from(self.key_rotation_days) * 86_400,
                 lockout: latchkey_core::lockout::LockoutPolicy {
                     threshold: self.lockout_threshold,
                     base_secs: self.lockout_base_secs.max(1),
@@ -275,6 +301,6 @@ mod tests {
             ..Settings::default()
         };
         let problems = s.core_settings().expect_err("insecure");
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
     }
 }

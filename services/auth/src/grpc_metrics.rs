@@ -27,7 +27,9 @@ pub struct GrpcMetrics<S> {
 /// client cannot mint label values.
 fn rpc_name(path: &str) -> String {
     match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
-        Some((svc, method)) if svc.starts_with("latchkey.") || svc.starts_with("grpc.") => method.to_owned(),
+        Some((svc, method)) if svc.starts_with("latchkey.") || svc.starts_with("grpc.") => {
+            method.to_owned()
+        }
         _ => "other".to_owned(),
     }
 }
@@ -52,7 +54,8 @@ where
         Box::pin(async move {
             let res = fut.await;
             metrics::counter!("latchkey_grpc_requests_total", "rpc" => rpc.clone()).increment(1);
-            metrics::histogram!("latchkey_grpc_request_duration_seconds", "rpc" => rpc).record(start.elapsed().as_secs_f64());
+            metrics::histogram!("latchkey_grpc_request_duration_seconds", "rpc" => rpc)
+                .record(start.elapsed().as_secs_f64());
             res
         })
     }

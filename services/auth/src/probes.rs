@@ -32,6 +32,10 @@ impl Probes {
                 degraded.push("redis unreachable: logins (sessions, lockout) fail; revocations travel by the database poll".to_owned());
             }
         }
-        pb::Readiness { database, redis, degraded }
+        pb::Readiness {
+            database,
+            redis,
+            degraded,
+        }
     }
 }

@@ -26,11 +26,24 @@ pub struct Engine {
     /// How often this replica reads new revocations from the database. Redis pub/sub
     /// delivers them sooner; the poll bounds the delay when Redis is absent or loses one.
     pub revocation_poll: Duration,
+    /// How often this replica reloads signing keys and checks for a due rotation.
+    pub key_reload: Duration,
 }
 
 impl Engine {
     pub fn probes(&self) -> crate::probes::Probes {
-        crate::probes::Probes { store: self.store.clone(), redis: self.redis.clone() }
+        crate::probes::Probes {
+            store: self.store.clone(),
+            redis: self.redis.clone(),
+        }
+    }
+}
+
+/// A startup failure, with its real cause: the operator reads this, not a client.
+fn startup(e: latchkey_core::AuthError) -> anyhow::Error {
+    match e {
+        latchkey_core::AuthError::Internal(source) => anyhow::anyhow!("{source}"),
+        e => anyhow::anyhow!("{}", e.description()),
     }
 }
 
@@ -43,7 +56,9 @@ pub async fn build_core(settings: &Settings) -> anyhow::Result<Engine> {
     let store = SeaStore::connect(&settings.database_url).await?;
     store.migrate().await?;
     let clock = Arc::new(SystemClock);
-    let keys = AuthCore::load_or_create_keys(&store, clock.as_ref()).await?;
+    let keys = AuthCore::load_or_create_keys(&store, clock.as_ref(), &core_settings)
+        .await
+        .map_err(startup)?;
     let mut core = AuthCore::new(
         core_settings,
         Stores::from_backend(Arc::new(store.clone())),
@@ -77,6 +92,7 @@ pub async fn build_core(settings: &Settings) -> anyhow::Result<Engine> {
         store,
         redis,
         revocation_poll: Duration::from_millis(settings.revocation_poll_ms.max(50)),
+        key_reload: Duration::from_secs(settings.key_reload_secs.max(1)),
     })
 }
 
@@ -94,6 +110,19 @@ pub fn spawn_revocation_sync(
             redis.subscribe_revocations(denylist, stop).await
         }));
     }
+    let keys_core = engine.core.clone();
+    let reload = engine.key_reload;
+    let mut keys_stop = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(reload);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = keys_stop.changed() => return,
+            }
+            maintain_keys(&keys_core).await;
+        }
+    }));
     let core = engine.core.clone();
     let poll = engine.revocation_poll;
     let mut stop = stop;
@@ -113,6 +142,23 @@ pub fn spawn_revocation_sync(
         }
     }));
     tasks
+}
+
+/// Publishes the next key when rotation is due, picks up keys other replicas published,
+/// retires expired ones, and reports the signing key's age.
+async fn maintain_keys(core: &AuthCore) {
+    match core.rotate_if_due().await {
+        Ok(Some(kid)) => tracing::info!(%kid, "scheduled key rotation: next key published"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e.description(), "scheduled key rotation failed"),
+    }
+    if let Err(e) = core.reload_keys().await {
+        tracing::warn!(error = %e.description(), "reloading signing keys failed");
+    }
+    let now = chrono::Utc::now().timestamp();
+    if let Some(since) = core.keys().active_since(now) {
+        metrics::gauge!("latchkey_signing_key_age_seconds").set((now - since) as f64);
+    }
 }
 
 /// Serves the AuthService, gRPC health and reflection on `listener` until `shutdown`.
@@ -146,7 +192,11 @@ pub async fn serve(
             gateway_secret,
         )))
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold small
+            // responses for ~40 ms: unary RPCs would crawl.
+            tonic::transport::server::TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(Duration::from_secs(60))),
             shutdown,
         )
         .await;

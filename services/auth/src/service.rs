@@ -29,7 +29,11 @@ pub struct AuthGrpc {
 }
 
 impl AuthGrpc {
-    pub fn new(core: Arc<AuthCore>, probes: crate::probes::Probes, gateway_secret: Option<&str>) -> Self {
+    pub fn new(
+        core: Arc<AuthCore>,
+        probes: crate::probes::Probes,
+        gateway_secret: Option<&str>,
+    ) -> Self {
         Self {
             core,
             probes,

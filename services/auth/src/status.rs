@@ -18,6 +18,7 @@ pub fn to_status(err: AuthError) -> Status {
         }
         AuthError::InsufficientScope(_) | AuthError::AccessDenied(_) => Code::PermissionDenied,
         AuthError::NotFound(_) => Code::NotFound,
+        AuthError::TemporarilyUnavailable(_) => Code::Unavailable,
         AuthError::Conflict(_) => Code::AlreadyExists,
         AuthError::Internal(source) => {
             // Logged once, here, with its chain; the caller gets a generic message.

@@ -23,7 +23,8 @@ fn claims() -> AccessTokenClaims {
 }
 
 fn bench(c: &mut Criterion) {
-    let ring = KeyRing::new(&[keys::generate(Utc::now(), true).expect("key")]).expect("ring");
+    let ring =
+        KeyRing::new(&[keys::generate(Utc::now(), Utc::now(), None).expect("key")]).expect("ring");
     let claims = claims();
     c.bench_function("mint_access_token", |b| {
         b.iter(|| token::mint(&ring, black_box(&claims)).expect("mint"))

@@ -244,7 +244,13 @@ impl AuthCore {
         let account = secret::hash(&normalized);
         let now = self.clock.now().timestamp();
         if self.lockout.locked_for(&account, now).await?.is_some() {
-            tracing::info!(client_id = %session.client_id, "sign-in refused: account locked");
+            crate::audit::Audit {
+                event: "login",
+                outcome: "locked",
+                client_id: &session.client_id,
+                ..Default::default()
+            }
+            .emit();
             return Ok(LoginOutcome {
                 prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
                 error: Some(LOCKED_OUT),
@@ -287,14 +293,27 @@ impl AuthCore {
                     return Err(AuthError::InvalidRequest(Reason::SessionExpired));
                 }
                 self.sessions.put(&secret::hash(&new_id), &session).await?;
-                tracing::info!(client_id = %session.client_id, user_id = %user.id, "login succeeded");
+                crate::audit::Audit {
+                    event: "login",
+                    outcome: "success",
+                    client_id: &session.client_id,
+                    user_id: &user.id.to_string(),
+                    ..Default::default()
+                }
+                .emit();
                 Ok(LoginOutcome {
                     prompt: prompt(new_id, new_csrf, &session),
                     error: None,
                 })
             }
             None => {
-                tracing::info!(client_id = %session.client_id, "login failed");
+                crate::audit::Audit {
+                    event: "login",
+                    outcome: "failure",
+                    client_id: &session.client_id,
+                    ..Default::default()
+                }
+                .emit();
                 session.failed_logins += 1;
                 // RFC 6749 §10.10: bound password guessing per authorization.
                 if session.failed_logins >= MAX_FAILED_LOGINS {
@@ -332,7 +351,14 @@ impl AuthCore {
             .user_id
             .ok_or(AuthError::InvalidRequest(Reason::Text("log in first")))?;
         if !approve {
-            tracing::info!(client_id = %session.client_id, %user_id, "consent denied");
+            crate::audit::Audit {
+                event: "consent",
+                outcome: "denied",
+                client_id: &session.client_id,
+                user_id: &user_id.to_string(),
+                ..Default::default()
+            }
+            .emit();
             return self.error_redirect(
                 &session.redirect_uri,
                 &AuthError::AccessDenied(Reason::UserDenied),
@@ -374,7 +400,15 @@ impl AuthCore {
                 now,
             )
             .await?;
-        tracing::info!(client_id = %session.client_id, %user_id, grant_id = %grant.id, "consent granted");
+        crate::audit::Audit {
+            event: "consent",
+            outcome: "success",
+            client_id: &session.client_id,
+            user_id: &user_id.to_string(),
+            grant_id: &grant.id.to_string(),
+            ..Default::default()
+        }
+        .emit();
         let mut params = vec![("code", code.as_str())];
         if let Some(s) = session.state.as_deref() {
             params.push(("state", s));

@@ -53,6 +53,9 @@ pub enum AuthError {
     /// RFC 6750 §3.1 `insufficient_scope`.
     #[error("insufficient_scope: {0}")]
     InsufficientScope(Reason),
+    /// RFC 6749 §4.1.2.1 / §5.2 `temporarily_unavailable`: a dependency is down; retry later.
+    #[error("temporarily_unavailable: {0}")]
+    TemporarilyUnavailable(Reason),
     /// The caller of a gateway-only operation is not the gateway.
     #[error("unauthenticated caller")]
     Unauthenticated,
@@ -85,6 +88,7 @@ impl AuthError {
             Self::UnsupportedTokenType(_) => "unsupported_token_type",
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
+            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
             Self::Unauthenticated => "unauthenticated",
             Self::Conflict(_) => "conflict",
             Self::NotFound(_) => "not_found",
@@ -132,6 +136,7 @@ impl AuthError {
             | Self::InvalidToken(r)
             | Self::InsufficientScope(r)
             | Self::Conflict(r)
+            | Self::TemporarilyUnavailable(r)
             | Self::NotFound(r) => r.to_string(),
             Self::Unauthenticated => "the caller is not authenticated".into(),
             Self::Internal(_) => "the server failed to process the request".into(),

@@ -5,6 +5,7 @@
 //! introspection. It depends on no transport and no ORM: the gRPC service in `latchkey-auth`
 //! translates to and from it, and `latchkey-store` implements its storage traits.
 
+pub mod audit;
 pub mod authorize;
 mod cache;
 pub mod client_auth;
@@ -122,8 +123,8 @@ impl AuthCore {
         self.keys.subscribe()
     }
 
-    /// Replaces the key ring (rotation). Cached verifications are dropped, since a retired
-    /// key's tokens must stop verifying.
+    /// Replaces the key ring with a different set of keys. Cached verifications are dropped,
+    /// since a retired key's tokens must stop verifying.
     pub fn replace_keys(&self, ring: Arc<KeyRing>) {
         self.verified.clear();
         self.keys.send_replace(ring);
@@ -133,15 +134,92 @@ impl AuthCore {
     pub async fn load_or_create_keys(
         store: &dyn store::KeyStore,
         clock: &dyn Clock,
+        settings: &CoreSettings,
     ) -> AuthResult<KeyRing> {
         let mut stored = store.list_signing_keys().await?;
-        if !stored.iter().any(|k| k.active) {
-            let key = keys::generate(clock.now(), true)?;
+        if stored.is_empty() {
+            let now = clock.now();
+            let key = keys::generate(now, now, settings.key_encryption_key.as_ref())?;
             store.insert_signing_key(&key).await?;
-            tracing::info!(kid = %key.kid, "generated the first signing key");
+            crate::audit::Audit {
+                event: "key_generated",
+                outcome: "success",
+                kid: &key.kid,
+                ..Default::default()
+            }
+            .emit();
             stored.push(key);
         }
-        KeyRing::new(&stored)
+        KeyRing::build(
+            &stored,
+            settings.key_encryption_key.as_ref(),
+            clock.now().timestamp(),
+            Self::retire_after(settings),
+        )
+    }
+
+    /// A superseded key verifies for this long: the longest an access token it signed lives.
+    fn retire_after(settings: &CoreSettings) -> i64 {
+        settings.access_token_ttl.num_seconds()
+            + i64::try_from(settings.leeway_secs).unwrap_or(0)
+            + 60
+    }
+
+    /// Publishes a new signing key that starts signing after the publish lead
+    /// (publish-before-use). Returns its `kid`.
+    pub async fn rotate_keys(&self) -> AuthResult<String> {
+        let now = self.clock.now();
+        let key = keys::generate(
+            now,
+            now + chrono::Duration::seconds(self.settings.key_publish_secs),
+            self.settings.key_encryption_key.as_ref(),
+        )?;
+        self.stores.keys.insert_signing_key(&key).await?;
+        crate::audit::Audit {
+            event: "key_published",
+            outcome: "success",
+            kid: &key.kid,
+            ..Default::default()
+        }
+        .emit();
+        self.reload_keys().await?;
+        Ok(key.kid)
+    }
+
+    /// Rebuilds the key ring from the database (new keys published, old ones retired).
+    /// Returns whether the set of keys changed.
+    pub async fn reload_keys(&self) -> AuthResult<bool> {
+        let stored = self.stores.keys.list_signing_keys().await?;
+        let ring = KeyRing::build(
+            &stored,
+            self.settings.key_encryption_key.as_ref(),
+            self.clock.now().timestamp(),
+            Self::retire_after(&self.settings),
+        )?;
+        let changed = ring.kids() != self.keys().kids();
+        if changed {
+            self.replace_keys(Arc::new(ring));
+        } else {
+            // Same keys: keep the cache of verified tokens, but take the fresh ring.
+            self.keys.send_replace(Arc::new(ring));
+        }
+        Ok(changed)
+    }
+
+    /// Scheduled rotation: publishes the next key when the current one has signed for the
+    /// rotation period less the publish lead, unless a next key is already published.
+    pub async fn rotate_if_due(&self) -> AuthResult<Option<String>> {
+        let period = self.settings.key_rotation_secs;
+        if period <= 0 {
+            return Ok(None);
+        }
+        let now = self.clock.now().timestamp();
+        let ring = self.keys();
+        let since = ring.active_since(now).unwrap_or(now);
+        if ring.has_pending(now) || now - since < period - self.settings.key_publish_secs {
+            return Ok(None);
+        }
+        self.rotate_keys().await.map(Some)
     }
 
     /// The protected resources: those from configuration, then the registered ones.
@@ -172,7 +250,13 @@ impl AuthCore {
             // The database poll still carries it to every replica within a second.
             tracing::warn!(error = %e, "revocation fan-out failed; replicas will learn it from the database");
         }
-        tracing::info!(kind = kind.as_str(), "revocation recorded");
+        crate::audit::Audit {
+            event: "revocation",
+            outcome: "success",
+            detail: kind.as_str(),
+            ..Default::default()
+        }
+        .emit();
         Ok(())
     }
 

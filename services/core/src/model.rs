@@ -143,11 +143,11 @@ pub struct RefreshToken {
 #[derive(Debug, Clone)]
 pub struct StoredSigningKey {
     pub kid: String,
-    /// PKCS#8 DER of the private key.
+    /// PKCS#8 DER of the private key, sealed with the key-encryption key when one is set.
     pub private_der: Vec<u8>,
     /// The raw 32-byte public key.
     pub public_key: Vec<u8>,
     pub created_at: DateTime<Utc>,
-    /// The key that signs new tokens. Exactly one key is active.
-    pub active: bool,
+    /// When it starts signing; until then it is only published (publish-before-use).
+    pub activates_at: DateTime<Utc>,
 }

@@ -230,7 +230,14 @@ impl AuthCore {
             created_at: self.clock.now(),
         };
         self.stores.clients.insert_client(&client).await?;
-        tracing::info!(client_id = %client.id, auth_method = auth_method.as_str(), "client registered");
+        crate::audit::Audit {
+            event: "client_registered",
+            outcome: "success",
+            client_id: &client.id,
+            detail: auth_method.as_str(),
+            ..Default::default()
+        }
+        .emit();
         Ok(Registration {
             client,
             client_secret,

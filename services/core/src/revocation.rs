@@ -43,7 +43,6 @@ impl AuthCore {
                     return Err(foreign());
                 }
                 self.revoke_grant(grant.id).await?;
-                tracing::info!(client_id = %client.id, grant_id = %grant.id, "refresh token revoked");
             }
             return Ok(());
         }
@@ -62,7 +61,6 @@ impl AuthCore {
             let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
             self.publish_revocation(RevokedKind::Token, claims.jti.clone(), claims.exp + leeway)
                 .await?;
-            tracing::info!(client_id = %client.id, "access token revoked");
         }
         Ok(())
     }

@@ -16,6 +16,12 @@ pub struct CoreSettings {
     /// Clock skew tolerated when checking `exp` and `nbf`.
     pub leeway_secs: u64,
     pub scopes: ScopePolicy,
+    /// Seals signing keys at rest.
+    pub key_encryption_key: Option<crate::keys::Kek>,
+    /// How long a new key is published before it signs.
+    pub key_publish_secs: i64,
+    /// Rotate the signing key when it has signed this long (0: never by itself).
+    pub key_rotation_secs: i64,
     /// Per-account sign-in lockout.
     pub lockout: crate::lockout::LockoutPolicy,
     /// Protected resources from configuration, in addition to the registered ones.

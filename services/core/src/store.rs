@@ -21,13 +21,24 @@ pub enum StoreError {
     Duplicate(&'static str),
     #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A shared-state service (Redis) cannot be reached; the operation may be retried later.
+    #[error("{0} unavailable")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl From<StoreError> for crate::error::AuthError {
     fn from(e: StoreError) -> Self {
-        Self::internal(e)
+        match e {
+            StoreError::Unavailable(what) => {
+                tracing::warn!(%what, "shared state unavailable");
+                Self::TemporarilyUnavailable(crate::error::Reason::Text(
+                    "a service this request needs is unavailable; retry later",
+                ))
+            }
+            e => Self::internal(e),
+        }
     }
 }
 

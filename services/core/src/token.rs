@@ -62,17 +62,16 @@ struct TimeClaims {
     nbf: Option<i64>,
 }
 
-/// Signs `claims` with the active key.
+/// Signs `claims` with the key that signs at `claims.iat`.
 pub fn mint(keys: &KeyRing, claims: &AccessTokenClaims) -> Result<String, AuthError> {
+    let (signing, header) = keys
+        .signing_parts(claims.iat)
+        .ok_or_else(|| AuthError::Internal("this key ring cannot sign".into()))?;
     let payload = serde_json::to_vec(claims).map_err(AuthError::internal)?;
-    let header = keys.header_b64();
     let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 90);
     token.push_str(header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let signing = keys
-        .signing_key()
-        .ok_or_else(|| AuthError::Internal("this key ring cannot sign".into()))?;
     let signature = signing.sign(token.as_bytes());
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
@@ -178,7 +177,7 @@ mod tests {
     }
 
     fn ring() -> (KeyRing, Vec<u8>) {
-        let k = keys::generate(Utc::now(), true).expect("key");
+        let k = keys::generate(Utc::now(), Utc::now(), None).expect("key");
         (
             KeyRing::new(std::slice::from_ref(&k)).expect("ring"),
             k.public_key,
@@ -213,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_jsonwebtoken_minted_token_verifies_here() {
-        let k = keys::generate(Utc::now(), true).expect("key");
+        let k = keys::generate(Utc::now(), Utc::now(), None).expect("key");
         let ring = KeyRing::new(std::slice::from_ref(&k)).expect("ring");
         let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
         header.typ = Some("at+jwt".into());
@@ -308,7 +307,8 @@ mod jwks_tests {
 
     #[test]
     fn a_ring_built_from_the_jwks_verifies_but_cannot_sign() {
-        let ring = KeyRing::new(&[keys::generate(Utc::now(), true).expect("key")]).expect("ring");
+        let ring = KeyRing::new(&[keys::generate(Utc::now(), Utc::now(), None).expect("key")])
+            .expect("ring");
         let public = KeyRing::from_jwks(ring.jwks()).expect("from jwks");
         let now = Utc::now().timestamp();
         let c = AccessTokenClaims {

@@ -143,7 +143,7 @@ fn session_key(key: &str) -> String {
 }
 
 fn store_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("redis: {e}").into())
+    StoreError::Unavailable(format!("redis: {e}"))
 }
 
 #[async_trait]

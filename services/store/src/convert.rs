@@ -164,7 +164,7 @@ pub(crate) fn key(m: signing_keys::Model) -> Result<StoredSigningKey, StoreError
             .map_err(|_| corrupt("signing key"))?,
         kid: m.kid,
         created_at: at(m.created_at),
-        active: m.active,
+        activates_at: at(m.activates_at),
     })
 }
 
@@ -174,7 +174,7 @@ pub(crate) fn key_model(k: &StoredSigningKey) -> signing_keys::Model {
         private_key: STANDARD.encode(&k.private_der),
         public_key: STANDARD.encode(&k.public_key),
         created_at: ts(k.created_at),
-        active: k.active,
+        activates_at: ts(k.activates_at),
     }
 }
 

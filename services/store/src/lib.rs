@@ -416,7 +416,7 @@ impl RevocationStore for SeaStore {
 impl KeyStore for SeaStore {
     async fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
         signing_keys::Entity::find()
-            .order_by_asc(signing_keys::Column::CreatedAt)
+            .order_by_asc(signing_keys::Column::ActivatesAt)
             .all(&self.db)
             .await
             .map_err(backend)?
@@ -426,19 +426,11 @@ impl KeyStore for SeaStore {
     }
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
-        let txn = self.db.begin().await.map_err(backend)?;
-        if key.active {
-            signing_keys::Entity::update_many()
-                .col_expr(signing_keys::Column::Active, Expr::value(false))
-                .exec(&txn)
-                .await
-                .map_err(backend)?;
-        }
         signing_keys::Entity::insert(convert::key_model(key).into_active_model())
-            .exec_without_returning(&txn)
+            .exec_without_returning(&self.db)
             .await
             .map_err(insert_err("signing key"))?;
-        txn.commit().await.map_err(backend)
+        Ok(())
     }
 }
 

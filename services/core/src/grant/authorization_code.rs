@@ -38,7 +38,14 @@ impl AuthCore {
         // RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice revokes what it issued.
         if record.consumed_at.is_some() {
             self.revoke_grant(record.grant_id).await?;
-            tracing::warn!(client_id = %client.id, grant_id = %record.grant_id, "authorization code replayed; grant revoked");
+            crate::audit::Audit {
+                event: "code_replayed",
+                outcome: "denied",
+                client_id: &client.id,
+                grant_id: &record.grant_id.to_string(),
+                ..Default::default()
+            }
+            .emit();
             return Err(AuthError::InvalidGrant(Reason::CodeReplayed));
         }
         if record.client_id != client.id {
@@ -91,7 +98,7 @@ impl AuthCore {
             &scope,
             Some(grant.id.to_string()),
         )?;
-        tracing::info!(client_id = %client.id, grant_id = %grant.id, "tokens issued for authorization code");
+
         Ok(TokenResponse {
             access_token,
             expires_in,

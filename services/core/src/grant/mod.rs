@@ -60,11 +60,31 @@ impl AuthCore {
         }
         let client = self.authenticate_client(&req.client).await?;
         tracing::Span::current().record("client_id", client.id.as_str());
-        match req.grant_type.as_str() {
-            "authorization_code" => self.authorization_code_grant(&client, &req).await,
-            "refresh_token" => self.refresh_token_grant(&client, &req).await,
-            _ => self.client_credentials_grant(&client, &req).await,
+        let (grant_type, issued) = match req.grant_type.as_str() {
+            "authorization_code" => (
+                "authorization_code",
+                self.authorization_code_grant(&client, &req).await,
+            ),
+            "refresh_token" => (
+                "refresh_token",
+                self.refresh_token_grant(&client, &req).await,
+            ),
+            _ => (
+                "client_credentials",
+                self.client_credentials_grant(&client, &req).await,
+            ),
+        };
+        if issued.is_ok() {
+            crate::audit::Audit {
+                event: "token_issued",
+                outcome: "success",
+                client_id: &client.id,
+                detail: grant_type,
+                ..Default::default()
+            }
+            .emit();
         }
+        issued
     }
 
     /// Signs an access token for `sub` at `aud` with `scope`.

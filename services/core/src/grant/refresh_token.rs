@@ -44,7 +44,14 @@ impl AuthCore {
         if token.consumed_at.is_some() {
             // A rotated token came back: someone holds a copy. Revoke the whole family.
             self.revoke_grant(grant.id).await?;
-            tracing::warn!(client_id = %client.id, grant_id = %grant.id, "refresh token reused; grant revoked");
+            crate::audit::Audit {
+                event: "refresh_reused",
+                outcome: "denied",
+                client_id: &client.id,
+                grant_id: &grant.id.to_string(),
+                ..Default::default()
+            }
+            .emit();
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenReused));
         }
         if grant.revoked_at.is_some() || token.expires_at <= now {

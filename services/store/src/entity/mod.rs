@@ -94,7 +94,7 @@ entity!(signing_keys, "signing_keys", {
     private_key: String,
     public_key: String,
     created_at: i64,
-    active: bool,
+    activates_at: i64,
 });
 
 entity!(protected_resources, "protected_resources", {

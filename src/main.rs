@@ -172,7 +172,16 @@ fn fail(problems: Vec<String>) -> anyhow::Error {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref()).map_err(fail)?;
-    latchkey_auth::telemetry::init(&settings);
+    let service = match &cli.command {
+        Command::Serve {
+            part: Some(ServePart::Gateway { .. }),
+        } => "latchkey-gateway",
+        Command::Serve {
+            part: Some(ServePart::Auth),
+        } => "latchkey-auth",
+        _ => "latchkey",
+    };
+    let _telemetry = latchkey_auth::telemetry::init(&settings, service);
     if let Command::CheckConfig = cli.command {
         return match settings.core_settings() {
             Ok(_) => {

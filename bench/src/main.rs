@@ -5,6 +5,8 @@
 //! - `verify`: gRPC `VerifyToken` under load; reports requests/s, latency percentiles and,
 //!   given the server's pid, requests per server CPU-second and the ratio to `--bare-rate`.
 
+mod flow;
+
 use anyhow::Context;
 use base64::Engine;
 use clap::{Parser, Subcommand};
@@ -29,6 +31,21 @@ enum Cmd {
     Bare {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+    },
+    /// The full login-to-token flow over HTTP.
+    Flow {
+        #[arg(long, default_value = "http://127.0.0.1:18080")]
+        base: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long)]
+        pid: Option<u32>,
     },
     /// Load `VerifyToken`.
     Verify {
@@ -148,8 +165,9 @@ async fn verify_load(
         v
     };
     // All-distinct: enough tokens that none repeats within the run at any plausible rate.
+    // 20,000 verifications per second is well above what one server core does.
     let pool_size = if tokens == 0 {
-        (concurrency * seconds as usize * 4_000).max(50_000)
+        (seconds as usize * 20_000).max(50_000)
     } else {
         tokens
     };
@@ -258,6 +276,14 @@ async fn verify_load(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
+        Cmd::Flow {
+            base,
+            email,
+            password,
+            concurrency,
+            seconds,
+            pid,
+        } => flow::run(&base, &email, &password, concurrency, seconds, pid).await?,
         Cmd::Bare { seconds } => println!("bare_verify_per_s={:.0}", bare(seconds)),
         Cmd::Verify {
             grpc,

@@ -86,7 +86,32 @@ pub fn router(client: AuthClient, config: GatewayConfig) -> Result<Router, Strin
         .layer(axum::middleware::from_fn(metrics::record))
         .with_state(state)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(TraceLayer::new_for_http()))
+        .layer(TraceLayer::new_for_http().make_span_with(http_span)))
+}
+
+/// Reads `traceparent` from HTTP headers.
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// A span per request, continuing the caller's trace when it sent `traceparent`. Only the
+/// method and path are recorded: never the query string, which can hold a code.
+fn http_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), otel.kind = "server");
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(req.headers()))
+    });
+    let _ = span.set_parent(parent);
+    span
 }
 
 /// Serves the gateway on `listener` until `shutdown`, then drains in-flight requests.
@@ -109,4 +134,54 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TracerProvider as _;
+    use tonic::service::Interceptor;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn the_callers_traceparent_continues_into_the_grpc_metadata() {
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let req = axum::http::Request::builder()
+                .uri("/token?code=secret")
+                .header(
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                )
+                .body(())
+                .expect("request");
+            let span = http_span(&req);
+            let _entered = span.enter();
+            let mut credential = client::GatewayCredential::for_tests("Bearer s");
+            let out = credential.call(tonic::Request::new(())).expect("intercept");
+            let traceparent = out
+                .metadata()
+                .get("traceparent")
+                .expect("traceparent")
+                .to_str()
+                .expect("ascii");
+            assert!(
+                traceparent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+                "same trace: {traceparent}"
+            );
+            assert!(
+                !traceparent.contains("b7ad6b7169203331"),
+                "a child span of the caller's"
+            );
+            assert_eq!(
+                out.metadata().get("authorization").expect("credential"),
+                "Bearer s"
+            );
+        });
+    }
 }

@@ -182,6 +182,7 @@ pub async fn serve(
     let sync = spawn_revocation_sync(engine, stop_rx);
     tracing::info!(addr = %listener.local_addr()?, "gRPC AuthService listening");
     let result = tonic::transport::Server::builder()
+        .trace_fn(crate::telemetry::grpc_span)
         .layer(crate::grpc_metrics::GrpcMetricsLayer)
         .add_service(health)
         .add_service(reflection_v1)

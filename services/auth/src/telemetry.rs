@@ -1,24 +1,107 @@
-//! Logging setup: pretty logs in development, JSON in production. Credentials never reach a
-//! log: handlers record ids (client_id, grant_id, user_id), never tokens, codes or secrets.
+//! Logging and tracing setup: pretty logs in development, JSON in production, and OTLP
+//! traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the exporter reads the standard
+//! `OTEL_*` variables itself). W3C `traceparent` is the propagation format, so one trace
+//! spans the gateway and the AuthService.
+//!
+//! Credentials never reach a log or a span: handlers record ids (client_id, grant_id,
+//! user_id), never tokens, codes or secrets.
 
 use crate::config::{Environment, Settings};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the global subscriber once; later calls are no-ops.
-pub fn init(settings: &Settings) {
+/// Keeps the trace exporter alive; dropping it flushes pending spans.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("flushing traces failed: {e}");
+        }
+    }
+}
+
+fn otlp(service: &str) -> Option<SdkTracerProvider> {
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("OTLP exporter not started: {e}");
+            return None;
+        }
+    };
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name(service.to_owned());
+    }
+    Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource.build())
+            .build(),
+    )
+}
+
+/// Installs the global subscriber and propagator once; later calls are no-ops.
+pub fn init(settings: &Settings, service: &str) -> Telemetry {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,h2=warn,tower=warn"));
     let json = match settings.log_format.as_deref() {
         Some("json") => true,
         Some(_) => false,
         None => settings.env == Environment::Production,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let provider = otlp(service);
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("latchkey")));
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = if json {
-        builder.json().try_init()
+        registry
+            .with(tracing_subscriber::fmt::layer().json().with_target(true))
+            .try_init()
     } else {
-        builder.try_init()
+        registry
+            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .try_init()
     };
+    Telemetry { provider }
+}
+
+/// Reads `traceparent` from HTTP headers or gRPC metadata.
+pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// A span for an incoming gRPC request, continuing the caller's trace when it sent one.
+pub fn grpc_span(req: &http::Request<()>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!("grpc", rpc = %req.uri().path(), otel.kind = "server");
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(req.headers()))
+    });
+    let _ = span.set_parent(parent);
+    span
 }

@@ -19,6 +19,7 @@ fn claims() -> AccessTokenClaims {
         exp: now + 3600,
         jti: "Zk3q9aQ0cHhUe1l4bW9kZQ".into(),
         sid: Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into()),
+        nbf: None,
     }
 }
 

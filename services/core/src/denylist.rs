@@ -186,6 +186,7 @@ mod tests {
             exp: iat + 3600,
             jti: "j1".into(),
             sid: Some("g1".into()),
+            nbf: None,
         }
     }
 

@@ -116,6 +116,10 @@ impl AuthCore {
             (Verifier::Gateway, true) => {
                 return Err(AuthError::InvalidRequest(Reason::Missing("audience")));
             }
+            // The caller's own resource names are already normal: skip the URL parse.
+            (Verifier::ResourceServer(c), false) if c.resources.iter().any(|r| r == audience) => {
+                audience.to_owned()
+            }
             (_, false) => normalize(audience),
         };
         if let Verifier::ResourceServer(c) = verifier

@@ -34,6 +34,9 @@ pub struct AccessTokenClaims {
     /// revokes the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Not before; never set on tokens minted here, honoured when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 impl AccessTokenClaims {
@@ -53,13 +56,6 @@ struct Header {
     /// RFC 7515 §4.1.11: we understand no extensions, so any `crit` is fatal.
     #[serde(default)]
     crit: Option<serde_json::Value>,
-}
-
-/// Only `nbf` is read beyond the claims we mint.
-#[derive(Deserialize)]
-struct TimeClaims {
-    #[serde(default)]
-    nbf: Option<i64>,
 }
 
 /// Signs `claims` with the key that signs at `claims.iat`.
@@ -135,7 +131,6 @@ pub fn verify(
     .map_err(|_| invalid("bad signature"))?;
     let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| malformed())?;
     let claims: AccessTokenClaims = serde_json::from_slice(&payload).map_err(|_| malformed())?;
-    let times: TimeClaims = serde_json::from_slice(&payload).map_err(|_| malformed())?;
     let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
     if claims.iss != issuer {
         return Err(invalid("wrong issuer"));
@@ -143,7 +138,7 @@ pub fn verify(
     if claims.exp.saturating_add(leeway) <= now {
         return Err(invalid("token expired"));
     }
-    if times
+    if claims
         .nbf
         .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
     {
@@ -173,6 +168,7 @@ mod tests {
             exp: now + exp_in,
             jti: "j1".into(),
             sid: None,
+            nbf: None,
         }
     }
 
@@ -321,6 +317,7 @@ mod jwks_tests {
             exp: now + 60,
             jti: "j".into(),
             sid: None,
+            nbf: None,
         };
         let t = mint(&ring, &c).expect("mint");
         assert_eq!(verify(&public, &t, "i", now, 0).expect("verify"), c);

@@ -108,6 +108,7 @@ impl AuthCore {
             exp: now + ttl,
             jti: secret::generate_id(),
             sid,
+            nbf: None,
         };
         Ok((token::mint(&self.keys(), &claims)?, ttl))
     }

@@ -191,7 +191,15 @@ async fn main() -> anyhow::Result<()> {
             Err(problems) => Err(fail(problems)),
         };
     }
-    settings.core_settings().map_err(fail)?;
+    // The gateway alone holds no keys and no database: only its own settings are checked.
+    match &cli.command {
+        Command::Serve {
+            part: Some(ServePart::Gateway { .. }),
+        } => settings.gateway_problems().map_err(fail)?,
+        _ => {
+            settings.core_settings().map_err(fail)?;
+        }
+    }
 
     if let Command::Serve { part } = &cli.command {
         let running = match part {

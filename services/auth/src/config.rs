@@ -153,6 +153,40 @@ impl Settings {
             .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
     }
 
+    /// The checks that apply to a gateway running alone: issuer, CORS, its credential.
+    pub fn gateway_problems(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        match url::Url::parse(self.issuer.trim_end_matches('/')) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.path() == "/"
+                    && u.query().is_none() =>
+            {
+                if self.env == Environment::Production && u.scheme() != "https" {
+                    problems.push("issuer must be https in production".into());
+                }
+            }
+            _ => problems.push(format!(
+                "issuer {:?} must be an http(s) origin, with no path, query or fragment",
+                self.issuer
+            )),
+        }
+        if self.env == Environment::Production && self.cors_origins.trim() == "*" {
+            problems.push(
+                "production must list CORS origins explicitly (LATCHKEY_CORS_ORIGINS)".into(),
+            );
+        }
+        if self.gateway_secret.is_none() {
+            problems
+                .push("the gateway needs LATCHKEY_GATEWAY_SECRET to call the AuthService".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
     /// Parses the settings into the core's types, reporting every problem at once.
     pub fn core_settings(&self) -> Result<CoreSettings, Vec<String>> {
         let mut problems = Vec::new();
@@ -292,6 +326,27 @@ mod tests {
             };
             assert_eq!(s.core_settings().is_ok(), ok, "{issuer}");
         }
+    }
+
+    #[test]
+    fn a_gateway_alone_needs_no_database_or_keys() {
+        let s = Settings {
+            env: Environment::Production,
+            issuer: "https://auth.example.com".into(),
+            cors_origins: "https://app.example.com".into(),
+            gateway_secret: Some("s".to_owned().into()),
+            ..Settings::default()
+        };
+        assert!(s.gateway_problems().is_ok());
+        assert!(
+            s.core_settings().is_err(),
+            "the AuthService would refuse SQLite and no KEK"
+        );
+        let bare = Settings {
+            env: Environment::Production,
+            ..Settings::default()
+        };
+        assert_eq!(bare.gateway_problems().expect_err("insecure").len(), 3);
     }
 
     #[test]

@@ -260,15 +260,14 @@ impl AuthCore {
         // argon2 takes tens of milliseconds: keep it off the async workers.
         let candidate = password_in.to_owned();
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let password_ok = tokio::task::spawn_blocking(move || match stored {
+        let password_ok = password::bounded(move || match stored {
             Some(hash) => password::verify(&candidate, &hash),
             None => {
                 password::verify_dummy(&candidate);
                 false
             }
         })
-        .await
-        .map_err(AuthError::internal)?;
+        .await?;
         let ok = password_ok && user.as_ref().is_some_and(|u| !u.disabled);
         if ok {
             self.lockout.reset(&account).await?;

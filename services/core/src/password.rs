@@ -46,6 +46,26 @@ pub fn verify_dummy(password: &str) {
     }
 }
 
+/// argon2id needs 19 MiB per hash. Running at most one per core keeps both CPU and memory
+/// bounded under a login flood (unbounded, every blocking thread grows its own allocator
+/// arena, and the process balloons).
+fn permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
+/// Runs `f` (an argon2 computation) off the async workers, at most one per core.
+pub async fn bounded<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AuthError> {
+    let _permit = permits().acquire().await.map_err(AuthError::internal)?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(AuthError::internal)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,9 +34,7 @@ impl AuthCore {
             email,
             password_hash: {
                 let candidate = password_in.to_owned();
-                tokio::task::spawn_blocking(move || password::hash(&candidate))
-                    .await
-                    .map_err(AuthError::internal)??
+                password::bounded(move || password::hash(&candidate)).await??
             },
             disabled: false,
             created_at: self.clock.now(),

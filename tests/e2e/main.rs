@@ -11,6 +11,7 @@ mod grpc;
 mod keys;
 mod malformed;
 mod mcp;
+mod observability;
 mod races;
 mod redis_outage;
 mod registration;

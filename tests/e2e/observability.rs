@@ -1,0 +1,74 @@
+//! The admin port: Prometheus metrics and health, with labels that never carry a credential.
+
+use crate::common::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_and_errors_without_credentials() {
+    let port = free_port();
+    let app =
+        spawn_app_with(|s| s.admin_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
+            .await;
+    let admin = format!("http://127.0.0.1:{port}");
+    let (id, secret) = app.introspector().await;
+    let (s, body) = app
+        .token_with(
+            http()
+                .post(app.url("/token"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let token = body["access_token"].as_str().expect("token").to_owned();
+    let (s, _) = app
+        .token_with(
+            http()
+                .post(app.url("/token"))
+                .basic_auth(&id, Some("wrong"))
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await;
+    assert_eq!(s, 401);
+    app.introspect(&(id.clone(), secret.clone()), &token).await;
+
+    let metrics = http()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "latchkey_tokens_issued_total{grant_type=\"client_credentials\"}",
+        "latchkey_oauth_errors_total{error=\"invalid_client\"}",
+        "latchkey_http_requests_total{endpoint=\"/token\"",
+        "latchkey_http_request_duration_seconds_bucket{endpoint=\"/token\"",
+        "latchkey_grpc_requests_total{rpc=\"ExchangeToken\"}",
+        "latchkey_grpc_request_duration_seconds_bucket{rpc=\"Introspect\"",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains(&secret) && !metrics.contains(&token),
+        "no credential in metrics"
+    );
+    for path in ["/health/live", "/health/ready"] {
+        let res = http()
+            .get(format!("{admin}{path}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(res.status(), 200, "{path}");
+    }
+}

@@ -69,15 +69,6 @@ fn gateway_config(settings: &Settings) -> latchkey_gateway::GatewayConfig {
     }
 }
 
-/// The address to dial for a listener bound to `addr` (a wildcard bind is dialed on loopback).
-fn dial_addr(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-    } else {
-        addr
-    }
-}
-
 /// `latchkey serve`: the AuthService and the gateway in one process. The gateway still calls
 /// the AuthService over gRPC, with a credential generated here unless one is configured.
 pub async fn start_all(
@@ -91,6 +82,7 @@ pub async fn start_all(
     };
     let engine = latchkey_auth::server::build_core(settings).await?;
     let core = engine.core.clone();
+    let in_process = latchkey_auth::server::in_process_service(&engine, Some(&secret));
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
@@ -102,9 +94,10 @@ pub async fn start_all(
             latchkey_auth::server::serve(&engine, Some(&secret), grpc, stopped(rx)).await
         })
     };
+    // The gateway calls the same gRPC AuthService in process: the gRPC port still serves
+    // resource servers and other replicas, but the gateway's calls skip a loopback socket.
     let client =
-        latchkey_gateway::client::connect(&format!("http://{}", dial_addr(grpc_addr)), &secret)
-            .map_err(anyhow::Error::msg)?;
+        latchkey_gateway::client::in_process(in_process, &secret).map_err(anyhow::Error::msg)?;
     let router =
         latchkey_gateway::router(client, gateway_config(settings)).map_err(anyhow::Error::msg)?;
     let gw_task =

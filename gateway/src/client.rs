@@ -45,17 +45,70 @@ impl Interceptor for GatewayCredential {
     }
 }
 
-pub type AuthClient = AuthServiceClient<InterceptedService<Channel, GatewayCredential>>;
+/// What carries the gRPC calls: a network channel, or the AuthService itself when both run
+/// in one process (the same gRPC service and messages, without a loopback socket).
+pub type Transport = tower::util::BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    TransportError,
+>;
+
+/// A transport failure. A concrete type rather than `Box<dyn Error>`, which trips the
+/// compiler's higher-ranked lifetime inference in the generated client's futures.
+#[derive(Debug)]
+pub struct TransportError(tonic::codegen::StdError);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+pub type AuthClient = AuthServiceClient<InterceptedService<Transport, GatewayCredential>>;
+
+fn credential(gateway_secret: &str) -> Result<GatewayCredential, String> {
+    format!("Bearer {gateway_secret}")
+        .parse::<MetadataValue<Ascii>>()
+        .map(GatewayCredential)
+        .map_err(|_| "the gateway secret must be printable ASCII".to_owned())
+}
 
 /// A lazily connecting client for `auth_url`.
 pub fn connect(auth_url: &str, gateway_secret: &str) -> Result<AuthClient, String> {
+    use tower::ServiceExt;
     let endpoint = Endpoint::from_shared(auth_url.to_owned())
         .map_err(|e| format!("bad auth_url {auth_url:?}: {e}"))?;
-    let value = format!("Bearer {gateway_secret}")
-        .parse::<MetadataValue<Ascii>>()
-        .map_err(|_| "the gateway secret must be printable ASCII".to_owned())?;
+    let channel: Channel = endpoint.connect_lazy();
+    let transport = Transport::new(channel.map_err(|e| TransportError(e.into())));
     Ok(AuthServiceClient::with_interceptor(
-        endpoint.connect_lazy(),
-        GatewayCredential(value),
+        transport,
+        credential(gateway_secret)?,
+    ))
+}
+
+/// A client that calls `service` (the AuthService's gRPC server) directly, in process.
+pub fn in_process<S>(service: S, gateway_secret: &str) -> Result<AuthClient, String>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<tonic::codegen::StdError>,
+    S::Future: Send + 'static,
+{
+    use tower::ServiceExt;
+    let transport = Transport::new(service.map_err(|e| TransportError(e.into())));
+    Ok(AuthServiceClient::with_interceptor(
+        transport,
+        credential(gateway_secret)?,
     ))
 }

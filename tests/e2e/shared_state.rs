@@ -147,3 +147,51 @@ async fn rate_limits_answer_429_with_retry_after_per_ip_and_endpoint() {
 fn rand_octet() -> u8 {
     (uuid::Uuid::new_v4().as_u128() % 250) as u8 + 1
 }
+
+#[tokio::test]
+async fn the_gateway_and_the_auth_service_run_as_separate_processes() {
+    let app = spawn_app().await;
+    let auth = app.replica().await;
+    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", http_listener.local_addr().expect("addr"));
+    let gateway = latchkey::start_gateway(&app.settings, &auth.grpc_url, http_listener)
+        .await
+        .expect("gateway alone");
+    let meta: serde_json::Value = http()
+        .get(format!("{base}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(meta["issuer"], app.base.as_str());
+    let res = http()
+        .post(format!("{base}/register"))
+        .json(&serde_json::json!({"grant_types": ["client_credentials"], "response_types": []}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(res.status(), 201);
+    let reg: serde_json::Value = res.json().await.expect("json");
+    let res = http()
+        .post(format!("{base}/token"))
+        .basic_auth(
+            reg["client_id"].as_str().expect("id"),
+            reg["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(res.status(), 200, "over the network gRPC channel");
+    let ready = http()
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), 200);
+    gateway.shutdown().await.expect("graceful shutdown");
+}

@@ -39,6 +39,20 @@ impl Engine {
     }
 }
 
+/// The AuthService as a tower service, with its metrics, for callers in the same process
+/// (the all-in-one `serve` gateway): the same gRPC service and messages, without a socket.
+pub fn in_process_service(
+    engine: &Engine,
+    gateway_secret: Option<&str>,
+) -> crate::grpc_metrics::GrpcMetrics<AuthServiceServer<AuthGrpc>> {
+    use tower::Layer;
+    crate::grpc_metrics::GrpcMetricsLayer.layer(AuthServiceServer::new(AuthGrpc::new(
+        engine.core.clone(),
+        engine.probes(),
+        gateway_secret,
+    )))
+}
+
 /// A startup failure, with its real cause: the operator reads this, not a client.
 fn startup(e: latchkey_core::AuthError) -> anyhow::Error {
     match e {

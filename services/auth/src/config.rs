@@ -129,7 +129,8 @@ impl Default for Settings {
             rate_limit_login_per_min: 30,
             rate_limit_register_per_min: 20,
             trust_forwarded_for: false,
-            admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            // 9464, not 9090: a developer's own Prometheus often holds 9090.
+            admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             key_encryption_key: None,
             key_rotation_days: 30,
             key_publish_secs: 900,

@@ -66,12 +66,8 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    // Repeated parameters are passed on: the core refuses them (RFC 6749 §3.2).
     let form = form_body(&headers, body)?;
-    if let Some(p) = form.repeated().first() {
-        return Err(OAuthError::invalid_request(format!(
-            "parameter included more than once: {p}"
-        )));
-    }
     let req = pb::RevokeTokenRequest {
         token: form.get("token").unwrap_or_default(),
         token_type_hint: form.get("token_type_hint"),
@@ -87,12 +83,8 @@ pub(crate) async fn introspect(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    // Repeated parameters are passed on: the core refuses them (RFC 6749 §3.2).
     let form = form_body(&headers, body)?;
-    if let Some(p) = form.repeated().first() {
-        return Err(OAuthError::invalid_request(format!(
-            "parameter included more than once: {p}"
-        )));
-    }
     let req = pb::IntrospectRequest {
         token: form.get("token").unwrap_or_default(),
         token_type_hint: form.get("token_type_hint"),

@@ -19,11 +19,11 @@ impl AuthCore {
         creds: &PresentedCredentials,
         repeated: &[String],
     ) -> AuthResult<()> {
-        let client = self.authenticate_client(creds).await?;
         // RFC 6749 §3.2 / RFC 7009 §2.1: parameters must not repeat.
         if let Some(p) = repeated.first() {
             return Err(AuthError::InvalidRequest(Reason::Repeated(p.clone())));
         }
+        let client = self.authenticate_client(creds).await?;
         if token.is_empty() {
             return Err(AuthError::InvalidRequest(Reason::Missing("token")));
         }

@@ -290,18 +290,7 @@ impl GrantStore for SeaStore {
             .exec(&txn)
             .await
             .map_err(backend)?;
-        if res.rows_affected != 1 {
-            txn.rollback().await.map_err(backend)?;
-            return Ok(false);
-        }
-        if let Some(r) = refresh {
-            refresh_tokens::Entity::insert(convert::refresh_model(r).into_active_model())
-                .exec_without_returning(&txn)
-                .await
-                .map_err(backend)?;
-        }
-        txn.commit().await.map_err(backend)?;
-        Ok(true)
+        finish_single_use(txn, res.rows_affected, refresh).await
     }
 
     async fn find_grant(&self, id: Uuid) -> StoreResult<Option<Grant>> {
@@ -347,16 +336,7 @@ impl GrantStore for SeaStore {
             .exec(&txn)
             .await
             .map_err(backend)?;
-        if res.rows_affected != 1 {
-            txn.rollback().await.map_err(backend)?;
-            return Ok(false);
-        }
-        refresh_tokens::Entity::insert(convert::refresh_model(new).into_active_model())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(backend)?;
-        txn.commit().await.map_err(backend)?;
-        Ok(true)
+        finish_single_use(txn, res.rows_affected, Some(new)).await
     }
 
     async fn record_consent(
@@ -476,6 +456,28 @@ impl ResourceStore for SeaStore {
             .map_err(backend)?;
         Ok(res.rows_affected > 0)
     }
+}
+
+/// The single-use step shared by codes and refresh tokens: `consumed` is the row count of
+/// the conditional `UPDATE … WHERE consumed_at IS NULL`. Only its one winner stores `next`
+/// and commits; a loser rolls back, having written nothing.
+async fn finish_single_use(
+    txn: sea_orm::DatabaseTransaction,
+    consumed: u64,
+    next: Option<&RefreshToken>,
+) -> StoreResult<bool> {
+    if consumed != 1 {
+        txn.rollback().await.map_err(backend)?;
+        return Ok(false);
+    }
+    if let Some(r) = next {
+        refresh_tokens::Entity::insert(convert::refresh_model(r).into_active_model())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(backend)?;
+    }
+    txn.commit().await.map_err(backend)?;
+    Ok(true)
 }
 
 /// Runs a raw statement; for tests and admin tooling that create databases.

@@ -26,8 +26,9 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
+# The server runs with its default log level (info), as it would in production.
 export LATCHKEY_HTTP_ADDR=127.0.0.1:$HTTP_PORT LATCHKEY_GRPC_ADDR=127.0.0.1:$GRPC_PORT \
-  LATCHKEY_ISSUER=http://127.0.0.1:$HTTP_PORT LATCHKEY_GATEWAY_SECRET=$GATEWAY_SECRET RUST_LOG=warn
+  LATCHKEY_ISSUER=http://127.0.0.1:$HTTP_PORT LATCHKEY_GATEWAY_SECRET=$GATEWAY_SECRET
 cd "$WORK"
 taskset -c "$SERVER_CPU" "$BIN" serve >"$WORK/latchkey.log" 2>&1 &
 LK_PID=$!; PIDS+=("$LK_PID")
@@ -37,12 +38,14 @@ CLIENT_ID=$(awk '/^client_id:/{print $2}' <<<"$creds")
 CLIENT_SECRET=$(awk '/^client_secret:/{print $2}' <<<"$creds")
 
 echo "# machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo); server on CPU $SERVER_CPU, load on CPU $LOAD_CPU; ${SECS}s per run"
-BARE=$(taskset -c "$SERVER_CPU" "$BENCH" bare --seconds 5 | cut -d= -f2)
-echo "bare Ed25519 verify on the server's core: $BARE/s"
-
-run() { taskset -c "$LOAD_CPU" "$BENCH" verify --grpc "http://127.0.0.1:$GRPC_PORT" --gateway-secret "$GATEWAY_SECRET" \
+# The bare rate drifts with the machine's load, so it is measured again just before each run.
+run() {
+  BARE=$(taskset -c "$SERVER_CPU" "$BENCH" bare --seconds 3 | cut -d= -f2)
+  echo "bare Ed25519 verify on the server's core: $BARE/s"
+  taskset -c "$LOAD_CPU" "$BENCH" verify --grpc "http://127.0.0.1:$GRPC_PORT" --gateway-secret "$GATEWAY_SECRET" \
   --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" --audience "$RESOURCE" --seconds "$SECS" \
-  --pid "$LK_PID" --bare-rate "$BARE" "$@"; }
+  --pid "$LK_PID" --bare-rate "$BARE" "$@"
+}
 run --label verify_distinct_c32 --tokens 0 --concurrency 32
 run --label verify_mix1000_c32 --tokens 1000 --concurrency 32
 run --label verify_c1 --tokens 1000 --concurrency 1

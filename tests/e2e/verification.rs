@@ -272,6 +272,63 @@ async fn verify_token_rejections() {
     );
 }
 
+/// First-seen tokens checked at the same time share signature batches; a forged one among
+/// them fails alone, and every good one passes.
+#[tokio::test]
+async fn concurrent_first_checks_each_get_their_own_answer() {
+    let app = spawn_app().await;
+    let rs = app.introspector().await;
+    let mut tokens = Vec::new();
+    for i in 0..48 {
+        let (status, body) = app
+            .token_with(
+                http()
+                    .post(app.url("/token"))
+                    .basic_auth(&rs.0, Some(&rs.1))
+                    .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let good = body["access_token"].as_str().expect("token").to_owned();
+        // Every third token is forged: one with a signature byte changed, one with a payload
+        // that was not signed.
+        let token = match i % 6 {
+            0 => {
+                let (rest, sig) = good.rsplit_once('.').expect("jws");
+                let mut sig = sig.to_owned().into_bytes();
+                sig[10] = if sig[10] == b'A' { b'B' } else { b'A' };
+                format!("{rest}.{}", String::from_utf8(sig).expect("ascii"))
+            }
+            3 => {
+                let other = tokens.first().map(|(t, _): &(String, bool)| t.clone());
+                let other = other.unwrap_or_else(|| good.clone());
+                let mut parts: Vec<&str> = good.split('.').collect();
+                parts[1] = other.split('.').nth(1).expect("payload");
+                parts.join(".")
+            }
+            _ => good,
+        };
+        let expected = !matches!(i % 6, 0 | 3);
+        tokens.push((token, expected));
+    }
+    let c = app.grpc().await;
+    let checks = tokens.iter().map(|(token, expected)| {
+        let mut c = c.clone();
+        let req = as_client(verify(token, RESOURCE, &["mcp:tools"]), &rs);
+        async move {
+            let r = c.verify_token(req).await.expect("rpc").into_inner();
+            (r.valid, *expected, r.error)
+        }
+    });
+    let answers = futures::future::join_all(checks).await;
+    for (i, (valid, expected, error)) in answers.into_iter().enumerate() {
+        assert_eq!(valid, expected, "token {i}: {error}");
+        if !expected {
+            assert_eq!(error, "invalid_token", "token {i}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn expired_tokens_fail_verification() {
     let app = spawn_app_with(|s| {

@@ -325,41 +325,41 @@ impl AuthService for AuthGrpc {
     ) -> Rpc<pb::VerifyTokenResponse> {
         let verifier = self.verifier(&req).await?;
         let r = req.into_inner();
-        let answer =
-            match self
-                .core
-                .verify_token(&verifier, &r.token, &r.audience, &r.required_scopes)
-            {
-                Ok(c) => pb::VerifyTokenResponse {
-                    valid: true,
-                    claims: Some(pb::AccessTokenClaims {
-                        scopes: c
-                            .scope
-                            .split(' ')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned)
-                            .collect(),
-                        iss: c.iss.clone(),
-                        sub: c.sub.clone(),
-                        aud: c.aud.clone(),
-                        client_id: c.client_id.clone(),
-                        iat: c.iat,
-                        exp: c.exp,
-                        jti: c.jti.clone(),
-                    }),
-                    ..Default::default()
-                },
-                // RFC 6750 §3.1 outcomes are answers, not failures of the call.
-                Err(e @ (AuthError::InvalidToken(_) | AuthError::InsufficientScope(_))) => {
-                    pb::VerifyTokenResponse {
-                        valid: false,
-                        claims: None,
-                        error: e.code().to_owned(),
-                        error_description: e.description(),
-                    }
+        let answer = match self
+            .core
+            .verify_token(&verifier, &r.token, &r.audience, &r.required_scopes)
+            .await
+        {
+            Ok(c) => pb::VerifyTokenResponse {
+                valid: true,
+                claims: Some(pb::AccessTokenClaims {
+                    scopes: c
+                        .scope
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    iss: c.iss.clone(),
+                    sub: c.sub.clone(),
+                    aud: c.aud.clone(),
+                    client_id: c.client_id.clone(),
+                    iat: c.iat,
+                    exp: c.exp,
+                    jti: c.jti.clone(),
+                }),
+                ..Default::default()
+            },
+            // RFC 6750 §3.1 outcomes are answers, not failures of the call.
+            Err(e @ (AuthError::InvalidToken(_) | AuthError::InsufficientScope(_))) => {
+                pb::VerifyTokenResponse {
+                    valid: false,
+                    claims: None,
+                    error: e.code().to_owned(),
+                    error_description: e.description(),
                 }
-                Err(e) => return Err(to_status(e)),
-            };
+            }
+            Err(e) => return Err(to_status(e)),
+        };
         Ok(Response::new(answer))
     }
 

@@ -28,6 +28,7 @@ pub mod scope;
 pub mod secret;
 pub mod session;
 pub mod settings;
+pub mod signature_batch;
 pub mod store;
 pub mod token;
 pub mod users;
@@ -56,6 +57,7 @@ pub struct AuthCore {
     denylist: Arc<Denylist>,
     bus: Arc<dyn RevocationBus>,
     verified: cache::VerifiedTokens,
+    signatures: signature_batch::SignatureBatch,
     clients: cache::ClientCache,
     lockout: Arc<dyn lockout::LockoutStore>,
 }
@@ -77,6 +79,7 @@ impl AuthCore {
             denylist: Arc::new(Denylist::default()),
             bus: Arc::new(LocalBus),
             verified: cache::VerifiedTokens::default(),
+            signatures: signature_batch::SignatureBatch::default(),
             clients: cache::ClientCache::default(),
             lockout: Arc::new(lockout::MemoryLockout::default()),
         }

@@ -9,7 +9,7 @@ use crate::keys::KeyRing;
 use crate::scope::ScopeSet;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Signer, Verifier};
+use ed25519_dalek::{Signature, Signer, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 /// RFC 9068 §2.1: the media type in the `typ` header of an access token.
@@ -74,15 +74,19 @@ pub fn mint(keys: &KeyRing, claims: &AccessTokenClaims) -> Result<String, AuthEr
     Ok(token)
 }
 
-/// Checks signature, `typ`, `iss`, `exp` and `nbf` (with `leeway_secs`) at `now` (Unix
-/// seconds). The audience and scopes are the caller's to check, since they depend on who asks.
-pub fn verify(
-    keys: &KeyRing,
-    token: &str,
-    issuer: &str,
-    now: i64,
-    leeway_secs: u64,
-) -> Result<AccessTokenClaims, AuthError> {
+/// A token whose header we accept and whose signing key we hold, before its signature is
+/// checked. Nothing in it may be trusted until [`SignedToken::check_signature`] (or a batch
+/// check of [`SignedToken::signature_parts`]) has passed.
+pub struct SignedToken<'a> {
+    key: VerifyingKey,
+    signing_input: &'a [u8],
+    signature: Signature,
+    payload: &'a str,
+}
+
+/// Reads the JOSE header of `token` and finds its key. Refuses, before any key is touched,
+/// every algorithm but EdDSA (`none` included), any `crit`, and a `typ` other than `at+jwt`.
+pub fn parse<'a>(keys: &KeyRing, token: &'a str) -> Result<SignedToken<'a>, AuthError> {
     let invalid = |why| AuthError::InvalidToken(Reason::Token(why));
     let malformed = || invalid("malformed token");
     if token.len() > MAX_TOKEN_LEN {
@@ -97,7 +101,6 @@ pub fn verify(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(malformed)?;
-    // Only EdDSA: "none" and every other algorithm are refused before any key is touched.
     if header.alg != "EdDSA" {
         return Err(invalid("unsupported algorithm"));
     }
@@ -120,31 +123,77 @@ pub fn verify(
         Ok(64) => {}
         _ => return Err(malformed()),
     }
-    let signed_len = h.len() + 1 + p.len();
-    // RFC 8032 verification (canonical S enforced). `verify_strict`'s extra weak-key checks
-    // guard against attacker-chosen public keys; ours are generated here, and the check costs
-    // a fifth of the throughput.
-    key.verify(
-        &token.as_bytes()[..signed_len],
-        &Signature::from_bytes(&sig),
-    )
-    .map_err(|_| invalid("bad signature"))?;
-    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| malformed())?;
-    let claims: AccessTokenClaims = serde_json::from_slice(&payload).map_err(|_| malformed())?;
-    let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
-    if claims.iss != issuer {
-        return Err(invalid("wrong issuer"));
+    Ok(SignedToken {
+        key: *key,
+        signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
+        signature: Signature::from_bytes(&sig),
+        payload: p,
+    })
+}
+
+impl<'a> SignedToken<'a> {
+    /// RFC 8032 verification (canonical S enforced). `verify_strict`'s extra weak-key checks
+    /// guard against attacker-chosen public keys; ours are generated here, and the check
+    /// costs a fifth of the throughput.
+    pub fn check_signature(&self) -> Result<(), AuthError> {
+        self.key
+            .verify(self.signing_input, &self.signature)
+            .map_err(|_| bad_signature())
     }
-    if claims.exp.saturating_add(leeway) <= now {
-        return Err(invalid("token expired"));
+
+    /// The key, the signed bytes and the signature, for a batch check.
+    pub fn signature_parts(&self) -> (&VerifyingKey, &'a [u8], &Signature) {
+        (&self.key, self.signing_input, &self.signature)
     }
-    if claims
-        .nbf
-        .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
-    {
-        return Err(invalid("token not yet valid"));
+
+    /// Decodes the claims and checks `iss`, `exp` and `nbf` (with `leeway_secs`) at `now`.
+    /// Call only once the signature has been checked.
+    pub fn claims(
+        &self,
+        issuer: &str,
+        now: i64,
+        leeway_secs: u64,
+    ) -> Result<AccessTokenClaims, AuthError> {
+        let invalid = |why| AuthError::InvalidToken(Reason::Token(why));
+        let payload = URL_SAFE_NO_PAD
+            .decode(self.payload)
+            .map_err(|_| invalid("malformed token"))?;
+        let claims: AccessTokenClaims =
+            serde_json::from_slice(&payload).map_err(|_| invalid("malformed token"))?;
+        let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
+        if claims.iss != issuer {
+            return Err(invalid("wrong issuer"));
+        }
+        if claims.exp.saturating_add(leeway) <= now {
+            return Err(invalid("token expired"));
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
+        {
+            return Err(invalid("token not yet valid"));
+        }
+        Ok(claims)
     }
-    Ok(claims)
+}
+
+/// The rejection for a signature that does not verify.
+pub fn bad_signature() -> AuthError {
+    AuthError::InvalidToken(Reason::Token("bad signature"))
+}
+
+/// Checks signature, `typ`, `iss`, `exp` and `nbf` (with `leeway_secs`) at `now` (Unix
+/// seconds). The audience and scopes are the caller's to check, since they depend on who asks.
+pub fn verify(
+    keys: &KeyRing,
+    token: &str,
+    issuer: &str,
+    now: i64,
+    leeway_secs: u64,
+) -> Result<AccessTokenClaims, AuthError> {
+    let signed = parse(keys, token)?;
+    signed.check_signature()?;
+    signed.claims(issuer, now, leeway_secs)
 }
 
 #[cfg(test)]

@@ -45,5 +45,63 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// 32 first-seen tokens checked at once through the signature batch, as under load: compare
+/// with 32 times `verify_access_token`'s signature share.
+fn batch(c: &mut Criterion) {
+    use ed25519_dalek::{Signer, SigningKey};
+    use latchkey_core::signature_batch::SignatureBatch;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let key = SigningKey::from_bytes(&rand::random());
+    let public = key.verifying_key();
+    let signed: Vec<(Vec<u8>, ed25519_dalek::Signature)> = (0..32)
+        .map(|i| {
+            let m = format!("{i:0>560}").into_bytes();
+            let s = key.sign(&m);
+            (m, s)
+        })
+        .collect();
+    let batch = SignatureBatch::default();
+    c.bench_function("check_32_signatures_batched", |b| {
+        b.iter(|| {
+            rt.block_on(futures_join_all(
+                signed.iter().map(|(m, s)| batch.verify(&public, m, s)),
+            ))
+        })
+    });
+    c.bench_function("check_32_signatures_one_by_one", |b| {
+        use ed25519_dalek::Verifier;
+        b.iter(|| {
+            signed
+                .iter()
+                .all(|(m, s)| public.verify(black_box(m), s).is_ok())
+        })
+    });
+}
+
+/// Polls every future in turn on one task, as requests share one core.
+async fn futures_join_all<F: std::future::Future<Output = bool>>(
+    futures: impl Iterator<Item = F>,
+) -> bool {
+    let mut pending: Vec<_> = futures.map(Box::pin).collect();
+    let mut done = vec![None; pending.len()];
+    std::future::poll_fn(|cx| {
+        for (i, f) in pending.iter_mut().enumerate() {
+            if done[i].is_none()
+                && let std::task::Poll::Ready(ok) = f.as_mut().poll(cx)
+            {
+                done[i] = Some(ok);
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            std::task::Poll::Ready(done.iter().all(|d| *d == Some(true)))
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+criterion_group!(benches, bench, batch);
 criterion_main!(benches);

@@ -62,7 +62,7 @@ fn batch(c: &mut Criterion) {
             (m, s)
         })
         .collect();
-    let batch = SignatureBatch::default();
+    let batch = std::sync::Arc::new(SignatureBatch::default());
     c.bench_function("check_32_signatures_batched", |b| {
         b.iter(|| {
             rt.block_on(futures_join_all(

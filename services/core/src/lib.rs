@@ -57,7 +57,7 @@ pub struct AuthCore {
     denylist: Arc<Denylist>,
     bus: Arc<dyn RevocationBus>,
     verified: cache::VerifiedTokens,
-    signatures: signature_batch::SignatureBatch,
+    signatures: Arc<signature_batch::SignatureBatch>,
     clients: cache::ClientCache,
     lockout: Arc<dyn lockout::LockoutStore>,
 }
@@ -79,7 +79,7 @@ impl AuthCore {
             denylist: Arc::new(Denylist::default()),
             bus: Arc::new(LocalBus),
             verified: cache::VerifiedTokens::default(),
-            signatures: signature_batch::SignatureBatch::default(),
+            signatures: Arc::default(),
             clients: cache::ClientCache::default(),
             lockout: Arc::new(lockout::MemoryLockout::default()),
         }

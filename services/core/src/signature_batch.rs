@@ -8,7 +8,9 @@
 //!
 //! - The first request to find the queue empty leads. It yields once to the runtime, so that
 //!   the requests already read from the sockets can queue their checks behind it, then takes
-//!   the whole queue and checks it, at most [`MAX_BATCH`] at a time, answering every waiter.
+//!   up to [`MAX_BATCH`] checks from the queue and answers their waiters. Whatever it leaves
+//!   is taken by a task of its own, after a yield, so that no worker is held for longer than
+//!   one batch. While the queue is not empty, one such drainer is always on its way.
 //! - Alone (concurrency 1), a check is a batch of one, done with the single-signature
 //!   equation; the only cost is that one yield.
 //! - A batch that fails is checked again one signature at a time, so one bad token costs
@@ -23,7 +25,7 @@
 //! anyway, since S must be canonical in both.
 
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// The largest batch checked at once: past this size the saving per signature stops
@@ -37,7 +39,7 @@ struct Job {
     answer: oneshot::Sender<bool>,
 }
 
-/// Shared by every request of one core; see the module documentation.
+/// Shared by every request; see the module documentation.
 #[derive(Default)]
 pub struct SignatureBatch {
     queue: Mutex<Vec<Job>>,
@@ -45,7 +47,12 @@ pub struct SignatureBatch {
 
 impl SignatureBatch {
     /// Whether `signature` is `key`'s signature of `message`.
-    pub async fn verify(&self, key: &VerifyingKey, message: &[u8], signature: &Signature) -> bool {
+    pub async fn verify(
+        self: &Arc<Self>,
+        key: &VerifyingKey,
+        message: &[u8],
+        signature: &Signature,
+    ) -> bool {
         let (answer, answered) = oneshot::channel();
         let leads = {
             let mut queue = self.lock();
@@ -62,8 +69,8 @@ impl SignatureBatch {
             tokio::task::yield_now().await;
             drop(lead);
         }
-        // The sender is always used: by our own lead, by the leader we queued behind, or by
-        // either one's drop. A dropped sender would be a bug; refuse rather than accept.
+        // The sender is always used: by a drainer, or by its drop. A dropped sender would be
+        // a bug; refuse rather than accept.
         answered.await.unwrap_or(false)
     }
 
@@ -71,20 +78,39 @@ impl SignatureBatch {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes the queue and answers every job in it.
-    fn drain(&self) {
-        let jobs = std::mem::take(&mut *self.lock());
-        let mut jobs = jobs.into_iter().peekable();
-        while jobs.peek().is_some() {
-            let chunk: Vec<Job> = jobs.by_ref().take(MAX_BATCH).collect();
-            check(chunk);
+    /// Takes one batch from the queue and answers it; sends a drainer after the rest.
+    fn drain(self: &Arc<Self>) {
+        let (batch, more) = {
+            let mut queue = self.lock();
+            let n = queue.len().min(MAX_BATCH);
+            let batch: Vec<Job> = queue.drain(..n).collect();
+            (batch, !queue.is_empty())
+        };
+        if more {
+            // Sent before this batch is checked, so another worker can take the next one
+            // meanwhile.
+            let this = self.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        tokio::task::yield_now().await;
+                        this.drain();
+                    });
+                }
+                // Outside a runtime there is nobody to hand over to.
+                Err(_) => {
+                    check(batch);
+                    return this.drain();
+                }
+            }
         }
+        check(batch);
     }
 }
 
 /// The leader's duty, done when it is dropped: after its yield, or when its request is
 /// cancelled during the yield.
-struct Leader<'a>(&'a SignatureBatch);
+struct Leader<'a>(&'a Arc<SignatureBatch>);
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
@@ -121,7 +147,6 @@ fn check(jobs: Vec<Job>) {
 mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
-    use std::sync::Arc;
 
     fn key() -> SigningKey {
         SigningKey::from_bytes(&rand::random())
@@ -169,10 +194,19 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_batches_on_many_workers_answer_every_check() {
+        let forged: Vec<usize> = (0..500).filter(|i| i % 37 == 5).collect();
+        let answers = run(500, &forged).await;
+        for (i, ok) in answers.into_iter().enumerate() {
+            assert_eq!(ok, !forged.contains(&i), "check {i}");
+        }
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_tampered_message_fails() {
         let k = key();
-        let batch = SignatureBatch::default();
+        let batch = Arc::new(SignatureBatch::default());
         let signature = k.sign(b"sub=alice");
         assert!(
             !batch

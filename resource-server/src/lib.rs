@@ -52,6 +52,11 @@ pub struct Config {
     pub scopes_supported: Vec<String>,
     /// Clock skew allowed on `exp` in local mode.
     pub leeway_secs: u64,
+    /// Local mode: how long tokens are still accepted after the revocation stream drops
+    /// (it reconnects within 2 s); after that, requests get 503 until it is back.
+    pub revocation_staleness: std::time::Duration,
+    /// Local mode: how long [`Verifier::connect`] waits for the revocations in force.
+    pub startup_wait: std::time::Duration,
 }
 
 impl Config {
@@ -71,6 +76,8 @@ impl Config {
             mode: Mode::Remote,
             scopes_supported: Vec::new(),
             leeway_secs: 5,
+            revocation_staleness: std::time::Duration::from_secs(10),
+            startup_wait: std::time::Duration::from_secs(10),
         }
     }
 
@@ -175,7 +182,9 @@ impl Verifier {
             .await?;
         let client = AuthServiceClient::with_interceptor(channel, BasicAuth(value));
         let local = match config.mode {
-            Mode::Local => Some(local::LocalState::start(client.clone()).await?),
+            Mode::Local => {
+                Some(local::LocalState::start(client.clone(), config.startup_wait).await?)
+            }
             Mode::Remote => None,
         };
         Ok(Self(Arc::new(Inner {

@@ -13,13 +13,62 @@ use std::time::{Duration, Instant};
 /// At most one JWKS refetch for an unknown `kid` per this interval, so a flood of forged
 /// `kid`s cannot turn into a flood of calls.
 const REFETCH_INTERVAL: Duration = Duration::from_secs(5);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 pub(crate) struct LocalState {
+    /// The two watch tasks, stopped when this is dropped.
+    followers: [tokio::task::AbortHandle; 2],
     keys: Arc<RwLock<Arc<KeyRing>>>,
     denylist: Arc<Denylist>,
+    sync: Arc<RevocationSync>,
     last_refetch: Mutex<Option<Instant>>,
     client: Client,
+}
+
+/// Whether the revocations held here are complete: the stream has delivered a whole
+/// snapshot and is still open, or closed only a moment ago.
+#[derive(Default)]
+struct RevocationSync {
+    state: Mutex<SyncState>,
+    first: tokio::sync::Notify,
+}
+
+#[derive(Default, Clone, Copy)]
+enum SyncState {
+    /// No complete snapshot yet.
+    #[default]
+    Unknown,
+    /// Following live events.
+    Live,
+    /// The stream closed at this instant; events may be missed from then on.
+    LostAt(Instant),
+}
+
+impl RevocationSync {
+    fn set(&self, state: SyncState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        if matches!(state, SyncState::Live) {
+            self.first.notify_waiters();
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        matches!(
+            *self.state.lock().unwrap_or_else(|p| p.into_inner()),
+            SyncState::Live
+        )
+    }
+
+    /// Why tokens cannot be trusted now, if they cannot: no snapshot yet, or the stream has
+    /// been down for longer than `staleness`.
+    fn refusal(&self, staleness: Duration) -> Option<&'static str> {
+        match *self.state.lock().unwrap_or_else(|p| p.into_inner()) {
+            SyncState::Unknown => Some("revocations not yet received"),
+            SyncState::Live => None,
+            SyncState::LostAt(at) if at.elapsed() > staleness => Some("revocation stream lost"),
+            SyncState::LostAt(_) => None,
+        }
+    }
 }
 
 fn ring(doc: &pb::JsonDocument) -> Result<KeyRing, String> {
@@ -38,17 +87,40 @@ fn event(ev: pb::RevocationEvent) -> Option<RevocationEvent> {
 }
 
 impl LocalState {
-    pub async fn start(mut client: Client) -> Result<Self, SetupError> {
+    /// Fetches the keys, and returns once the revocations in force have arrived (or fails
+    /// after `wait`).
+    pub async fn start(mut client: Client, wait: Duration) -> Result<Self, SetupError> {
         let jwks = client.get_jwks(pb::GetJwksRequest {}).await?.into_inner();
         let keys = Arc::new(RwLock::new(Arc::new(
             ring(&jwks).map_err(SetupError::Config)?,
         )));
         let denylist = Arc::new(Denylist::default());
-        tokio::spawn(follow_keys(client.clone(), keys.clone()));
-        tokio::spawn(follow_revocations(client.clone(), denylist.clone()));
+        let sync = Arc::new(RevocationSync::default());
+        let followers;
+        {
+            // Created before the stream starts, so the first snapshot cannot slip past it.
+            let first = sync.first.notified();
+            followers = [
+                tokio::spawn(follow_keys(client.clone(), keys.clone())).abort_handle(),
+                tokio::spawn(follow_revocations(
+                    client.clone(),
+                    denylist.clone(),
+                    sync.clone(),
+                ))
+                .abort_handle(),
+            ];
+            if !sync.is_live() && tokio::time::timeout(wait, first).await.is_err() {
+                followers.iter().for_each(|f| f.abort());
+                return Err(SetupError::Config(format!(
+                    "no revocation snapshot from the AuthService within {wait:?}"
+                )));
+            }
+        }
         Ok(Self {
+            followers,
             keys,
             denylist,
+            sync,
             last_refetch: Mutex::new(None),
             client,
         })
@@ -91,6 +163,10 @@ impl LocalState {
         token: &str,
         required: &[String],
     ) -> Result<Claims, Rejection> {
+        // Fail closed: without every revocation in force, a revoked token could pass.
+        if let Some(why) = self.sync.refusal(config.revocation_staleness) {
+            return Err(Rejection::Unavailable(why.into()));
+        }
         let now = chrono::Utc::now().timestamp();
         let check =
             |ring: &KeyRing| token::verify(ring, token, &config.issuer, now, config.leeway_secs);
@@ -129,6 +205,12 @@ impl LocalState {
     }
 }
 
+impl Drop for LocalState {
+    fn drop(&mut self) {
+        self.followers.iter().for_each(|f| f.abort());
+    }
+}
+
 /// Replaces the key ring on every `WatchKeys` message; reconnects with a bounded backoff.
 async fn follow_keys(client: Client, keys: Arc<RwLock<Arc<KeyRing>>>) {
     let mut backoff = Duration::from_millis(200);
@@ -151,9 +233,10 @@ async fn follow_keys(client: Client, keys: Arc<RwLock<Arc<KeyRing>>>) {
     }
 }
 
-/// Applies every `WatchRevocations` event; reconnects with a bounded backoff (the snapshot
-/// sent on reconnect covers anything missed).
-async fn follow_revocations(client: Client, denylist: Arc<Denylist>) {
+/// Applies every `WatchRevocations` event and tracks whether the set is complete;
+/// reconnects with a bounded backoff (the snapshot sent on reconnect covers anything missed).
+async fn follow_revocations(client: Client, denylist: Arc<Denylist>, sync: Arc<RevocationSync>) {
+    use pb::revocation_update::Update;
     let mut backoff = Duration::from_millis(200);
     loop {
         match client
@@ -164,16 +247,49 @@ async fn follow_revocations(client: Client, denylist: Arc<Denylist>) {
             Ok(stream) => {
                 let mut stream = stream.into_inner();
                 backoff = Duration::from_millis(200);
-                while let Ok(Some(ev)) = stream.message().await {
-                    if let Some(ev) = event(ev) {
-                        denylist.apply(&ev);
+                while let Ok(Some(update)) = stream.message().await {
+                    match update.update {
+                        Some(Update::Event(ev)) => {
+                            if let Some(ev) = event(ev) {
+                                denylist.apply(&ev);
+                            }
+                        }
+                        Some(Update::SnapshotComplete(_)) => sync.set(SyncState::Live),
+                        None => {}
                     }
                     denylist.purge(chrono::Utc::now().timestamp());
                 }
+                tracing::warn!("WatchRevocations closed; reconnecting");
             }
             Err(e) => tracing::warn!(error = %e.message(), "WatchRevocations failed"),
         }
+        if sync.is_live() {
+            sync.set(SyncState::LostAt(Instant::now()));
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_refused_until_the_snapshot_and_after_the_stream_is_lost_too_long() {
+        let sync = RevocationSync::default();
+        let staleness = Duration::from_millis(50);
+        assert_eq!(
+            sync.refusal(staleness),
+            Some("revocations not yet received")
+        );
+        sync.set(SyncState::Live);
+        assert_eq!(sync.refusal(staleness), None);
+        sync.set(SyncState::LostAt(Instant::now()));
+        assert_eq!(sync.refusal(staleness), None, "a short outage is tolerated");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(sync.refusal(staleness), Some("revocation stream lost"));
+        sync.set(SyncState::Live);
+        assert_eq!(sync.refusal(staleness), None, "back once reconnected");
     }
 }

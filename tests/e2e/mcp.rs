@@ -217,6 +217,44 @@ async fn a_token_without_the_needed_scope_gets_403_naming_it() {
     let _ = server.stop.send(());
 }
 
+/// A local verifier knows every revocation in force as soon as it is connected: a token
+/// revoked before it started fails on its very first check.
+#[tokio::test]
+async fn a_local_verifier_knows_earlier_revocations_once_connected() {
+    let app = spawn_app().await;
+    let probe = mcp_server(&app, Mode::Remote).await;
+    let token = obtain_token(&app, &probe, "mcp:tools").await;
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("json");
+    let client_id = claims["client_id"].as_str().expect("client_id");
+    let res = http()
+        .post(app.url("/revoke"))
+        .form(&[("token", token.as_str()), ("client_id", client_id)])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), 200);
+    let (id, secret) = app.resource_server(&[probe.resource.as_str()]).await;
+    let local = Verifier::connect(
+        Config::new(&probe.resource, &app.base, &app.grpc_url, &id, &secret).mode(Mode::Local),
+    )
+    .await
+    .expect("local verifier");
+    assert_eq!(
+        local.verify(&token, &[]).await,
+        Err(latchkey_resource_server::Rejection::InvalidToken(
+            "token revoked".into()
+        ))
+    );
+    let _ = probe.stop.send(());
+}
+
 #[tokio::test]
 async fn local_verification_follows_revocations_and_refuses_other_audiences() {
     let app = spawn_app().await;

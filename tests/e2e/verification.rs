@@ -531,24 +531,34 @@ async fn watch_revocations_streams_what_is_in_force_then_new_events() {
         .await
         .expect("watch")
         .into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(2), stream.message())
-        .await
-        .expect("in time")
-        .expect("ok")
-        .expect("event");
+    use pb::revocation_update::Update;
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(2), stream.message())
+            .await
+            .expect("in time")
+            .expect("ok")
+            .expect("update")
+            .update
+            .expect("an update")
+    };
+    let Update::Event(first) = next().await else {
+        panic!("the snapshot comes first")
+    };
     assert_eq!(
         first.kind, "token",
         "the snapshot carries the earlier revocation"
     );
+    assert!(
+        matches!(next().await, Update::SnapshotComplete(_)),
+        "then the end of the snapshot"
+    );
     let (f2, _) = user_tokens(&app).await;
     app.core().disable_user(&f2.email).await.expect("disable");
-    let next = tokio::time::timeout(Duration::from_secs(2), stream.message())
-        .await
-        .expect("in time")
-        .expect("ok")
-        .expect("event");
-    assert_eq!(next.kind, "user");
-    assert!(next.expires_at > next.revoked_at);
+    let Update::Event(live) = next().await else {
+        panic!("then live events")
+    };
+    assert_eq!(live.kind, "user");
+    assert!(live.expires_at > live.revoked_at);
 }
 
 #[tokio::test]

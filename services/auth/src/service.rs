@@ -116,6 +116,20 @@ fn user(u: latchkey_core::model::User) -> pb::User {
     }
 }
 
+fn update(ev: RevocationEvent) -> pb::RevocationUpdate {
+    pb::RevocationUpdate {
+        update: Some(pb::revocation_update::Update::Event(event(ev))),
+    }
+}
+
+fn snapshot_complete() -> pb::RevocationUpdate {
+    pb::RevocationUpdate {
+        update: Some(pb::revocation_update::Update::SnapshotComplete(
+            pb::SnapshotComplete {},
+        )),
+    }
+}
+
 fn event(ev: RevocationEvent) -> pb::RevocationEvent {
     pb::RevocationEvent {
         id: ev.id,
@@ -364,7 +378,7 @@ impl AuthService for AuthGrpc {
     }
 
     type WatchRevocationsStream =
-        Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
+        Pin<Box<dyn Stream<Item = Result<pb::RevocationUpdate, Status>> + Send>>;
 
     async fn watch_revocations(
         &self,
@@ -377,16 +391,18 @@ impl AuthService for AuthGrpc {
         let snapshot = denylist.snapshot();
         let stream = async_stream::stream! {
             for ev in snapshot {
-                yield Ok(event(ev));
+                yield Ok(update(ev));
             }
+            yield Ok(snapshot_complete());
             loop {
                 match live.recv().await {
-                    Ok(ev) => yield Ok(event(ev)),
+                    Ok(ev) => yield Ok(update(ev)),
                     // Fell behind: send everything in force again; duplicates are harmless.
                     Err(RecvError::Lagged(_)) => {
                         for ev in denylist.snapshot() {
-                            yield Ok(event(ev));
+                            yield Ok(update(ev));
                         }
+                        yield Ok(snapshot_complete());
                     }
                     Err(RecvError::Closed) => break,
                 }

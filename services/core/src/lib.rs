@@ -240,11 +240,19 @@ impl AuthCore {
         subject: String,
         expires_at: i64,
     ) -> AuthResult<()> {
+        let now = self.clock.now().timestamp();
+        let revoked_at = match kind {
+            RevokedKind::Token | RevokedKind::Grant => now,
+            // These match tokens by issue time. Tokens minted in the next moments still fall
+            // under the event: by another replica that trusted its cached client or user a
+            // little longer, or by one whose clock runs ahead.
+            RevokedKind::User | RevokedKind::Client => now + self.revocation_margin(),
+        };
         let ev = RevocationEvent {
             id: Uuid::new_v4().to_string(),
             kind,
             subject,
-            revoked_at: self.clock.now().timestamp(),
+            revoked_at,
             expires_at,
         };
         self.stores.revocations.record_revocation(&ev).await?;
@@ -263,10 +271,22 @@ impl AuthCore {
         Ok(())
     }
 
-    /// The instant after which no access token issued up to now can still be valid.
+    /// Seconds past a user or client revocation during which newly minted tokens are still
+    /// revoked: the clock leeway between replicas plus the client cache's lifetime.
+    fn revocation_margin(&self) -> i64 {
+        let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
+        leeway + cache::CLIENT_TTL.as_secs() as i64 + 1
+    }
+
+    /// The instant after which no access token that a revocation made now can cover (issued
+    /// up to now plus [`Self::revocation_margin`], by a replica whose clock may be off by
+    /// the leeway) can still be valid.
     fn access_token_horizon(&self) -> i64 {
         let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
-        self.clock.now().timestamp() + self.settings.access_token_ttl.num_seconds() + leeway
+        self.clock.now().timestamp()
+            + self.revocation_margin()
+            + self.settings.access_token_ttl.num_seconds()
+            + 2 * leeway
     }
 
     /// Revokes a grant: its refresh tokens in the database, its access tokens everywhere.

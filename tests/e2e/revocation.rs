@@ -165,3 +165,34 @@ async fn garbage_tokens_introspect_as_inactive() {
         assert_eq!(body, serde_json::json!({"active": false}), "{t}");
     }
 }
+
+/// Revoking the same token again answers 200 (RFC 7009 §2.2) but records nothing more, so a
+/// client looping on /revoke cannot grow the revocation log, the denylist or the streams.
+#[tokio::test]
+async fn revoking_again_records_no_second_event() {
+    let app = spawn_app().await;
+    let f = flow(&app).await;
+    let t = f.exchange(&app).await;
+    let mut events = app.core().denylist().subscribe();
+    for token in [&t["access_token"], &t["refresh_token"]] {
+        for _ in 0..3 {
+            let res = http()
+                .post(app.url("/revoke"))
+                .form(&[
+                    ("token", token.as_str().expect("token")),
+                    ("client_id", &f.client_id),
+                ])
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(res.status(), 200);
+        }
+    }
+    let mut kinds = Vec::new();
+    while let Ok(Ok(ev)) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), events.recv()).await
+    {
+        kinds.push(ev.kind.as_str());
+    }
+    assert_eq!(kinds, ["token", "grant"], "one event per revoked thing");
+}

@@ -15,8 +15,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Overlap between polls, so an event committed late with an earlier timestamp is not missed.
-const POLL_OVERLAP_SECS: i64 = 5;
+/// How far back each poll looks again. An event's `revoked_at` comes from the publishing
+/// replica's clock and is set before its insert commits, so a publisher whose clock is
+/// behind, or a slow commit, can land an event behind the last poll; events already applied
+/// are skipped by id, so the overlap costs only a re-read of the last minute's events.
+const POLL_OVERLAP_SECS: i64 = 60;
 
 /// The engine and what it runs on.
 pub struct Engine {

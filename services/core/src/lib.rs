@@ -291,10 +291,15 @@ impl AuthCore {
 
     /// Revokes a grant: its refresh tokens in the database, its access tokens everywhere.
     pub(crate) async fn revoke_grant(&self, grant_id: Uuid) -> AuthResult<()> {
-        self.stores
+        let newly = self
+            .stores
             .grants
             .revoke_grant(grant_id, self.clock.now())
             .await?;
+        // Revoking again adds nothing: one event per grant, however often it is asked for.
+        if !newly {
+            return Ok(());
+        }
         self.publish_revocation(
             RevokedKind::Grant,
             grant_id.to_string(),

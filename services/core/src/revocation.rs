@@ -58,6 +58,11 @@ impl AuthCore {
             if claims.client_id != client.id {
                 return Err(foreign());
             }
+            // Already revoked (by this token, its grant, user or client): nothing to add, so
+            // repeating the request cannot grow the revocation log.
+            if self.denylist.is_revoked(&claims) {
+                return Ok(());
+            }
             let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
             self.publish_revocation(RevokedKind::Token, claims.jti.clone(), claims.exp + leeway)
                 .await?;

@@ -85,7 +85,8 @@ pub trait GrantStore: Send + Sync {
     ) -> StoreResult<bool>;
     async fn find_grant(&self, id: Uuid) -> StoreResult<Option<Grant>>;
     /// Marks the grant revoked (idempotent). Its refresh tokens and access tokens stop working.
-    async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Returns whether this call revoked it (false: it was already revoked, or is unknown).
+    async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
     async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
     /// Single-use: marks `old_hash` consumed and stores `new` in one transaction. Returns
     /// `false`, writing nothing, when `old_hash` was already consumed; of two concurrent calls

@@ -302,15 +302,15 @@ impl GrantStore for SeaStore {
             .transpose()
     }
 
-    async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-        grants::Entity::update_many()
+    async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
+        let res = grants::Entity::update_many()
             .col_expr(grants::Column::RevokedAt, Expr::value(ts(now)))
             .filter(grants::Column::Id.eq(id.to_string()))
             .filter(grants::Column::RevokedAt.is_null())
             .exec(&self.db)
             .await
             .map_err(backend)?;
-        Ok(())
+        Ok(res.rows_affected == 1)
     }
 
     async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {

@@ -43,14 +43,26 @@ pub struct RequireBearer<S> {
     scopes: Vec<String>,
 }
 
-/// RFC 6750 §2.1: `Authorization: Bearer <token>`, and nowhere else.
-fn bearer_token(parts: &axum::http::HeaderMap) -> Option<&str> {
-    let value = parts.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+/// RFC 6750 §2.1: `Authorization: Bearer <token>`, and nowhere else. More than one
+/// `Authorization` field is refused (RFC 6750 §3.1 `invalid_request`): a proxy and this
+/// server could otherwise read different tokens.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Result<Option<&str>, Rejection> {
+    let mut fields = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = fields.next() else {
+        return Ok(None);
+    };
+    if fields.next().is_some() {
+        return Err(Rejection::InvalidRequest(
+            "more than one Authorization header".into(),
+        ));
+    }
+    Ok(value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty()))
 }
 
 impl<S, B> Service<Request<B>> for RequireBearer<S>
@@ -75,8 +87,9 @@ where
         let scopes = self.scopes.clone();
         Box::pin(async move {
             let outcome = match bearer_token(req.headers()) {
-                None => Err(Rejection::Missing),
-                Some(token) => verifier.verify(token, &scopes).await,
+                Err(rejection) => Err(rejection),
+                Ok(None) => Err(Rejection::Missing),
+                Ok(Some(token)) => verifier.verify(token, &scopes).await,
             };
             match outcome {
                 Ok(claims) => {
@@ -98,7 +111,8 @@ fn quoted(v: &str) -> String {
 /// The response for a rejected request:
 /// - 401 `Bearer resource_metadata="…", scope="…"` without a token (RFC 9728 §5.1,
 ///   RFC 6750 §3), with `error="invalid_token"` for a bad one;
-/// - 403 `error="insufficient_scope"` naming every scope the operation needs (RFC 6750 §3.1).
+/// - 403 `error="insufficient_scope"` naming every scope the operation needs (RFC 6750 §3.1);
+/// - 400 `error="invalid_request"` for a malformed request (RFC 6750 §3.1).
 pub fn challenge(verifier: &Verifier, scopes: &[String], rejection: &Rejection) -> Response {
     let mut params = vec![format!(
         "resource_metadata=\"{}\"",
@@ -114,6 +128,11 @@ pub fn challenge(verifier: &Verifier, scopes: &[String], rejection: &Rejection) 
         Rejection::InsufficientScope => {
             params.push("error=\"insufficient_scope\"".into());
             StatusCode::FORBIDDEN
+        }
+        Rejection::InvalidRequest(why) => {
+            params.push("error=\"invalid_request\"".into());
+            params.push(format!("error_description=\"{}\"", quoted(why)));
+            StatusCode::BAD_REQUEST
         }
         Rejection::Unavailable(why) => {
             tracing::error!(error = %why, "cannot verify tokens");
@@ -135,7 +154,9 @@ pub fn challenge(verifier: &Verifier, scopes: &[String], rejection: &Rejection) 
 }
 
 /// The claims of the request's verified token. Use it on routes behind
-/// [`Verifier::require`]; elsewhere it answers 401.
+/// [`Verifier::require`]. On a route without that layer there are no claims to give: that is
+/// a server misconfiguration, answered with 500 (a 401 without a challenge would send
+/// clients nowhere).
 #[derive(Debug, Clone)]
 pub struct Bearer(pub Claims);
 
@@ -148,6 +169,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
             .get::<Claims>()
             .cloned()
             .map(Bearer)
-            .ok_or(StatusCode::UNAUTHORIZED)
+            .ok_or_else(|| {
+                tracing::error!(
+                    path = %parts.uri.path(),
+                    "the Bearer extractor is used on a route without Verifier::require"
+                );
+                StatusCode::INTERNAL_SERVER_ERROR
+            })
     }
 }

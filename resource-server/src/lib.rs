@@ -115,6 +115,9 @@ pub enum Rejection {
     /// RFC 6750 `insufficient_scope`.
     #[error("insufficient scope")]
     InsufficientScope,
+    /// RFC 6750 `invalid_request`: a malformed request, such as two `Authorization` headers.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// The authorization server could not be asked.
     #[error("authorization server unavailable: {0}")]
     Unavailable(String),
@@ -164,12 +167,7 @@ impl Verifier {
         let resource =
             Resource::parse(&config.resource).map_err(|e| SetupError::Config(e.description()))?;
         config.resource = resource.as_str().to_owned();
-        let url =
-            url::Url::parse(&config.resource).map_err(|e| SetupError::Config(e.to_string()))?;
-        // RFC 9728 §3.1: insert the well-known segment between the host and the path.
-        let path = url.path().trim_end_matches('/');
-        let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
-        let metadata_url = format!("{}{}", url.origin().ascii_serialization(), metadata_path);
+        let (metadata_path, metadata_url) = resource.metadata_location();
         use base64::Engine;
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", config.client_id, config.client_secret));

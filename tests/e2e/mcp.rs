@@ -311,3 +311,32 @@ async fn local_verification_follows_revocations_and_refuses_other_audiences() {
     );
     let _ = server.stop.send(());
 }
+
+/// Two `Authorization` headers are a malformed request (RFC 6750 §3.1 `invalid_request`),
+/// not a chance to slip a second token past the check.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let app = spawn_app().await;
+    let server = mcp_server(&app, Mode::Remote).await;
+    let token = obtain_token(&app, &server, "mcp:tools").await;
+    let res = http()
+        .post(&server.url)
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", "Bearer forged")
+        .json(&initialize())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 400);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(
+        param(&challenge, "error").as_deref(),
+        Some("invalid_request")
+    );
+    assert!(param(&challenge, "resource_metadata").is_some());
+    let _ = server.stop.send(());
+}

@@ -688,5 +688,78 @@ async fn forward_auth_answers_proxies_with_identity_headers_or_a_challenge() {
                 "{why}: every needed scope in one challenge: {www}"
             );
         }
+        if why != "wrong audience" {
+            assert!(
+                www.contains(
+                    "resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+                ),
+                "{why}: the challenge points at the resource's metadata: {www}"
+            );
+        }
+    }
+
+    // Two Authorization headers: the backend might read the other one.
+    let twice = http()
+        .get(app.url("/verify"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", "Bearer forged")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(twice.status(), 400);
+    assert!(
+        twice.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .contains("error=\"invalid_request\"")
+    );
+}
+
+/// A resource behind ForwardAuth knows no OAuth: the proxy routes its well-known metadata
+/// path to the gateway, which answers for the resources this server knows.
+#[tokio::test]
+async fn the_gateway_serves_metadata_for_resources_behind_forward_auth() {
+    let app = spawn_app_with(|s| {
+        s.trust_forwarded_for = true;
+        s.resources = vec![latchkey_auth::config::ResourceConfig {
+            url: RESOURCE.into(),
+            scopes: Some("mcp:tools".into()),
+            default: true,
+        }];
+    })
+    .await;
+    let get = |path: &str, host: &str| {
+        http()
+            .get(app.url(path))
+            .header("x-forwarded-host", host)
+            .header("x-forwarded-proto", "https")
+            .send()
+    };
+    let res = get(
+        "/.well-known/oauth-protected-resource/mcp",
+        "mcp.example.com",
+    )
+    .await
+    .expect("get");
+    assert_eq!(res.status(), 200);
+    let doc: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(doc["resource"], RESOURCE);
+    assert_eq!(doc["authorization_servers"][0], app.base.as_str());
+    assert_eq!(doc["bearer_methods_supported"][0], "header");
+    assert_eq!(doc["scopes_supported"], serde_json::json!(["mcp:tools"]));
+    for (path, host, why) in [
+        (
+            "/.well-known/oauth-protected-resource/other",
+            "mcp.example.com",
+            "unknown path",
+        ),
+        (
+            "/.well-known/oauth-protected-resource/mcp",
+            "evil.example.com",
+            "unknown host",
+        ),
+    ] {
+        let res = get(path, host).await.expect("get");
+        assert_eq!(res.status(), 404, "{why}");
     }
 }

@@ -28,6 +28,51 @@ pub(crate) async fn metadata(State(s): State<AppState>) -> Result<Response, OAut
     Ok(json_document(doc.into_inner(), "public, max-age=300"))
 }
 
+/// RFC 9728 metadata for a resource guarded by ForwardAuth: the proxy routes the resource
+/// origin's `/.well-known/oauth-protected-resource/…` here, keeping the `Host` (or setting
+/// `X-Forwarded-Host` and `X-Forwarded-Proto` when forwarded headers are trusted). The
+/// resource is rebuilt from that origin and the rest of the path (RFC 9728 §3.1) and must be
+/// one this server knows.
+pub(crate) async fn resource_metadata(
+    State(s): State<AppState>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, OAuthError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let forwarded = |name: &str| {
+        s.config
+            .trust_forwarded_for
+            .then(|| header(name))
+            .flatten()
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+    };
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| header("host"))
+        .unwrap_or_default();
+    let scheme = forwarded("x-forwarded-proto").unwrap_or(if s.config.secure_cookies {
+        "https"
+    } else {
+        "http"
+    });
+    // The path as sent, not percent-decoded: the resource identifier is compared exactly.
+    let rest = uri
+        .path()
+        .strip_prefix("/.well-known/oauth-protected-resource")
+        .unwrap_or_default();
+    let mut resource = format!("{scheme}://{host}{rest}");
+    if let Some(q) = uri.query() {
+        resource.push('?');
+        resource.push_str(q);
+    }
+    let doc = s
+        .client
+        .clone()
+        .get_resource_metadata(pb::GetResourceMetadataRequest { resource })
+        .await?;
+    Ok(json_document(doc.into_inner(), "public, max-age=300"))
+}
+
 pub(crate) async fn jwks(State(s): State<AppState>) -> Result<Response, OAuthError> {
     let doc = s.client.clone().get_jwks(pb::GetJwksRequest {}).await?;
     Ok(json_document(doc.into_inner(), "public, max-age=60"))

@@ -19,8 +19,20 @@ fn quoted(v: &str) -> String {
         .collect()
 }
 
-fn challenge(status: StatusCode, error: Option<(&str, &str)>, scope: &str) -> Response {
+fn challenge(
+    status: StatusCode,
+    error: Option<(&str, &str)>,
+    scope: &str,
+    resource_metadata: &str,
+) -> Response {
     let mut parts = vec!["Bearer realm=\"latchkey\"".to_owned()];
+    // RFC 9728 §5.1 / MCP: point the client at the resource's metadata.
+    if !resource_metadata.is_empty() {
+        parts.push(format!(
+            "resource_metadata=\"{}\"",
+            quoted(resource_metadata)
+        ));
+    }
     if let Some((code, description)) = error {
         parts.push(format!("error=\"{}\"", quoted(code)));
         parts.push(format!("error_description=\"{}\"", quoted(description)));
@@ -51,25 +63,39 @@ pub(crate) async fn verify(
         .get("scope")
         .or_else(|| s.config.forward_auth_scopes.clone())
         .unwrap_or_default();
-    // RFC 6750 §2.1: the token comes only from the Authorization header.
-    let token = headers
-        .get(header::AUTHORIZATION)
+    // RFC 6750 §2.1: the token comes only from the Authorization header, and from one such
+    // header: with two, the proxy's backend might read another token than the one checked.
+    let mut fields = headers.get_all(header::AUTHORIZATION).iter();
+    let (first, repeated) = (fields.next(), fields.next().is_some());
+    let token = first
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned());
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        // RFC 6750 §3.1: no credentials, no error code.
-        return challenge(StatusCode::UNAUTHORIZED, None, &scope);
-    };
+        .map(|(_, t)| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    // Without a token the AuthService is still asked, for the audience's metadata URL; its
+    // verdict on the empty token is not passed on (RFC 6750 §3.1: no credentials, no error
+    // code).
     let req = pb::VerifyTokenRequest {
-        token,
+        token: token.clone().unwrap_or_default(),
         audience,
         required_scopes: scope.split_whitespace().map(str::to_owned).collect(),
     };
     match s.client.clone().verify_token(req).await {
         Ok(r) => {
             let r = r.into_inner();
+            let metadata = r.resource_metadata.as_str();
+            if repeated {
+                return challenge(
+                    StatusCode::BAD_REQUEST,
+                    Some(("invalid_request", "more than one Authorization header")),
+                    &scope,
+                    metadata,
+                );
+            }
+            if token.is_none() {
+                return challenge(StatusCode::UNAUTHORIZED, None, &scope, metadata);
+            }
             match (r.valid, r.claims) {
                 (true, Some(c)) => {
                     let mut res = StatusCode::OK.into_response();
@@ -90,11 +116,13 @@ pub(crate) async fn verify(
                     StatusCode::FORBIDDEN,
                     Some(("insufficient_scope", &r.error_description)),
                     &scope,
+                    metadata,
                 ),
                 _ => challenge(
                     StatusCode::UNAUTHORIZED,
                     Some(("invalid_token", &r.error_description)),
                     &scope,
+                    metadata,
                 ),
             }
         }

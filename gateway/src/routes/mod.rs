@@ -21,6 +21,14 @@ pub(crate) fn public_routes() -> Router<AppState> {
             "/.well-known/openid-configuration",
             get(discovery::metadata),
         )
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(discovery::resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{*rest}",
+            get(discovery::resource_metadata),
+        )
         .route("/jwks.json", get(discovery::jwks))
         .route("/register", post(registration::register))
         .route("/token", post(token::token))

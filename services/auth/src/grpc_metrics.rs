@@ -36,6 +36,7 @@ const RPCS: &[&str] = &[
     "RegisterClient",
     "GetServerMetadata",
     "GetJwks",
+    "GetResourceMetadata",
     "CheckReadiness",
     "WatchRevocations",
     "WatchKeys",

@@ -9,6 +9,7 @@ use latchkey_core::client_auth::PresentedCredentials;
 use latchkey_core::denylist::RevocationEvent;
 use latchkey_core::grant::TokenRequest;
 use latchkey_core::introspection::Verifier;
+use latchkey_core::resource::Resource;
 use latchkey_core::{AuthCore, AuthError, secret};
 use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::auth_service_server::AuthService;
@@ -155,6 +156,18 @@ impl AuthService for AuthGrpc {
         _: Request<pb::GetServerMetadataRequest>,
     ) -> Rpc<pb::JsonDocument> {
         Ok(Response::new(json(&self.core.metadata())))
+    }
+
+    async fn get_resource_metadata(
+        &self,
+        req: Request<pb::GetResourceMetadataRequest>,
+    ) -> Rpc<pb::JsonDocument> {
+        let doc = self
+            .core
+            .protected_resource_metadata(&req.into_inner().resource)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(json(&doc)))
     }
 
     async fn get_jwks(&self, _: Request<pb::GetJwksRequest>) -> Rpc<pb::JsonDocument> {
@@ -370,6 +383,9 @@ impl AuthService for AuthGrpc {
                     claims: None,
                     error: e.code().to_owned(),
                     error_description: e.description(),
+                    resource_metadata: Resource::parse(&r.audience)
+                        .map(|a| a.metadata_location().1)
+                        .unwrap_or_default(),
                 }
             }
             Err(e) => return Err(to_status(e)),

@@ -1,7 +1,10 @@
-//! RFC 8414 authorization server metadata. It advertises exactly what is implemented.
+//! RFC 8414 authorization server metadata (it advertises exactly what is implemented), and
+//! RFC 9728 metadata for the protected resources this server knows.
 
 use crate::AuthCore;
+use crate::error::{AuthError, AuthResult, Reason};
 use crate::model::{AuthMethod, GrantType};
+use crate::resource::Resource;
 use serde_json::{Value, json};
 
 impl AuthCore {
@@ -34,6 +37,31 @@ impl AuthCore {
             "subject_types_supported": ["public"],
             "authorization_response_iss_parameter_supported": true,
         })
+    }
+
+    /// RFC 9728 metadata for a protected resource this server knows, so that a resource
+    /// guarded by ForwardAuth, which knows no OAuth, can still point clients here. Unknown
+    /// resources are not found.
+    pub async fn protected_resource_metadata(&self, resource: &str) -> AuthResult<Value> {
+        let wanted = Resource::parse(resource)?;
+        let found = self
+            .protected_resources()
+            .await?
+            .into_iter()
+            .find(|r| r.resource == wanted)
+            .ok_or(AuthError::NotFound(Reason::Text(
+                "no such protected resource",
+            )))?;
+        let scopes: Vec<&str> = match &found.scopes {
+            Some(s) => s.split_whitespace().collect(),
+            None => self.settings.scopes.supported().iter().collect(),
+        };
+        Ok(json!({
+            "resource": found.resource.as_str(),
+            "authorization_servers": [self.settings.issuer],
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": scopes,
+        }))
     }
 
     /// The JWK Set of every verifying key.

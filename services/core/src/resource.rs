@@ -47,6 +47,26 @@ impl Resource {
         Ok(Self(normal))
     }
 
+    /// RFC 9728 §3.1: where this resource's metadata lives, as a path on the resource's
+    /// origin and as an absolute URL. The well-known segment goes between the host and the
+    /// path; a path of just "/" is dropped, any other is kept as it is, and so is a query.
+    pub fn metadata_location(&self) -> (String, String) {
+        let Ok(u) = url::Url::parse(&self.0) else {
+            return (String::new(), String::new());
+        };
+        let path = match u.path() {
+            "/" => "",
+            p => p,
+        };
+        let served = format!("/.well-known/oauth-protected-resource{path}");
+        let mut absolute = format!("{}{served}", u.origin().ascii_serialization());
+        if let Some(q) = u.query() {
+            absolute.push('?');
+            absolute.push_str(q);
+        }
+        (served, absolute)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -104,6 +124,40 @@ pub fn resolve<'a>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_metadata_location_follows_rfc_9728() {
+        for (resource, path, url) in [
+            (
+                "https://mcp.example.com",
+                "/.well-known/oauth-protected-resource",
+                "https://mcp.example.com/.well-known/oauth-protected-resource",
+            ),
+            (
+                "https://mcp.example.com/mcp",
+                "/.well-known/oauth-protected-resource/mcp",
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+            ),
+            (
+                "https://mcp.example.com/mcp/",
+                "/.well-known/oauth-protected-resource/mcp/",
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp/",
+            ),
+            (
+                "https://mcp.example.com:8443/a/b?tenant=1",
+                "/.well-known/oauth-protected-resource/a/b",
+                "https://mcp.example.com:8443/.well-known/oauth-protected-resource/a/b?tenant=1",
+            ),
+        ] {
+            let r = Resource::parse(resource).expect("resource");
+            assert_eq!(
+                r.metadata_location(),
+                (path.to_owned(), url.to_owned()),
+                "{resource}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

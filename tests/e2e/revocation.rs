@@ -196,3 +196,35 @@ async fn revoking_again_records_no_second_event() {
     }
     assert_eq!(kinds, ["token", "grant"], "one event per revoked thing");
 }
+
+/// Events outlive the tokens they cover, then leave the database.
+#[tokio::test]
+async fn expired_revocation_events_are_pruned() {
+    let app = spawn_app_with(|s| {
+        s.access_token_ttl_secs = 1;
+        s.leeway_secs = 0;
+        // Only this test prunes.
+        s.key_reload_secs = 3600;
+    })
+    .await;
+    let f = flow(&app).await;
+    let t = f.exchange(&app).await;
+    let res = http()
+        .post(app.url("/revoke"))
+        .form(&[
+            ("token", t["access_token"].as_str().expect("at")),
+            ("client_id", &f.client_id),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        app.core().prune_revocations().await.expect("prune"),
+        0,
+        "in force while the token could still be valid"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(app.core().prune_revocations().await.expect("prune"), 1);
+    assert_eq!(app.core().prune_revocations().await.expect("prune"), 0);
+}

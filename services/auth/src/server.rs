@@ -169,6 +169,11 @@ async fn maintain_keys(core: &AuthCore) {
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e.description(), "scheduled key rotation failed"),
     }
+    match core.prune_revocations().await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(pruned = n, "expired revocation events deleted"),
+        Err(e) => tracing::warn!(error = %e.description(), "pruning revocation events failed"),
+    }
     if let Err(e) = core.reload_keys().await {
         tracing::warn!(error = %e.description(), "reloading signing keys failed");
     }

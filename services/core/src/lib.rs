@@ -321,4 +321,11 @@ impl AuthCore {
         self.denylist.purge(now);
         Ok(new)
     }
+
+    /// Deletes stored revocation events that no longer affect any valid token, so the log
+    /// stays as small as what is in force.
+    pub async fn prune_revocations(&self) -> AuthResult<u64> {
+        let now = self.clock.now().timestamp();
+        Ok(self.stores.revocations.prune_revocations(now).await?)
+    }
 }

@@ -114,6 +114,8 @@ pub trait RevocationStore: Send + Sync {
     async fn record_revocation(&self, ev: &RevocationEvent) -> StoreResult<()>;
     /// Events recorded at or after `since` that are still in force at `now`.
     async fn revocations_since(&self, since: i64, now: i64) -> StoreResult<Vec<RevocationEvent>>;
+    /// Deletes the events that can no longer affect a valid token at `now`; returns how many.
+    async fn prune_revocations(&self, now: i64) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -390,6 +390,15 @@ impl RevocationStore for SeaStore {
             .map(convert::revocation)
             .collect()
     }
+
+    async fn prune_revocations(&self, now: i64) -> StoreResult<u64> {
+        let res = revocation_events::Entity::delete_many()
+            .filter(revocation_events::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected)
+    }
 }
 
 #[async_trait]

@@ -88,6 +88,11 @@ fn group(path: &str, limits: &RateLimits) -> Option<(&'static str, u32)> {
         "/authorize" => ("authorize", limits.authorize),
         "/authorize/login" | "/authorize/consent" => ("login", limits.login),
         "/register" => ("register", limits.register),
+        // Resource metadata reads the registered resources on every answer: limited like
+        // the start of an authorization, which reads them too.
+        p if p.starts_with("/.well-known/oauth-protected-resource") => {
+            ("authorize", limits.authorize)
+        }
         _ => return None,
     };
     (limit > 0).then_some((name, limit))

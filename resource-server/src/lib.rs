@@ -2,7 +2,7 @@
 //!
 //! - [`Verifier`] checks a bearer token for this resource, either locally against the JWKS
 //!   (kept current by the AuthService's `WatchKeys`, refetched on an unknown `kid`, with
-//!   revocations from `WatchRevocations`) or remotely with the `VerifyToken` RPC.
+//!   revocations from `WatchRevocationUpdates`) or remotely with the `VerifyToken` RPC.
 //! - [`Verifier::require`] is a tower layer that rejects requests without a good token with
 //!   RFC 6750 challenges that point at the RFC 9728 metadata, and hands the claims on.
 //! - [`Bearer`] is the axum extractor for those claims.
@@ -174,8 +174,14 @@ impl Verifier {
         let value: MetadataValue<Ascii> = format!("Basic {basic}")
             .parse()
             .map_err(|_| SetupError::Config("credentials must be ASCII".into()))?;
+        // HTTP/2 pings find a connection that died without closing (a NAT or load balancer
+        // dropping it) within a few seconds, so the revocation stream is known lost and local
+        // mode can fail closed instead of waiting on it forever.
         let channel = Endpoint::from_shared(config.auth_url.clone())
             .map_err(|e| SetupError::Config(e.to_string()))?
+            .http2_keep_alive_interval(std::time::Duration::from_secs(3))
+            .keep_alive_timeout(std::time::Duration::from_secs(3))
+            .keep_alive_while_idle(true)
             .connect()
             .await?;
         let client = AuthServiceClient::with_interceptor(channel, BasicAuth(value));

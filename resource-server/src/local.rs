@@ -233,7 +233,7 @@ async fn follow_keys(client: Client, keys: Arc<RwLock<Arc<KeyRing>>>) {
     }
 }
 
-/// Applies every `WatchRevocations` event and tracks whether the set is complete;
+/// Applies every `WatchRevocationUpdates` event and tracks whether the set is complete;
 /// reconnects with a bounded backoff (the snapshot sent on reconnect covers anything missed).
 async fn follow_revocations(client: Client, denylist: Arc<Denylist>, sync: Arc<RevocationSync>) {
     use pb::revocation_update::Update;
@@ -241,7 +241,7 @@ async fn follow_revocations(client: Client, denylist: Arc<Denylist>, sync: Arc<R
     loop {
         match client
             .clone()
-            .watch_revocations(pb::WatchRevocationsRequest {})
+            .watch_revocation_updates(pb::WatchRevocationsRequest {})
             .await
         {
             Ok(stream) => {
@@ -259,9 +259,9 @@ async fn follow_revocations(client: Client, denylist: Arc<Denylist>, sync: Arc<R
                     }
                     denylist.purge(chrono::Utc::now().timestamp());
                 }
-                tracing::warn!("WatchRevocations closed; reconnecting");
+                tracing::warn!("WatchRevocationUpdates closed; reconnecting");
             }
-            Err(e) => tracing::warn!(error = %e.message(), "WatchRevocations failed"),
+            Err(e) => tracing::warn!(error = %e.message(), "WatchRevocationUpdates failed"),
         }
         if sync.is_live() {
             sync.set(SyncState::LostAt(Instant::now()));

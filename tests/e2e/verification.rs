@@ -526,8 +526,20 @@ async fn watch_revocations_streams_what_is_in_force_then_new_events() {
         .await
         .expect_err("no credentials");
     assert_eq!(unauth.code(), Code::Unauthenticated);
-    let mut stream = c
+    // The original stream: events only, for watchers built before the end-of-snapshot mark.
+    let mut events = c
         .watch_revocations(as_client(pb::WatchRevocationsRequest {}, &rs))
+        .await
+        .expect("watch")
+        .into_inner();
+    let old = tokio::time::timeout(Duration::from_secs(2), events.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("event");
+    assert_eq!(old.kind, "token");
+    let mut stream = c
+        .watch_revocation_updates(as_client(pb::WatchRevocationsRequest {}, &rs))
         .await
         .expect("watch")
         .into_inner();
@@ -559,6 +571,12 @@ async fn watch_revocations_streams_what_is_in_force_then_new_events() {
         panic!("then live events")
     };
     assert_eq!(live.kind, "user");
+    let old_live = tokio::time::timeout(Duration::from_secs(2), events.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("event");
+    assert_eq!(old_live.kind, "user", "the original stream carries it too");
     // Tokens minted in the next moments (another replica's cached view, a clock a little
     // ahead) still fall under it, and the event outlives every token it covers.
     let leeway = app.settings.leeway_secs as i64;

@@ -44,7 +44,8 @@ pub(crate) async fn resource_metadata(
             .trust_forwarded_for
             .then(|| header(name))
             .flatten()
-            .and_then(|v| v.split(',').next())
+            // The last value is the one our proxy wrote; earlier ones came from the client.
+            .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
     };
     let host = forwarded("x-forwarded-host")
@@ -70,7 +71,13 @@ pub(crate) async fn resource_metadata(
         .clone()
         .get_resource_metadata(pb::GetResourceMetadataRequest { resource })
         .await?;
-    Ok(json_document(doc.into_inner(), "public, max-age=300"))
+    let mut res = json_document(doc.into_inner(), "public, max-age=300");
+    // The answer depends on the host it was asked for: a shared cache must key on it.
+    res.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("host, x-forwarded-host, x-forwarded-proto"),
+    );
+    Ok(res)
 }
 
 pub(crate) async fn jwks(State(s): State<AppState>) -> Result<Response, OAuthError> {

@@ -73,26 +73,33 @@ pub(crate) async fn verify(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_owned())
         .filter(|t| !t.is_empty());
+    if repeated {
+        return challenge(
+            StatusCode::BAD_REQUEST,
+            Some(("invalid_request", "more than one Authorization header")),
+            &scope,
+            "",
+        );
+    }
     // Without a token the AuthService is still asked, for the audience's metadata URL; its
     // verdict on the empty token is not passed on (RFC 6750 §3.1: no credentials, no error
-    // code).
+    // code), and if it cannot be asked the challenge goes without the URL.
     let req = pb::VerifyTokenRequest {
         token: token.clone().unwrap_or_default(),
         audience,
         required_scopes: scope.split_whitespace().map(str::to_owned).collect(),
     };
-    match s.client.clone().verify_token(req).await {
+    let answer = s.client.clone().verify_token(req).await;
+    if token.is_none()
+        && let Err(status) = &answer
+    {
+        tracing::warn!(error = %status.message(), "ForwardAuth: no metadata URL for the challenge");
+        return challenge(StatusCode::UNAUTHORIZED, None, &scope, "");
+    }
+    match answer {
         Ok(r) => {
             let r = r.into_inner();
             let metadata = r.resource_metadata.as_str();
-            if repeated {
-                return challenge(
-                    StatusCode::BAD_REQUEST,
-                    Some(("invalid_request", "more than one Authorization header")),
-                    &scope,
-                    metadata,
-                );
-            }
             if token.is_none() {
                 return challenge(StatusCode::UNAUTHORIZED, None, &scope, metadata);
             }

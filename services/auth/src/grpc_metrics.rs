@@ -39,6 +39,7 @@ const RPCS: &[&str] = &[
     "GetResourceMetadata",
     "CheckReadiness",
     "WatchRevocations",
+    "WatchRevocationUpdates",
     "WatchKeys",
     "CreateUser",
     "ListUsers",

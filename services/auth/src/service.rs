@@ -70,6 +70,34 @@ impl AuthGrpc {
         Some((id.to_owned(), secret.to_owned()))
     }
 
+    /// Every revocation in force, the end-of-snapshot mark, then each new revocation; after
+    /// falling behind, everything in force again and the mark again.
+    fn revocation_updates(&self) -> impl Stream<Item = pb::RevocationUpdate> + Send + 'static {
+        let denylist = self.core.denylist().clone();
+        // Subscribe before the snapshot, so nothing falls between them.
+        let mut live = denylist.subscribe();
+        let snapshot = denylist.snapshot();
+        async_stream::stream! {
+            for ev in snapshot {
+                yield update(ev);
+            }
+            yield snapshot_complete();
+            loop {
+                match live.recv().await {
+                    Ok(ev) => yield update(ev),
+                    // Fell behind: send everything in force again; duplicates are harmless.
+                    Err(RecvError::Lagged(_)) => {
+                        for ev in denylist.snapshot() {
+                            yield update(ev);
+                        }
+                        yield snapshot_complete();
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        }
+    }
+
     /// The gateway, or an authenticated resource server; anyone else is `UNAUTHENTICATED`.
     async fn verifier<T>(&self, req: &Request<T>) -> Result<Verifier, Status> {
         if self.is_gateway(req) {
@@ -394,37 +422,39 @@ impl AuthService for AuthGrpc {
     }
 
     type WatchRevocationsStream =
-        Pin<Box<dyn Stream<Item = Result<pb::RevocationUpdate, Status>> + Send>>;
+        Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
 
     async fn watch_revocations(
         &self,
         req: Request<pb::WatchRevocationsRequest>,
     ) -> Rpc<Self::WatchRevocationsStream> {
         self.verifier(&req).await?;
-        let denylist = self.core.denylist().clone();
-        // Subscribe before the snapshot, so nothing falls between them.
-        let mut live = denylist.subscribe();
-        let snapshot = denylist.snapshot();
+        let updates = self.revocation_updates();
+        // The events alone, as before WatchRevocationUpdates existed.
         let stream = async_stream::stream! {
-            for ev in snapshot {
-                yield Ok(update(ev));
-            }
-            yield Ok(snapshot_complete());
-            loop {
-                match live.recv().await {
-                    Ok(ev) => yield Ok(update(ev)),
-                    // Fell behind: send everything in force again; duplicates are harmless.
-                    Err(RecvError::Lagged(_)) => {
-                        for ev in denylist.snapshot() {
-                            yield Ok(update(ev));
-                        }
-                        yield Ok(snapshot_complete());
-                    }
-                    Err(RecvError::Closed) => break,
+            for await update in updates {
+                if let Some(pb::revocation_update::Update::Event(ev)) = update.update {
+                    yield Ok(ev);
                 }
             }
         };
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    type WatchRevocationUpdatesStream =
+        Pin<Box<dyn Stream<Item = Result<pb::RevocationUpdate, Status>> + Send>>;
+
+    async fn watch_revocation_updates(
+        &self,
+        req: Request<pb::WatchRevocationsRequest>,
+    ) -> Rpc<Self::WatchRevocationUpdatesStream> {
+        self.verifier(&req).await?;
+        let updates = self.revocation_updates();
+        Ok(Response::new(Box::pin(async_stream::stream! {
+            for await update in updates {
+                yield Ok(update);
+            }
+        })))
     }
 
     type WatchKeysStream = Pin<Box<dyn Stream<Item = Result<pb::JsonDocument, Status>> + Send>>;

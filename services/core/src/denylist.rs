@@ -126,6 +126,15 @@ impl Denylist {
             || hit(RevokedKind::Client, &c.client_id, true)
     }
 
+    /// Whether an event for this (kind, subject) is in force here.
+    pub fn covers(&self, kind: RevokedKind, subject: &str) -> bool {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .contains_key(&(kind, subject.to_owned()))
+    }
+
     /// Forgets events that can no longer affect a valid token.
     pub fn purge(&self, now: i64) {
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());

@@ -297,7 +297,13 @@ impl AuthCore {
             .revoke_grant(grant_id, self.clock.now())
             .await?;
         // Revoking again adds nothing: one event per grant, however often it is asked for.
-        if !newly {
+        // Unless the event is missing here: the call that marked the grant may have failed
+        // before publishing it, and its retry must still publish.
+        if !newly
+            && self
+                .denylist
+                .covers(RevokedKind::Grant, &grant_id.to_string())
+        {
             return Ok(());
         }
         self.publish_revocation(

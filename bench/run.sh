@@ -33,7 +33,7 @@ cd "$WORK"
 taskset -c "$SERVER_CPU" "$BIN" serve >"$WORK/latchkey.log" 2>&1 &
 LK_PID=$!; PIDS+=("$LK_PID")
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/health" >/dev/null && break; sleep 0.1; done
-creds=$("$BIN" client add --name bench-rs --grant-type client_credentials --resource "$RESOURCE")
+creds=$("$BIN" client add --name bench-rs --grant-type client_credentials --resource "$RESOURCE" --audience "$RESOURCE")
 CLIENT_ID=$(awk '/^client_id:/{print $2}' <<<"$creds")
 CLIENT_SECRET=$(awk '/^client_secret:/{print $2}' <<<"$creds")
 

@@ -6,16 +6,31 @@ use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::store::StoreError;
 use serde_json::json;
 
-/// Registers a client as `/register` would, and prints its credentials once.
-pub async fn client_add(
-    core: &AuthCore,
-    name: &str,
-    redirect_uris: &[String],
-    grant_types: &[String],
-    public: bool,
-    scope: Option<&str>,
-    resources: &[String],
-) -> anyhow::Result<String> {
+/// What `client add` was asked for.
+pub struct NewClient<'a> {
+    pub name: &'a str,
+    pub redirect_uris: &'a [String],
+    pub grant_types: &'a [String],
+    pub public: bool,
+    pub scope: Option<&'a str>,
+    /// Resources it serves (it may verify and introspect their tokens).
+    pub resources: &'a [String],
+    /// Resources it may get tokens for without a user (`client_credentials`).
+    pub audiences: &'a [String],
+}
+
+/// Registers an `operator` client with the rules `/register` applies, and prints its
+/// credentials once.
+pub async fn client_add(core: &AuthCore, c: NewClient<'_>) -> anyhow::Result<String> {
+    let NewClient {
+        name,
+        redirect_uris,
+        grant_types,
+        public,
+        scope,
+        resources,
+        audiences,
+    } = c;
     let mut meta = json!({
         "client_name": name,
         "redirect_uris": redirect_uris,
@@ -31,10 +46,16 @@ pub async fn client_add(
         meta["scope"] = json!(s);
     }
     let reg = core
-        .register_client(&meta.to_string())
+        .register_operator_client(&meta.to_string(), audiences)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
     let mut out = format!("client_id:     {}\n", reg.client.id);
+    if !reg.client.audiences.is_empty() {
+        out.push_str(&format!(
+            "audiences:     {}\n",
+            reg.client.audiences.join(" ")
+        ));
+    }
     if !resources.is_empty() {
         let owned = core
             .set_client_resources(&reg.client.id, resources)
@@ -54,17 +75,51 @@ pub async fn client_list(core: &AuthCore) -> anyhow::Result<String> {
     let mut out = String::new();
     for c in core.stores().clients.list_clients().await? {
         let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+        let dash = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                v.join(" ")
+            }
+        };
         out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\tredirect_uris={}\tresources={}\taudiences={}\n",
             c.id,
+            c.tier.as_str(),
             c.name.as_deref().unwrap_or("-"),
             c.auth_method.as_str(),
             grants.join(","),
-            c.redirect_uris.join(" "),
-            c.resources.join(" ")
+            dash(&c.redirect_uris),
+            dash(&c.resources),
+            dash(&c.audiences),
         ));
     }
     Ok(out)
+}
+
+/// Issues an initial access token (RFC 7591 §3): one registration at `/register` that
+/// presents it becomes an `operator` client for `audiences`.
+pub async fn client_initial_token(
+    core: &AuthCore,
+    audiences: &[String],
+    scope: Option<&str>,
+    ttl_secs: i64,
+) -> anyhow::Result<String> {
+    let issued = core
+        .issue_initial_access_token(audiences, scope, chrono::Duration::seconds(ttl_secs))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
+    Ok(format!(
+        "initial_access_token: {}\naudiences:            {}\nscope:                {}\nexpires_at:           {}\n(single-use; shown once; only its hash is stored)\n",
+        issued.token,
+        issued.record.audiences.join(" "),
+        issued
+            .record
+            .scope
+            .as_deref()
+            .unwrap_or("(what the resources accept)"),
+        issued.record.expires_at.to_rfc3339(),
+    ))
 }
 
 pub async fn client_delete(core: &AuthCore, id: &str) -> anyhow::Result<()> {

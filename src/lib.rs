@@ -81,6 +81,7 @@ pub async fn start_all(
         None => latchkey_core::secret::generate(),
     };
     let engine = latchkey_auth::server::build_core(settings).await?;
+    refuse_unprotected(settings, &engine).await?;
     let core = engine.core.clone();
     let in_process = latchkey_auth::server::in_process_service(&engine, Some(&secret));
     let (stop, rx) = watch::channel(false);
@@ -114,6 +115,28 @@ pub async fn start_all(
     })
 }
 
+/// Production refuses to serve with no protected resource: the development default (any
+/// https or loopback URL is a resource) would let tokens name audiences nobody declared.
+async fn refuse_unprotected(
+    settings: &Settings,
+    engine: &latchkey_auth::server::Engine,
+) -> anyhow::Result<()> {
+    if settings.env != latchkey_auth::config::Environment::Production {
+        return Ok(());
+    }
+    let known = engine
+        .core
+        .protected_resource_list()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading protected resources: {}", e.description()))?;
+    if known.is_empty() {
+        anyhow::bail!(
+            "production needs at least one protected resource: `latchkey resource add URL --default`, or [[resources]] in the configuration file"
+        );
+    }
+    Ok(())
+}
+
 /// `latchkey serve auth`: only the gRPC AuthService.
 pub async fn start_auth(settings: &Settings, grpc: TcpListener) -> anyhow::Result<Running> {
     let secret = settings
@@ -126,6 +149,7 @@ pub async fn start_auth(settings: &Settings, grpc: TcpListener) -> anyhow::Resul
         );
     }
     let engine = latchkey_auth::server::build_core(settings).await?;
+    refuse_unprotected(settings, &engine).await?;
     let core = engine.core.clone();
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;

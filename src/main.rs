@@ -102,8 +102,25 @@ enum ClientCmd {
         /// A protected resource this client serves (it may verify and introspect its tokens).
         #[arg(long = "resource")]
         resources: Vec<String>,
+        /// A protected resource this client may get tokens for without a user
+        /// (`client_credentials`); needed for that grant.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
     },
     List,
+    /// Issue a single-use initial access token (RFC 7591 §3): the registration at /register
+    /// that presents it becomes an operator client for the given resources.
+    InitialToken {
+        /// A protected resource the client may get tokens for without a user.
+        #[arg(long = "audience", required = true)]
+        audiences: Vec<String>,
+        /// The scopes it may get (space-separated); by default what the resources accept.
+        #[arg(long)]
+        scope: Option<String>,
+        /// How long the token can be used, in seconds (at most 30 days).
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: i64,
+    },
     Delete {
         client_id: String,
     },
@@ -287,19 +304,28 @@ async fn main() -> anyhow::Result<()> {
                 public,
                 scope,
                 resources,
+                audiences,
             } => {
                 admin::client_add(
                     &core,
-                    &name,
-                    &redirect_uris,
-                    &grant_types,
-                    public,
-                    scope.as_deref(),
-                    &resources,
+                    admin::NewClient {
+                        name: &name,
+                        redirect_uris: &redirect_uris,
+                        grant_types: &grant_types,
+                        public,
+                        scope: scope.as_deref(),
+                        resources: &resources,
+                        audiences: &audiences,
+                    },
                 )
                 .await?
             }
             ClientCmd::List => admin::client_list(&core).await?,
+            ClientCmd::InitialToken {
+                audiences,
+                scope,
+                ttl_secs,
+            } => admin::client_initial_token(&core, &audiences, scope.as_deref(), ttl_secs).await?,
             ClientCmd::Delete { client_id } => {
                 admin::client_delete(&core, &client_id).await?;
                 format!("deleted client {client_id}")

@@ -5,9 +5,8 @@
 use crate::error::OAuthError;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, header};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use latchkey_proto::credentials::{BasicError, decode_basic};
 use std::collections::HashMap;
 
 /// Parameters by name, in order of appearance.
@@ -79,31 +78,22 @@ pub fn body_error(rejection: BytesRejection) -> OAuthError {
     }
 }
 
-/// Decodes `Authorization: Basic`, where id and secret are each form-urlencoded
-/// (RFC 6749 §2.3.1). `Ok(None)` when there is no Authorization header.
+/// Decodes `Authorization: Basic`, each part percent-decoded (RFC 6749 §2.3.1).
+/// `Ok(None)` when there is no Authorization header.
 pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let malformed = || OAuthError::new("invalid_client", "malformed Basic credentials");
     let value = value.to_str().map_err(|_| malformed())?;
-    let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::new(
+    match decode_basic(value) {
+        Ok(pair) => Ok(Some(pair)),
+        Err(BasicError::NotBasic) => Err(OAuthError::new(
             "invalid_client",
             "client authentication must use the Basic scheme",
-        ));
+        )),
+        Err(BasicError::Malformed) => Err(malformed()),
     }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let unescape = |s: &str| -> String {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(Some((unescape(id), unescape(secret))))
 }
 
 #[cfg(test)]
@@ -120,6 +110,8 @@ mod tests {
 
     #[test]
     fn basic_credentials_are_form_decoded() {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
         let mut h = HeaderMap::new();
         let enc = STANDARD.encode("my%20id:s%3Acret+x");
         h.insert(

@@ -32,6 +32,18 @@ pub struct ErrorPage<'a> {
     pub description: &'a str,
 }
 
+/// An error in an authorization request from a client that is not trusted: the user sees it
+/// and chooses whether to go back to the client (RFC 9700 §4.11.2).
+#[derive(Template)]
+#[template(path = "error_notice.html")]
+pub struct ErrorNoticePage<'a> {
+    pub error: &'a str,
+    pub description: &'a str,
+    pub client_name: &'a str,
+    pub redirect_host: &'a str,
+    pub redirect: &'a str,
+}
+
 /// Renders a page with the security headers every page gets.
 pub fn render(status: StatusCode, page: &impl Template) -> Response {
     let mut res = match page.render() {

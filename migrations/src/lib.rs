@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261122_000002_revocation_events;
 mod m20261122_000003_key_activation;
+mod m20261201_000004_client_tiers;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_revocation_events::Migration),
             Box::new(m20261122_000003_key_activation::Migration),
+            Box::new(m20261201_000004_client_tiers::Migration),
         ]
     }
 }

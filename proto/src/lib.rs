@@ -1,7 +1,10 @@
 //! latchkey-proto: the generated code for the `latchkey.v1` gRPC contract.
 //!
-//! Only generated types live here; translation to domain types belongs in `latchkey-auth`
-//! (server side) and `latchkey-gateway` (client side).
+//! Only generated types live here, and the one encoding both edges share for credentials in
+//! an `authorization` header ([`credentials`]). Translation to domain types belongs in
+//! `latchkey-auth` (server side) and `latchkey-gateway` (client side).
+
+pub mod credentials;
 
 /// `latchkey.v1`: messages, the `AuthService` server trait and its client.
 pub mod v1 {

@@ -15,11 +15,23 @@ use tower::{Layer, Service};
 pub struct RequireBearerLayer {
     verifier: Verifier,
     scopes: Vec<String>,
+    users_only: bool,
 }
 
 impl RequireBearerLayer {
     pub(crate) fn new(verifier: Verifier, scopes: Vec<String>) -> Self {
-        Self { verifier, scopes }
+        Self {
+            verifier,
+            scopes,
+            users_only: false,
+        }
+    }
+
+    /// Refuses tokens that no user stands behind (an operator's client acting for itself),
+    /// with 403 `insufficient_scope`: the route acts on a user's behalf.
+    pub fn users_only(mut self) -> Self {
+        self.users_only = true;
+        self
     }
 }
 
@@ -31,6 +43,7 @@ impl<S> Layer<S> for RequireBearerLayer {
             inner,
             verifier: self.verifier.clone(),
             scopes: self.scopes.clone(),
+            users_only: self.users_only,
         }
     }
 }
@@ -41,6 +54,7 @@ pub struct RequireBearer<S> {
     inner: S,
     verifier: Verifier,
     scopes: Vec<String>,
+    users_only: bool,
 }
 
 /// RFC 6750 §2.1: `Authorization: Bearer <token>`, and nowhere else. More than one
@@ -85,12 +99,17 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let scopes = self.scopes.clone();
+        let users_only = self.users_only;
         Box::pin(async move {
             let outcome = match bearer_token(req.headers()) {
                 Err(rejection) => Err(rejection),
                 Ok(None) => Err(Rejection::Missing),
                 Ok(Some(token)) => verifier.verify(token, &scopes).await,
             };
+            let outcome = outcome.and_then(|c| match c.subject {
+                crate::Subject::Client if users_only => Err(Rejection::UserRequired),
+                _ => Ok(c),
+            });
             match outcome {
                 Ok(claims) => {
                     req.extensions_mut().insert(claims);
@@ -127,6 +146,11 @@ pub fn challenge(verifier: &Verifier, scopes: &[String], rejection: &Rejection) 
         }
         Rejection::InsufficientScope => {
             params.push("error=\"insufficient_scope\"".into());
+            StatusCode::FORBIDDEN
+        }
+        Rejection::UserRequired => {
+            params.push("error=\"insufficient_scope\"".into());
+            params.push("error_description=\"this operation needs a user's token\"".into());
             StatusCode::FORBIDDEN
         }
         Rejection::InvalidRequest(why) => {

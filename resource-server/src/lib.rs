@@ -101,6 +101,30 @@ pub struct Claims {
     pub aud: String,
     pub exp: i64,
     pub jti: String,
+    /// Whether a user stands behind the token.
+    pub subject: Subject,
+}
+
+/// Who a token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// A user signed in and consented; `sub` is the user's id.
+    User,
+    /// No user: an operator's client for itself (`client_credentials`); `sub` is the
+    /// `client_id` (RFC 9068 §2.2).
+    Client,
+}
+
+impl Subject {
+    /// The rule for any verifier: `sub` equals `client_id` exactly when no user is involved.
+    /// Latchkey never gives a user an id that a client could have.
+    pub fn of(sub: &str, client_id: &str) -> Self {
+        if sub == client_id {
+            Self::Client
+        } else {
+            Self::User
+        }
+    }
 }
 
 /// Why a request was turned away; see [`Rejection::status`].
@@ -115,6 +139,10 @@ pub enum Rejection {
     /// RFC 6750 `insufficient_scope`.
     #[error("insufficient scope")]
     InsufficientScope,
+    /// The route acts for a user, and no user stands behind the token (403
+    /// `insufficient_scope`); see [`RequireBearerLayer::users_only`].
+    #[error("the token has no user")]
+    UserRequired,
     /// RFC 6750 `invalid_request`: a malformed request, such as two `Authorization` headers.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -168,12 +196,10 @@ impl Verifier {
             Resource::parse(&config.resource).map_err(|e| SetupError::Config(e.description()))?;
         config.resource = resource.as_str().to_owned();
         let (metadata_path, metadata_url) = resource.metadata_location();
-        use base64::Engine;
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", config.client_id, config.client_secret));
-        let value: MetadataValue<Ascii> = format!("Basic {basic}")
-            .parse()
-            .map_err(|_| SetupError::Config("credentials must be ASCII".into()))?;
+        let value: MetadataValue<Ascii> =
+            latchkey_proto::credentials::encode_basic(&config.client_id, &config.client_secret)
+                .parse()
+                .map_err(|_| SetupError::Config("credentials must be ASCII".into()))?;
         // HTTP/2 pings find a connection that died without closing (a NAT or load balancer
         // dropping it) within a few seconds, so the revocation stream is known lost and local
         // mode can fail closed instead of waiting on it forever.
@@ -278,6 +304,12 @@ impl Verifier {
             .into_inner();
         match (r.valid, r.claims) {
             (true, Some(c)) => Ok(Claims {
+                subject: match pb::TokenSubject::try_from(c.subject) {
+                    Ok(pb::TokenSubject::User) => Subject::User,
+                    Ok(pb::TokenSubject::Client) => Subject::Client,
+                    // An older server: the same rule it follows.
+                    _ => Subject::of(&c.sub, &c.client_id),
+                },
                 sub: c.sub,
                 client_id: c.client_id,
                 scopes: c.scopes,

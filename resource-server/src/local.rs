@@ -195,6 +195,7 @@ impl LocalState {
             return Err(Rejection::InsufficientScope);
         }
         Ok(Claims {
+            subject: crate::Subject::of(&claims.sub, &claims.client_id),
             sub: claims.sub,
             client_id: claims.client_id,
             scopes,

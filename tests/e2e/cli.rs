@@ -114,7 +114,53 @@ async fn resource_and_client_commands() {
         ],
         "",
     );
+    assert!(
+        !ok && out.contains("needs at least one resource"),
+        "client_credentials names its resources: {out}"
+    );
+    let (ok, out) = latchkey(
+        &db,
+        &[
+            "client",
+            "add",
+            "--name",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--audience",
+            "https://other.example.com/mcp",
+        ],
+        "",
+    );
+    assert!(
+        !ok && out.contains("invalid_target"),
+        "an unregistered resource: {out}"
+    );
+    let (ok, out) = latchkey(
+        &db,
+        &[
+            "client",
+            "add",
+            "--name",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--audience",
+            "https://MCP.example.com/mcp",
+        ],
+        "",
+    );
     assert!(ok && out.contains("client_secret:"), "{out}");
+    assert!(
+        out.contains("client_id:") && out.contains("audiences:     https://mcp.example.com/mcp"),
+        "{out}"
+    );
+    let (ok, out) = latchkey(&db, &["client", "list"], "");
+    assert!(
+        ok && out.contains("\toperator\tsvc\t")
+            && out.contains("audiences=https://mcp.example.com/mcp"),
+        "the tier is listed: {out}"
+    );
     let (ok, out) = latchkey(&db, &["keys", "list"], "");
     assert!(ok && out.contains("signing"), "{out}");
 }

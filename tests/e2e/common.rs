@@ -298,17 +298,36 @@ impl TestApp {
         self.resource_server(&[RESOURCE]).await
     }
 
-    /// A confidential client that owns `resources`.
+    /// A confidential client that owns `resources`, made by the operator as
+    /// `latchkey client add --resource` makes one; it may also get `client_credentials`
+    /// tokens for them.
     pub async fn resource_server(&self, resources: &[&str]) -> (String, String) {
-        let (id, secret) = self
-            .confidential_client(json!({ "client_name": "rs", "grant_types": ["client_credentials"], "response_types": [] }))
-            .await;
+        let (id, secret) = self.operator_client(resources, None).await;
         let owned: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
         self.core()
             .set_client_resources(&id, &owned)
             .await
             .expect("assign resources");
         (id, secret)
+    }
+
+    /// An operator's confidential client for `client_credentials` at `audiences`, as
+    /// `latchkey client add --grant-type client_credentials --audience …` makes one.
+    pub async fn operator_client(
+        &self,
+        audiences: &[&str],
+        metadata: Option<Value>,
+    ) -> (String, String) {
+        let metadata = metadata.unwrap_or_else(|| {
+            json!({ "client_name": "operator", "grant_types": ["client_credentials"], "response_types": [] })
+        });
+        let audiences: Vec<String> = audiences.iter().map(|r| r.to_string()).collect();
+        let reg = self
+            .core()
+            .register_operator_client(&metadata.to_string(), &audiences)
+            .await
+            .expect("operator client");
+        (reg.client.id, reg.client_secret.expect("confidential"))
     }
 }
 

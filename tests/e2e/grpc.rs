@@ -37,6 +37,7 @@ async fn gateway_only_rpcs_refuse_every_other_caller() {
                 c.register_client(with_secret(
                     pb::RegisterClientRequest {
                         metadata_json: "{}".into(),
+                        initial_access_token: None,
                     },
                     secret,
                 ))

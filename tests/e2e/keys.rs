@@ -19,11 +19,7 @@ async fn a_rotation_during_a_stream_of_verifications_fails_nothing() {
     .await;
     let replica = app.replica().await;
     let rs = app.introspector().await;
-    let (svc, svc_secret) = app
-        .confidential_client(
-            serde_json::json!({"grant_types": ["client_credentials"], "response_types": []}),
-        )
-        .await;
+    let (svc, svc_secret) = app.operator_client(&[RESOURCE], None).await;
     let mint = || async {
         let (status, body) = app
             .token_with(

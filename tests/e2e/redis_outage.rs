@@ -83,11 +83,7 @@ async fn redis_stopping_and_coming_back() {
     .await;
     let app = spawn_app_with(|s| s.redis_url = Some(url.clone())).await;
     assert_eq!(ready(&app).await.1["redis"], "up");
-    let (svc, secret) = app
-        .confidential_client(
-            serde_json::json!({"grant_types": ["client_credentials"], "response_types": []}),
-        )
-        .await;
+    let (svc, secret) = app.operator_client(&[RESOURCE], None).await;
     let cc = || {
         http()
             .post(app.url("/token"))

@@ -170,18 +170,15 @@ async fn the_gateway_and_the_auth_service_run_as_separate_processes() {
     assert_eq!(meta["issuer"], app.base.as_str());
     let res = http()
         .post(format!("{base}/register"))
-        .json(&serde_json::json!({"grant_types": ["client_credentials"], "response_types": []}))
+        .json(&serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
         .send()
         .await
         .expect("register");
     assert_eq!(res.status(), 201);
-    let reg: serde_json::Value = res.json().await.expect("json");
+    let (id, secret) = app.operator_client(&[RESOURCE], None).await;
     let res = http()
         .post(format!("{base}/token"))
-        .basic_auth(
-            reg["client_id"].as_str().expect("id"),
-            reg["client_secret"].as_str(),
-        )
+        .basic_auth(&id, Some(&secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await

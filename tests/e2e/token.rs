@@ -328,7 +328,10 @@ async fn client_authentication_methods() {
     let app = spawn_app().await;
     let (basic_id, basic_secret) = app.introspector().await;
     let (post_id, post_secret) = app
-        .confidential_client(json!({"grant_types": ["client_credentials"], "response_types": [], "token_endpoint_auth_method": "client_secret_post"}))
+        .operator_client(
+            &[RESOURCE],
+            Some(json!({"grant_types": ["client_credentials"], "response_types": [], "token_endpoint_auth_method": "client_secret_post"})),
+        )
         .await;
     let cc = [("grant_type", "client_credentials")];
     let post = |id: &str, secret: &str| {

@@ -117,6 +117,7 @@ async fn resource_server_credentials_open_nothing_privileged() {
             c.register_client(as_client(
                 pb::RegisterClientRequest {
                     metadata_json: "{}".into(),
+                    initial_access_token: None,
                 },
                 &rs,
             ))
@@ -408,11 +409,7 @@ async fn every_kind_of_revocation_fails_verify_token() {
     );
     assert!(!verdict(&mut c, &rs, &at(&t)).await, "client deleted");
     // A client_credentials token of a deleted client.
-    let (svc, svc_secret) = app
-        .confidential_client(
-            serde_json::json!({"grant_types": ["client_credentials"], "response_types": []}),
-        )
-        .await;
+    let (svc, svc_secret) = app.operator_client(&[RESOURCE], None).await;
     let (_, cc) = app
         .token_with(
             http()

@@ -95,6 +95,16 @@ pub(crate) async fn start(
         Ok(r) => match r.into_inner().outcome {
             Some(Outcome::Prompt(p)) => prompt_page(jar, s.config.secure_cookies, p, ""),
             Some(Outcome::ErrorRedirect(uri)) => see_other(&uri),
+            Some(Outcome::ErrorNotice(n)) => pages::render(
+                StatusCode::BAD_REQUEST,
+                &pages::ErrorNoticePage {
+                    error: &n.error,
+                    description: &n.error_description,
+                    client_name: &n.client_name,
+                    redirect_host: &n.redirect_host,
+                    redirect: &n.redirect,
+                },
+            ),
             None => pages::error_page(&OAuthError::new("server_error", "empty answer")),
         },
         Err(status) => pages::error_page(&OAuthError::from(status)),

@@ -31,13 +31,34 @@ pub(crate) async fn register(
             "the request body must be application/json",
         ));
     }
+    // RFC 7591 §3: an initial access token, when the operator issued one, is a bearer token.
+    let initial_access_token = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    OAuthError::new(
+                        "invalid_token",
+                        "the initial access token must be sent as Authorization: Bearer",
+                    )
+                })?,
+        ),
+    };
     let body = body.map_err(body_error)?;
     let metadata_json = String::from_utf8(body.to_vec())
         .map_err(|_| OAuthError::new("invalid_client_metadata", "the body is not UTF-8"))?;
     let doc = s
         .client
         .clone()
-        .register_client(pb::RegisterClientRequest { metadata_json })
+        .register_client(pb::RegisterClientRequest {
+            metadata_json,
+            initial_access_token,
+        })
         .await?
         .into_inner();
     // RFC 7591 §3.2.1: 201 Created; the secret in the body must not be cached.

@@ -6,6 +6,7 @@ use chrono::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use latchkey_core::CoreSettings;
+use latchkey_core::registration::RegistrationPolicy;
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::{ScopePolicy, ScopeSet};
 use secrecy::{ExposeSecret, SecretString};
@@ -63,6 +64,9 @@ pub struct Settings {
     /// Scopes granted when a request names none.
     pub default_scopes: String,
     pub resources: Vec<ResourceConfig>,
+    /// Who may register clients at `/register`: `open`, `initial_access_token` (only with
+    /// an operator's initial access token) or `off`.
+    pub registration: String,
     /// Origins allowed by CORS on the public endpoints, space-separated, or `*`.
     pub cors_origins: String,
     /// ForwardAuth (`GET /verify`): the audience and scopes to require when the proxy's
@@ -116,6 +120,7 @@ impl Default for Settings {
             scopes: "mcp:tools mcp:resources mcp:prompts".into(),
             default_scopes: "mcp:tools mcp:resources mcp:prompts".into(),
             resources: Vec::new(),
+            registration: "open".into(),
             cors_origins: "*".into(),
             forward_auth_audience: None,
             forward_auth_scopes: None,
@@ -283,6 +288,13 @@ impl Settings {
         if resources.iter().filter(|r| r.is_default).count() > 1 {
             problems.push("at most one configured resource can be the default".into());
         }
+        let registration = RegistrationPolicy::parse(&self.registration).unwrap_or_else(|| {
+            problems.push(format!(
+                "registration {:?} must be open, initial_access_token or off",
+                self.registration
+            ));
+            RegistrationPolicy::Off
+        });
         match scopes {
             Some(scopes) if problems.is_empty() => Ok(CoreSettings {
                 issuer,
@@ -302,6 +314,7 @@ impl Settings {
                 },
                 scopes,
                 resources,
+                registration,
             }),
             _ => Err(problems),
         }

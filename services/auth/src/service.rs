@@ -2,8 +2,6 @@
 //! result. It holds no SQL and no OAuth rule; its one decision is who may call what.
 
 use crate::status::to_status;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use latchkey_core::authorize::{AuthorizationRequest, Prompt, StartOutcome};
 use latchkey_core::client_auth::PresentedCredentials;
 use latchkey_core::denylist::RevocationEvent;
@@ -11,6 +9,7 @@ use latchkey_core::grant::TokenRequest;
 use latchkey_core::introspection::Verifier;
 use latchkey_core::resource::Resource;
 use latchkey_core::{AuthCore, AuthError, secret};
+use latchkey_proto::credentials::decode_basic;
 use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::auth_service_server::AuthService;
 use std::pin::Pin;
@@ -62,12 +61,10 @@ impl AuthGrpc {
         }
     }
 
-    /// The `Basic` client credentials in the metadata, if any.
+    /// The `Basic` client credentials in the metadata, if any, decoded as the gateway
+    /// decodes them (RFC 6749 §2.3.1).
     fn basic_credentials<T>(req: &Request<T>) -> Option<(String, String)> {
-        let encoded = Self::authorization(req)?.strip_prefix("Basic ")?;
-        let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-        let (id, secret) = decoded.split_once(':')?;
-        Some((id.to_owned(), secret.to_owned()))
+        decode_basic(Self::authorization(req)?).ok()
     }
 
     /// Every revocation in force, the end-of-snapshot mark, then each new revocation; after
@@ -211,9 +208,10 @@ impl AuthService for AuthGrpc {
         req: Request<pb::RegisterClientRequest>,
     ) -> Rpc<pb::JsonDocument> {
         self.require_gateway(&req)?;
+        let r = req.into_inner();
         let reg = self
             .core
-            .register_client(&req.into_inner().metadata_json)
+            .register_client(&r.metadata_json, r.initial_access_token.as_deref())
             .await
             .map_err(to_status)?;
         Ok(Response::new(json(&reg.to_json())))
@@ -245,6 +243,15 @@ impl AuthService for AuthGrpc {
             StartOutcome::Prompt(p) => pb::start_authorization_response::Outcome::Prompt(prompt(p)),
             StartOutcome::ErrorRedirect(uri) => {
                 pb::start_authorization_response::Outcome::ErrorRedirect(uri)
+            }
+            StartOutcome::ErrorNotice(n) => {
+                pb::start_authorization_response::Outcome::ErrorNotice(pb::ErrorNotice {
+                    redirect: n.redirect,
+                    client_name: n.client_name,
+                    redirect_host: n.redirect_host,
+                    error: n.error.to_owned(),
+                    error_description: n.error_description,
+                })
             }
         };
         Ok(Response::new(pb::StartAuthorizationResponse {
@@ -308,7 +315,12 @@ impl AuthService for AuthGrpc {
             })
             .await
             .map_err(to_status)?;
-        metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type).increment(1);
+        metrics::counter!(
+            "latchkey_tokens_issued_total",
+            "grant_type" => grant_type,
+            "client_tier" => out.client_tier.as_str(),
+        )
+        .increment(1);
         Ok(Response::new(pb::TokenResponse {
             access_token: out.access_token,
             token_type: "Bearer".into(),
@@ -401,6 +413,11 @@ impl AuthService for AuthGrpc {
                     iat: c.iat,
                     exp: c.exp,
                     jti: c.jti.clone(),
+                    subject: if c.has_user() {
+                        pb::TokenSubject::User
+                    } else {
+                        pb::TokenSubject::Client
+                    } as i32,
                 }),
                 ..Default::default()
             },

@@ -6,6 +6,7 @@
 //! | `audit_event` | `login`, `consent`, `client_registered`, `token_issued`, `code_replayed`, `refresh_reused`, `revocation`, `key_generated`, `key_published` |
 //! | `outcome` | `success`, `failure`, `denied`, `locked` |
 //! | `client_id`, `user_id`, `grant_id`, `kid` | identifiers, empty when not applicable |
+//! | `client_tier` | `operator`, `dynamic`, `metadata_document`; empty when no client is known |
 //! | `detail` | a fixed word: the grant type, the revocation kind |
 //!
 //! Never a token, code, secret, password, or email.
@@ -16,6 +17,7 @@ pub struct Audit<'a> {
     pub event: &'static str,
     pub outcome: &'static str,
     pub client_id: &'a str,
+    pub client_tier: &'static str,
     pub user_id: &'a str,
     pub grant_id: &'a str,
     pub kid: &'a str,
@@ -29,6 +31,7 @@ impl Audit<'_> {
             audit_event = self.event,
             outcome = self.outcome,
             client_id = self.client_id,
+            client_tier = self.client_tier,
             user_id = self.user_id,
             grant_id = self.grant_id,
             kid = self.kid,

@@ -3,7 +3,11 @@
 //!
 //! Until the client and redirect URI are validated, errors are shown to the user and never
 //! redirected (RFC 6749 §4.1.2.1). After that, they go back to the redirect URI with `error`,
-//! `state` and `iss` (RFC 9207).
+//! `state` and `iss` (RFC 9207): at once for an operator's client, and for any other only when
+//! the user chooses to continue. RFC 9700 §4.11.2: the server must authenticate the user
+//! before redirecting, and should redirect automatically only to URIs it trusts; anyone can
+//! register a redirect URI, so without this a broken link to `/authorize` is an open
+//! redirect.
 
 use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
@@ -49,8 +53,24 @@ pub struct Prompt {
 #[derive(Debug)]
 pub enum StartOutcome {
     Prompt(Prompt),
-    /// The request is bad but the redirect URI is good: send the browser here.
+    /// The request is bad but the redirect URI is good, and the client is an operator's:
+    /// send the browser here.
     ErrorRedirect(String),
+    /// The request is bad, the redirect URI is good, and the client is not trusted: show
+    /// the error, and send the browser on only if the user chooses to continue.
+    ErrorNotice(ErrorNotice),
+}
+
+/// An error to show before the browser goes back to a client that is not trusted.
+#[derive(Debug, Clone)]
+pub struct ErrorNotice {
+    /// The redirect URI with `error`, `error_description`, `state` and `iss`.
+    pub redirect: String,
+    pub client_name: String,
+    /// The host the user would be sent to, shown so the user can judge it.
+    pub redirect_host: String,
+    pub error: &'static str,
+    pub error_description: String,
 }
 
 #[derive(Debug)]
@@ -107,9 +127,7 @@ impl AuthCore {
             .as_deref()
             .ok_or(AuthError::InvalidRequest(Reason::Missing("client_id")))?;
         let client = self
-            .stores
-            .clients
-            .find_client(client_id)
+            .client(client_id)
             .await?
             .ok_or(AuthError::InvalidClient(Reason::UnknownClient))?;
         let redirect_uri = match req.redirect_uri.as_deref() {
@@ -156,11 +174,19 @@ impl AuthCore {
                 )))
             }
             Err(AuthError::Internal(e)) => Err(AuthError::Internal(e)),
-            Err(err) => Ok(StartOutcome::ErrorRedirect(self.error_redirect(
-                &redirect_uri,
-                &err,
-                state,
-            )?)),
+            Err(err) => {
+                let redirect = self.error_redirect(&redirect_uri, &err, state)?;
+                if client.is_operator() {
+                    return Ok(StartOutcome::ErrorRedirect(redirect));
+                }
+                Ok(StartOutcome::ErrorNotice(ErrorNotice {
+                    redirect,
+                    client_name: client.name.clone().unwrap_or_else(|| client.id.clone()),
+                    redirect_host: redirect_uri::display_host(&redirect_uri),
+                    error: err.code(),
+                    error_description: err.description(),
+                }))
+            }
         }
     }
 
@@ -256,7 +282,12 @@ impl AuthCore {
                 error: Some(LOCKED_OUT),
             });
         }
-        let user = self.stores.users.find_user_by_email(&normalized).await?;
+        // An address no account can have is not looked up (PostgreSQL refuses NUL in text);
+        // it fails like any unknown account.
+        let user = match crate::users::normalize_email(&normalized) {
+            Ok(email) => self.stores.users.find_user_by_email(&email).await?,
+            Err(_) => None,
+        };
         // argon2 takes tens of milliseconds: keep it off the async workers.
         let candidate = password_in.to_owned();
         let stored = user.as_ref().map(|u| u.password_hash.clone());

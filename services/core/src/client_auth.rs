@@ -18,9 +18,25 @@ pub struct PresentedCredentials {
     pub client_secret: Option<String>,
 }
 
+/// The longest client identifier: ours are 22 characters, and a Client ID Metadata Document
+/// URL is bounded like a redirect URI.
+const MAX_CLIENT_ID_LEN: usize = 2048;
+
+/// RFC 6749 Appendix A.1: `client-id = *VSCHAR` (%x20-7E). Anything else (a NUL, a newline,
+/// non-ASCII) names no client, and is refused before it reaches the store.
+pub fn is_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CLIENT_ID_LEN
+        && id.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
 impl AuthCore {
-    /// A registered client, from the short-lived cache or the store.
+    /// A registered client, from the short-lived cache or the store. An identifier no
+    /// client can have is not looked up.
     pub(crate) async fn client(&self, id: &str) -> AuthResult<Option<Arc<Client>>> {
+        if !is_client_id(id) {
+            return Ok(None);
+        }
         if let Some(c) = self.clients.get(id) {
             return Ok(Some(c));
         }

@@ -226,6 +226,11 @@ impl AuthCore {
     }
 
     /// The protected resources: those from configuration, then the registered ones.
+    pub async fn protected_resource_list(&self) -> AuthResult<Vec<resource::ProtectedResource>> {
+        self.protected_resources().await
+    }
+
+    /// The protected resources: those from configuration, then the registered ones.
     async fn protected_resources(&self) -> AuthResult<Vec<resource::ProtectedResource>> {
         let mut all = self.settings.resources.clone();
         all.extend(self.stores.resources.list_resources().await?);

@@ -18,7 +18,7 @@ impl AuthCore {
             AuthMethod::None,
         ]
         .map(AuthMethod::as_str);
-        json!({
+        let mut doc = json!({
             "issuer": iss,
             "authorization_endpoint": format!("{iss}/authorize"),
             "token_endpoint": format!("{iss}/token"),
@@ -36,7 +36,14 @@ impl AuthCore {
             "code_challenge_methods_supported": ["S256"],
             "subject_types_supported": ["public"],
             "authorization_response_iss_parameter_supported": true,
-        })
+        });
+        // RFC 8414 §2: advertise registration only where a client can register.
+        if self.settings.registration == crate::registration::RegistrationPolicy::Off
+            && let Value::Object(m) = &mut doc
+        {
+            m.remove("registration_endpoint");
+        }
+        doc
     }
 
     /// RFC 9728 metadata for a protected resource this server knows, so that a resource

@@ -60,6 +60,45 @@ impl GrantType {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.as_str() == s)
     }
+
+    /// Whether a token from this grant always stands for a user who signed in and consented.
+    /// Grants without a user are for operator clients only.
+    pub fn needs_user(self) -> bool {
+        match self {
+            Self::AuthorizationCode | Self::RefreshToken => true,
+            Self::ClientCredentials => false,
+        }
+    }
+}
+
+/// How far a client is trusted, which decides what it may do. Stored on the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientTier {
+    /// Made by an operator (the CLI, or a registration with an operator's initial access
+    /// token). The only tier that may use grants without a user, and only for the resources
+    /// and scopes listed on it. Trusted with error redirects before sign-in.
+    Operator,
+    /// Self-registered through RFC 7591: user-delegated grants only.
+    Dynamic,
+    /// A Client ID Metadata Document URL as `client_id`: the powers of `Dynamic`.
+    MetadataDocument,
+}
+
+impl ClientTier {
+    pub const ALL: [ClientTier; 3] = [Self::Operator, Self::Dynamic, Self::MetadataDocument];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Dynamic => "dynamic",
+            Self::MetadataDocument => "metadata_document",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
 }
 
 /// A registered OAuth client.
@@ -79,6 +118,10 @@ pub struct Client {
     /// Protected resources this client serves (set by an administrator, never by the
     /// client): it may verify and introspect tokens whose audience is one of them.
     pub resources: Vec<String>,
+    pub tier: ClientTier,
+    /// Protected resources this client may get tokens for without a user (normalized; set
+    /// by an operator, never by the client). Empty for every tier but `Operator`.
+    pub audiences: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -90,6 +133,24 @@ impl Client {
     pub fn allows(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
+
+    pub fn is_operator(&self) -> bool {
+        self.tier == ClientTier::Operator
+    }
+}
+
+/// An operator's permission for exactly one registration to become an `Operator` client
+/// (RFC 7591 §3 initial access token), stored by the SHA-256 of its value.
+#[derive(Debug, Clone)]
+pub struct InitialAccessToken {
+    pub token_hash: String,
+    /// The resources the client it creates may get tokens for without a user (normalized).
+    pub audiences: Vec<String>,
+    /// The scopes it may get; `None` means whatever those resources accept.
+    pub scope: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
 }
 
 /// A resource owner who logs in with email and password.

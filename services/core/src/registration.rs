@@ -1,8 +1,12 @@
-//! Dynamic client registration (RFC 7591), and the admin path that shares its rules.
+//! Client registration (RFC 7591): the dynamic path, the operator's path (the CLI, and a
+//! registration carrying an initial access token), and the tier each one gives.
+//!
+//! One metadata parser serves every path; the tier decides only which grants are kept and
+//! which resources the client may get tokens for without a user.
 
 use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
-use crate::model::{AuthMethod, Client, GrantType};
+use crate::model::{AuthMethod, Client, ClientTier, GrantType, InitialAccessToken};
 use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret;
@@ -10,6 +14,50 @@ use serde_json::{Map, Value, json};
 
 const MAX_REDIRECT_URIS: usize = 20;
 const MAX_TEXT_LEN: usize = 500;
+/// The longest an initial access token may live.
+pub const MAX_INITIAL_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
+
+/// Who may register a client at `/register`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RegistrationPolicy {
+    /// Anyone (RFC 7591 open registration): the client is `dynamic`. A registration that
+    /// carries an initial access token still becomes `operator`.
+    #[default]
+    Open,
+    /// Only a registration that carries an operator's initial access token (RFC 7591 §3).
+    InitialAccessToken,
+    /// No registration at `/register`; clients come from the operator alone.
+    Off,
+}
+
+impl RegistrationPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "initial_access_token" => Some(Self::InitialAccessToken),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+}
+
+/// Client metadata that passed every check, before a tier is applied.
+struct Parsed {
+    auth_method: AuthMethod,
+    grant_types: Vec<GrantType>,
+    response_types: Vec<String>,
+    redirect_uris: Vec<String>,
+    scope: Option<String>,
+    /// The informational fields (name, URIs, contacts), checked.
+    info: Map<String, Value>,
+}
+
+/// A new initial access token: its value, shown once, and what was stored.
+#[derive(Debug)]
+pub struct IssuedInitialAccessToken {
+    pub token: String,
+    pub record: InitialAccessToken,
+}
 
 /// Human-readable or informational metadata echoed back as registered (RFC 7591 §2).
 const TEXT_FIELDS: &[&str] = &[
@@ -62,6 +110,25 @@ fn bad(why: &'static str) -> AuthError {
     AuthError::InvalidClientMetadata(Reason::Text(why))
 }
 
+/// Whether any string in `v`, key or value, holds a control character. Such metadata is
+/// refused before it reaches the store (PostgreSQL refuses NUL in text) or a page.
+fn has_control_chars(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.chars().any(char::is_control),
+        Value::Array(items) => items.iter().any(has_control_chars),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k.chars().any(char::is_control) || has_control_chars(v)),
+        _ => false,
+    }
+}
+
+fn invalid_initial_token() -> AuthError {
+    AuthError::InvalidToken(Reason::Text(
+        "the initial access token is invalid, expired or already used",
+    ))
+}
+
 fn string_array(v: Option<&Value>, field: &'static str) -> AuthResult<Option<Vec<String>>> {
     match v {
         None | Some(Value::Null) => Ok(None),
@@ -75,13 +142,198 @@ fn string_array(v: Option<&Value>, field: &'static str) -> AuthResult<Option<Vec
 }
 
 impl AuthCore {
-    /// Registers a client from RFC 7591 metadata.
-    pub async fn register_client(&self, metadata_json: &str) -> AuthResult<Registration> {
+    /// Registers a client at `/register`, under the registration policy. With an operator's
+    /// initial access token the client is `operator`; without one it is `dynamic`, and the
+    /// grants that need no user are dropped from what it asked for (RFC 7591 §2 lets the
+    /// server replace requested values; the response says what was granted).
+    pub async fn register_client(
+        &self,
+        metadata_json: &str,
+        initial_access_token: Option<&str>,
+    ) -> AuthResult<Registration> {
+        match (self.settings.registration, initial_access_token) {
+            (RegistrationPolicy::Off, _) => Err(AuthError::AccessDenied(Reason::Text(
+                "client registration is disabled on this server",
+            ))),
+            (_, Some(token)) => self.register_with_initial_token(metadata_json, token).await,
+            (RegistrationPolicy::InitialAccessToken, None) => Err(AuthError::InvalidToken(
+                Reason::Missing("initial access token (Authorization: Bearer)"),
+            )),
+            (RegistrationPolicy::Open, None) => {
+                let mut parsed = self.parse_metadata(metadata_json)?;
+                let asked = parsed.grant_types.len();
+                parsed.grant_types.retain(|g| g.needs_user());
+                if parsed.grant_types.len() < asked
+                    && !parsed.grant_types.contains(&GrantType::AuthorizationCode)
+                {
+                    return Err(bad(
+                        "grants without a user (client_credentials) are for operator clients; \
+                         ask the operator for an initial access token",
+                    ));
+                }
+                let client = self.new_client(parsed, ClientTier::Dynamic, Vec::new());
+                self.stores.clients.insert_client(&client.client).await?;
+                self.audit_registration(&client.client);
+                Ok(client)
+            }
+        }
+    }
+
+    /// Registers an `operator` client (the CLI, an operator's admin call). It may use grants
+    /// without a user for `audiences`, which must be protected resources this server knows.
+    pub async fn register_operator_client(
+        &self,
+        metadata_json: &str,
+        audiences: &[String],
+    ) -> AuthResult<Registration> {
+        let parsed = self.parse_metadata(metadata_json)?;
+        let audiences = self.operator_audiences(audiences).await?;
+        let userless = parsed.grant_types.iter().any(|g| !g.needs_user());
+        if userless && audiences.is_empty() {
+            return Err(bad(
+                "client_credentials needs at least one resource the client may get tokens for",
+            ));
+        }
+        let client = self.new_client(parsed, ClientTier::Operator, audiences);
+        self.stores.clients.insert_client(&client.client).await?;
+        self.audit_registration(&client.client);
+        Ok(client)
+    }
+
+    /// RFC 7591 §3: a registration authorized by an operator's initial access token. The
+    /// token is spent by this registration alone, atomically with storing the client.
+    async fn register_with_initial_token(
+        &self,
+        metadata_json: &str,
+        token: &str,
+    ) -> AuthResult<Registration> {
+        let now = self.clock.now();
+        let token_hash = secret::hash(token);
+        let record = self
+            .stores
+            .clients
+            .find_initial_access_token(&token_hash)
+            .await?
+            .filter(|t| t.used_at.is_none() && t.expires_at > now)
+            .ok_or_else(invalid_initial_token)?;
+        let mut parsed = self.parse_metadata(metadata_json)?;
+        if let Some(allowed) = &record.scope {
+            let allowed = ScopeSet::parse(allowed)?;
+            match &parsed.scope {
+                Some(asked) => {
+                    let asked = ScopeSet::parse(asked)?;
+                    if let Some(extra) = asked.difference(&allowed).first() {
+                        return Err(AuthError::InvalidClientMetadata(Reason::ScopeBroadened(
+                            (*extra).to_owned(),
+                        )));
+                    }
+                }
+                None => parsed.scope = Some(allowed.to_string()),
+            }
+        }
+        let client = self.new_client(parsed, ClientTier::Operator, record.audiences.clone());
+        if !self
+            .stores
+            .clients
+            .insert_client_redeeming(&client.client, &token_hash, now)
+            .await?
+        {
+            return Err(invalid_initial_token());
+        }
+        self.audit_registration(&client.client);
+        Ok(client)
+    }
+
+    /// Issues an initial access token that lets exactly one registration become an
+    /// `operator` client for `audiences` (and `scope`, if given), until `ttl` has passed.
+    pub async fn issue_initial_access_token(
+        &self,
+        audiences: &[String],
+        scope: Option<&str>,
+        ttl: chrono::Duration,
+    ) -> AuthResult<IssuedInitialAccessToken> {
+        let audiences = self.operator_audiences(audiences).await?;
+        if audiences.is_empty() {
+            return Err(AuthError::InvalidRequest(Reason::Text(
+                "an initial access token names at least one resource",
+            )));
+        }
+        if ttl <= chrono::Duration::zero() || ttl.num_seconds() > MAX_INITIAL_TOKEN_TTL_SECS {
+            return Err(AuthError::InvalidRequest(Reason::Text(
+                "an initial access token lives between 1 second and 30 days",
+            )));
+        }
+        let scope = match scope {
+            None => None,
+            Some(s) => {
+                let set = ScopeSet::parse(s)?;
+                if let Some(unknown) = set.difference(self.settings.scopes.supported()).first() {
+                    return Err(AuthError::InvalidScope(Reason::ScopeUnknown(
+                        (*unknown).to_owned(),
+                    )));
+                }
+                (!set.is_empty()).then(|| set.to_string())
+            }
+        };
+        let token = secret::generate();
+        let now = self.clock.now();
+        let record = InitialAccessToken {
+            token_hash: secret::hash(&token),
+            audiences,
+            scope,
+            created_at: now,
+            expires_at: now + ttl,
+            used_at: None,
+        };
+        self.stores
+            .clients
+            .insert_initial_access_token(&record)
+            .await?;
+        Ok(IssuedInitialAccessToken { token, record })
+    }
+
+    /// Normalizes the resources an operator lists on a client. Once protected resources are
+    /// registered, each must be one of them.
+    async fn operator_audiences(&self, urls: &[String]) -> AuthResult<Vec<String>> {
+        let registered = self.protected_resources().await?;
+        let mut out = Vec::new();
+        for u in urls {
+            let r = crate::resource::Resource::parse(u)?;
+            if !registered.is_empty() && !registered.iter().any(|p| p.resource == r) {
+                return Err(AuthError::InvalidTarget(Reason::ResourceUnknown(
+                    r.as_str().to_owned(),
+                )));
+            }
+            let r = r.as_str().to_owned();
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn audit_registration(&self, client: &Client) {
+        crate::audit::Audit {
+            event: "client_registered",
+            outcome: "success",
+            client_id: &client.id,
+            client_tier: client.tier.as_str(),
+            detail: client.auth_method.as_str(),
+            ..Default::default()
+        }
+        .emit();
+    }
+
+    /// Checks RFC 7591 metadata. Decides nothing about trust.
+    fn parse_metadata(&self, metadata_json: &str) -> AuthResult<Parsed> {
         let parsed: Value = serde_json::from_str(metadata_json)
             .map_err(|_| bad("the body is not a JSON object"))?;
         let Value::Object(input) = parsed else {
             return Err(bad("the body is not a JSON object"));
         };
+        if has_control_chars(&Value::Object(input.clone())) {
+            return Err(bad("client metadata must not contain control characters"));
+        }
 
         let auth_method = match input.get("token_endpoint_auth_method") {
             None | Some(Value::Null) => AuthMethod::ClientSecretBasic, // RFC 7591 §2 default
@@ -176,7 +428,7 @@ impl AuthCore {
         };
 
         // Keep the fields we understand, checked, and echo them back (RFC 7591 §3.2.1).
-        let mut metadata = Map::new();
+        let mut info = Map::new();
         for field in TEXT_FIELDS {
             match input.get(*field) {
                 None | Some(Value::Null) => {}
@@ -185,33 +437,46 @@ impl AuthCore {
                     return Err(AuthError::InvalidClientMetadata(Reason::Malformed(field)));
                 }
                 Some(Value::String(s)) if s.len() <= MAX_TEXT_LEN => {
-                    metadata.insert((*field).into(), json!(s));
+                    info.insert((*field).into(), json!(s));
                 }
                 Some(_) => return Err(AuthError::InvalidClientMetadata(Reason::Malformed(field))),
             }
         }
         if let Some(contacts) = string_array(input.get("contacts"), "contacts")? {
-            metadata.insert("contacts".into(), json!(contacts));
+            info.insert("contacts".into(), json!(contacts));
         }
         if input.contains_key("jwks") || input.contains_key("jwks_uri") {
             return Err(bad(
                 "jwks and jwks_uri are not supported: no private_key_jwt",
             ));
         }
-        metadata.insert("redirect_uris".into(), json!(redirect_uris));
+        Ok(Parsed {
+            auth_method,
+            grant_types,
+            response_types,
+            redirect_uris,
+            scope,
+            info,
+        })
+    }
+
+    /// A new client of `tier` from checked metadata, with its secret if it is confidential.
+    fn new_client(&self, p: Parsed, tier: ClientTier, audiences: Vec<String>) -> Registration {
+        let mut metadata = p.info;
+        metadata.insert("redirect_uris".into(), json!(p.redirect_uris));
         metadata.insert(
             "token_endpoint_auth_method".into(),
-            json!(auth_method.as_str()),
+            json!(p.auth_method.as_str()),
         );
         metadata.insert(
             "grant_types".into(),
-            json!(grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>()),
+            json!(p.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>()),
         );
-        metadata.insert("response_types".into(), json!(response_types));
-        if let Some(s) = &scope {
+        metadata.insert("response_types".into(), json!(p.response_types));
+        if let Some(s) = &p.scope {
             metadata.insert("scope".into(), json!(s));
         }
-
+        let public = p.auth_method == AuthMethod::None;
         let client_secret = (!public).then(secret::generate);
         let client = Client {
             id: secret::generate_id(),
@@ -220,28 +485,21 @@ impl AuthCore {
                 .get("client_name")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            redirect_uris,
-            grant_types,
-            auth_method,
-            scope,
+            redirect_uris: p.redirect_uris,
+            grant_types: p.grant_types,
+            auth_method: p.auth_method,
+            scope: p.scope,
             metadata: Value::Object(metadata),
-            // Self-registered clients own nothing; an administrator assigns resources.
+            // Owned resources are assigned by an administrator, never registered.
             resources: Vec::new(),
+            tier,
+            audiences,
             created_at: self.clock.now(),
         };
-        self.stores.clients.insert_client(&client).await?;
-        crate::audit::Audit {
-            event: "client_registered",
-            outcome: "success",
-            client_id: &client.id,
-            detail: auth_method.as_str(),
-            ..Default::default()
-        }
-        .emit();
-        Ok(Registration {
+        Registration {
             client,
             client_secret,
-        })
+        }
     }
 }
 
@@ -275,6 +533,13 @@ impl AuthCore {
             .clients
             .set_client_resources(client_id, &normalized)
             .await?;
+        // Only an operator assigns resources: a client that serves one is the operator's.
+        if !normalized.is_empty() && !client.is_operator() {
+            self.stores
+                .clients
+                .set_client_tier(client_id, ClientTier::Operator)
+                .await?;
+        }
         self.clients.remove(client_id);
         Ok(normalized)
     }

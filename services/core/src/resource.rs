@@ -122,8 +122,138 @@ pub fn resolve<'a>(
     }
 }
 
+/// Chooses the audience of a grant without a user from the resources an operator listed on
+/// the client. A request without `resource` means the only listed one, or the default
+/// resource when it is listed. Once resources are registered, a listed one that has since
+/// been deleted is refused.
+pub fn resolve_listed<'a>(
+    requested: &[String],
+    listed: &[String],
+    registered: &'a [ProtectedResource],
+) -> Result<(Resource, Option<&'a ProtectedResource>), AuthError> {
+    let chosen = match requested {
+        [] => match listed {
+            [only] => Resource(only.clone()),
+            _ => registered
+                .iter()
+                .find(|p| p.is_default && listed.iter().any(|l| l == p.resource.as_str()))
+                .map(|p| p.resource.clone())
+                .ok_or(AuthError::InvalidTarget(Reason::Text(
+                    "this client may get tokens for several resources: name one as resource",
+                )))?,
+        },
+        [one] => {
+            let r = Resource::parse(one)?;
+            if !listed.iter().any(|l| l == r.as_str()) {
+                return Err(AuthError::InvalidTarget(Reason::ResourceUnknown(r.0)));
+            }
+            r
+        }
+        _ => return Err(AuthError::InvalidTarget(Reason::MultipleResources)),
+    };
+    if registered.is_empty() {
+        return Ok((chosen, None));
+    }
+    match registered.iter().find(|p| p.resource == chosen) {
+        Some(p) => Ok((chosen, Some(p))),
+        None => Err(AuthError::InvalidTarget(Reason::ResourceUnknown(chosen.0))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_grant_without_a_user_gets_only_a_listed_resource() {
+        let reg = vec![
+            ProtectedResource {
+                resource: Resource::parse("https://a.example.com/mcp").expect("valid"),
+                scopes: None,
+                is_default: false,
+            },
+            ProtectedResource {
+                resource: Resource::parse("https://b.example.com/mcp").expect("valid"),
+                scopes: None,
+                is_default: true,
+            },
+        ];
+        let a = "https://a.example.com/mcp".to_owned();
+        let b = "https://b.example.com/mcp".to_owned();
+        let gone = "https://gone.example.com/mcp".to_owned();
+        // (requested, listed, registered?, expected audience or None for invalid_target)
+        let cases: Vec<(Vec<String>, Vec<String>, bool, Option<&str>, &str)> = vec![
+            (
+                vec![],
+                vec![a.clone()],
+                true,
+                Some(&a),
+                "the only listed one",
+            ),
+            (
+                vec![],
+                vec![a.clone(), b.clone()],
+                true,
+                Some(&b),
+                "the listed default",
+            ),
+            (
+                vec![],
+                vec![a.clone(), gone.clone()],
+                true,
+                None,
+                "several, no listed default",
+            ),
+            (
+                vec![a.clone()],
+                vec![a.clone()],
+                true,
+                Some(&a),
+                "named and listed",
+            ),
+            (
+                vec!["HTTPS://A.example.com/mcp".into()],
+                vec![a.clone()],
+                true,
+                Some(&a),
+                "normalized",
+            ),
+            (
+                vec![b.clone()],
+                vec![a.clone()],
+                true,
+                None,
+                "registered but not listed",
+            ),
+            (
+                vec![gone.clone()],
+                vec![gone.clone()],
+                true,
+                None,
+                "listed but since deleted",
+            ),
+            (
+                vec![gone.clone()],
+                vec![gone.clone()],
+                false,
+                Some(&gone),
+                "development: listed",
+            ),
+            (
+                vec![a.clone(), b.clone()],
+                vec![a.clone(), b.clone()],
+                true,
+                None,
+                "two at once",
+            ),
+        ];
+        for (requested, listed, with_registered, want, why) in cases {
+            let registered = if with_registered { reg.as_slice() } else { &[] };
+            match (resolve_listed(&requested, &listed, registered), want) {
+                (Ok((r, _)), Some(w)) => assert_eq!(r.as_str(), w, "{why}"),
+                (Err(e), None) => assert_eq!(e.code(), "invalid_target", "{why}"),
+                (got, _) => panic!("{why}: {got:?}"),
+            }
+        }
+    }
 
     #[test]
     fn the_metadata_location_follows_rfc_9728() {

@@ -73,6 +73,9 @@ impl AuthCore {
     /// Deletes a client and everything issued to it; its access tokens stop working on every
     /// replica.
     pub async fn delete_client(&self, id: &str) -> AuthResult<bool> {
+        if !crate::client_auth::is_client_id(id) {
+            return Ok(false);
+        }
         let existed = self.stores.clients.delete_client(id).await?;
         if existed {
             self.clients.remove(id);

@@ -26,4 +26,6 @@ pub struct CoreSettings {
     pub lockout: crate::lockout::LockoutPolicy,
     /// Protected resources from configuration, in addition to the registered ones.
     pub resources: Vec<ProtectedResource>,
+    /// Who may register clients at `/register`.
+    pub registration: crate::registration::RegistrationPolicy,
 }

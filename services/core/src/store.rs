@@ -6,7 +6,10 @@
 //! exactly one returns `true`.
 
 use crate::denylist::RevocationEvent;
-use crate::model::{AuthorizationCode, Client, Grant, RefreshToken, StoredSigningKey, User};
+use crate::model::{
+    AuthorizationCode, Client, ClientTier, Grant, InitialAccessToken, RefreshToken,
+    StoredSigningKey, User,
+};
 use crate::resource::ProtectedResource;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -52,6 +55,22 @@ pub trait ClientStore: Send + Sync {
     async fn delete_client(&self, id: &str) -> StoreResult<bool>;
     /// Replaces the protected resources the client owns. Returns whether the client exists.
     async fn set_client_resources(&self, id: &str, resources: &[String]) -> StoreResult<bool>;
+    /// Sets the client's tier. Returns whether the client exists.
+    async fn set_client_tier(&self, id: &str, tier: ClientTier) -> StoreResult<bool>;
+    async fn insert_initial_access_token(&self, token: &InitialAccessToken) -> StoreResult<()>;
+    async fn find_initial_access_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<InitialAccessToken>>;
+    /// Single-use: marks the initial access token used by `client` and inserts `client`, in
+    /// one transaction. Returns `false`, writing nothing, when the token is already used or
+    /// has expired at `now`; of two concurrent calls with one token exactly one returns `true`.
+    async fn insert_client_redeeming(
+        &self,
+        client: &Client,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -40,6 +40,13 @@ pub struct AccessTokenClaims {
 }
 
 impl AccessTokenClaims {
+    /// Whether a user stands behind the token. RFC 9068 §2.2: with no user, `sub` identifies
+    /// the client, so it equals `client_id`. A user's id (a UUID) never equals a client's id
+    /// (22 characters of base64url, or an https URL for a metadata document).
+    pub fn has_user(&self) -> bool {
+        self.sub != self.client_id
+    }
+
     pub fn scopes(&self) -> ScopeSet {
         ScopeSet::parse(&self.scope).unwrap_or_default()
     }

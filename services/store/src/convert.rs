@@ -6,7 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use latchkey_core::denylist::{RevocationEvent, RevokedKind};
 use latchkey_core::model::{
-    AuthMethod, AuthorizationCode, Client, Grant, GrantType, RefreshToken, StoredSigningKey, User,
+    AuthMethod, AuthorizationCode, Client, ClientTier, Grant, GrantType, InitialAccessToken,
+    RefreshToken, StoredSigningKey, User,
 };
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::store::StoreError;
@@ -65,6 +66,8 @@ pub(crate) fn client(m: clients::Model, resources: Vec<String>) -> Result<Client
         name: m.name,
         scope: m.scope,
         resources,
+        tier: ClientTier::parse(&m.tier).ok_or_else(|| corrupt("client"))?,
+        audiences: serde_json::from_str(&m.audiences).map_err(|_| corrupt("client"))?,
         created_at: at(m.created_at),
     })
 }
@@ -85,6 +88,34 @@ pub(crate) fn client_model(c: &Client) -> clients::Model {
         scope: c.scope.clone(),
         metadata: c.metadata.to_string(),
         created_at: ts(c.created_at),
+        tier: c.tier.as_str().to_owned(),
+        audiences: serde_json::Value::from(c.audiences.clone()).to_string(),
+    }
+}
+
+pub(crate) fn initial_access_token(
+    m: initial_access_tokens::Model,
+) -> Result<InitialAccessToken, StoreError> {
+    Ok(InitialAccessToken {
+        audiences: serde_json::from_str(&m.audiences)
+            .map_err(|_| corrupt("initial access token"))?,
+        token_hash: m.token_hash,
+        scope: m.scope,
+        created_at: at(m.created_at),
+        expires_at: at(m.expires_at),
+        used_at: m.used_at.map(at),
+    })
+}
+
+pub(crate) fn initial_access_token_model(t: &InitialAccessToken) -> initial_access_tokens::Model {
+    initial_access_tokens::Model {
+        token_hash: t.token_hash.clone(),
+        audiences: serde_json::Value::from(t.audiences.clone()).to_string(),
+        scope: t.scope.clone(),
+        created_at: ts(t.created_at),
+        expires_at: ts(t.expires_at),
+        used_at: t.used_at.map(ts),
+        used_by: None,
     }
 }
 

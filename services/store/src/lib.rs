@@ -14,7 +14,8 @@ use convert::ts;
 use entity::*;
 use latchkey_core::denylist::RevocationEvent;
 use latchkey_core::model::{
-    AuthorizationCode, Client, Grant, RefreshToken, StoredSigningKey, User,
+    AuthorizationCode, Client, ClientTier, Grant, InitialAccessToken, RefreshToken,
+    StoredSigningKey, User,
 };
 use latchkey_core::resource::ProtectedResource;
 use latchkey_core::store::{
@@ -101,21 +102,68 @@ impl SeaStore {
 impl ClientStore for SeaStore {
     async fn insert_client(&self, c: &Client) -> StoreResult<()> {
         let txn = self.db.begin().await.map_err(backend)?;
-        clients::Entity::insert(convert::client_model(c).into_active_model())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(insert_err("client"))?;
-        for r in &c.resources {
-            let row = client_resources::Model {
-                client_id: c.id.clone(),
-                resource: r.clone(),
-            };
-            client_resources::Entity::insert(row.into_active_model())
-                .exec_without_returning(&txn)
-                .await
-                .map_err(backend)?;
-        }
+        insert_client_rows(&txn, c).await?;
         txn.commit().await.map_err(backend)
+    }
+
+    async fn set_client_tier(&self, id: &str, tier: ClientTier) -> StoreResult<bool> {
+        let res = clients::Entity::update_many()
+            .col_expr(clients::Column::Tier, Expr::value(tier.as_str()))
+            .filter(clients::Column::Id.eq(id))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(res.rows_affected > 0)
+    }
+
+    async fn insert_initial_access_token(&self, t: &InitialAccessToken) -> StoreResult<()> {
+        initial_access_tokens::Entity::insert(
+            convert::initial_access_token_model(t).into_active_model(),
+        )
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(insert_err("initial access token"))?;
+        Ok(())
+    }
+
+    async fn find_initial_access_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<InitialAccessToken>> {
+        initial_access_tokens::Entity::find_by_id(token_hash.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(convert::initial_access_token)
+            .transpose()
+    }
+
+    async fn insert_client_redeeming(
+        &self,
+        c: &Client,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let txn = self.db.begin().await.map_err(backend)?;
+        let res = initial_access_tokens::Entity::update_many()
+            .col_expr(initial_access_tokens::Column::UsedAt, Expr::value(ts(now)))
+            .col_expr(
+                initial_access_tokens::Column::UsedBy,
+                Expr::value(c.id.clone()),
+            )
+            .filter(initial_access_tokens::Column::TokenHash.eq(token_hash))
+            .filter(initial_access_tokens::Column::UsedAt.is_null())
+            .filter(initial_access_tokens::Column::ExpiresAt.gt(ts(now)))
+            .exec(&txn)
+            .await
+            .map_err(backend)?;
+        if res.rows_affected != 1 {
+            txn.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
+        insert_client_rows(&txn, c).await?;
+        txn.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
@@ -487,6 +535,25 @@ async fn finish_single_use(
     }
     txn.commit().await.map_err(backend)?;
     Ok(true)
+}
+
+/// The client row and its owned resources, inside `txn`.
+async fn insert_client_rows(txn: &sea_orm::DatabaseTransaction, c: &Client) -> StoreResult<()> {
+    clients::Entity::insert(convert::client_model(c).into_active_model())
+        .exec_without_returning(txn)
+        .await
+        .map_err(insert_err("client"))?;
+    for r in &c.resources {
+        let row = client_resources::Model {
+            client_id: c.id.clone(),
+            resource: r.clone(),
+        };
+        client_resources::Entity::insert(row.into_active_model())
+            .exec_without_returning(txn)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// Runs a raw statement; for tests and admin tooling that create databases.

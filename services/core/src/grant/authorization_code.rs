@@ -35,21 +35,26 @@ impl AuthCore {
             .find_code(&code_hash)
             .await?
             .ok_or(AuthError::InvalidGrant(Reason::CodeUnusable))?;
-        // RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice revokes what it issued.
+        // RFC 6749 §4.1.3: the code must have been issued to this client. Checked before
+        // the replay rule, so that another client presenting a stolen, used code cannot
+        // revoke the rightful client's grant.
+        if record.client_id != client.id {
+            return Err(AuthError::InvalidGrant(Reason::ClientMismatch));
+        }
+        // RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice by its client revokes what it
+        // issued.
         if record.consumed_at.is_some() {
             self.revoke_grant(record.grant_id).await?;
             crate::audit::Audit {
                 event: "code_replayed",
                 outcome: "denied",
                 client_id: &client.id,
+                client_tier: client.tier.as_str(),
                 grant_id: &record.grant_id.to_string(),
                 ..Default::default()
             }
             .emit();
             return Err(AuthError::InvalidGrant(Reason::CodeReplayed));
-        }
-        if record.client_id != client.id {
-            return Err(AuthError::InvalidGrant(Reason::ClientMismatch));
         }
         if record.expires_at <= now {
             return Err(AuthError::InvalidGrant(Reason::CodeUnusable));
@@ -104,6 +109,7 @@ impl AuthCore {
             expires_in,
             refresh_token: refresh.map(|(v, _)| v),
             scope: scope.to_string(),
+            client_tier: client.tier,
         })
     }
 }

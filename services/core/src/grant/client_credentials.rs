@@ -1,5 +1,10 @@
 //! The client credentials grant (RFC 6749 §4.4). It writes nothing to the database: the
-//! token is self-contained and the client is its own subject.
+//! token is self-contained and the client is its own subject (RFC 9068 §2.2: `sub` is the
+//! `client_id` when no user is involved).
+//!
+//! No user stands behind such a token, so only an operator's client may have one, and only
+//! for the resources and scopes the operator listed on it. Anyone can register a client, so
+//! without this rule anyone could mint a token that a protected resource accepts.
 
 use super::{TokenRequest, TokenResponse};
 use crate::AuthCore;
@@ -14,15 +19,19 @@ impl AuthCore {
         client: &Client,
         req: &TokenRequest,
     ) -> AuthResult<TokenResponse> {
-        // RFC 6749 §4.4: only confidential clients.
-        if !client.is_confidential() || !client.allows(GrantType::ClientCredentials) {
+        // RFC 6749 §4.4: only confidential clients; here, only an operator's.
+        if !client.is_confidential()
+            || !client.is_operator()
+            || !client.allows(GrantType::ClientCredentials)
+            || client.audiences.is_empty()
+        {
             return Err(AuthError::UnauthorizedClient(Reason::GrantNotAllowed(
                 "client_credentials",
             )));
         }
         let registered = self.protected_resources().await?;
         let (aud, protected) =
-            resource::resolve(&req.resource, &registered, &self.settings.issuer)?;
+            resource::resolve_listed(&req.resource, &client.audiences, &registered)?;
         let allowed = allowed_scopes(
             client.scope.as_deref(),
             protected.and_then(|p| p.scopes.as_deref()),
@@ -43,6 +52,7 @@ impl AuthCore {
             expires_in,
             refresh_token: None,
             scope: scope.to_string(),
+            client_tier: client.tier,
         })
     }
 }

@@ -35,6 +35,8 @@ pub struct TokenResponse {
     pub expires_in: i64,
     pub refresh_token: Option<String>,
     pub scope: String,
+    /// The tier of the client it was issued to (for metrics).
+    pub client_tier: crate::model::ClientTier,
 }
 
 impl AuthCore {
@@ -79,6 +81,7 @@ impl AuthCore {
                 event: "token_issued",
                 outcome: "success",
                 client_id: &client.id,
+                client_tier: client.tier.as_str(),
                 detail: grant_type,
                 ..Default::default()
             }

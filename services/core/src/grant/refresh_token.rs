@@ -48,6 +48,7 @@ impl AuthCore {
                 event: "refresh_reused",
                 outcome: "denied",
                 client_id: &client.id,
+                client_tier: client.tier.as_str(),
                 grant_id: &grant.id.to_string(),
                 ..Default::default()
             }
@@ -101,6 +102,7 @@ impl AuthCore {
             expires_in,
             refresh_token: Some(new_value),
             scope: scope.to_string(),
+            client_tier: client.tier,
         })
     }
 }

@@ -38,6 +38,18 @@ entity!(clients, "clients", {
     scope: Option<String>,
     metadata: String,
     created_at: i64,
+    tier: String,
+    audiences: String,
+});
+
+entity!(initial_access_tokens, "initial_access_tokens", {
+    #[sea_orm(primary_key, auto_increment = false)] token_hash: String,
+    audiences: String,
+    scope: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    used_by: Option<String>,
 });
 
 entity!(grants, "grants", {

@@ -251,8 +251,7 @@ async fn errors_after_redirect_validation_go_back_with_state_and_iss() {
     ];
     for (params, code, why) in cases {
         let res = authorize(&app, &browser(), &params).await;
-        assert_eq!(res.status(), 303, "{why}");
-        let (loc, q) = location_params(&res);
+        let (loc, q) = notice_params(res).await;
         assert!(loc.starts_with(redirect), "{why}");
         assert_eq!(q.get("error").map(String::as_str), Some(code), "{why}");
         assert_eq!(
@@ -451,7 +450,7 @@ async fn registered_resources_bind_the_audience() {
         .collect();
     params.push(("resource", "https://c.example.com/mcp"));
     let res = authorize(&app, &browser(), &params).await;
-    assert_eq!(location_params(&res).1["error"], "invalid_target");
+    assert_eq!(notice_params(res).await.1["error"], "invalid_target");
     // No resource: the default, normalized.
     params.pop();
     let q = code_flow(&app, &params, "rs@example.com").await;
@@ -585,7 +584,7 @@ async fn no_usable_default_scope_is_invalid_scope() {
         .to_owned();
     let p = pkce();
     let res = authorize(&app, &browser(), &auth_params(&client_id, redirect, &p)).await;
-    assert_eq!(location_params(&res).1["error"], "invalid_scope");
+    assert_eq!(notice_params(res).await.1["error"], "invalid_scope");
 }
 
 #[tokio::test]
@@ -600,7 +599,7 @@ async fn error_descriptions_never_echo_characters_outside_the_rfc_set() {
         .collect();
     params.push(("response_type", "tök\"en<>"));
     let res = authorize(&app, &browser(), &params).await;
-    let desc = location_params(&res).1["error_description"].clone();
+    let desc = notice_params(res).await.1["error_description"].clone();
     assert!(
         desc.chars()
             .all(|c| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')),

@@ -302,7 +302,11 @@ impl TestApp {
     /// `latchkey client add --resource` makes one; it may also get `client_credentials`
     /// tokens for them.
     pub async fn resource_server(&self, resources: &[&str]) -> (String, String) {
-        let (id, secret) = self.operator_client(resources, None).await;
+        // One that owns nothing can have no client_credentials (it would have no audience).
+        let metadata = resources.is_empty().then(
+            || json!({ "client_name": "rs", "redirect_uris": ["https://rs.example.com/cb"] }),
+        );
+        let (id, secret) = self.operator_client(resources, metadata).await;
         let owned: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
         self.core()
             .set_client_resources(&id, &owned)
@@ -386,6 +390,34 @@ pub fn location_params(res: &reqwest::Response) -> (String, HashMap<String, Stri
     let url = url::Url::parse(&loc).expect("absolute Location");
     let params = url.query_pairs().into_owned().collect();
     (loc, params)
+}
+
+/// The error an authorization request from a client that is not an operator's sends back:
+/// a 400 page (never a redirect) whose "Continue" link carries the error to the client.
+/// Returns the link and its query parameters.
+pub async fn notice_params(res: reqwest::Response) -> (String, HashMap<String, String>) {
+    assert_eq!(res.status(), 400, "an error notice page");
+    assert!(
+        res.headers().get("location").is_none(),
+        "no redirect before the user chooses"
+    );
+    let html = res.text().await.expect("html");
+    let start = html.find("<a href=\"").expect("a Continue link") + "<a href=\"".len();
+    let end = start + html[start..].find('"').expect("end of href");
+    // Askama writes every escaped character as a decimal entity (`&#38;`).
+    let mut link = String::new();
+    let mut rest = &html[start..end];
+    while let Some(i) = rest.find("&#") {
+        link.push_str(&rest[..i]);
+        let semi = rest[i..].find(';').expect("entity end") + i;
+        let n: u32 = rest[i + 2..semi].parse().expect("decimal entity");
+        link.push(char::from_u32(n).expect("char"));
+        rest = &rest[semi + 1..];
+    }
+    link.push_str(rest);
+    let url = url::Url::parse(&link).expect("absolute link");
+    let params = url.query_pairs().into_owned().collect();
+    (link, params)
 }
 
 /// The standard authorization request parameters.

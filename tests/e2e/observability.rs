@@ -47,7 +47,7 @@ async fn metrics_count_requests_tokens_and_errors_without_credentials() {
         .await
         .expect("text");
     for needle in [
-        "latchkey_tokens_issued_total{grant_type=\"client_credentials\"}",
+        "latchkey_tokens_issued_total{grant_type=\"client_credentials\",client_tier=\"operator\"}",
         "latchkey_oauth_errors_total{error=\"invalid_client\"}",
         "latchkey_http_requests_total{endpoint=\"/token\"",
         "latchkey_http_request_duration_seconds_bucket{endpoint=\"/token\"",

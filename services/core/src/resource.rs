@@ -179,8 +179,10 @@ mod tests {
         let a = "https://a.example.com/mcp".to_owned();
         let b = "https://b.example.com/mcp".to_owned();
         let gone = "https://gone.example.com/mcp".to_owned();
-        // (requested, listed, registered?, expected audience or None for invalid_target)
-        let cases: Vec<(Vec<String>, Vec<String>, bool, Option<&str>, &str)> = vec![
+        /// (requested, listed, with registered resources, the audience or None for
+        /// invalid_target, why)
+        type Case<'a> = (Vec<String>, Vec<String>, bool, Option<&'a str>, &'a str);
+        let cases: Vec<Case> = vec![
             (
                 vec![],
                 vec![a.clone()],

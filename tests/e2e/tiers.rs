@@ -730,3 +730,51 @@ async fn verify_token_and_the_resource_server_crate_say_whether_a_user_is_behind
         server.abort();
     }
 }
+
+#[tokio::test]
+async fn production_refuses_to_serve_with_no_protected_resource() {
+    let db = fresh_database().await;
+    let _guard = DbGuard(db.clone());
+    let settings = latchkey::Settings {
+        env: latchkey_auth::config::Environment::Production,
+        issuer: "https://auth.example.com".into(),
+        cors_origins: "https://app.example.com".into(),
+        key_encryption_key: Some(
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+                .to_owned()
+                .into(),
+        ),
+        gateway_secret: Some(GATEWAY_SECRET.to_owned().into()),
+        admin_addr: None,
+        database_url: db.clone(),
+        ..latchkey::Settings::default()
+    };
+    let start = || async {
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        latchkey::start_all(&settings, http, grpc).await
+    };
+    let err = start().await.err().expect("refused").to_string();
+    if db.starts_with("sqlite:") {
+        // Production refuses SQLite before it can look for resources.
+        assert!(err.contains("PostgreSQL"), "{err}");
+        return;
+    }
+    assert!(err.contains("protected resource"), "{err}");
+    let store = latchkey_store::SeaStore::connect(&db).await.expect("db");
+    use latchkey_core::store::ResourceStore;
+    store
+        .insert_resource(&latchkey_core::resource::ProtectedResource {
+            resource: latchkey_core::resource::Resource::parse(RESOURCE).expect("resource"),
+            scopes: None,
+            is_default: true,
+        })
+        .await
+        .expect("resource");
+    let running = start().await.expect("serves once a resource is registered");
+    running.shutdown().await.expect("shutdown");
+}

@@ -112,6 +112,11 @@ The non-secret configuration as a map of environment variables. The ConfigMap ho
 the Deployments; the migration Job, a hook that runs before the ConfigMap exists, gets the
 same variables inline. `latchkey migrate` validates the whole configuration first.
 */}}
+{{/* config.resources as the inline list LATCHKEY_RESOURCES takes: [{url="…",scopes="…",default=true}]. */}}
+{{- define "latchkey.resourcesEnv" -}}
+[{{- range $i, $r := . }}{{ if $i }},{{ end }}{url={{ $r.url | quote }}{{ with $r.scopes }},scopes={{ . | quote }}{{ end }}{{ if $r.default }},default=true{{ end }}}{{- end }}]
+{{- end }}
+
 {{- define "latchkey.configData" -}}
 {{- $issuer := include "latchkey.issuer" . -}}
 {{- $cors := .Values.config.corsOrigins | default (list $issuer) -}}
@@ -128,6 +133,10 @@ LATCHKEY_TRUST_FORWARDED_FOR: {{ $trustXff | toString | quote }}
 RUST_LOG: {{ .Values.config.logLevel | quote }}
 {{- with .Values.config.redisUrl }}
 LATCHKEY_REDIS_URL: {{ . | quote }}
+{{- end }}
+LATCHKEY_REGISTRATION: {{ .Values.config.registration | quote }}
+{{- with .Values.config.resources }}
+LATCHKEY_RESOURCES: {{ include "latchkey.resourcesEnv" . | quote }}
 {{- end }}
 {{- with .Values.config.scopes }}
 LATCHKEY_SCOPES: {{ . | quote }}

@@ -364,6 +364,24 @@ mod tests {
     }
 
     #[test]
+    fn resources_and_the_registration_policy_come_from_the_environment_too() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "LATCHKEY_RESOURCES",
+                r#"[{url="https://a.example.com/mcp",default=true},{url="https://b.example.com/mcp",scopes="mcp:tools"}]"#,
+            );
+            jail.set_env("LATCHKEY_REGISTRATION", "initial_access_token");
+            let s = Settings::load(None).expect("load");
+            let core = s.core_settings().expect("valid");
+            assert_eq!(core.resources.len(), 2);
+            assert!(core.resources[0].is_default);
+            assert_eq!(core.resources[1].scopes.as_deref(), Some("mcp:tools"));
+            assert_eq!(core.registration, RegistrationPolicy::InitialAccessToken);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn production_refuses_insecure_setups_all_at_once() {
         let s = Settings {
             env: Environment::Production,

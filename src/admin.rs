@@ -41,6 +41,10 @@ pub async fn client_add(core: &AuthCore, c: NewClient<'_>) -> anyhow::Result<Str
         if !grant_types.iter().any(|g| g == "authorization_code") {
             meta["response_types"] = json!([]);
         }
+    } else if redirect_uris.is_empty() && !resources.is_empty() {
+        // A resource server that only verifies tokens needs no grant.
+        meta["grant_types"] = json!([]);
+        meta["response_types"] = json!([]);
     }
     if let Some(s) = scope {
         meta["scope"] = json!(s);

@@ -155,6 +155,22 @@ async fn resource_and_client_commands() {
         out.contains("client_id:") && out.contains("audiences:     https://mcp.example.com/mcp"),
         "{out}"
     );
+    let (ok, out) = latchkey(
+        &db,
+        &[
+            "client",
+            "add",
+            "--name",
+            "mcp-server",
+            "--resource",
+            "https://mcp.example.com/mcp",
+        ],
+        "",
+    );
+    assert!(
+        ok && out.contains("resources:     https://mcp.example.com/mcp"),
+        "a resource server needs no grant: {out}"
+    );
     let (ok, out) = latchkey(&db, &["client", "list"], "");
     assert!(
         ok && out.contains("\toperator\tsvc\t")

@@ -106,6 +106,10 @@ async fn bad_metadata_gets_invalid_client_metadata() {
             "implicit grant",
         ),
         (
+            json!({"grant_types": [], "response_types": []}),
+            "no grant at all",
+        ),
+        (
             json!({"redirect_uris": ["https://a.example.com/cb"], "grant_types": ["password"]}),
             "password grant",
         ),

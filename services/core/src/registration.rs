@@ -161,6 +161,11 @@ impl AuthCore {
             )),
             (RegistrationPolicy::Open, None) => {
                 let mut parsed = self.parse_metadata(metadata_json)?;
+                // Only an operator's client may have no grant at all (a resource server that
+                // only verifies tokens); a self-registered one would be useless.
+                if parsed.grant_types.is_empty() {
+                    return Err(bad("grant_types must not be empty"));
+                }
                 let asked = parsed.grant_types.len();
                 parsed.grant_types.retain(|g| g.needs_user());
                 if parsed.grant_types.len() < asked
@@ -353,7 +358,6 @@ impl AuthCore {
 
         let grant_types = match string_array(input.get("grant_types"), "grant_types")? {
             None => vec![GrantType::AuthorizationCode], // RFC 7591 §2 default
-            Some(names) if names.is_empty() => return Err(bad("grant_types must not be empty")),
             Some(names) => {
                 let mut out = Vec::new();
                 for n in names {

@@ -110,7 +110,7 @@ pub async fn client_initial_token(
     ttl_secs: i64,
 ) -> anyhow::Result<String> {
     let issued = core
-        .issue_initial_access_token(audiences, scope, chrono::Duration::seconds(ttl_secs))
+        .issue_initial_access_token(audiences, scope, ttl_secs)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
     Ok(format!(

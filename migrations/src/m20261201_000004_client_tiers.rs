@@ -3,8 +3,8 @@
 //!
 //! Existing clients get a tier from what can be known of them: a client that owns protected
 //! resources was set up by an operator, and becomes `operator`, allowed `client_credentials`
-//! for the resources it owns (the only ones an operator ever listed on it). Every other client
-//! becomes `dynamic` and loses the grants that need no user.
+//! for the resources it owns (the only ones an operator ever listed on it), with its redirect
+//! URIs trusted. Every other client becomes `dynamic` and loses the grants that need no user.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -22,6 +22,7 @@ enum Clients {
     Metadata,
     Tier,
     Audiences,
+    TrustedRedirects,
 }
 
 #[derive(DeriveIden)]
@@ -88,6 +89,18 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        m.alter_table(
+            Table::alter()
+                .table(Clients::Table)
+                .add_column(
+                    ColumnDef::new(Clients::TrustedRedirects)
+                        .boolean()
+                        .not_null()
+                        .default(false),
+                )
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(InitialAccessTokens::Table)
@@ -134,6 +147,7 @@ impl MigrationTrait for Migration {
             match owned.get(&c.id) {
                 Some(resources) => {
                     update.value(Clients::Tier, "operator");
+                    update.value(Clients::TrustedRedirects, true);
                     if c.grant_types
                         .split(' ')
                         .any(|g| USERLESS_GRANTS.contains(&g))
@@ -169,7 +183,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table(InitialAccessTokens::Table).to_owned())
             .await?;
-        for col in [Clients::Audiences, Clients::Tier] {
+        for col in [Clients::TrustedRedirects, Clients::Audiences, Clients::Tier] {
             m.alter_table(
                 Table::alter()
                     .table(Clients::Table)

@@ -74,9 +74,11 @@ async fn existing_clients_get_a_tier_and_dynamic_ones_lose_grants_without_a_user
     let rs = find("old-rs").await;
     assert_eq!(rs.tier.as_str(), "operator", "it owns a resource");
     assert_eq!(rs.audiences, vec![RESOURCE.to_owned()]);
+    assert!(rs.trusted_redirects, "an operator set it up");
     assert_eq!(names(&rs), ["client_credentials"]);
     let both = find("old-both").await;
     assert_eq!(both.tier.as_str(), "dynamic");
+    assert!(!both.trusted_redirects);
     assert_eq!(names(&both), ["authorization_code", "refresh_token"]);
     assert_eq!(
         both.metadata["grant_types"],

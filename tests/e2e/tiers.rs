@@ -63,7 +63,7 @@ async fn app_with_resources() -> TestApp {
 async fn initial_token(app: &TestApp, audiences: &[&str], scope: Option<&str>) -> String {
     let audiences: Vec<String> = audiences.iter().map(|a| a.to_string()).collect();
     app.core()
-        .issue_initial_access_token(&audiences, scope, chrono::Duration::hours(1))
+        .issue_initial_access_token(&audiences, scope, 3600)
         .await
         .expect("initial access token")
         .token
@@ -178,6 +178,12 @@ async fn an_operator_client_gets_tokens_only_for_its_listed_resources_and_scopes
         assert_eq!((s, body["error"].as_str()), (status, Some(code)), "{why}");
     }
     // The operator can never list a resource this server does not know.
+    let err = app
+        .core()
+        .issue_initial_access_token(&[RESOURCE.into()], None, i64::MAX)
+        .await
+        .expect_err("no token lives that long");
+    assert_eq!(err.code(), "invalid_request");
     let err = app
         .core()
         .register_operator_client(
@@ -401,6 +407,27 @@ async fn errors_before_sign_in_go_back_at_once_only_to_operator_clients() {
     assert_eq!(q["error"], "invalid_request");
     assert_eq!(q["state"], "xyz-state");
     assert_eq!(q["iss"], app.base);
+    // A client registered with an initial access token is an operator's, but its redirect
+    // URIs are its own choice: the user still chooses.
+    let token = initial_token(&app, &[RESOURCE], None).await;
+    let res = register_with(
+        &app,
+        json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "none"}),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let invited = res.json::<Value>().await.expect("json")["client_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let res = browser()
+        .get(app.url("/authorize"))
+        .query(&broken(&invited))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(notice_params(res).await.1["error"], "invalid_request");
 }
 
 #[tokio::test]
@@ -592,6 +619,21 @@ async fn control_characters_get_the_endpoints_error_not_a_server_error() {
             "invalid_client_metadata",
             "an escape sequence",
         ),
+        (
+            json!({"redirect_uris": ["https://a.example.com/cb"], "client_name": "Good\u{202e}liveD"}),
+            "invalid_client_metadata",
+            "a bidirectional override",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example.com/cb"], "client_name": "a\u{2028}b\u{200b}"}),
+            "invalid_client_metadata",
+            "a line separator and a zero-width space",
+        ),
+        (
+            json!({"redirect_uris": [" https://a.example.com/cb"]}),
+            "invalid_redirect_uri",
+            "a space the URL parser would drop",
+        ),
     ] {
         let res = app.register(metadata).await;
         assert_eq!(res.status(), 400, "{why}");
@@ -611,6 +653,22 @@ async fn control_characters_get_the_endpoints_error_not_a_server_error() {
         .await
         .expect("get");
     assert_eq!(res.status(), 400);
+    // A redirect URI that the URL parser would clean up is no match: shown, never stored.
+    let loopback = app.public_client("http://127.0.0.1/callback").await;
+    let p = pkce();
+    for bad in [
+        "http://127.0.0.1/callback\u{0}",
+        "http://127.0.0.1:5555/callback\u{0}",
+        "http://127.0.0.1:5555/callback\u{1f}",
+        " http://127.0.0.1:5555/callback",
+    ] {
+        let res = authorize(&app, &browser(), &auth_params(&loopback, bad, &p)).await;
+        assert_eq!(res.status(), 400, "{bad:?}");
+        assert!(
+            !res.text().await.expect("html").contains("csrf_token"),
+            "{bad:?}: an error page, not the sign-in form"
+        );
+    }
     // A NUL in the sign-in email fails like any unknown account.
     let redirect = "http://127.0.0.1:7777/callback";
     let client_id = app.public_client(redirect).await;
@@ -776,5 +834,29 @@ async fn production_refuses_to_serve_with_no_protected_resource() {
         .await
         .expect("resource");
     let running = start().await.expect("serves once a resource is registered");
+    // Deleting the last resource while serving does not reopen the development default.
+    store
+        .delete_resource(RESOURCE)
+        .await
+        .expect("delete the last resource");
+    let base = format!("http://{}", running.http_addr.expect("http addr"));
+    let res = http()
+        .post(format!("{base}/register"))
+        .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .expect("register");
+    let client_id = res.json::<Value>().await.expect("json")["client_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let p = pkce();
+    let res = browser()
+        .get(format!("{base}/authorize"))
+        .query(&auth_params(&client_id, "http://127.0.0.1/cb", &p))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(notice_params(res).await.1["error"], "invalid_target");
     running.shutdown().await.expect("shutdown");
 }

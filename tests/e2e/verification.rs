@@ -636,6 +636,21 @@ async fn forward_auth_answers_proxies_with_identity_headers_or_a_challenge() {
             .contains("mcp:tools")
     );
     assert!(!ok.headers()["x-auth-subject"].is_empty());
+    assert_eq!(ok.headers()["x-auth-subject-type"], "user");
+    let (svc, svc_secret) = app.operator_client(&[RESOURCE], None).await;
+    let (_, body) = app
+        .token_with(
+            http()
+                .post(app.url("/token"))
+                .basic_auth(&svc, Some(&svc_secret))
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await;
+    let client_token = at(&body);
+    let by_client = get("", Some(&client_token)).await.expect("get");
+    assert_eq!(by_client.status(), 200);
+    assert_eq!(by_client.headers()["x-auth-subject-type"], "client");
+    assert_eq!(by_client.headers()["x-auth-subject"], svc.as_str());
     let explicit = get(
         &format!(
             "audience={}",

@@ -107,8 +107,14 @@ pub(crate) async fn verify(
                 (true, Some(c)) => {
                     let mut res = StatusCode::OK.into_response();
                     let h = res.headers_mut();
+                    // Whether a user stands behind the token, as the AuthService judged it.
+                    let subject_type = match c.subject() {
+                        pb::TokenSubject::Client => "client",
+                        _ => "user",
+                    };
                     for (name, value) in [
                         ("x-auth-subject", c.sub),
+                        ("x-auth-subject-type", subject_type.to_owned()),
                         ("x-auth-client-id", c.client_id),
                         ("x-auth-scope", c.scopes.join(" ")),
                     ] {

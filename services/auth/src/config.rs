@@ -314,6 +314,7 @@ impl Settings {
                 },
                 scopes,
                 resources,
+                open_resources: self.env != Environment::Production,
                 registration,
             }),
             _ => Err(problems),
@@ -364,6 +365,8 @@ mod tests {
     }
 
     #[test]
+    // figment's Jail fixes the closure's error type; it is large, and only a test builds it.
+    #[allow(clippy::result_large_err)]
     fn resources_and_the_registration_policy_come_from_the_environment_too() {
         figment::Jail::expect_with(|jail| {
             jail.set_env(

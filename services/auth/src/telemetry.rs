@@ -72,11 +72,20 @@ pub fn init(settings: &Settings, service: &str) -> Telemetry {
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = if json {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_target(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_target(true)
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
     Telemetry { provider }

@@ -3,8 +3,8 @@
 //!
 //! Until the client and redirect URI are validated, errors are shown to the user and never
 //! redirected (RFC 6749 §4.1.2.1). After that, they go back to the redirect URI with `error`,
-//! `state` and `iss` (RFC 9207): at once for an operator's client, and for any other only when
-//! the user chooses to continue. RFC 9700 §4.11.2: the server must authenticate the user
+//! `state` and `iss` (RFC 9207): at once for a client whose redirect URIs the operator set,
+//! and for any other only when the user chooses to continue. RFC 9700 §4.11.2: the server must authenticate the user
 //! before redirecting, and should redirect automatically only to URIs it trusts; anyone can
 //! register a redirect URI, so without this a broken link to `/authorize` is an open
 //! redirect.
@@ -53,8 +53,8 @@ pub struct Prompt {
 #[derive(Debug)]
 pub enum StartOutcome {
     Prompt(Prompt),
-    /// The request is bad but the redirect URI is good, and the client is an operator's:
-    /// send the browser here.
+    /// The request is bad but the redirect URI is good, and the operator set the client's
+    /// redirect URIs: send the browser here.
     ErrorRedirect(String),
     /// The request is bad, the redirect URI is good, and the client is not trusted: show
     /// the error, and send the browser on only if the user chooses to continue.
@@ -176,7 +176,7 @@ impl AuthCore {
             Err(AuthError::Internal(e)) => Err(AuthError::Internal(e)),
             Err(err) => {
                 let redirect = self.error_redirect(&redirect_uri, &err, state)?;
-                if client.is_operator() {
+                if client.trusted_redirects {
                     return Ok(StartOutcome::ErrorRedirect(redirect));
                 }
                 Ok(StartOutcome::ErrorNotice(ErrorNotice {
@@ -226,8 +226,12 @@ impl AuthCore {
             req.code_challenge_method.as_deref(),
         )?;
         let registered = self.protected_resources().await?;
-        let (resource, protected) =
-            resource::resolve(&req.resource, &registered, &self.settings.issuer)?;
+        let (resource, protected) = resource::resolve(
+            &req.resource,
+            &registered,
+            self.settings.open_resources,
+            &self.settings.issuer,
+        )?;
         let allowed = allowed_scopes(
             client.scope.as_deref(),
             protected.and_then(|p| p.scopes.as_deref()),

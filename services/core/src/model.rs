@@ -122,6 +122,10 @@ pub struct Client {
     /// Protected resources this client may get tokens for without a user (normalized; set
     /// by an operator, never by the client). Empty for every tier but `Operator`.
     pub audiences: Vec<String>,
+    /// Whether an operator set the redirect URIs itself (the CLI), so that errors found
+    /// before sign-in may go back to them at once. A client registered with an initial access
+    /// token is an operator's, but chose its own redirect URIs.
+    pub trusted_redirects: bool,
     pub created_at: DateTime<Utc>,
 }
 

@@ -24,6 +24,12 @@ pub fn validate_for_registration(uri: &str, public_client: bool) -> Result<Strin
     if uri.len() > MAX_LEN {
         return Err(invalid("redirect URI is too long"));
     }
+    // The URL parser would drop these silently; the stored string must be what is matched.
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "redirect URI must not contain spaces or control characters",
+        ));
+    }
     let url = Url::parse(uri).map_err(|_| invalid("redirect URI is not an absolute URI"))?;
     // RFC 6749 §3.1.2: the endpoint URI MUST NOT include a fragment component.
     if url.fragment().is_some() || uri.contains('#') {
@@ -74,11 +80,19 @@ fn is_loopback(url: &Url) -> bool {
 /// Matching is exact string comparison (RFC 9700 §4.1.3), with one exception: a loopback
 /// `http` URI may differ in port only (RFC 8252 §7.3), because native apps bind an ephemeral
 /// port at run time.
+///
+/// For the loopback exception the requested URI must already be in the form the URL parser
+/// writes it in: the parser drops surrounding spaces and control characters, tabs and
+/// newlines, and resolves `..`, so without this a different string would match and be
+/// stored and redirected to.
 pub fn find_match<'a>(registered: &'a [String], requested: &str) -> Option<&'a str> {
     if let Some(exact) = registered.iter().find(|r| r.as_str() == requested) {
         return Some(exact);
     }
     let req = Url::parse(requested).ok()?;
+    if req.as_str() != requested {
+        return None;
+    }
     if req.scheme() != "http" || !is_loopback(&req) || req.fragment().is_some() {
         return None;
     }
@@ -140,6 +154,17 @@ mod tests {
             ),
             ("/relative", true, "relative"),
             ("https://user:pw@app.example.com/cb", true, "credentials"),
+            (
+                " https://app.example.com/cb",
+                true,
+                "a leading space the parser drops",
+            ),
+            (
+                "https://app.example.com/c\tb",
+                true,
+                "a tab the parser drops",
+            ),
+            ("http://127.0.0.1/cb\u{1f}", true, "a control character"),
         ] {
             let err = validate_for_registration(uri, public).expect_err(why);
             assert_eq!(err.code(), "invalid_redirect_uri", "{why}");
@@ -165,8 +190,15 @@ mod tests {
             "http://localhost:3000/cb?x=2",
             "http://127.0.0.2/callback",
             "http://localhost:3000/cb",
+            // What the parser would clean up must not match, or it would be stored as sent.
+            "http://127.0.0.1/callback\0",
+            "http://127.0.0.1:5555/callback\u{1f}",
+            " http://127.0.0.1:5555/callback",
+            "http://127.0.0.1:5555/call\tback",
+            "http://127.0.0.1:5555/x/../callback",
+            "http://LOCALHOST:9999/cb?x=1",
         ] {
-            assert!(find_match(&reg, bad).is_none(), "{bad}");
+            assert!(find_match(&reg, bad).is_none(), "{bad:?}");
         }
     }
 }

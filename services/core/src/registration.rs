@@ -110,15 +110,32 @@ fn bad(why: &'static str) -> AuthError {
     AuthError::InvalidClientMetadata(Reason::Text(why))
 }
 
-/// Whether any string in `v`, key or value, holds a control character. Such metadata is
-/// refused before it reaches the store (PostgreSQL refuses NUL in text) or a page.
-fn has_control_chars(v: &Value) -> bool {
+/// A character that must not appear in client metadata: a control character (PostgreSQL
+/// refuses NUL in text, and terminals act on escapes), or an invisible formatting character
+/// (bidirectional overrides, zero-width characters, line and paragraph separators) with which
+/// a client's name could be made to read as another's on the consent page.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// Whether any string in `v`, key or value, holds an unsafe character.
+fn has_unsafe_chars(v: &Value) -> bool {
+    let unsafe_str = |s: &str| s.chars().any(is_unsafe_char);
     match v {
-        Value::String(s) => s.chars().any(char::is_control),
-        Value::Array(items) => items.iter().any(has_control_chars),
-        Value::Object(m) => m
-            .iter()
-            .any(|(k, v)| k.chars().any(char::is_control) || has_control_chars(v)),
+        Value::String(s) => unsafe_str(s),
+        Value::Array(items) => items.iter().any(has_unsafe_chars),
+        Value::Object(m) => m.iter().any(|(k, v)| unsafe_str(k) || has_unsafe_chars(v)),
         _ => false,
     }
 }
@@ -176,7 +193,7 @@ impl AuthCore {
                          ask the operator for an initial access token",
                     ));
                 }
-                let client = self.new_client(parsed, ClientTier::Dynamic, Vec::new());
+                let client = self.new_client(parsed, ClientTier::Dynamic, Vec::new(), false);
                 self.stores.clients.insert_client(&client.client).await?;
                 self.audit_registration(&client.client);
                 Ok(client)
@@ -199,7 +216,7 @@ impl AuthCore {
                 "client_credentials needs at least one resource the client may get tokens for",
             ));
         }
-        let client = self.new_client(parsed, ClientTier::Operator, audiences);
+        let client = self.new_client(parsed, ClientTier::Operator, audiences, true);
         self.stores.clients.insert_client(&client.client).await?;
         self.audit_registration(&client.client);
         Ok(client)
@@ -236,7 +253,14 @@ impl AuthCore {
                 None => parsed.scope = Some(allowed.to_string()),
             }
         }
-        let client = self.new_client(parsed, ClientTier::Operator, record.audiences.clone());
+        // Its redirect URIs are its own choice, not the operator's: not trusted for redirects
+        // before sign-in.
+        let client = self.new_client(
+            parsed,
+            ClientTier::Operator,
+            record.audiences.clone(),
+            false,
+        );
         if !self
             .stores
             .clients
@@ -255,7 +279,7 @@ impl AuthCore {
         &self,
         audiences: &[String],
         scope: Option<&str>,
-        ttl: chrono::Duration,
+        ttl_secs: i64,
     ) -> AuthResult<IssuedInitialAccessToken> {
         let audiences = self.operator_audiences(audiences).await?;
         if audiences.is_empty() {
@@ -263,11 +287,12 @@ impl AuthCore {
                 "an initial access token names at least one resource",
             )));
         }
-        if ttl <= chrono::Duration::zero() || ttl.num_seconds() > MAX_INITIAL_TOKEN_TTL_SECS {
+        if !(1..=MAX_INITIAL_TOKEN_TTL_SECS).contains(&ttl_secs) {
             return Err(AuthError::InvalidRequest(Reason::Text(
                 "an initial access token lives between 1 second and 30 days",
             )));
         }
+        let ttl = chrono::Duration::seconds(ttl_secs);
         let scope = match scope {
             None => None,
             Some(s) => {
@@ -336,8 +361,10 @@ impl AuthCore {
         let Value::Object(input) = parsed else {
             return Err(bad("the body is not a JSON object"));
         };
-        if has_control_chars(&Value::Object(input.clone())) {
-            return Err(bad("client metadata must not contain control characters"));
+        if has_unsafe_chars(&Value::Object(input.clone())) {
+            return Err(bad(
+                "client metadata must not contain control or invisible formatting characters",
+            ));
         }
 
         let auth_method = match input.get("token_endpoint_auth_method") {
@@ -465,7 +492,13 @@ impl AuthCore {
     }
 
     /// A new client of `tier` from checked metadata, with its secret if it is confidential.
-    fn new_client(&self, p: Parsed, tier: ClientTier, audiences: Vec<String>) -> Registration {
+    fn new_client(
+        &self,
+        p: Parsed,
+        tier: ClientTier,
+        audiences: Vec<String>,
+        trusted_redirects: bool,
+    ) -> Registration {
         let mut metadata = p.info;
         metadata.insert("redirect_uris".into(), json!(p.redirect_uris));
         metadata.insert(
@@ -498,6 +531,7 @@ impl AuthCore {
             resources: Vec::new(),
             tier,
             audiences,
+            trusted_redirects,
             created_at: self.clock.now(),
         };
         Registration {

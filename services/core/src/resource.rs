@@ -89,11 +89,13 @@ pub struct ProtectedResource {
 /// Chooses the audience of a grant from the request's `resource` parameters.
 ///
 /// With registered resources, the request must name one of them (or none, meaning the
-/// default). With none registered, any well-formed resource is accepted, and a request
-/// without one is bound to `fallback` (the issuer).
+/// default). With none registered and `open` (development), any well-formed resource is
+/// accepted, and a request without one is bound to `fallback` (the issuer). With none
+/// registered and not `open` (production), there is no audience to give.
 pub fn resolve<'a>(
     requested: &[String],
     registered: &'a [ProtectedResource],
+    open: bool,
     fallback: &str,
 ) -> Result<(Resource, Option<&'a ProtectedResource>), AuthError> {
     let requested = match requested {
@@ -102,6 +104,9 @@ pub fn resolve<'a>(
         _ => return Err(AuthError::InvalidTarget(Reason::MultipleResources)),
     };
     if registered.is_empty() {
+        if !open {
+            return Err(no_resource_registered());
+        }
         return Ok((
             requested.unwrap_or_else(|| Resource(fallback.to_owned())),
             None,
@@ -122,6 +127,10 @@ pub fn resolve<'a>(
     }
 }
 
+fn no_resource_registered() -> AuthError {
+    AuthError::InvalidTarget(Reason::Text("no protected resource is registered"))
+}
+
 /// Chooses the audience of a grant without a user from the resources an operator listed on
 /// the client. A request without `resource` means the only listed one, or the default
 /// resource when it is listed. Once resources are registered, a listed one that has since
@@ -130,7 +139,11 @@ pub fn resolve_listed<'a>(
     requested: &[String],
     listed: &[String],
     registered: &'a [ProtectedResource],
+    open: bool,
 ) -> Result<(Resource, Option<&'a ProtectedResource>), AuthError> {
+    if registered.is_empty() && !open {
+        return Err(no_resource_registered());
+    }
     let chosen = match requested {
         [] => match listed {
             [only] => Resource(only.clone()),
@@ -249,7 +262,7 @@ mod tests {
         ];
         for (requested, listed, with_registered, want, why) in cases {
             let registered = if with_registered { reg.as_slice() } else { &[] };
-            match (resolve_listed(&requested, &listed, registered), want) {
+            match (resolve_listed(&requested, &listed, registered, true), want) {
                 (Ok((r, _)), Some(w)) => assert_eq!(r.as_str(), w, "{why}"),
                 (Err(e), None) => assert_eq!(e.code(), "invalid_target", "{why}"),
                 (got, _) => panic!("{why}: {got:?}"),
@@ -343,11 +356,13 @@ mod tests {
                 is_default: true,
             },
         ];
-        let (r, _) = resolve(&[], &reg, "http://issuer").expect("default");
+        let (r, _) = resolve(&[], &reg, false, "http://issuer").expect("default");
         assert_eq!(r.as_str(), "https://b.example.com/mcp");
-        let (r, _) = resolve(&["https://A.example.com/mcp".into()], &reg, "x").expect("named");
+        let (r, _) =
+            resolve(&["https://A.example.com/mcp".into()], &reg, false, "x").expect("named");
         assert_eq!(r.as_str(), "https://a.example.com/mcp");
-        let err = resolve(&["https://c.example.com/mcp".into()], &reg, "x").expect_err("unknown");
+        let err =
+            resolve(&["https://c.example.com/mcp".into()], &reg, false, "x").expect_err("unknown");
         assert_eq!(err.code(), "invalid_target");
         let err = resolve(
             &[
@@ -355,6 +370,7 @@ mod tests {
                 "https://b.example.com/mcp".into(),
             ],
             &reg,
+            false,
             "x",
         )
         .expect_err("two");
@@ -362,15 +378,18 @@ mod tests {
     }
 
     #[test]
-    fn without_registered_resources_any_valid_one_is_accepted() {
-        let (r, _) = resolve(
-            &["https://x.example.com/mcp".into()],
-            &[],
-            "http://localhost:8080",
-        )
-        .expect("ok");
+    fn without_registered_resources_any_valid_one_is_accepted_in_development_only() {
+        let x = ["https://x.example.com/mcp".to_owned()];
+        let (r, _) = resolve(&x, &[], true, "http://localhost:8080").expect("ok");
         assert_eq!(r.as_str(), "https://x.example.com/mcp");
-        let (r, _) = resolve(&[], &[], "http://localhost:8080").expect("fallback");
+        let (r, _) = resolve(&[], &[], true, "http://localhost:8080").expect("fallback");
         assert_eq!(r.as_str(), "http://localhost:8080");
+        // Production: the last resource deleted while serving leaves no audience to give.
+        for requested in [&x[..], &[]] {
+            let err = resolve(requested, &[], false, "http://localhost:8080").expect_err("closed");
+            assert_eq!(err.code(), "invalid_target");
+            let err = resolve_listed(requested, &x, &[], false).expect_err("closed");
+            assert_eq!(err.code(), "invalid_target");
+        }
     }
 }

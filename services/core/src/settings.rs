@@ -26,6 +26,10 @@ pub struct CoreSettings {
     pub lockout: crate::lockout::LockoutPolicy,
     /// Protected resources from configuration, in addition to the registered ones.
     pub resources: Vec<ProtectedResource>,
+    /// With no protected resource known, accept any https or loopback URL as one
+    /// (development). Off in production, where a token's audience is always a resource the
+    /// operator declared.
+    pub open_resources: bool,
     /// Who may register clients at `/register`.
     pub registration: crate::registration::RegistrationPolicy,
 }

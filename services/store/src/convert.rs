@@ -68,6 +68,7 @@ pub(crate) fn client(m: clients::Model, resources: Vec<String>) -> Result<Client
         resources,
         tier: ClientTier::parse(&m.tier).ok_or_else(|| corrupt("client"))?,
         audiences: serde_json::from_str(&m.audiences).map_err(|_| corrupt("client"))?,
+        trusted_redirects: m.trusted_redirects,
         created_at: at(m.created_at),
     })
 }
@@ -90,6 +91,7 @@ pub(crate) fn client_model(c: &Client) -> clients::Model {
         created_at: ts(c.created_at),
         tier: c.tier.as_str().to_owned(),
         audiences: serde_json::Value::from(c.audiences.clone()).to_string(),
+        trusted_redirects: c.trusted_redirects,
     }
 }
 

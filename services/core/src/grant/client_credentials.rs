@@ -30,8 +30,12 @@ impl AuthCore {
             )));
         }
         let registered = self.protected_resources().await?;
-        let (aud, protected) =
-            resource::resolve_listed(&req.resource, &client.audiences, &registered)?;
+        let (aud, protected) = resource::resolve_listed(
+            &req.resource,
+            &client.audiences,
+            &registered,
+            self.settings.open_resources,
+        )?;
         let allowed = allowed_scopes(
             client.scope.as_deref(),
             protected.and_then(|p| p.scopes.as_deref()),

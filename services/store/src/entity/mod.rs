@@ -40,6 +40,7 @@ entity!(clients, "clients", {
     created_at: i64,
     tier: String,
     audiences: String,
+    trusted_redirects: bool,
 });
 
 entity!(initial_access_tokens, "initial_access_tokens", {

@@ -860,3 +860,40 @@ async fn production_refuses_to_serve_with_no_protected_resource() {
     assert_eq!(notice_params(res).await.1["error"], "invalid_target");
     running.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_deleted_resource_stops_its_grants_codes_and_refresh_tokens() {
+    let app = app_with_resources().await;
+    let used = flow(&app).await;
+    let tokens = used.exchange(&app).await;
+    let pending = flow(&app).await;
+    assert!(
+        app.core()
+            .stores()
+            .resources
+            .delete_resource(RESOURCE)
+            .await
+            .expect("delete"),
+    );
+    let (s, body) = app.token(&pending.exchange_form()).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a code for it: {body}"
+    );
+    let (s, body) = app
+        .token(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                tokens["refresh_token"].as_str().expect("rt"),
+            ),
+            ("client_id", used.client_id.as_str()),
+        ])
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a refresh token for it: {body}"
+    );
+}

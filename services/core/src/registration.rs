@@ -111,21 +111,48 @@ fn bad(why: &'static str) -> AuthError {
 }
 
 /// A character that must not appear in client metadata: a control character (PostgreSQL
-/// refuses NUL in text, and terminals act on escapes), or an invisible formatting character
-/// (bidirectional overrides, zero-width characters, line and paragraph separators) with which
-/// a client's name could be made to read as another's on the consent page.
+/// refuses NUL in text, and terminals act on escapes), a format character (Unicode category
+/// Cf: bidirectional overrides, zero-width characters, tags that can carry hidden text to an
+/// agent reading the name), a default-ignorable one (fillers, variation selectors), or a
+/// separator other than the ordinary space. With these a client's name could read as
+/// another's, or as nothing, on the consent page.
 fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
+            // Cf, format characters.
             '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
                 | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
                 | '\u{180E}'
                 | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
+                | '\u{202A}'..='\u{202E}'
                 | '\u{2060}'..='\u{206F}'
                 | '\u{FEFF}'
                 | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+                // Default-ignorable and blank-looking code points.
+                | '\u{034F}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FFA0}'
+                | '\u{E0100}'..='\u{E01EF}'
+                // Zl, Zp: line and paragraph separators.
+                | '\u{2028}'..='\u{2029}'
         )
 }
 
@@ -580,5 +607,36 @@ impl AuthCore {
         }
         self.clients.remove(client_id);
         Ok(normalized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unsafe_char;
+
+    #[test]
+    fn invisible_and_spoofing_characters_are_unsafe_and_ordinary_text_is_not() {
+        for c in [
+            '\0',
+            '\u{1b}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{200b}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{2028}',
+            '\u{feff}',
+            '\u{e0041}',
+            '\u{3164}',
+            '\u{115f}',
+            '\u{fe0f}',
+            '\u{34f}',
+            '\u{2800}',
+        ] {
+            assert!(is_unsafe_char(c), "U+{:04X}", c as u32);
+        }
+        for c in "Acme MCP Client — Éditeur 日本語 ü ß 😀 .-_()".chars() {
+            assert!(!is_unsafe_char(c), "U+{:04X}", c as u32);
+        }
     }
 }

@@ -82,6 +82,8 @@ impl AuthCore {
             .filter(|g| g.revoked_at.is_none())
             .ok_or(AuthError::InvalidGrant(Reason::CodeUnusable))?;
         check_resource(&req.resource, &grant.resource)?;
+        self.ensure_resource_still_protected(&grant.resource)
+            .await?;
         self.ensure_user_active(&grant).await?;
 
         let refresh = self.new_refresh_token(client, &grant, now);

@@ -148,6 +148,27 @@ impl AuthCore {
     }
 }
 
+impl AuthCore {
+    /// A user's grant keeps issuing tokens only while its resource is still protected here:
+    /// deleting a resource (even the last one, in production) stops its codes and refresh
+    /// tokens, not only new authorizations.
+    async fn ensure_resource_still_protected(&self, bound: &str) -> AuthResult<()> {
+        let registered = self.protected_resources().await?;
+        let still = if registered.is_empty() {
+            self.settings.open_resources
+        } else {
+            registered.iter().any(|p| p.resource.as_str() == bound)
+        };
+        if still {
+            Ok(())
+        } else {
+            Err(AuthError::InvalidGrant(Reason::Text(
+                "the grant's resource is no longer protected by this server",
+            )))
+        }
+    }
+}
+
 /// RFC 8707 §2.2: a `resource` at the token endpoint must be the one the grant is bound to.
 fn check_resource(requested: &[String], bound: &str) -> AuthResult<()> {
     match requested {

@@ -73,6 +73,8 @@ impl AuthCore {
             }
         };
         check_resource(&req.resource, &grant.resource)?;
+        self.ensure_resource_still_protected(&grant.resource)
+            .await?;
         self.ensure_user_active(&grant).await?;
 
         let (new_value, new_record) =

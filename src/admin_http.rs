@@ -5,8 +5,9 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use latchkey_auth::probes::Probes;
+use latchkey_auth::readiness::Readiness;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -34,7 +35,7 @@ pub fn recorder() -> Option<PrometheusHandle> {
 
 /// `/metrics`, `/health/live`, and `/health/ready` (the database and Redis when this process
 /// runs the AuthService).
-pub fn router(probes: Option<Probes>) -> Router {
+pub fn router(probes: Option<Arc<dyn Readiness>>) -> Router {
     let handle = recorder();
     Router::new()
         .route(
@@ -57,7 +58,7 @@ pub fn router(probes: Option<Probes>) -> Router {
         )
 }
 
-async fn ready(probes: Option<Probes>) -> Response {
+async fn ready(probes: Option<Arc<dyn Readiness>>) -> Response {
     let Some(p) = probes else {
         return axum::Json(serde_json::json!({ "status": "ok" })).into_response();
     };

@@ -1,13 +1,20 @@
-//! The `latchkey` binary's composition root: it wires the AuthService and the gateway
-//! together from one [`Settings`]. No protocol logic lives here.
+//! The `latchkey` binary's composition root: the settings, the telemetry, the startup of the
+//! AuthService and the gateway from one [`Settings`], and the maintenance task. No protocol
+//! logic lives here.
 
 pub mod admin;
 pub mod admin_http;
+pub mod config;
+pub mod maintenance;
+pub mod probes;
+pub mod startup;
+pub mod telemetry;
 
 use anyhow::Context;
-pub use latchkey_auth::Settings;
+pub use config::Settings;
 use latchkey_core::AuthCore;
 use secrecy::ExposeSecret;
+pub use startup::{Application, Deps};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -76,25 +83,33 @@ pub async fn start_all(
     http: TcpListener,
     grpc: TcpListener,
 ) -> anyhow::Result<Running> {
+    start_all_with(settings, Deps::default(), http, grpc).await
+}
+
+/// [`start_all`] on the given dependencies (a test's clock, or its stores).
+pub async fn start_all_with(
+    settings: &Settings,
+    deps: Deps,
+    http: TcpListener,
+    grpc: TcpListener,
+) -> anyhow::Result<Running> {
     let secret = match &settings.gateway_secret {
         Some(s) => s.expose_secret().to_owned(),
         None => latchkey_core::secret::generate(),
     };
-    let engine = latchkey_auth::server::build_core(settings).await?;
-    refuse_unprotected(settings, &engine).await?;
-    let core = engine.core.clone();
-    let in_process = latchkey_auth::server::in_process_service(&engine, Some(&secret));
+    let app = Application::build(settings, deps).await?;
+    refuse_unprotected(settings, &app).await?;
+    let core = app.core.clone();
+    let in_process = latchkey_auth::server::in_process_service(
+        app.core.clone(),
+        app.readiness.clone(),
+        Some(&secret),
+    );
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
-    let admin = spawn_admin(settings, Some(engine.probes()), rx.clone()).await?;
-    let auth_task = {
-        let secret = secret.clone();
-        let rx = rx.clone();
-        tokio::spawn(async move {
-            latchkey_auth::server::serve(&engine, Some(&secret), grpc, stopped(rx)).await
-        })
-    };
+    let admin = spawn_admin(settings, Some(app.readiness.clone()), rx.clone()).await?;
+    let auth_task = spawn_auth(app, Some(secret.clone()), grpc, rx.clone());
     // The gateway calls the same gRPC AuthService in process: the gRPC port still serves
     // resource servers and other replicas, but the gateway's calls skip a loopback socket.
     let client =
@@ -115,16 +130,40 @@ pub async fn start_all(
     })
 }
 
+/// Serves the AuthService on `grpc`, with the maintenance task beside it, until `rx` says
+/// stop; maintenance ends after the server has drained.
+fn spawn_auth(
+    app: Application,
+    secret: Option<String>,
+    grpc: TcpListener,
+    rx: watch::Receiver<bool>,
+) -> JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        let (stop_maintenance, maintenance_rx) = watch::channel(false);
+        let maintenance = maintenance::spawn(&app, maintenance_rx);
+        let served = latchkey_auth::server::serve(
+            app.core.clone(),
+            app.readiness.clone(),
+            secret.as_deref(),
+            grpc,
+            stopped(rx),
+        )
+        .await;
+        let _ = stop_maintenance.send(true);
+        for t in maintenance {
+            let _ = t.await;
+        }
+        served.map_err(|e| anyhow::anyhow!(e))
+    })
+}
+
 /// Production refuses to serve with no protected resource: the development default (any
 /// https or loopback URL is a resource) would let tokens name audiences nobody declared.
-async fn refuse_unprotected(
-    settings: &Settings,
-    engine: &latchkey_auth::server::Engine,
-) -> anyhow::Result<()> {
-    if settings.env != latchkey_auth::config::Environment::Production {
+async fn refuse_unprotected(settings: &Settings, app: &Application) -> anyhow::Result<()> {
+    if settings.env != config::Environment::Production {
         return Ok(());
     }
-    let known = engine
+    let known = app
         .core
         .protected_resource_list()
         .await
@@ -139,6 +178,15 @@ async fn refuse_unprotected(
 
 /// `latchkey serve auth`: only the gRPC AuthService.
 pub async fn start_auth(settings: &Settings, grpc: TcpListener) -> anyhow::Result<Running> {
+    start_auth_with(settings, Deps::default(), grpc).await
+}
+
+/// [`start_auth`] on the given dependencies.
+pub async fn start_auth_with(
+    settings: &Settings,
+    deps: Deps,
+    grpc: TcpListener,
+) -> anyhow::Result<Running> {
     let secret = settings
         .gateway_secret
         .as_ref()
@@ -148,15 +196,13 @@ pub async fn start_auth(settings: &Settings, grpc: TcpListener) -> anyhow::Resul
             "LATCHKEY_GATEWAY_SECRET is unset: gateway-only RPCs will refuse every caller"
         );
     }
-    let engine = latchkey_auth::server::build_core(settings).await?;
-    refuse_unprotected(settings, &engine).await?;
-    let core = engine.core.clone();
+    let app = Application::build(settings, deps).await?;
+    refuse_unprotected(settings, &app).await?;
+    let core = app.core.clone();
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
-    let admin = spawn_admin(settings, Some(engine.probes()), rx.clone()).await?;
-    let task = tokio::spawn(async move {
-        latchkey_auth::server::serve(&engine, secret.as_deref(), grpc, stopped(rx)).await
-    });
+    let admin = spawn_admin(settings, Some(app.readiness.clone()), rx.clone()).await?;
+    let task = spawn_auth(app, secret, grpc, rx);
     Ok(Running {
         http_addr: None,
         grpc_addr: Some(grpc_addr),
@@ -169,7 +215,7 @@ pub async fn start_auth(settings: &Settings, grpc: TcpListener) -> anyhow::Resul
 /// Serves the admin port (metrics, health) when `admin_addr` is set.
 async fn spawn_admin(
     settings: &Settings,
-    probes: Option<latchkey_auth::probes::Probes>,
+    probes: Option<Arc<dyn latchkey_auth::readiness::Readiness>>,
     rx: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
     admin_http::recorder();

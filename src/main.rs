@@ -204,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
         } => "latchkey-auth",
         _ => "latchkey",
     };
-    let _telemetry = latchkey_auth::telemetry::init(&settings, service);
+    let _telemetry = latchkey::telemetry::init(&settings, service);
     if let Command::CheckConfig = cli.command {
         return match settings.core_settings() {
             Ok(_) => {
@@ -257,8 +257,9 @@ async fn main() -> anyhow::Result<()> {
         return running.wait().await;
     }
 
-    let engine = latchkey_auth::server::build_core(&settings).await?;
-    let core = engine.core;
+    let core = latchkey::Application::build(&settings, latchkey::Deps::default())
+        .await?
+        .core;
     let out = match cli.command {
         Command::Migrate => "migrations applied".to_owned(),
         Command::User { cmd } => match cmd {

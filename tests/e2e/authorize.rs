@@ -426,12 +426,12 @@ async fn pages_escape_client_metadata_and_forbid_framing() {
 async fn registered_resources_bind_the_audience() {
     let app = spawn_app_with(|s| {
         s.resources = vec![
-            latchkey_auth::config::ResourceConfig {
+            latchkey::config::ResourceConfig {
                 url: "https://a.example.com/mcp".into(),
                 scopes: None,
                 default: false,
             },
-            latchkey_auth::config::ResourceConfig {
+            latchkey::config::ResourceConfig {
                 url: "https://B.example.com/mcp".into(),
                 scopes: None,
                 default: true,

@@ -128,7 +128,7 @@ async fn signing_keys_are_sealed_at_rest_with_the_key_encryption_key() {
             .encode([7u8; 32])
             .into(),
     );
-    let err = latchkey_auth::server::build_core(&wrong)
+    let err = latchkey::Application::build(&wrong, latchkey::Deps::default())
         .await
         .err()
         .expect("wrong KEK");

@@ -794,7 +794,7 @@ async fn production_refuses_to_serve_with_no_protected_resource() {
     let db = fresh_database().await;
     let _guard = DbGuard(db.clone());
     let settings = latchkey::Settings {
-        env: latchkey_auth::config::Environment::Production,
+        env: latchkey::config::Environment::Production,
         issuer: "https://auth.example.com".into(),
         cors_origins: "https://app.example.com".into(),
         key_encryption_key: Some(

@@ -751,7 +751,7 @@ async fn forward_auth_answers_proxies_with_identity_headers_or_a_challenge() {
 async fn the_gateway_serves_metadata_for_resources_behind_forward_auth() {
     let app = spawn_app_with(|s| {
         s.trust_forwarded_for = true;
-        s.resources = vec![latchkey_auth::config::ResourceConfig {
+        s.resources = vec![latchkey::config::ResourceConfig {
             url: RESOURCE.into(),
             scopes: Some("mcp:tools".into()),
             default: true,

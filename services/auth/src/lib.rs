@@ -1,13 +1,12 @@
-//! latchkey-auth: the tonic `AuthService` over the core, with its configuration, its
-//! startup and its telemetry. Proto in, core call, proto out; no rules of its own.
+//! latchkey-auth: the tonic `AuthService` over the core. Proto in, core call, proto out; no
+//! rules, no settings, no storage and no startup of its own: the binary composes those
+//! (`src/startup.rs`) and hands this crate a built core.
 
-pub mod config;
 pub mod grpc_metrics;
-pub mod probes;
+pub mod readiness;
 pub mod server;
 pub mod service;
 pub mod status;
-pub mod telemetry;
+pub mod trace;
 
-pub use config::Settings;
 pub use status::OAUTH_DOMAIN;

@@ -23,7 +23,7 @@ pub const GATEWAY_AUTH_HEADER: &str = "authorization";
 
 pub struct AuthGrpc {
     core: Arc<AuthCore>,
-    probes: crate::probes::Probes,
+    readiness: Arc<dyn crate::readiness::Readiness>,
     /// SHA-256 of the gateway secret; `None` refuses every gateway-only call.
     gateway_secret_hash: Option<String>,
 }
@@ -31,12 +31,12 @@ pub struct AuthGrpc {
 impl AuthGrpc {
     pub fn new(
         core: Arc<AuthCore>,
-        probes: crate::probes::Probes,
+        readiness: Arc<dyn crate::readiness::Readiness>,
         gateway_secret: Option<&str>,
     ) -> Self {
         Self {
             core,
-            probes,
+            readiness,
             gateway_secret_hash: gateway_secret.map(secret::hash),
         }
     }
@@ -200,7 +200,7 @@ impl AuthService for AuthGrpc {
     }
 
     async fn check_readiness(&self, _: Request<pb::CheckReadinessRequest>) -> Rpc<pb::Readiness> {
-        Ok(Response::new(self.probes.check().await))
+        Ok(Response::new(self.readiness.check().await))
     }
 
     async fn register_client(

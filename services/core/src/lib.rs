@@ -107,6 +107,12 @@ impl AuthCore {
         &self.settings
     }
 
+    /// The current instant on the core's clock: the only clock, for the core and for the
+    /// maintenance it is asked to do.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     pub fn stores(&self) -> &Stores {
         &self.stores
     }

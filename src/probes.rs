@@ -1,5 +1,6 @@
 //! What readiness means for the AuthService, and the gauges that go with it.
 
+use latchkey_auth::readiness::Readiness;
 use latchkey_proto::v1 as pb;
 use latchkey_redis::Redis;
 use latchkey_store::SeaStore;
@@ -11,11 +12,12 @@ pub struct Probes {
     pub redis: Option<Redis>,
 }
 
-impl Probes {
+#[tonic::async_trait]
+impl Readiness for Probes {
     /// Checks the database and Redis. Redis down degrades logins (sessions, lockout) and
     /// slows revocation fan-out to the database poll, but tokens, refresh, introspection and
     /// verification keep working, so it is reported and not fatal.
-    pub async fn check(&self) -> pb::Readiness {
+    async fn check(&self) -> pb::Readiness {
         let database = self.store.ping().await;
         let redis = match &self.redis {
             Some(r) => Some(r.ping().await),

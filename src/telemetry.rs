@@ -1,7 +1,8 @@
 //! Logging and tracing setup: pretty logs in development, JSON in production, and OTLP
 //! traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the exporter reads the standard
 //! `OTEL_*` variables itself). W3C `traceparent` is the propagation format, so one trace
-//! spans the gateway and the AuthService.
+//! spans the gateway and the AuthService (`latchkey_auth::trace` reads it on the gRPC side).
+//! Logs go to stderr, so a command's standard output holds only what it was asked for.
 //!
 //! Credentials never reach a log or a span: handlers record ids (client_id, grant_id,
 //! user_id), never tokens, codes or secrets.
@@ -89,28 +90,4 @@ pub fn init(settings: &Settings, service: &str) -> Telemetry {
             .try_init()
     };
     Telemetry { provider }
-}
-
-/// Reads `traceparent` from HTTP headers or gRPC metadata.
-pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
-
-impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
-/// A span for an incoming gRPC request, continuing the caller's trace when it sent one.
-pub fn grpc_span(req: &http::Request<()>) -> tracing::Span {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let span = tracing::info_span!("grpc", rpc = %req.uri().path(), otel.kind = "server");
-    let parent = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&HeaderExtractor(req.headers()))
-    });
-    let _ = span.set_parent(parent);
-    span
 }

@@ -1,0 +1,30 @@
+//! Continuing the caller's trace: W3C `traceparent` read from gRPC metadata, so one trace
+//! spans the gateway and the AuthService. The subscriber and exporter are set up by the
+//! binary; this is only the gRPC end of propagation.
+//!
+//! Credentials never reach a span: handlers record ids (client_id, grant_id, user_id), never
+//! tokens, codes or secrets.
+
+/// Reads `traceparent` from HTTP headers or gRPC metadata.
+pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// A span for an incoming gRPC request, continuing the caller's trace when it sent one.
+pub fn grpc_span(req: &http::Request<()>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!("grpc", rpc = %req.uri().path(), otel.kind = "server");
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(req.headers()))
+    });
+    let _ = span.set_parent(parent);
+    span
+}

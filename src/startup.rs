@@ -1,0 +1,120 @@
+//! Building the application from validated settings and its dependencies, in the manner of
+//! zero-to-production's `Application::build`: the database (opened and migrated), Redis when
+//! configured, the signing keys, and the core over them, on the clock it is given.
+//!
+//! Tests hand in a clock they control, and may hand in stores of their own.
+
+use crate::config::Settings;
+use crate::probes::Probes;
+use latchkey_auth::readiness::{AlwaysReady, Readiness};
+use latchkey_core::AuthCore;
+use latchkey_core::clock::{Clock, SystemClock};
+use latchkey_core::session::MemorySessionStore;
+use latchkey_core::store::Stores;
+use latchkey_redis::{Redis, RedisLockout, RedisSessionStore};
+use latchkey_store::SeaStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the application runs on, beyond its settings.
+pub struct Deps {
+    /// The core's clock: the only clock, for the core and for maintenance.
+    pub clock: Arc<dyn Clock>,
+    /// Stores to use instead of opening `database_url` (tests).
+    pub stores: Option<Stores>,
+}
+
+impl Default for Deps {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            stores: None,
+        }
+    }
+}
+
+/// The AuthService side, built: the core and what it runs on.
+pub struct Application {
+    pub core: Arc<AuthCore>,
+    pub readiness: Arc<dyn Readiness>,
+    pub redis: Option<Redis>,
+    /// How often this replica reads new revocations from the database. Redis pub/sub
+    /// delivers them sooner; the poll bounds the delay when Redis is absent or loses one.
+    pub revocation_poll: Duration,
+    /// How often this replica reloads signing keys and checks for a due rotation.
+    pub key_reload: Duration,
+}
+
+/// A startup failure, with its real cause: the operator reads this, not a client.
+fn startup(e: latchkey_core::AuthError) -> anyhow::Error {
+    match e {
+        latchkey_core::AuthError::Internal(source) => anyhow::anyhow!("{source}"),
+        e => anyhow::anyhow!("{}", e.description()),
+    }
+}
+
+impl Application {
+    /// Opens (and migrates) the database unless `deps` brings stores, connects Redis when
+    /// configured, builds the core (creating the first signing key on a fresh database), and
+    /// replays the revocations in force.
+    pub async fn build(settings: &Settings, deps: Deps) -> anyhow::Result<Self> {
+        let core_settings = settings
+            .core_settings()
+            .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+        let (stores, store) = match deps.stores {
+            Some(stores) => (stores, None),
+            None => {
+                let store = SeaStore::connect(&settings.database_url).await?;
+                store.migrate().await?;
+                (Stores::from_backend(Arc::new(store.clone())), Some(store))
+            }
+        };
+        let keys = AuthCore::load_or_create_keys(
+            stores.keys.as_ref(),
+            deps.clock.as_ref(),
+            &core_settings,
+        )
+        .await
+        .map_err(startup)?;
+        let mut core = AuthCore::new(
+            core_settings,
+            stores,
+            Arc::new(MemorySessionStore::default()),
+            Arc::new(keys),
+            deps.clock,
+        );
+        let redis = match &settings.redis_url {
+            Some(url) => {
+                let redis = Redis::connect(url).map_err(anyhow::Error::msg)?;
+                core = core
+                    .with_revocation_bus(Arc::new(redis.clone()))
+                    .with_session_store(Arc::new(RedisSessionStore::new(redis.clone())))
+                    .with_lockout_store(Arc::new(RedisLockout::new(redis.clone())));
+                if !redis.ping().await {
+                    // Keep starting: revocations still flow through the database, and logins
+                    // resume when Redis is back. Readiness reports it.
+                    tracing::warn!(
+                        "Redis is unreachable: logins fail until it is back; revocations fall back to the database poll"
+                    );
+                }
+                Some(redis)
+            }
+            None => None,
+        };
+        core.sync_revocations(0).await.map_err(startup)?;
+        let readiness: Arc<dyn Readiness> = match store {
+            Some(store) => Arc::new(Probes {
+                store,
+                redis: redis.clone(),
+            }),
+            None => Arc::new(AlwaysReady),
+        };
+        Ok(Self {
+            core: Arc::new(core),
+            readiness,
+            redis,
+            revocation_poll: Duration::from_millis(settings.revocation_poll_ms.max(50)),
+            key_reload: Duration::from_secs(settings.key_reload_secs.max(1)),
+        })
+    }
+}

@@ -476,7 +476,7 @@ async fn an_expired_authorization_session_cannot_be_completed() {
     let p = pkce();
     let b = browser();
     let page = authorize(&app, &b, &auth_params(&client_id, redirect, &p)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.advance(2);
     let res = login(&app, &b, page, "slow@example.com", PASSWORD).await;
     assert_eq!(res.status(), 400);
     assert!(res.headers().get("location").is_none());

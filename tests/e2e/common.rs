@@ -3,11 +3,13 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey::{Running, Settings};
+use latchkey_core::clock::OffsetClock;
 use latchkey_proto::v1::auth_service_client::AuthServiceClient;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
@@ -22,6 +24,8 @@ pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 pub struct TestApp {
     /// Whether dropping this app drops its database (a peer shares another's).
     owns_database: bool,
+    /// The core's clock: move it forward to let something expire.
+    pub clock: Arc<OffsetClock>,
     pub settings: Settings,
     pub base: String,
     pub grpc_url: String,
@@ -112,6 +116,15 @@ pub async fn fresh_database() -> String {
     }
 }
 
+/// The system's dependencies in a test: the test's clock, which the test moves forward
+/// instead of sleeping, shared by every replica of one app.
+fn deps(clock: &Arc<OffsetClock>) -> latchkey::Deps {
+    latchkey::Deps {
+        clock: clock.clone(),
+        stores: None,
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -132,12 +145,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         ..Settings::default()
     };
     configure(&mut settings);
-    let running = latchkey::start_all(&settings, http, grpc)
+    let clock = Arc::new(OffsetClock::default());
+    let running = latchkey::start_all_with(&settings, deps(&clock), http, grpc)
         .await
         .expect("start the system");
     let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));
     TestApp {
         owns_database: true,
+        clock,
         settings,
         base,
         grpc_url,
@@ -174,6 +189,11 @@ impl Replica {
 }
 
 impl TestApp {
+    /// Lets `secs` seconds pass for the system, without waiting for them.
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(chrono::Duration::seconds(secs));
+    }
+
     /// A second whole system (gateway and AuthService) on the same database, Redis and
     /// issuer, as another pair of replicas behind one load balancer would be.
     pub async fn peer(&self) -> TestApp {
@@ -183,12 +203,13 @@ impl TestApp {
             "http://127.0.0.1:{}",
             http.local_addr().expect("addr").port()
         );
-        let running = latchkey::start_all(&self.settings, http, grpc)
+        let running = latchkey::start_all_with(&self.settings, deps(&self.clock), http, grpc)
             .await
             .expect("start the peer");
         let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));
         TestApp {
             owns_database: false,
+            clock: self.clock.clone(),
             settings: self.settings.clone(),
             base,
             grpc_url,
@@ -199,7 +220,7 @@ impl TestApp {
 
     pub async fn replica(&self) -> Replica {
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
-        let running = latchkey::start_auth(&self.settings, grpc)
+        let running = latchkey::start_auth_with(&self.settings, deps(&self.clock), grpc)
             .await
             .expect("start replica");
         let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));

@@ -132,7 +132,7 @@ async fn code_replay_revokes_tokens_from_the_first_exchange() {
 async fn expired_code_is_invalid_grant() {
     let app = spawn_app_with(|s| s.code_ttl_secs = 1).await;
     let f = flow(&app).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.advance(2);
     let (status, body) = app.token(&f.exchange_form()).await;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -346,7 +346,7 @@ async fn expired_tokens_fail_verification() {
         .expect("rpc")
         .into_inner();
     assert!(first.valid, "fresh token");
-    tokio::time::sleep(Duration::from_millis(4100)).await;
+    app.advance(4);
     let r = c
         .verify_token(as_client(verify(&at(&t), RESOURCE, &[]), &rs))
         .await

@@ -206,8 +206,8 @@ fn chrono_now() -> DateTime<Utc> {
     Utc::now()
 }
 
-/// Sign-in lockout counters in Redis, shared by every replica. The lock is a key whose TTL
-/// is the lock's remaining time.
+/// Sign-in lockout counters in Redis, shared by every replica. The lock is a key holding the
+/// instant it ends, judged on the core's clock; its Redis TTL only collects it afterwards.
 pub struct RedisLockout {
     redis: Redis,
 }
@@ -218,22 +218,26 @@ impl RedisLockout {
     }
 }
 
+/// How long a lock key outlives its end, so that replicas whose clocks differ a little still
+/// read it.
+const LOCK_KEY_SLACK_SECS: i64 = 60;
+
 #[async_trait]
 impl LockoutStore for RedisLockout {
-    async fn locked_for(&self, account: &str, _now: i64) -> StoreResult<Option<i64>> {
+    async fn locked_for(&self, account: &str, now: i64) -> StoreResult<Option<i64>> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
-        let ttl: i64 = redis::cmd("TTL")
+        let until: Option<i64> = redis::cmd("GET")
             .arg(format!("latchkey:lockout:{account}:until"))
             .query_async(&mut conn)
             .await
             .map_err(store_err)?;
-        Ok((ttl > 0).then_some(ttl))
+        Ok(until.map(|u| u - now).filter(|left| *left > 0))
     }
 
     async fn record_failure(
         &self,
         account: &str,
-        _now: i64,
+        now: i64,
         policy: &LockoutPolicy,
     ) -> StoreResult<Option<i64>> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
@@ -252,9 +256,9 @@ impl LockoutStore for RedisLockout {
         if let Some(secs) = lock {
             redis::cmd("SET")
                 .arg(format!("latchkey:lockout:{account}:until"))
-                .arg(1)
+                .arg(now + secs)
                 .arg("EX")
-                .arg(secs.max(1))
+                .arg(secs.max(1) + LOCK_KEY_SLACK_SECS)
                 .query_async::<()>(&mut conn)
                 .await
                 .map_err(store_err)?;

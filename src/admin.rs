@@ -2,8 +2,6 @@
 //! against the configured database through the core's rules.
 
 use latchkey_core::AuthCore;
-use latchkey_core::resource::{ProtectedResource, Resource};
-use latchkey_core::store::StoreError;
 use serde_json::json;
 
 /// What `client add` was asked for.
@@ -50,7 +48,7 @@ pub async fn client_add(core: &AuthCore, c: NewClient<'_>) -> anyhow::Result<Str
         meta["scope"] = json!(s);
     }
     let reg = core
-        .register_operator_client(&meta.to_string(), audiences)
+        .register_operator_client(&meta.to_string(), audiences, resources)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
     let mut out = format!("client_id:     {}\n", reg.client.id);
@@ -60,12 +58,11 @@ pub async fn client_add(core: &AuthCore, c: NewClient<'_>) -> anyhow::Result<Str
             reg.client.audiences.join(" ")
         ));
     }
-    if !resources.is_empty() {
-        let owned = core
-            .set_client_resources(&reg.client.id, resources)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
-        out.push_str(&format!("resources:     {}\n", owned.join(" ")));
+    if !reg.client.resources.is_empty() {
+        out.push_str(&format!(
+            "resources:     {}\n",
+            reg.client.resources.join(" ")
+        ));
     }
     if let Some(secret) = reg.client_secret {
         out.push_str(&format!(
@@ -77,7 +74,11 @@ pub async fn client_add(core: &AuthCore, c: NewClient<'_>) -> anyhow::Result<Str
 
 pub async fn client_list(core: &AuthCore) -> anyhow::Result<String> {
     let mut out = String::new();
-    for c in core.stores().clients.list_clients().await? {
+    for c in core
+        .list_clients()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.description()))?
+    {
         let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
         let dash = |v: &[String]| {
             if v.is_empty() {
@@ -145,52 +146,25 @@ pub async fn resource_add(
     default: bool,
     owners: &[String],
 ) -> anyhow::Result<String> {
-    let resource = Resource::parse(url).map_err(|e| anyhow::anyhow!("{}", e.description()))?;
-    if let Some(s) = scopes {
-        let set = latchkey_core::scope::ScopeSet::parse(s)
-            .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
-        if let Some(unknown) = set.difference(core.settings().scopes.supported()).first() {
-            anyhow::bail!("scope {unknown} is not a supported scope");
-        }
+    let p = core
+        .add_resource(url, scopes, default)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
+    for owner in owners {
+        core.add_resource_owner(p.resource.as_str(), owner)
+            .await
+            .map_err(|e| anyhow::anyhow!("{owner}: {}", e.description()))?;
     }
-    let existing = core.stores().resources.list_resources().await?;
-    let is_default = default || existing.is_empty();
-    let p = ProtectedResource {
-        resource: resource.clone(),
-        scopes: scopes.map(str::to_owned),
-        is_default,
-    };
-    match core.stores().resources.insert_resource(&p).await {
-        Ok(()) => {
-            for owner in owners {
-                let client = core
-                    .stores()
-                    .clients
-                    .find_client(owner)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("no client {owner}"))?;
-                let mut owned = client.resources.clone();
-                owned.push(resource.as_str().to_owned());
-                core.set_client_resources(owner, &owned)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
-            }
-            Ok(format!(
-                "{}{}",
-                resource.as_str(),
-                if is_default { " (default)" } else { "" }
-            ))
-        }
-        Err(StoreError::Duplicate(_)) => {
-            anyhow::bail!("resource {} already exists", resource.as_str())
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(format!(
+        "{}{}",
+        p.resource.as_str(),
+        if p.is_default { " (default)" } else { "" }
+    ))
 }
 
 pub async fn resource_list(core: &AuthCore) -> anyhow::Result<String> {
     let mut out = String::new();
-    for r in core.stores().resources.list_resources().await? {
+    for r in core.protected_resource_list() {
         out.push_str(&format!(
             "{}\t{}\t{}\n",
             r.resource.as_str(),
@@ -202,10 +176,11 @@ pub async fn resource_list(core: &AuthCore) -> anyhow::Result<String> {
 }
 
 pub async fn resource_delete(core: &AuthCore, url: &str) -> anyhow::Result<()> {
-    let normal = Resource::parse(url)
-        .map(|r| r.as_str().to_owned())
-        .unwrap_or_else(|_| url.to_owned());
-    if core.stores().resources.delete_resource(&normal).await? {
+    if core
+        .delete_resource(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.description()))?
+    {
         Ok(())
     } else {
         anyhow::bail!("no resource {url}")
@@ -213,34 +188,18 @@ pub async fn resource_delete(core: &AuthCore, url: &str) -> anyhow::Result<()> {
 }
 
 pub async fn keys_list(core: &AuthCore) -> anyhow::Result<String> {
-    let now = chrono::Utc::now();
-    let ring = core.keys();
-    let signing = ring
-        .active_kid_at(now.timestamp())
-        .unwrap_or_default()
-        .to_owned();
-    let published = ring
-        .kids()
-        .into_iter()
-        .map(str::to_owned)
-        .collect::<Vec<_>>();
     let mut out = String::new();
-    for k in core.stores().keys.list_signing_keys().await? {
-        let state = if k.kid == signing {
-            "signing"
-        } else if k.activates_at > now {
-            "published, signs from activation"
-        } else if published.contains(&k.kid) {
-            "verify-only"
-        } else {
-            "retired"
-        };
+    for k in core
+        .key_states()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.description()))?
+    {
         out.push_str(&format!(
             "{}\tcreated {}\tactivates {}\t{}\n",
             k.kid,
             k.created_at.to_rfc3339(),
             k.activates_at.to_rfc3339(),
-            state
+            k.state.as_str()
         ));
     }
     Ok(out)

@@ -163,12 +163,7 @@ async fn refuse_unprotected(settings: &Settings, app: &Application) -> anyhow::R
     if settings.env != config::Environment::Production {
         return Ok(());
     }
-    let known = app
-        .core
-        .protected_resource_list()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading protected resources: {}", e.description()))?;
-    if known.is_empty() {
+    if app.core.protected_resource_list().is_empty() {
         anyhow::bail!(
             "production needs at least one protected resource: `latchkey resource add URL --default`, or [[resources]] in the configuration file"
         );

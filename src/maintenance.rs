@@ -1,6 +1,7 @@
 //! The one maintenance task of a replica: it follows revocations (Redis pub/sub when
-//! configured, and a database poll in any case), publishes and reloads signing keys, and
-//! prunes what no longer matters. It calls core methods, on the core's clock.
+//! configured, and a database poll in any case) and changed clients and resources, publishes
+//! and reloads signing keys, and prunes what no longer matters. It calls core methods, on the
+//! core's clock.
 //!
 //! A failure is logged with its whole cause chain: the operator needs the cause, not the
 //! client-safe text.
@@ -55,9 +56,12 @@ pub fn spawn(app: &Application, stop: watch::Receiver<bool>) -> Vec<JoinHandle<(
             tokio::select! {
                 _ = revocations.tick() => {
                     let started = core.now().timestamp();
-                    match core.sync_revocations(since).await {
-                        Ok(_) => since = started - POLL_OVERLAP_SECS,
-                        Err(e) => tracing::warn!(error = %cause(&e), "revocation poll failed"),
+                    let polled = core.sync_revocations(since).await;
+                    let read = core.sync_directory(since).await;
+                    match (polled, read) {
+                        (Ok(_), Ok(_)) => since = started - POLL_OVERLAP_SECS,
+                        (Err(e), _) => tracing::warn!(error = %cause(&e), "revocation poll failed"),
+                        (_, Err(e)) => tracing::warn!(error = %cause(&e), "reading changed clients and resources failed"),
                     }
                 }
                 _ = keys.tick() => maintain_keys(&core).await,

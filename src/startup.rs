@@ -102,6 +102,7 @@ impl Application {
             None => None,
         };
         core.sync_revocations(0).await.map_err(startup)?;
+        core.sync_directory(0).await.map_err(startup)?;
         let readiness: Arc<dyn Readiness> = match store {
             Some(store) => Arc::new(Probes {
                 store,

@@ -10,6 +10,7 @@ mod m20261122_000001_initial;
 mod m20261122_000002_revocation_events;
 mod m20261122_000003_key_activation;
 mod m20261201_000004_client_tiers;
+mod m20261201_000005_client_updated_at;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_revocation_events::Migration),
             Box::new(m20261122_000003_key_activation::Migration),
             Box::new(m20261201_000004_client_tiers::Migration),
+            Box::new(m20261201_000005_client_updated_at::Migration),
         ]
     }
 }

@@ -189,6 +189,14 @@ impl Replica {
 }
 
 impl TestApp {
+    /// The app's database, read directly as the test's own fixture and witness (the core
+    /// keeps its stores to itself).
+    pub async fn store(&self) -> latchkey_store::SeaStore {
+        latchkey_store::SeaStore::connect(&self.settings.database_url)
+            .await
+            .expect("connect to the app's database")
+    }
+
     /// Lets `secs` seconds pass for the system, without waiting for them.
     pub fn advance(&self, secs: i64) {
         self.clock.advance(chrono::Duration::seconds(secs));
@@ -327,13 +335,17 @@ impl TestApp {
         let metadata = resources.is_empty().then(
             || json!({ "client_name": "rs", "redirect_uris": ["https://rs.example.com/cb"] }),
         );
-        let (id, secret) = self.operator_client(resources, metadata).await;
         let owned: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
-        self.core()
-            .set_client_resources(&id, &owned)
+        let audiences = owned.clone();
+        let metadata = metadata.unwrap_or_else(|| {
+            json!({ "client_name": "rs", "grant_types": ["client_credentials"], "response_types": [] })
+        });
+        let reg = self
+            .core()
+            .register_operator_client(&metadata.to_string(), &audiences, &owned)
             .await
-            .expect("assign resources");
-        (id, secret)
+            .expect("resource server");
+        (reg.client.id, reg.client_secret.expect("confidential"))
     }
 
     /// An operator's confidential client for `client_credentials` at `audiences`, as
@@ -349,7 +361,7 @@ impl TestApp {
         let audiences: Vec<String> = audiences.iter().map(|r| r.to_string()).collect();
         let reg = self
             .core()
-            .register_operator_client(&metadata.to_string(), &audiences)
+            .register_operator_client(&metadata.to_string(), &audiences, &[])
             .await
             .expect("operator client");
         (reg.client.id, reg.client_secret.expect("confidential"))

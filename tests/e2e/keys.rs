@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use crate::grpc::as_client;
+use latchkey_core::store::KeyStore;
 use latchkey_proto::v1 as pb;
 use std::time::{Duration, Instant};
 
@@ -110,13 +111,7 @@ async fn signing_keys_are_sealed_at_rest_with_the_key_encryption_key() {
     use base64::Engine;
     let kek = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
     let app = spawn_app_with(|s| s.key_encryption_key = Some(kek.clone().into())).await;
-    let stored = app
-        .core()
-        .stores()
-        .keys
-        .list_signing_keys()
-        .await
-        .expect("keys");
+    let stored = app.store().await.list_signing_keys().await.expect("keys");
     assert!(!stored.is_empty());
     for k in &stored {
         assert!(k.private_der.starts_with(b"LKS1"), "sealed");

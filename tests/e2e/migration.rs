@@ -2,6 +2,7 @@
 //! none keeps a grant without a user unless an operator set it up.
 
 use crate::common::*;
+use latchkey_core::store::ClientStore;
 use latchkey_migration::{Migrator, MigratorTrait};
 use serde_json::Value;
 
@@ -60,9 +61,8 @@ async fn existing_clients_get_a_tier_and_dynamic_ones_lose_grants_without_a_user
     let app = spawn_app_with(|s| s.database_url = db_url.clone()).await;
     let app = &app;
     let find = |id: &'static str| async move {
-        app.core()
-            .stores()
-            .clients
+        app.store()
+            .await
             .find_client(id)
             .await
             .expect("find")

@@ -1,4 +1,5 @@
 use crate::common::*;
+use latchkey_core::store::ClientStore;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -23,9 +24,8 @@ async fn confidential_client_secret_is_shown_once_and_only_its_hash_is_stored() 
         .confidential_client(json!({"redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": "client_secret_post"}))
         .await;
     let stored = app
-        .core()
-        .stores()
-        .clients
+        .store()
+        .await
         .find_client(&id)
         .await
         .expect("db")

@@ -191,3 +191,84 @@ async fn the_gateway_and_the_auth_service_run_as_separate_processes() {
     assert_eq!(ready.status(), 200);
     gateway.shutdown().await.expect("graceful shutdown");
 }
+
+/// Polls `check` every 50 ms until it holds, for at most `within`; returns how long it took.
+async fn within(
+    within: std::time::Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    for _ in 0..200 {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_client_deleted_or_changed_on_one_replica_takes_effect_on_another_within_two_seconds() {
+    let app = spawn_app_with(|s| s.redis_url = test_redis_url()).await;
+    let peer = app.peer().await;
+    let (id, secret) = app.operator_client(&[RESOURCE], None).await;
+    let cc = |on: &TestApp| {
+        http()
+            .post(on.url("/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(cc(&peer).await.expect("token").status(), 200, "known there");
+
+    // A resource server whose resource is taken away by the operator on the first replica.
+    let rs = app.resource_server(&[RESOURCE]).await;
+    let token = flow(&app).await.exchange(&app).await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_owned();
+    let verify_on_peer = || {
+        let req = crate::grpc::as_client(
+            latchkey_proto::v1::VerifyTokenRequest {
+                token: token.clone(),
+                audience: RESOURCE.into(),
+                required_scopes: vec![],
+            },
+            &rs,
+        );
+        let url = peer.grpc_url.clone();
+        async move {
+            latchkey_proto::v1::auth_service_client::AuthServiceClient::connect(url)
+                .await
+                .expect("connect")
+                .verify_token(req)
+                .await
+        }
+    };
+    assert!(verify_on_peer().await.expect("allowed").into_inner().valid);
+
+    assert!(app.core().delete_client(&id).await.expect("delete"));
+    app.core()
+        .set_client_resources(&rs.0, &[])
+        .await
+        .expect("take the resource away");
+    let deleted = within(std::time::Duration::from_secs(2), async || {
+        cc(&peer).await.expect("token").status() == 401
+    })
+    .await;
+    assert!(
+        deleted.is_some(),
+        "the deleted client is refused there within 2 s"
+    );
+    let changed = within(std::time::Duration::from_secs(2), async || {
+        verify_on_peer().await.is_err()
+    })
+    .await;
+    assert!(
+        changed.is_some(),
+        "the resource server that lost its resource is refused there within 2 s"
+    );
+}

@@ -3,6 +3,7 @@
 //! provisioned that client for that resource.
 
 use crate::common::*;
+use latchkey_core::store::ClientStore;
 use latchkey_proto::v1 as pb;
 use latchkey_resource_server::{Bearer, Config, Mode, Subject, Verifier};
 use serde_json::{Value, json};
@@ -38,23 +39,11 @@ async fn client_credentials(
 async fn app_with_resources() -> TestApp {
     let app = spawn_app().await;
     app.core()
-        .stores()
-        .resources
-        .insert_resource(&latchkey_core::resource::ProtectedResource {
-            resource: latchkey_core::resource::Resource::parse(RESOURCE).expect("resource"),
-            scopes: None,
-            is_default: true,
-        })
+        .add_resource(RESOURCE, None, true)
         .await
         .expect("resource");
     app.core()
-        .stores()
-        .resources
-        .insert_resource(&latchkey_core::resource::ProtectedResource {
-            resource: latchkey_core::resource::Resource::parse(OTHER).expect("resource"),
-            scopes: Some("mcp:tools".into()),
-            is_default: false,
-        })
+        .add_resource(OTHER, Some("mcp:tools"), false)
         .await
         .expect("resource");
     app
@@ -189,6 +178,7 @@ async fn an_operator_client_gets_tokens_only_for_its_listed_resources_and_scopes
         .register_operator_client(
             &json!({"grant_types": ["client_credentials"], "response_types": []}).to_string(),
             &["https://unknown.example.com/mcp".into()],
+            &[],
         )
         .await
         .expect_err("unknown audience");
@@ -226,9 +216,8 @@ async fn an_initial_access_token_allows_exactly_one_operator_registration() {
     let (s, _) = client_credentials(&app, id, secret, &[("resource", RESOURCE)]).await;
     assert_eq!(s, 400, "only the token's resources");
     let client = app
-        .core()
-        .stores()
-        .clients
+        .store()
+        .await
         .find_client(id)
         .await
         .expect("find")
@@ -238,9 +227,8 @@ async fn an_initial_access_token_allows_exactly_one_operator_registration() {
     // Used, unknown, expired, or not a bearer token: 401 invalid_token with a Bearer challenge.
     let expired = "expired-initial-access-token";
     let now = chrono::Utc::now();
-    app.core()
-        .stores()
-        .clients
+    app.store()
+        .await
         .insert_initial_access_token(&latchkey_core::model::InitialAccessToken {
             token_hash: latchkey_core::secret::hash(expired),
             audiences: vec![RESOURCE.into()],
@@ -298,9 +286,8 @@ async fn two_registrations_racing_for_one_initial_access_token_make_one_client()
         "{statuses:?}"
     );
     let operators = app
-        .core()
-        .stores()
-        .clients
+        .store()
+        .await
         .list_clients()
         .await
         .expect("list")
@@ -867,14 +854,7 @@ async fn a_deleted_resource_stops_its_grants_codes_and_refresh_tokens() {
     let used = flow(&app).await;
     let tokens = used.exchange(&app).await;
     let pending = flow(&app).await;
-    assert!(
-        app.core()
-            .stores()
-            .resources
-            .delete_resource(RESOURCE)
-            .await
-            .expect("delete"),
-    );
+    assert!(app.core().delete_resource(RESOURCE).await.expect("delete"));
     let (s, body) = app.token(&pending.exchange_form()).await;
     assert_eq!(
         (s, body["error"].as_str()),

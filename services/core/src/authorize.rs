@@ -225,7 +225,7 @@ impl AuthCore {
             req.code_challenge.as_deref(),
             req.code_challenge_method.as_deref(),
         )?;
-        let registered = self.protected_resources().await?;
+        let registered = self.protected_resources();
         let (resource, protected) = resource::resolve(
             &req.resource,
             &registered,

@@ -31,22 +31,6 @@ pub fn is_client_id(id: &str) -> bool {
 }
 
 impl AuthCore {
-    /// A registered client, from the short-lived cache or the store. An identifier no
-    /// client can have is not looked up.
-    pub(crate) async fn client(&self, id: &str) -> AuthResult<Option<Arc<Client>>> {
-        if !is_client_id(id) {
-            return Ok(None);
-        }
-        if let Some(c) = self.clients.get(id) {
-            return Ok(Some(c));
-        }
-        let found = self.stores.clients.find_client(id).await?.map(Arc::new);
-        if let Some(c) = &found {
-            self.clients.insert(c.clone());
-        }
-        Ok(found)
-    }
-
     /// Identifies and authenticates the client.
     ///
     /// - RFC 6749 §2.3: a client MUST NOT use more than one method in one request.

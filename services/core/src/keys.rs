@@ -25,6 +25,39 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::collections::HashMap;
 
+/// Where a stored signing key stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// It signs new tokens.
+    Signing,
+    /// Published in the JWKS; it signs from its activation (publish-before-use).
+    Published,
+    /// No longer signs; kept while tokens it signed can still be valid.
+    VerifyOnly,
+    /// Gone from the JWKS.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signing => "signing",
+            Self::Published => "published, signs from activation",
+            Self::VerifyOnly => "verify-only",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// A stored signing key, described for an operator.
+#[derive(Debug, Clone)]
+pub struct KeyStatus {
+    pub kid: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub activates_at: chrono::DateTime<chrono::Utc>,
+    pub state: KeyState,
+}
+
 /// Generates a new Ed25519 key that signs from `activates_at`. Its `kid` is the RFC 7638
 /// JWK thumbprint. With a key-encryption key, the private key is sealed before it is returned.
 pub fn generate(

@@ -11,6 +11,7 @@ mod cache;
 pub mod client_auth;
 pub mod clock;
 pub mod denylist;
+mod directory;
 pub mod error;
 pub mod grant;
 pub mod introspection;
@@ -58,7 +59,7 @@ pub struct AuthCore {
     bus: Arc<dyn RevocationBus>,
     verified: cache::VerifiedTokens,
     signatures: Arc<signature_batch::SignatureBatch>,
-    clients: cache::ClientCache,
+    directory: directory::Directory,
     lockout: Arc<dyn lockout::LockoutStore>,
 }
 
@@ -80,7 +81,7 @@ impl AuthCore {
             bus: Arc::new(LocalBus),
             verified: cache::VerifiedTokens::default(),
             signatures: Arc::default(),
-            clients: cache::ClientCache::default(),
+            directory: directory::Directory::default(),
             lockout: Arc::new(lockout::MemoryLockout::default()),
         }
     }
@@ -111,10 +112,6 @@ impl AuthCore {
     /// maintenance it is asked to do.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
-    }
-
-    pub fn stores(&self) -> &Stores {
-        &self.stores
     }
 
     /// This replica's revocation state.
@@ -195,6 +192,38 @@ impl AuthCore {
         Ok(key.kid)
     }
 
+    /// Every stored signing key and where it stands now.
+    pub async fn key_states(&self) -> AuthResult<Vec<keys::KeyStatus>> {
+        let now = self.clock.now();
+        let ring = self.keys();
+        let signing = ring.active_kid_at(now.timestamp()).map(str::to_owned);
+        let published = ring.kids();
+        Ok(self
+            .stores
+            .keys
+            .list_signing_keys()
+            .await?
+            .into_iter()
+            .map(|k| {
+                let state = if Some(&k.kid) == signing.as_ref() {
+                    keys::KeyState::Signing
+                } else if k.activates_at > now {
+                    keys::KeyState::Published
+                } else if published.contains(&k.kid.as_str()) {
+                    keys::KeyState::VerifyOnly
+                } else {
+                    keys::KeyState::Retired
+                };
+                keys::KeyStatus {
+                    kid: k.kid,
+                    created_at: k.created_at,
+                    activates_at: k.activates_at,
+                    state,
+                }
+            })
+            .collect())
+    }
+
     /// Rebuilds the key ring from the database (new keys published, old ones retired).
     /// Returns whether the set of keys changed.
     pub async fn reload_keys(&self) -> AuthResult<bool> {
@@ -229,18 +258,6 @@ impl AuthCore {
             return Ok(None);
         }
         self.rotate_keys().await.map(Some)
-    }
-
-    /// The protected resources: those from configuration, then the registered ones.
-    pub async fn protected_resource_list(&self) -> AuthResult<Vec<resource::ProtectedResource>> {
-        self.protected_resources().await
-    }
-
-    /// The protected resources: those from configuration, then the registered ones.
-    async fn protected_resources(&self) -> AuthResult<Vec<resource::ProtectedResource>> {
-        let mut all = self.settings.resources.clone();
-        all.extend(self.stores.resources.list_resources().await?);
-        Ok(all)
     }
 
     /// Records a revocation: stored (so restarted and lagging replicas learn it), applied
@@ -286,7 +303,7 @@ impl AuthCore {
     /// revoked: the clock leeway between replicas plus the client cache's lifetime.
     fn revocation_margin(&self) -> i64 {
         let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
-        leeway + cache::CLIENT_TTL.as_secs() as i64 + 1
+        leeway + directory::PROPAGATION_SECS + 1
     }
 
     /// The instant after which no access token that a revocation made now can cover (issued

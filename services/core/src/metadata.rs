@@ -53,7 +53,6 @@ impl AuthCore {
         let wanted = Resource::parse(resource)?;
         let found = self
             .protected_resources()
-            .await?
             .into_iter()
             .find(|r| r.resource == wanted)
             .ok_or(AuthError::NotFound(Reason::Text(

@@ -127,6 +127,9 @@ pub struct Client {
     /// token is an operator's, but chose its own redirect URIs.
     pub trusted_redirects: bool,
     pub created_at: DateTime<Utc>,
+    /// When it was last changed (created, tier or owned resources); replicas refresh what
+    /// changed since their last look.
+    pub updated_at: DateTime<Utc>,
 }
 
 impl Client {

@@ -52,6 +52,24 @@ struct Parsed {
     info: Map<String, Value>,
 }
 
+/// The resources a client serves, normalized. Only a confidential client can prove it is
+/// the resource server.
+fn owned_resources(confidential: bool, urls: &[String]) -> AuthResult<Vec<String>> {
+    if !confidential && !urls.is_empty() {
+        return Err(AuthError::InvalidRequest(Reason::Text(
+            "only a confidential client can own a resource",
+        )));
+    }
+    let mut normalized = Vec::new();
+    for u in urls {
+        let r = crate::resource::Resource::parse(u)?.as_str().to_owned();
+        if !normalized.contains(&r) {
+            normalized.push(r);
+        }
+    }
+    Ok(normalized)
+}
+
 /// A new initial access token: its value, shown once, and what was stored.
 #[derive(Debug)]
 pub struct IssuedInitialAccessToken {
@@ -222,6 +240,7 @@ impl AuthCore {
                 }
                 let client = self.new_client(parsed, ClientTier::Dynamic, Vec::new(), false);
                 self.stores.clients.insert_client(&client.client).await?;
+                self.remember_client(&client.client);
                 self.audit_registration(&client.client);
                 Ok(client)
             }
@@ -230,10 +249,14 @@ impl AuthCore {
 
     /// Registers an `operator` client (the CLI, an operator's admin call). It may use grants
     /// without a user for `audiences`, which must be protected resources this server knows.
+    ///
+    /// It serves `owned` (it may verify and introspect their tokens), set in the same write,
+    /// so that no replica ever sees it without them.
     pub async fn register_operator_client(
         &self,
         metadata_json: &str,
         audiences: &[String],
+        owned: &[String],
     ) -> AuthResult<Registration> {
         let parsed = self.parse_metadata(metadata_json)?;
         let audiences = self.operator_audiences(audiences).await?;
@@ -243,8 +266,11 @@ impl AuthCore {
                 "client_credentials needs at least one resource the client may get tokens for",
             ));
         }
-        let client = self.new_client(parsed, ClientTier::Operator, audiences, true);
+        let owned = owned_resources(parsed.auth_method != AuthMethod::None, owned)?;
+        let mut client = self.new_client(parsed, ClientTier::Operator, audiences, true);
+        client.client.resources = owned;
         self.stores.clients.insert_client(&client.client).await?;
+        self.remember_client(&client.client);
         self.audit_registration(&client.client);
         Ok(client)
     }
@@ -296,6 +322,7 @@ impl AuthCore {
         {
             return Err(invalid_initial_token());
         }
+        self.remember_client(&client.client);
         self.audit_registration(&client.client);
         Ok(client)
     }
@@ -352,7 +379,7 @@ impl AuthCore {
     /// Normalizes the resources an operator lists on a client. Once protected resources are
     /// registered, each must be one of them.
     async fn operator_audiences(&self, urls: &[String]) -> AuthResult<Vec<String>> {
-        let registered = self.protected_resources().await?;
+        let registered = self.protected_resources();
         let mut out = Vec::new();
         for u in urls {
             let r = crate::resource::Resource::parse(u)?;
@@ -560,6 +587,7 @@ impl AuthCore {
             audiences,
             trusted_redirects,
             created_at: self.clock.now(),
+            updated_at: self.clock.now(),
         };
         Registration {
             client,
@@ -582,30 +610,19 @@ impl AuthCore {
             .find_client(client_id)
             .await?
             .ok_or(AuthError::NotFound(Reason::Text("no such client")))?;
-        if !client.is_confidential() && !urls.is_empty() {
-            return Err(AuthError::InvalidRequest(Reason::Text(
-                "only a confidential client can own a resource",
-            )));
-        }
-        let mut normalized = Vec::new();
-        for u in urls {
-            let r = crate::resource::Resource::parse(u)?.as_str().to_owned();
-            if !normalized.contains(&r) {
-                normalized.push(r);
-            }
-        }
+        let normalized = owned_resources(client.is_confidential(), urls)?;
         self.stores
             .clients
-            .set_client_resources(client_id, &normalized)
+            .set_client_resources(client_id, &normalized, self.clock.now())
             .await?;
         // Only an operator assigns resources: a client that serves one is the operator's.
         if !normalized.is_empty() && !client.is_operator() {
             self.stores
                 .clients
-                .set_client_tier(client_id, ClientTier::Operator)
+                .set_client_tier(client_id, ClientTier::Operator, self.clock.now())
                 .await?;
         }
-        self.clients.remove(client_id);
+        self.directory.forget(client_id);
         Ok(normalized)
     }
 }

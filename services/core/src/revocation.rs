@@ -78,7 +78,7 @@ impl AuthCore {
         }
         let existed = self.stores.clients.delete_client(id).await?;
         if existed {
-            self.clients.remove(id);
+            self.directory.forget(id);
             self.publish_revocation(
                 RevokedKind::Client,
                 id.to_owned(),

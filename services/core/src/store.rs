@@ -51,12 +51,25 @@ pub trait ClientStore: Send + Sync {
     async fn insert_client(&self, client: &Client) -> StoreResult<()>;
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>>;
     async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// The clients created or changed at or after `since` (Unix seconds).
+    async fn clients_updated_since(&self, since: i64) -> StoreResult<Vec<Client>>;
     /// Deletes the client and everything issued to it. Returns whether it existed.
     async fn delete_client(&self, id: &str) -> StoreResult<bool>;
-    /// Replaces the protected resources the client owns. Returns whether the client exists.
-    async fn set_client_resources(&self, id: &str, resources: &[String]) -> StoreResult<bool>;
-    /// Sets the client's tier. Returns whether the client exists.
-    async fn set_client_tier(&self, id: &str, tier: ClientTier) -> StoreResult<bool>;
+    /// Replaces the protected resources the client owns, as changed at `now`. Returns
+    /// whether the client exists.
+    async fn set_client_resources(
+        &self,
+        id: &str,
+        resources: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Sets the client's tier, as changed at `now`. Returns whether the client exists.
+    async fn set_client_tier(
+        &self,
+        id: &str,
+        tier: ClientTier,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     async fn insert_initial_access_token(&self, token: &InitialAccessToken) -> StoreResult<()>;
     async fn find_initial_access_token(
         &self,

@@ -69,6 +69,7 @@ pub(crate) fn client(m: clients::Model, resources: Vec<String>) -> Result<Client
         tier: ClientTier::parse(&m.tier).ok_or_else(|| corrupt("client"))?,
         audiences: serde_json::from_str(&m.audiences).map_err(|_| corrupt("client"))?,
         trusted_redirects: m.trusted_redirects,
+        updated_at: at(m.updated_at),
         created_at: at(m.created_at),
     })
 }
@@ -92,6 +93,7 @@ pub(crate) fn client_model(c: &Client) -> clients::Model {
         tier: c.tier.as_str().to_owned(),
         audiences: serde_json::Value::from(c.audiences.clone()).to_string(),
         trusted_redirects: c.trusted_redirects,
+        updated_at: ts(c.updated_at),
     }
 }
 

@@ -106,9 +106,29 @@ impl ClientStore for SeaStore {
         txn.commit().await.map_err(backend)
     }
 
-    async fn set_client_tier(&self, id: &str, tier: ClientTier) -> StoreResult<bool> {
+    async fn clients_updated_since(&self, since: i64) -> StoreResult<Vec<Client>> {
+        let models = clients::Entity::find()
+            .filter(clients::Column::UpdatedAt.gte(since))
+            .all(&self.db)
+            .await
+            .map_err(backend)?;
+        let mut out = Vec::with_capacity(models.len());
+        for m in models {
+            let resources = self.client_resources(&m.id).await?;
+            out.push(convert::client(m, resources)?);
+        }
+        Ok(out)
+    }
+
+    async fn set_client_tier(
+        &self,
+        id: &str,
+        tier: ClientTier,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let res = clients::Entity::update_many()
             .col_expr(clients::Column::Tier, Expr::value(tier.as_str()))
+            .col_expr(clients::Column::UpdatedAt, Expr::value(ts(now)))
             .filter(clients::Column::Id.eq(id))
             .exec(&self.db)
             .await
@@ -202,8 +222,19 @@ impl ClientStore for SeaStore {
             .collect()
     }
 
-    async fn set_client_resources(&self, id: &str, resources: &[String]) -> StoreResult<bool> {
+    async fn set_client_resources(
+        &self,
+        id: &str,
+        resources: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let txn = self.db.begin().await.map_err(backend)?;
+        clients::Entity::update_many()
+            .col_expr(clients::Column::UpdatedAt, Expr::value(ts(now)))
+            .filter(clients::Column::Id.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(backend)?;
         if clients::Entity::find_by_id(id.to_owned())
             .one(&txn)
             .await

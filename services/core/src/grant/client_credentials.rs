@@ -29,7 +29,7 @@ impl AuthCore {
                 "client_credentials",
             )));
         }
-        let registered = self.protected_resources().await?;
+        let registered = self.protected_resources();
         let (aud, protected) = resource::resolve_listed(
             &req.resource,
             &client.audiences,

@@ -153,7 +153,7 @@ impl AuthCore {
     /// deleting a resource (even the last one, in production) stops its codes and refresh
     /// tokens, not only new authorizations.
     async fn ensure_resource_still_protected(&self, bound: &str) -> AuthResult<()> {
-        let registered = self.protected_resources().await?;
+        let registered = self.protected_resources();
         let still = if registered.is_empty() {
             self.settings.open_resources
         } else {

@@ -41,6 +41,7 @@ entity!(clients, "clients", {
     tier: String,
     audiences: String,
     trusted_redirects: bool,
+    updated_at: i64,
 });
 
 entity!(initial_access_tokens, "initial_access_tokens", {

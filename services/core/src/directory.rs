@@ -1,0 +1,200 @@
+//! What the token endpoint must know without asking the database: the registered clients and
+//! the protected resources, held in memory on every replica.
+//!
+//! How a replica learns of a change, and how soon:
+//! - its own writes (registration, resource and owner changes through the core) apply at once;
+//! - a deleted client is refused as soon as the client revocation its deletion publishes
+//!   reaches the denylist: at once through Redis, within the revocation poll otherwise;
+//! - any other change (a client's owned resources or tier, a resource added or deleted by
+//!   the CLI or another replica) is read by [`AuthCore::sync_directory`], which the
+//!   maintenance task runs on the revocation poll's interval.
+//!
+//! A client not yet known here is read from the store once and kept; an unknown id is not
+//! cached, so a client registered on another replica a moment ago is found.
+
+use crate::AuthCore;
+use crate::denylist::RevokedKind;
+use crate::error::{AuthError, AuthResult, Reason};
+use crate::model::Client;
+use crate::resource::{ProtectedResource, Resource};
+use crate::scope::ScopeSet;
+use crate::store::StoreError;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// Clients kept before the map is emptied and refilled from the store on demand.
+const MAX_CLIENTS: usize = 100_000;
+
+/// The longest a change may take to reach another replica's directory: the revocation poll
+/// (1 s by default) and a commit landing late. Client revocations also cover tokens minted
+/// in this window, by a replica that has not learned of the deletion yet.
+pub(crate) const PROPAGATION_SECS: i64 = 2;
+
+/// The in-memory directory of one replica.
+#[derive(Default)]
+pub(crate) struct Directory {
+    clients: RwLock<HashMap<String, Arc<Client>>>,
+    /// The registered resources (those from configuration are in the settings).
+    resources: RwLock<Arc<Vec<ProtectedResource>>>,
+}
+
+impl Directory {
+    fn client(&self, id: &str) -> Option<Arc<Client>> {
+        self.clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn put(&self, client: Arc<Client>) {
+        let mut map = self.clients.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CLIENTS && !map.contains_key(&client.id) {
+            map.clear();
+        }
+        map.insert(client.id.clone(), client);
+    }
+
+    pub(crate) fn forget(&self, id: &str) {
+        self.clients
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    fn resources(&self) -> Arc<Vec<ProtectedResource>> {
+        self.resources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_resources(&self, resources: Vec<ProtectedResource>) {
+        *self.resources.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(resources);
+    }
+}
+
+impl AuthCore {
+    /// A registered client: from memory, or read from the store once. A client whose
+    /// deletion this replica has learned of is gone, whatever memory holds.
+    pub(crate) async fn client(&self, id: &str) -> AuthResult<Option<Arc<Client>>> {
+        if !crate::client_auth::is_client_id(id) {
+            return Ok(None);
+        }
+        if self.denylist.covers(RevokedKind::Client, id) {
+            self.directory.forget(id);
+            return Ok(None);
+        }
+        if let Some(c) = self.directory.client(id) {
+            return Ok(Some(c));
+        }
+        let found = self.stores.clients.find_client(id).await?.map(Arc::new);
+        if let Some(c) = &found {
+            self.directory.put(c.clone());
+        }
+        Ok(found)
+    }
+
+    /// Keeps a client this replica just wrote.
+    pub(crate) fn remember_client(&self, client: &Client) {
+        self.directory.put(Arc::new(client.clone()));
+    }
+
+    /// The protected resources: those from configuration, then the registered ones. From
+    /// memory.
+    pub(crate) fn protected_resources(&self) -> Vec<ProtectedResource> {
+        let mut all = self.settings.resources.clone();
+        all.extend(self.directory.resources().iter().cloned());
+        all
+    }
+
+    /// The protected resources, for listing.
+    pub fn protected_resource_list(&self) -> Vec<ProtectedResource> {
+        self.protected_resources()
+    }
+
+    /// Reads what changed in the store since `since` (Unix seconds): clients changed by the
+    /// CLI or another replica, and the registered resources. Returns how many clients were
+    /// refreshed.
+    pub async fn sync_directory(&self, since: i64) -> AuthResult<usize> {
+        let changed = self.stores.clients.clients_updated_since(since).await?;
+        let n = changed.len();
+        for c in changed {
+            self.directory.put(Arc::new(c));
+        }
+        self.directory
+            .set_resources(self.stores.resources.list_resources().await?);
+        Ok(n)
+    }
+
+    /// Adds a protected resource (an operator's action). The first one is the default; a
+    /// new default replaces the old one.
+    pub async fn add_resource(
+        &self,
+        url: &str,
+        scopes: Option<&str>,
+        default: bool,
+    ) -> AuthResult<ProtectedResource> {
+        let resource = Resource::parse(url)?;
+        let scopes = match scopes {
+            None => None,
+            Some(s) => {
+                let set = ScopeSet::parse(s)?;
+                if let Some(unknown) = set.difference(self.settings.scopes.supported()).first() {
+                    return Err(AuthError::InvalidScope(Reason::ScopeUnknown(
+                        (*unknown).to_owned(),
+                    )));
+                }
+                Some(set.to_string())
+            }
+        };
+        let existing = self.stores.resources.list_resources().await?;
+        let p = ProtectedResource {
+            resource,
+            scopes,
+            is_default: default || existing.is_empty(),
+        };
+        match self.stores.resources.insert_resource(&p).await {
+            Ok(()) => {}
+            Err(StoreError::Duplicate(_)) => {
+                return Err(AuthError::Conflict(Reason::Text(
+                    "this resource is already registered",
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.directory
+            .set_resources(self.stores.resources.list_resources().await?);
+        Ok(p)
+    }
+
+    /// Deletes a protected resource. Its codes and refresh tokens stop working; its access
+    /// tokens live out their lifetime. Returns whether it existed.
+    pub async fn delete_resource(&self, url: &str) -> AuthResult<bool> {
+        let normal = Resource::parse(url)
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_else(|_| url.to_owned());
+        let existed = self.stores.resources.delete_resource(&normal).await?;
+        self.directory
+            .set_resources(self.stores.resources.list_resources().await?);
+        Ok(existed)
+    }
+
+    /// Adds `url` to the resources `owner` serves.
+    pub async fn add_resource_owner(&self, url: &str, owner: &str) -> AuthResult<Vec<String>> {
+        let client = self
+            .stores
+            .clients
+            .find_client(owner)
+            .await?
+            .ok_or(AuthError::NotFound(Reason::Text("no such client")))?;
+        let mut owned = client.resources.clone();
+        owned.push(Resource::parse(url)?.as_str().to_owned());
+        self.set_client_resources(owner, &owned).await
+    }
+
+    /// Every registered client, from the store.
+    pub async fn list_clients(&self) -> AuthResult<Vec<Client>> {
+        Ok(self.stores.clients.list_clients().await?)
+    }
+}

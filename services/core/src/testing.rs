@@ -358,11 +358,11 @@ impl GrantStore for MemoryStore {
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<bool> {
         let mut st = self.lock();
-        if !st
+        let unused = st
             .codes
             .get(code_hash)
-            .is_some_and(|c| c.consumed_at.is_none())
-        {
+            .is_some_and(|c| c.consumed_at.is_none());
+        if !unused {
             return Ok(false);
         }
         // Every check before the first write, so that a failure writes nothing.
@@ -404,11 +404,11 @@ impl GrantStore for MemoryStore {
         new: &RefreshToken,
     ) -> StoreResult<bool> {
         let mut st = self.lock();
-        if !st
+        let unused = st
             .refresh_tokens
             .get(old_hash)
-            .is_some_and(|r| r.consumed_at.is_none())
-        {
+            .is_some_and(|r| r.consumed_at.is_none());
+        if !unused {
             return Ok(false);
         }
         st.check_new_refresh(new)?;

@@ -12,7 +12,7 @@ use latchkey_core::error::Reason;
 use latchkey_core::grant::TokenResponse;
 use latchkey_core::introspection::{Introspection, Verifier};
 use latchkey_core::model::AuthMethod;
-use latchkey_core::store::UserStore;
+use latchkey_core::store::{ResourceStore, UserStore};
 
 /// A core with a confidential client `app` holding tokens of one grant for [`RESOURCE`], a
 /// resource server `rs` that owns [`RESOURCE`], another `rs2` that owns [`OTHER_RESOURCE`],
@@ -299,4 +299,28 @@ async fn a_revoked_access_token_fails_verification() {
         got,
         Err(AuthError::InvalidToken(Reason::Token("token revoked")))
     ));
+}
+
+#[tokio::test]
+async fn a_refresh_token_for_a_deleted_resource_is_inactive_like_it_is_unusable() {
+    let (t, issued) = setup().await;
+    let refresh = issued.refresh_token.clone().expect("a refresh token");
+    t.store.delete_resource(RESOURCE).await.expect("deleted");
+
+    let seen = introspect(&t, "app", &refresh).await;
+    let used = t
+        .core
+        .exchange_token(refresh_request(basic("app"), &refresh))
+        .await;
+
+    assert_eq!(
+        err_code(used, "refresh"),
+        "invalid_grant",
+        "the grant issues no more tokens"
+    );
+    assert_eq!(
+        seen,
+        Introspection::default(),
+        "RFC 7662 §2.2: active means the token may be used"
+    );
 }

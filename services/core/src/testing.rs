@@ -107,8 +107,8 @@ fn missing(what: &'static str) -> StoreError {
     StoreError::Backend(format!("foreign key violation: no such {what}").into())
 }
 
-/// Every store trait, in process memory. Cheap to clone behind an `Arc`; share one between
-/// two cores to stand in for two replicas over one database.
+/// Every store trait, in process memory. Put it behind an `Arc`; one store shared by two
+/// cores stands in for two replicas over one database.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,

@@ -231,6 +231,11 @@ impl AuthCore {
         else {
             return Ok(None);
         };
+        // RFC 7662 §2.2: active means usable. A grant whose resource was deleted issues no
+        // more tokens (see the refresh grant), so its refresh tokens are inactive too.
+        if !self.resource_still_protected(&grant.resource) {
+            return Ok(None);
+        }
         let Some(user) = self
             .stores
             .users

@@ -31,6 +31,8 @@ pub mod session;
 pub mod settings;
 pub mod signature_batch;
 pub mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod token;
 pub mod users;
 

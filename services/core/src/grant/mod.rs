@@ -153,18 +153,23 @@ impl AuthCore {
     /// deleting a resource (even the last one, in production) stops its codes and refresh
     /// tokens, not only new authorizations.
     async fn ensure_resource_still_protected(&self, bound: &str) -> AuthResult<()> {
-        let registered = self.protected_resources();
-        let still = if registered.is_empty() {
-            self.settings.open_resources
-        } else {
-            registered.iter().any(|p| p.resource.as_str() == bound)
-        };
-        if still {
+        if self.resource_still_protected(bound) {
             Ok(())
         } else {
             Err(AuthError::InvalidGrant(Reason::Text(
                 "the grant's resource is no longer protected by this server",
             )))
+        }
+    }
+
+    /// Whether a user's grant bound to `bound` may still issue tokens. Introspection asks
+    /// too, so that it never calls a refresh token active that the grant would refuse.
+    pub(crate) fn resource_still_protected(&self, bound: &str) -> bool {
+        let registered = self.protected_resources();
+        if registered.is_empty() {
+            self.settings.open_resources
+        } else {
+            registered.iter().any(|p| p.resource.as_str() == bound)
         }
     }
 }

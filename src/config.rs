@@ -54,6 +54,8 @@ pub struct Settings {
     pub gateway_secret: Option<SecretString>,
     /// Where `serve gateway` finds the AuthService.
     pub auth_url: String,
+    /// The operators' credential for the gRPC AdminService; unset refuses every caller.
+    pub admin_secret: Option<SecretString>,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub code_ttl_secs: i64,
@@ -112,6 +114,7 @@ impl Default for Settings {
             revocation_poll_ms: 1000,
             gateway_secret: None,
             auth_url: "http://127.0.0.1:50051".into(),
+            admin_secret: None,
             access_token_ttl_secs: 3600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             code_ttl_secs: 300,
@@ -214,6 +217,12 @@ impl Settings {
                 "issuer {:?} must be an http(s) origin, with no path, query or fragment",
                 self.issuer
             )),
+        }
+        if let Some(secret) = &self.admin_secret
+            && secret.expose_secret().len() < 32
+        {
+            problems
+                .push("admin_secret must be at least 32 bytes (openssl rand -base64 32)".into());
         }
         if self.env == Environment::Production && self.database_url.starts_with("sqlite:") {
             problems

@@ -100,16 +100,18 @@ pub async fn start_all_with(
     let app = Application::build(settings, deps).await?;
     refuse_unprotected(settings, &app).await?;
     let core = app.core.clone();
-    let in_process = latchkey_auth::server::in_process_service(
-        app.core.clone(),
-        app.readiness.clone(),
-        Some(&secret),
-    );
+    let in_process =
+        latchkey_auth::server::in_process_service(&services(settings, &app, Some(secret.clone())));
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
     let admin = spawn_admin(settings, Some(app.readiness.clone()), rx.clone()).await?;
-    let auth_task = spawn_auth(app, Some(secret.clone()), grpc, rx.clone());
+    let auth_task = spawn_auth(
+        services(settings, &app, Some(secret.clone())),
+        app,
+        grpc,
+        rx.clone(),
+    );
     // The gateway calls the same gRPC AuthService in process: the gRPC port still serves
     // resource servers and other replicas, but the gateway's calls skip a loopback socket.
     let client =
@@ -133,28 +135,39 @@ pub async fn start_all_with(
 /// Serves the AuthService on `grpc`, with the maintenance task beside it, until `rx` says
 /// stop; maintenance ends after the server has drained.
 fn spawn_auth(
+    services: latchkey_auth::server::Services,
     app: Application,
-    secret: Option<String>,
     grpc: TcpListener,
     rx: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         let (stop_maintenance, maintenance_rx) = watch::channel(false);
         let maintenance = maintenance::spawn(&app, maintenance_rx);
-        let served = latchkey_auth::server::serve(
-            app.core.clone(),
-            app.readiness.clone(),
-            secret.as_deref(),
-            grpc,
-            stopped(rx),
-        )
-        .await;
+        let served = latchkey_auth::server::serve(services, grpc, stopped(rx)).await;
         let _ = stop_maintenance.send(true);
         for t in maintenance {
             let _ = t.await;
         }
         served.map_err(|e| anyhow::anyhow!(e))
     })
+}
+
+/// The gRPC services over the built application, with the gateway's and the operators'
+/// credentials.
+fn services(
+    settings: &Settings,
+    app: &Application,
+    gateway_secret: Option<String>,
+) -> latchkey_auth::server::Services {
+    latchkey_auth::server::Services {
+        core: app.core.clone(),
+        readiness: app.readiness.clone(),
+        gateway_secret,
+        admin_secret: settings
+            .admin_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+    }
 }
 
 /// Production refuses to serve with no protected resource: the development default (any
@@ -197,7 +210,7 @@ pub async fn start_auth_with(
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let admin = spawn_admin(settings, Some(app.readiness.clone()), rx.clone()).await?;
-    let task = spawn_auth(app, secret, grpc, rx);
+    let task = spawn_auth(services(settings, &app, secret), app, grpc, rx);
     Ok(Running {
         http_addr: None,
         grpc_addr: Some(grpc_addr),

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::auth_service_client::AuthServiceClient;
+use latchkey_proto::v1::verification_service_client::VerificationServiceClient;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -200,7 +201,7 @@ async fn verify_load(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..concurrency {
-        let mut client = AuthServiceClient::new(channels[i % channels.len()].clone());
+        let mut client = VerificationServiceClient::new(channels[i % channels.len()].clone());
         let (pool, next, auth, audience) = (
             pool.clone(),
             next.clone(),

@@ -1,7 +1,8 @@
-//! The gateway's gRPC client for the AuthService, which presents the gateway's credential
-//! on every call.
+//! The gateway's gRPC clients: the AuthService, and the VerificationService for ForwardAuth.
+//! Both present the gateway's credential on every call.
 
 use latchkey_proto::v1::auth_service_client::AuthServiceClient;
+use latchkey_proto::v1::verification_service_client::VerificationServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -70,7 +71,23 @@ impl std::error::Error for TransportError {
     }
 }
 
-pub type AuthClient = AuthServiceClient<InterceptedService<Transport, GatewayCredential>>;
+type Channel_ = InterceptedService<Transport, GatewayCredential>;
+
+/// The gateway's clients over one transport.
+#[derive(Clone)]
+pub struct AuthClient {
+    pub auth: AuthServiceClient<Channel_>,
+    pub verification: VerificationServiceClient<Channel_>,
+}
+
+impl AuthClient {
+    fn over(transport: Transport, credential: GatewayCredential) -> Self {
+        Self {
+            auth: AuthServiceClient::with_interceptor(transport.clone(), credential.clone()),
+            verification: VerificationServiceClient::with_interceptor(transport, credential),
+        }
+    }
+}
 
 fn credential(gateway_secret: &str) -> Result<GatewayCredential, String> {
     format!("Bearer {gateway_secret}")
@@ -86,13 +103,10 @@ pub fn connect(auth_url: &str, gateway_secret: &str) -> Result<AuthClient, Strin
         .map_err(|e| format!("bad auth_url {auth_url:?}: {e}"))?;
     let channel: Channel = endpoint.connect_lazy();
     let transport = Transport::new(channel.map_err(|e| TransportError(e.into())));
-    Ok(AuthServiceClient::with_interceptor(
-        transport,
-        credential(gateway_secret)?,
-    ))
+    Ok(AuthClient::over(transport, credential(gateway_secret)?))
 }
 
-/// A client that calls `service` (the AuthService's gRPC server) directly, in process.
+/// Clients that call `service` (the gRPC services themselves) directly, in process.
 pub fn in_process<S>(service: S, gateway_secret: &str) -> Result<AuthClient, String>
 where
     S: tower::Service<
@@ -107,8 +121,5 @@ where
 {
     use tower::ServiceExt;
     let transport = Transport::new(service.map_err(|e| TransportError(e.into())));
-    Ok(AuthServiceClient::with_interceptor(
-        transport,
-        credential(gateway_secret)?,
-    ))
+    Ok(AuthClient::over(transport, credential(gateway_secret)?))
 }

@@ -17,7 +17,7 @@ mod local;
 
 use latchkey_core::resource::Resource;
 use latchkey_proto::v1 as pb;
-use latchkey_proto::v1::auth_service_client::AuthServiceClient;
+use latchkey_proto::v1::verification_service_client::VerificationServiceClient;
 use std::sync::Arc;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -163,7 +163,7 @@ pub enum SetupError {
 }
 
 pub(crate) type Client =
-    AuthServiceClient<tonic::service::interceptor::InterceptedService<Channel, BasicAuth>>;
+    VerificationServiceClient<tonic::service::interceptor::InterceptedService<Channel, BasicAuth>>;
 
 /// Presents the resource server's client credentials on every call.
 #[derive(Clone)]
@@ -210,7 +210,7 @@ impl Verifier {
             .keep_alive_while_idle(true)
             .connect()
             .await?;
-        let client = AuthServiceClient::with_interceptor(channel, BasicAuth(value));
+        let client = VerificationServiceClient::with_interceptor(channel, BasicAuth(value));
         let local = match config.mode {
             Mode::Local => {
                 Some(local::LocalState::start(client.clone(), config.startup_wait).await?)

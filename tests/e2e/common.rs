@@ -4,19 +4,23 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey::{Running, Settings};
 use latchkey_core::clock::OffsetClock;
+use latchkey_proto::v1::admin_service_client::AdminServiceClient;
 use latchkey_proto::v1::auth_service_client::AuthServiceClient;
+use latchkey_proto::v1::verification_service_client::VerificationServiceClient;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// Form or query parameters.
 pub type Form<'a> = Vec<(&'a str, &'a str)>;
 
 pub const GATEWAY_SECRET: &str = "test-gateway-secret-0123456789abcdef";
+pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef0123";
 pub const PASSWORD: &str = "correct horse battery";
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 
@@ -116,6 +120,22 @@ pub async fn fresh_database() -> String {
     }
 }
 
+/// Presents `Bearer <secret>` on every call.
+#[derive(Clone, Copy)]
+pub struct Bearer(pub &'static str);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if !req.metadata().contains_key("authorization") {
+            req.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {}", self.0).parse().expect("ascii"),
+            );
+        }
+        Ok(req)
+    }
+}
+
 /// The system's dependencies in a test: the test's clock, which the test moves forward
 /// instead of sleeping, shared by every replica of one app.
 fn deps(clock: &Arc<OffsetClock>) -> latchkey::Deps {
@@ -142,6 +162,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         issuer: base.clone(),
         database_url: database_url.clone(),
         gateway_secret: Some(GATEWAY_SECRET.to_owned().into()),
+        admin_secret: Some(ADMIN_SECRET.to_owned().into()),
         ..Settings::default()
     };
     configure(&mut settings);
@@ -181,8 +202,8 @@ impl Drop for Replica {
 }
 
 impl Replica {
-    pub async fn grpc(&self) -> AuthServiceClient<Channel> {
-        AuthServiceClient::connect(self.grpc_url.clone())
+    pub async fn grpc(&self) -> VerificationServiceClient<Channel> {
+        VerificationServiceClient::connect(self.grpc_url.clone())
             .await
             .expect("connect replica")
     }
@@ -246,10 +267,29 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn grpc(&self) -> AuthServiceClient<Channel> {
-        AuthServiceClient::connect(self.grpc_url.clone())
+    /// The resource servers' service.
+    pub async fn grpc(&self) -> VerificationServiceClient<Channel> {
+        VerificationServiceClient::connect(self.grpc_url.clone())
             .await
             .expect("connect gRPC")
+    }
+
+    async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(self.grpc_url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect gRPC")
+    }
+
+    /// The gateway's service, presenting the gateway's credential.
+    pub async fn gateway_grpc(&self) -> AuthServiceClient<InterceptedService<Channel, Bearer>> {
+        AuthServiceClient::with_interceptor(self.channel().await, Bearer(GATEWAY_SECRET))
+    }
+
+    /// The operators' service, presenting the admin credential.
+    pub async fn admin_grpc(&self) -> AdminServiceClient<InterceptedService<Channel, Bearer>> {
+        AdminServiceClient::with_interceptor(self.channel().await, Bearer(ADMIN_SECRET))
     }
 
     pub async fn add_user(&self, email: &str) -> String {

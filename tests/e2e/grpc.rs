@@ -26,90 +26,118 @@ pub fn with_secret<T>(msg: T, secret: Option<&str>) -> tonic::Request<T> {
     req
 }
 
-#[tokio::test]
-async fn gateway_only_rpcs_refuse_every_other_caller() {
-    let app = spawn_app().await;
-    let mut c = app.grpc().await;
-    for secret in [None, Some("wrong-secret")] {
-        let results: Vec<(&str, Result<(), tonic::Status>)> = vec![
-            (
-                "RegisterClient",
-                c.register_client(with_secret(
-                    pb::RegisterClientRequest {
-                        metadata_json: "{}".into(),
-                        initial_access_token: None,
-                    },
-                    secret,
-                ))
-                .await
-                .map(|_| ()),
-            ),
-            (
-                "StartAuthorization",
-                c.start_authorization(with_secret(
-                    pb::StartAuthorizationRequest::default(),
-                    secret,
-                ))
-                .await
-                .map(|_| ()),
-            ),
-            (
-                "SubmitLogin",
-                c.submit_login(with_secret(pb::SubmitLoginRequest::default(), secret))
-                    .await
-                    .map(|_| ()),
-            ),
-            (
-                "SubmitConsent",
-                c.submit_consent(with_secret(pb::SubmitConsentRequest::default(), secret))
-                    .await
-                    .map(|_| ()),
-            ),
-            (
-                "ExchangeToken",
-                c.exchange_token(with_secret(pb::ExchangeTokenRequest::default(), secret))
-                    .await
-                    .map(|_| ()),
-            ),
-            (
-                "CreateUser",
-                c.create_user(with_secret(pb::CreateUserRequest::default(), secret))
-                    .await
-                    .map(|_| ()),
-            ),
-            (
-                "ListUsers",
-                c.list_users(with_secret(pb::ListUsersRequest::default(), secret))
-                    .await
-                    .map(|_| ()),
-            ),
-            (
-                "DisableUser",
-                c.disable_user(with_secret(pb::DisableUserRequest::default(), secret))
-                    .await
-                    .map(|_| ()),
-            ),
-        ];
-        for (rpc, r) in results {
-            assert_eq!(
-                r.expect_err(rpc).code(),
-                Code::Unauthenticated,
-                "{rpc} with {secret:?}"
+/// Calls `path` with an empty message (the guard answers before anything is decoded) and
+/// returns whether a guard refused the caller, with what the call ended with.
+async fn call_raw(
+    channel: tonic::transport::Channel,
+    path: &str,
+    server_streaming: bool,
+    authorization: Option<&str>,
+) -> (bool, String) {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let mut req = tonic::Request::new(());
+    if let Some(a) = authorization {
+        req.metadata_mut()
+            .insert("authorization", a.parse().expect("ascii"));
+    }
+    let path = http::uri::PathAndQuery::try_from(path.to_owned()).expect("path");
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let result = if server_streaming {
+        grpc.server_streaming(req, path, codec).await.map(|_| ())
+    } else {
+        grpc.unary(req, path, codec).await.map(|_| ())
+    };
+    match result {
+        Ok(()) => (false, "ok".into()),
+        Err(status) => {
+            // A guard's refusal, as opposed to the RPC's own answer to an empty request
+            // (an RPC may well say `invalid_client` to a gateway that sent no client).
+            let reason = status
+                .get_details_error_info()
+                .map(|i| i.reason)
+                .unwrap_or_default();
+            let refused = matches!(
+                (status.code(), reason.as_str()),
+                (Code::Unauthenticated, "unauthenticated")
+                    | (Code::PermissionDenied, "access_denied")
             );
+            (refused, format!("{:?} {reason}", status.code()))
         }
     }
-    // The gateway's own credential opens them.
-    let users = c
-        .list_users(with_secret(pb::ListUsersRequest {}, Some(GATEWAY_SECRET)))
+}
+
+#[tokio::test]
+async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
+    use prost::Message;
+    let app = spawn_app().await;
+    let rs = app.resource_server(&[RESOURCE]).await;
+    let (dynamic_id, dynamic_secret) = app
+        .confidential_client(serde_json::json!({"redirect_uris": ["https://app.example.com/cb"]}))
+        .await;
+    let basic = |id: &str, secret: &str| latchkey_proto::credentials::encode_basic(id, secret);
+    let gateway = format!("Bearer {GATEWAY_SECRET}");
+    let admin = format!("Bearer {ADMIN_SECRET}");
+    let resource_server = basic(&rs.0, &rs.1);
+    let self_registered = basic(&dynamic_id, &dynamic_secret);
+    let wrong_bearer = "Bearer not-a-secret-of-this-deployment-0123456789".to_owned();
+    let callers: [(&str, Option<&str>); 6] = [
+        ("nobody", None),
+        ("a wrong bearer", Some(&wrong_bearer)),
+        ("the gateway", Some(&gateway)),
+        ("an operator", Some(&admin)),
+        ("a resource server", Some(&resource_server)),
+        ("a self-registered client", Some(&self_registered)),
+    ];
+    // Who each service admits.
+    let admits = |service: &str, caller: &str| match service {
+        "AuthService" => caller == "the gateway",
+        "VerificationService" => matches!(caller, "the gateway" | "a resource server"),
+        "AdminService" => caller == "an operator",
+        other => panic!("a service nobody decided who may call: {other}"),
+    };
+    let channel = tonic::transport::Endpoint::from_shared(app.grpc_url.clone())
+        .expect("url")
+        .connect()
         .await
-        .expect("list users");
-    assert!(users.into_inner().users.is_empty());
+        .expect("connect");
+    let fds = prost_types::FileDescriptorSet::decode(latchkey_proto::FILE_DESCRIPTOR_SET)
+        .expect("descriptors");
+    let mut tried = std::collections::BTreeMap::<&str, usize>::new();
+    for file in &fds.file {
+        let package = file.package();
+        for service in &file.service {
+            for method in &service.method {
+                *tried.entry(service.name()).or_default() += 1;
+                let path = format!("/{package}.{}/{}", service.name(), method.name());
+                for (caller, authorization) in callers {
+                    let (refused, ended) = call_raw(
+                        channel.clone(),
+                        &path,
+                        method.server_streaming(),
+                        authorization,
+                    )
+                    .await;
+                    if admits(service.name(), caller) {
+                        assert!(!refused, "{path} refused {caller}: {ended}");
+                    } else {
+                        assert!(refused, "{path} let {caller} in: {ended}");
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        tried.keys().copied().collect::<Vec<_>>(),
+        ["AdminService", "AuthService", "VerificationService"],
+        "the three services, every RPC: {tried:?}"
+    );
 }
 
 #[tokio::test]
 async fn errors_carry_the_oauth_code_in_the_status_details() {
     let app = spawn_app().await;
-    let mut c = app.grpc().await;
+    let mut c = app.gateway_grpc().await;
     let err = c
         .exchange_token(with_secret(
             pb::ExchangeTokenRequest {
@@ -129,14 +157,14 @@ async fn errors_carry_the_oauth_code_in_the_status_details() {
 #[tokio::test]
 async fn admin_rpcs_manage_users() {
     let app = spawn_app().await;
-    let mut c = app.grpc().await;
+    let mut c = app.admin_grpc().await;
     let u = c
         .create_user(with_secret(
             pb::CreateUserRequest {
                 email: "Grpc@Example.com".into(),
                 password: PASSWORD.into(),
             },
-            Some(GATEWAY_SECRET),
+            Some(ADMIN_SECRET),
         ))
         .await
         .expect("create")
@@ -148,7 +176,7 @@ async fn admin_rpcs_manage_users() {
                 email: "grpc@example.com".into(),
                 password: PASSWORD.into(),
             },
-            Some(GATEWAY_SECRET),
+            Some(ADMIN_SECRET),
         ))
         .await
         .expect_err("duplicate");
@@ -158,7 +186,7 @@ async fn admin_rpcs_manage_users() {
             pb::DisableUserRequest {
                 email: "grpc@example.com".into(),
             },
-            Some(GATEWAY_SECRET),
+            Some(ADMIN_SECRET),
         ))
         .await
         .expect("disable")
@@ -233,7 +261,7 @@ async fn verify_token_checks_audience_and_scopes() {
 }
 
 #[tokio::test]
-async fn introspect_and_revoke_work_over_grpc() {
+async fn introspect_and_revoke_work_over_the_gateways_grpc() {
     let app = spawn_app().await;
     let (id, secret) = app.introspector().await;
     let f = flow(&app).await;
@@ -246,7 +274,7 @@ async fn introspect_and_revoke_work_over_grpc() {
         }),
         ..Default::default()
     });
-    let mut c = app.grpc().await;
+    let mut c = app.gateway_grpc().await;
     let i = c
         .introspect(pb::IntrospectRequest {
             repeated_parameters: vec![],

@@ -241,7 +241,7 @@ async fn a_client_deleted_or_changed_on_one_replica_takes_effect_on_another_with
         );
         let url = peer.grpc_url.clone();
         async move {
-            latchkey_proto::v1::auth_service_client::AuthServiceClient::connect(url)
+            latchkey_proto::v1::verification_service_client::VerificationServiceClient::connect(url)
                 .await
                 .expect("connect")
                 .verify_token(req)

@@ -91,7 +91,7 @@ pub(crate) async fn start(
         repeated_parameters: q.repeated(),
         response_mode: q.get("response_mode"),
     };
-    match s.client.clone().start_authorization(req).await {
+    match s.client.auth.clone().start_authorization(req).await {
         Ok(r) => match r.into_inner().outcome {
             Some(Outcome::Prompt(p)) => prompt_page(jar, s.config.secure_cookies, p, ""),
             Some(Outcome::ErrorRedirect(uri)) => see_other(&uri),
@@ -135,7 +135,7 @@ pub(crate) async fn login(
             email: form.get("email").unwrap_or_default(),
             password: form.get("password").unwrap_or_default(),
         };
-        Ok::<_, OAuthError>(s.client.clone().submit_login(req).await?.into_inner())
+        Ok::<_, OAuthError>(s.client.auth.clone().submit_login(req).await?.into_inner())
     }
     .await;
     match result {
@@ -160,7 +160,14 @@ pub(crate) async fn consent(
             csrf_token: form.get("csrf_token").unwrap_or_default(),
             approve: form.get("decision").as_deref() == Some("allow"),
         };
-        Ok::<_, OAuthError>(s.client.clone().submit_consent(req).await?.into_inner())
+        Ok::<_, OAuthError>(
+            s.client
+                .auth
+                .clone()
+                .submit_consent(req)
+                .await?
+                .into_inner(),
+        )
     }
     .await;
     match result {

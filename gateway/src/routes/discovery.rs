@@ -22,6 +22,7 @@ fn json_document(doc: pb::JsonDocument, cache: &'static str) -> Response {
 pub(crate) async fn metadata(State(s): State<AppState>) -> Result<Response, OAuthError> {
     let doc = s
         .client
+        .auth
         .clone()
         .get_server_metadata(pb::GetServerMetadataRequest {})
         .await?;
@@ -68,6 +69,7 @@ pub(crate) async fn resource_metadata(
     }
     let doc = s
         .client
+        .auth
         .clone()
         .get_resource_metadata(pb::GetResourceMetadataRequest { resource })
         .await?;
@@ -81,7 +83,12 @@ pub(crate) async fn resource_metadata(
 }
 
 pub(crate) async fn jwks(State(s): State<AppState>) -> Result<Response, OAuthError> {
-    let doc = s.client.clone().get_jwks(pb::GetJwksRequest {}).await?;
+    let doc = s
+        .client
+        .auth
+        .clone()
+        .get_jwks(pb::GetJwksRequest {})
+        .await?;
     Ok(json_document(doc.into_inner(), "public, max-age=60"))
 }
 
@@ -97,7 +104,7 @@ pub(crate) async fn live() -> Response {
 /// Readiness: 503 when the AuthService or its database is unreachable; 200 with the
 /// degraded parts listed when only Redis is (tokens keep working; logins do not).
 pub(crate) async fn ready(State(s): State<AppState>) -> Response {
-    match s.client.clone().check_readiness(pb::CheckReadinessRequest {}).await {
+    match s.client.auth.clone().check_readiness(pb::CheckReadinessRequest {}).await {
         Ok(r) => {
             let r = r.into_inner();
             let status = if !r.database { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };

@@ -89,7 +89,7 @@ pub(crate) async fn verify(
         audience,
         required_scopes: scope.split_whitespace().map(str::to_owned).collect(),
     };
-    let answer = s.client.clone().verify_token(req).await;
+    let answer = s.client.verification.clone().verify_token(req).await;
     if token.is_none()
         && let Err(status) = &answer
     {

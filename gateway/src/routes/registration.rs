@@ -54,6 +54,7 @@ pub(crate) async fn register(
         .map_err(|_| OAuthError::new("invalid_client_metadata", "the body is not UTF-8"))?;
     let doc = s
         .client
+        .auth
         .clone()
         .register_client(pb::RegisterClientRequest {
             metadata_json,

@@ -48,7 +48,13 @@ pub(crate) async fn token(
         client: Some(client_auth(&headers, &form)?),
         repeated_parameters: form.repeated(),
     };
-    let t = s.client.clone().exchange_token(req).await?.into_inner();
+    let t = s
+        .client
+        .auth
+        .clone()
+        .exchange_token(req)
+        .await?
+        .into_inner();
     let mut body = json!({
         "access_token": t.access_token,
         "token_type": t.token_type,
@@ -74,7 +80,7 @@ pub(crate) async fn revoke(
         client: Some(client_auth(&headers, &form)?),
         repeated_parameters: form.repeated(),
     };
-    s.client.clone().revoke_token(req).await?;
+    s.client.auth.clone().revoke_token(req).await?;
     Ok(no_store_json(json!({})))
 }
 
@@ -91,7 +97,7 @@ pub(crate) async fn introspect(
         client: Some(client_auth(&headers, &form)?),
         repeated_parameters: form.repeated(),
     };
-    let i = s.client.clone().introspect(req).await?.into_inner();
+    let i = s.client.auth.clone().introspect(req).await?.into_inner();
     // RFC 7662 §2.2: an inactive token gets `{"active": false}` and nothing else.
     let mut body = Map::new();
     body.insert("active".into(), json!(i.active));

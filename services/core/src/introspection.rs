@@ -33,7 +33,7 @@ pub struct Introspection {
 
 /// Who is asking to verify a token.
 #[derive(Debug, Clone)]
-pub enum Verifier {
+pub enum Caller {
     /// The gateway (ForwardAuth): any audience it is told to check.
     Gateway,
     /// A resource server: only the audiences it owns.
@@ -103,28 +103,28 @@ impl AuthCore {
     /// exactly one, it may leave `audience` empty.
     pub async fn verify_token(
         &self,
-        verifier: &Verifier,
+        caller: &Caller,
         token: &str,
         audience: &str,
         required_scopes: &[String],
     ) -> AuthResult<Arc<AccessTokenClaims>> {
-        let wanted = match (verifier, audience.is_empty()) {
-            (Verifier::ResourceServer(c), true) => match c.resources.as_slice() {
+        let wanted = match (caller, audience.is_empty()) {
+            (Caller::ResourceServer(c), true) => match c.resources.as_slice() {
                 [only] => only.clone(),
                 _ => return Err(AuthError::InvalidRequest(Reason::Missing("audience"))),
             },
             // RFC 8707 / MCP: a token is only good for the resource it was minted for, so the
             // audience is never defaulted to "any".
-            (Verifier::Gateway, true) => {
+            (Caller::Gateway, true) => {
                 return Err(AuthError::InvalidRequest(Reason::Missing("audience")));
             }
             // The caller's own resource names are already normal: skip the URL parse.
-            (Verifier::ResourceServer(c), false) if c.resources.iter().any(|r| r == audience) => {
+            (Caller::ResourceServer(c), false) if c.resources.iter().any(|r| r == audience) => {
                 audience.to_owned()
             }
             (_, false) => normalize(audience),
         };
-        if let Verifier::ResourceServer(c) = verifier
+        if let Caller::ResourceServer(c) = caller
             && !c.resources.contains(&wanted)
         {
             return Err(AuthError::AccessDenied(Reason::Text(

@@ -10,7 +10,7 @@ use common::*;
 use latchkey_core::AuthError;
 use latchkey_core::error::Reason;
 use latchkey_core::grant::TokenResponse;
-use latchkey_core::introspection::{Introspection, Verifier};
+use latchkey_core::introspection::{Caller, Introspection};
 use latchkey_core::model::AuthMethod;
 use latchkey_core::store::{ResourceStore, UserStore};
 
@@ -198,7 +198,7 @@ async fn a_resource_server_verifies_only_tokens_for_an_audience_it_owns() {
         .authenticate_resource_server("rs", SECRET)
         .await
         .expect("a resource server");
-    let as_rs = Verifier::ResourceServer(rs);
+    let as_rs = Caller::ResourceServer(rs);
     let token = issued.access_token.as_str();
     let tools = ["mcp:tools".to_owned()];
 
@@ -206,12 +206,7 @@ async fn a_resource_server_verifies_only_tokens_for_an_audience_it_owns() {
     let named = t.core.verify_token(&as_rs, token, RESOURCE, &tools).await;
     let gateway = t
         .core
-        .verify_token(
-            &Verifier::Gateway,
-            token,
-            "HTTPS://mcp.example.com/mcp",
-            &[],
-        )
+        .verify_token(&Caller::Gateway, token, "HTTPS://mcp.example.com/mcp", &[])
         .await;
 
     assert!(implied.is_ok(), "its only audience is implied: {implied:?}");
@@ -231,14 +226,14 @@ async fn a_resource_server_verifies_only_tokens_for_an_audience_it_owns() {
             "an audience it does not own",
         ),
         (
-            &Verifier::Gateway,
+            &Caller::Gateway,
             OTHER_RESOURCE,
             vec![],
             "invalid_token",
             "a token for another audience",
         ),
         (
-            &Verifier::Gateway,
+            &Caller::Gateway,
             "",
             vec![],
             "invalid_request",
@@ -292,7 +287,7 @@ async fn a_revoked_access_token_fails_verification() {
 
     let got = t
         .core
-        .verify_token(&Verifier::Gateway, &issued.access_token, RESOURCE, &[])
+        .verify_token(&Caller::Gateway, &issued.access_token, RESOURCE, &[])
         .await;
 
     assert!(matches!(

@@ -1,0 +1,153 @@
+//! Who may call which service, decided once per service by a tower layer in front of it,
+//! before any RPC of that service runs. An RPC added to a service is guarded by construction;
+//! there is no per-handler check to forget.
+//!
+//! - AuthService: the gateway's bearer secret.
+//! - VerificationService: a resource server's Basic credentials (a confidential client that
+//!   owns protected resources), or the gateway's bearer secret (ForwardAuth). The caller is
+//!   left in the request's extensions as a core [`Caller`].
+//! - AdminService: the operator's bearer secret.
+//!
+//! A credential of one service never opens another. Secrets are compared as SHA-256 digests
+//! in constant time.
+
+use crate::status::to_status;
+use futures_util::future::BoxFuture;
+use latchkey_core::introspection::Caller;
+use latchkey_core::{AuthCore, AuthError, secret};
+use latchkey_proto::credentials::decode_basic;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tonic::server::NamedService;
+use tower::{Layer, Service};
+
+/// The rule a service's layer enforces.
+pub enum Guard {
+    /// Only the holder of this secret (SHA-256 digest; `None` refuses everyone).
+    Bearer(Option<String>),
+    /// A resource server, or the gateway.
+    Verification {
+        core: Arc<AuthCore>,
+        gateway_secret_hash: Option<String>,
+    },
+}
+
+impl Guard {
+    /// Only the holder of `secret`; with none configured, nobody.
+    pub fn bearer(secret: Option<&str>) -> Self {
+        Self::Bearer(secret.map(secret::hash))
+    }
+
+    pub fn verification(core: Arc<AuthCore>, gateway_secret: Option<&str>) -> Self {
+        Self::Verification {
+            core,
+            gateway_secret_hash: gateway_secret.map(secret::hash),
+        }
+    }
+
+    /// Who is calling, or why not. `Ok(None)`: allowed, and nothing to remember.
+    async fn admit(&self, authorization: Option<&str>) -> Result<Option<Caller>, AuthError> {
+        let bearer_matches = |hash: &Option<String>| {
+            matches!(
+                (authorization.and_then(|v| v.strip_prefix("Bearer ")), hash),
+                (Some(presented), Some(hash)) if secret::verify(presented, hash)
+            )
+        };
+        match self {
+            Self::Bearer(hash) if bearer_matches(hash) => Ok(None),
+            Self::Bearer(_) => Err(AuthError::Unauthenticated),
+            Self::Verification {
+                gateway_secret_hash,
+                ..
+            } if bearer_matches(gateway_secret_hash) => Ok(Some(Caller::Gateway)),
+            Self::Verification { core, .. } => {
+                let (id, secret) = authorization
+                    .and_then(|v| decode_basic(v).ok())
+                    .ok_or(AuthError::Unauthenticated)?;
+                let client = core.authenticate_resource_server(&id, &secret).await?;
+                Ok(Some(Caller::ResourceServer(client)))
+            }
+        }
+    }
+}
+
+/// Puts a [`Guard`] in front of a service.
+#[derive(Clone)]
+pub struct GuardLayer(Arc<Guard>);
+
+impl GuardLayer {
+    pub fn new(guard: Guard) -> Self {
+        Self(Arc::new(guard))
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Guarded {
+            inner,
+            guard: self.0.clone(),
+        }
+    }
+}
+
+/// A service behind its [`Guard`].
+#[derive(Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    guard: Arc<Guard>,
+}
+
+impl<S: NamedService> NamedService for Guarded<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for Guarded<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The clone is ready-checked; keep the one that was polled (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            let authorization = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            match guard.admit(authorization.as_deref()).await {
+                Ok(caller) => {
+                    if let Some(caller) = caller {
+                        req.extensions_mut().insert(caller);
+                    }
+                    inner.call(req).await
+                }
+                Err(e) => Ok(to_status(e).into_http()),
+            }
+        })
+    }
+}
+
+/// The caller the VerificationService's guard admitted.
+pub fn caller<T>(req: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+    req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+        tracing::error!("a verification RPC ran without its guard");
+        tonic::Status::internal("the caller was not authenticated")
+    })
+}

@@ -1,70 +1,145 @@
-//! Administrative commands: users, clients, protected resources and signing keys, run
-//! against the configured database through the core's rules.
+//! The operator's commands (`latchkey user|client|resource|keys`), spoken as AdminService
+//! calls: in process against the configured database, or over the network against a
+//! deployment (`--remote URL` with the admin secret), for operators who cannot exec into a
+//! pod. Either way the same core methods run, behind the same service; this module only turns
+//! answers into the lines the commands print.
 
-use latchkey_core::AuthCore;
-use serde_json::json;
+use latchkey_proto::v1 as pb;
+use latchkey_proto::v1::admin_service_client::AdminServiceClient;
+use latchkey_proto::v1::admin_service_server::AdminServiceServer;
+use std::sync::Arc;
+use tonic::transport::Endpoint;
+use tonic_types::StatusExt;
 
-/// What `client add` was asked for.
-pub struct NewClient<'a> {
-    pub name: &'a str,
-    pub redirect_uris: &'a [String],
-    pub grant_types: &'a [String],
-    pub public: bool,
-    pub scope: Option<&'a str>,
-    /// Resources it serves (it may verify and introspect their tokens).
-    pub resources: &'a [String],
-    /// Resources it may get tokens for without a user (`client_credentials`).
-    pub audiences: &'a [String],
+type Transport = tower::util::BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    tonic::codegen::StdError,
+>;
+
+/// The AdminService, wherever it runs.
+pub type Admin = AdminServiceClient<Transport>;
+
+/// The AdminService of this process, over the configured database.
+pub fn in_process(core: Arc<latchkey_core::AuthCore>) -> Admin {
+    use tower::ServiceExt;
+    let service = AdminServiceServer::new(latchkey_auth::admin_api::AdminApi::new(core));
+    let service = tower::service_fn(move |req: http::Request<tonic::body::Body>| {
+        let mut service = service.clone();
+        async move { tower::Service::call(&mut service, req).await }
+    })
+    .map_err(|e: std::convert::Infallible| -> tonic::codegen::StdError { match e {} });
+    AdminServiceClient::new(Transport::new(service))
+}
+
+/// The AdminService of a deployment at `url`, presenting `admin_secret`.
+pub async fn remote(url: &str, admin_secret: &str) -> anyhow::Result<Admin> {
+    use tower::ServiceExt;
+    let bearer: http::HeaderValue = format!("Bearer {admin_secret}")
+        .parse()
+        .map_err(|_| anyhow::anyhow!("the admin secret must be printable ASCII"))?;
+    let channel = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| anyhow::anyhow!("bad --remote {url:?}: {e}"))?
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("connecting to {url}: {e}"))?;
+    let with_credential = tower::ServiceBuilder::new()
+        .map_request(move |mut req: http::Request<tonic::body::Body>| {
+            req.headers_mut()
+                .insert(http::header::AUTHORIZATION, bearer.clone());
+            req
+        })
+        .service(channel)
+        .map_err(Into::into);
+    Ok(AdminServiceClient::new(Transport::new(with_credential)))
+}
+
+/// The operator's view of a refused call: the OAuth code and its description.
+fn failed(status: tonic::Status) -> anyhow::Error {
+    match status.get_details_error_info() {
+        Some(info) => anyhow::anyhow!(
+            "{}: {}",
+            info.reason,
+            info.metadata
+                .get("error_description")
+                .cloned()
+                .unwrap_or_default()
+        ),
+        None => anyhow::anyhow!("{:?}: {}", status.code(), status.message()),
+    }
+}
+
+fn dash(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".to_owned()
+    } else {
+        v.join(" ")
+    }
+}
+
+fn time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+pub async fn user_add(admin: &mut Admin, email: &str, password: &str) -> anyhow::Result<String> {
+    let u = admin
+        .create_user(pb::CreateUserRequest {
+            email: email.to_owned(),
+            password: password.to_owned(),
+        })
+        .await
+        .map_err(failed)?
+        .into_inner();
+    Ok(format!("added user {} ({})", u.email, u.id))
+}
+
+pub async fn user_list(admin: &mut Admin) -> anyhow::Result<String> {
+    let users = admin
+        .list_users(pb::ListUsersRequest {})
+        .await
+        .map_err(failed)?
+        .into_inner()
+        .users;
+    Ok(users
+        .into_iter()
+        .map(|u| {
+            format!(
+                "{}\t{}\t{}",
+                u.id,
+                u.email,
+                if u.disabled { "disabled" } else { "active" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+pub async fn user_disable(admin: &mut Admin, email: &str) -> anyhow::Result<String> {
+    let u = admin
+        .disable_user(pb::DisableUserRequest {
+            email: email.to_owned(),
+        })
+        .await
+        .map_err(failed)?
+        .into_inner();
+    Ok(format!("disabled user {}", u.email))
 }
 
 /// Registers an `operator` client with the rules `/register` applies, and prints its
-/// credentials once.
-pub async fn client_add(core: &AuthCore, c: NewClient<'_>) -> anyhow::Result<String> {
-    let NewClient {
-        name,
-        redirect_uris,
-        grant_types,
-        public,
-        scope,
-        resources,
-        audiences,
-    } = c;
-    let mut meta = json!({
-        "client_name": name,
-        "redirect_uris": redirect_uris,
-        "token_endpoint_auth_method": if public { "none" } else { "client_secret_basic" },
-    });
-    if !grant_types.is_empty() {
-        meta["grant_types"] = json!(grant_types);
-        if !grant_types.iter().any(|g| g == "authorization_code") {
-            meta["response_types"] = json!([]);
-        }
-    } else if redirect_uris.is_empty() && !resources.is_empty() {
-        // A resource server that only verifies tokens needs no grant.
-        meta["grant_types"] = json!([]);
-        meta["response_types"] = json!([]);
+/// credentials once. Scripts read the `client_id:` and `client_secret:` lines.
+pub async fn client_add(admin: &mut Admin, req: pb::AddClientRequest) -> anyhow::Result<String> {
+    let added = admin.add_client(req).await.map_err(failed)?.into_inner();
+    let client = added.client.unwrap_or_default();
+    let mut out = format!("client_id:     {}\n", client.id);
+    if !client.audiences.is_empty() {
+        out.push_str(&format!("audiences:     {}\n", client.audiences.join(" ")));
     }
-    if let Some(s) = scope {
-        meta["scope"] = json!(s);
+    if !client.resources.is_empty() {
+        out.push_str(&format!("resources:     {}\n", client.resources.join(" ")));
     }
-    let reg = core
-        .register_operator_client(&meta.to_string(), audiences, resources)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
-    let mut out = format!("client_id:     {}\n", reg.client.id);
-    if !reg.client.audiences.is_empty() {
-        out.push_str(&format!(
-            "audiences:     {}\n",
-            reg.client.audiences.join(" ")
-        ));
-    }
-    if !reg.client.resources.is_empty() {
-        out.push_str(&format!(
-            "resources:     {}\n",
-            reg.client.resources.join(" ")
-        ));
-    }
-    if let Some(secret) = reg.client_secret {
+    if let Some(secret) = added.client_secret {
         out.push_str(&format!(
             "client_secret: {secret}\n(shown once; only its hash is stored)\n"
         ));
@@ -72,28 +147,22 @@ pub async fn client_add(core: &AuthCore, c: NewClient<'_>) -> anyhow::Result<Str
     Ok(out)
 }
 
-pub async fn client_list(core: &AuthCore) -> anyhow::Result<String> {
-    let mut out = String::new();
-    for c in core
-        .list_clients()
+pub async fn client_list(admin: &mut Admin) -> anyhow::Result<String> {
+    let clients = admin
+        .list_clients(pb::ListClientsRequest {})
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.description()))?
-    {
-        let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
-        let dash = |v: &[String]| {
-            if v.is_empty() {
-                "-".to_owned()
-            } else {
-                v.join(" ")
-            }
-        };
+        .map_err(failed)?
+        .into_inner()
+        .clients;
+    let mut out = String::new();
+    for c in clients {
         out.push_str(&format!(
             "{}\t{}\t{}\t{}\t{}\tredirect_uris={}\tresources={}\taudiences={}\n",
             c.id,
-            c.tier.as_str(),
+            c.tier,
             c.name.as_deref().unwrap_or("-"),
-            c.auth_method.as_str(),
-            grants.join(","),
+            c.token_endpoint_auth_method,
+            c.grant_types.join(","),
             dash(&c.redirect_uris),
             dash(&c.resources),
             dash(&c.audiences),
@@ -102,112 +171,141 @@ pub async fn client_list(core: &AuthCore) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Issues an initial access token (RFC 7591 §3): one registration at `/register` that
-/// presents it becomes an `operator` client for `audiences`.
-pub async fn client_initial_token(
-    core: &AuthCore,
-    audiences: &[String],
-    scope: Option<&str>,
-    ttl_secs: i64,
-) -> anyhow::Result<String> {
-    let issued = core
-        .issue_initial_access_token(audiences, scope, ttl_secs)
+pub async fn client_delete(admin: &mut Admin, id: &str) -> anyhow::Result<String> {
+    let deleted = admin
+        .delete_client(pb::DeleteClientRequest {
+            client_id: id.to_owned(),
+        })
         .await
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
-    Ok(format!(
-        "initial_access_token: {}\naudiences:            {}\nscope:                {}\nexpires_at:           {}\n(single-use; shown once; only its hash is stored)\n",
-        issued.token,
-        issued.record.audiences.join(" "),
-        issued
-            .record
-            .scope
-            .as_deref()
-            .unwrap_or("(what the resources accept)"),
-        issued.record.expires_at.to_rfc3339(),
-    ))
-}
-
-pub async fn client_delete(core: &AuthCore, id: &str) -> anyhow::Result<()> {
-    if core
-        .delete_client(id)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.description()))?
-    {
-        Ok(())
+        .map_err(failed)?
+        .into_inner()
+        .deleted;
+    if deleted {
+        Ok(format!("deleted client {id}"))
     } else {
         anyhow::bail!("no client {id}")
     }
 }
 
+/// Issues an initial access token (RFC 7591 §3): one registration at `/register` that
+/// presents it becomes an `operator` client for `audiences`.
+pub async fn client_initial_token(
+    admin: &mut Admin,
+    audiences: &[String],
+    scope: Option<&str>,
+    ttl_secs: i64,
+) -> anyhow::Result<String> {
+    let issued = admin
+        .issue_initial_access_token(pb::IssueInitialAccessTokenRequest {
+            audiences: audiences.to_vec(),
+            scope: scope.map(str::to_owned),
+            ttl_secs,
+        })
+        .await
+        .map_err(failed)?
+        .into_inner();
+    Ok(format!(
+        "initial_access_token: {}\naudiences:            {}\nscope:                {}\nexpires_at:           {}\n(single-use; shown once; only its hash is stored)\n",
+        issued.initial_access_token,
+        issued.audiences.join(" "),
+        issued
+            .scope
+            .as_deref()
+            .unwrap_or("(what the resources accept)"),
+        time(issued.expires_at),
+    ))
+}
+
 pub async fn resource_add(
-    core: &AuthCore,
+    admin: &mut Admin,
     url: &str,
     scopes: Option<&str>,
     default: bool,
     owners: &[String],
 ) -> anyhow::Result<String> {
-    let p = core
-        .add_resource(url, scopes, default)
+    let p = admin
+        .add_resource(pb::AddResourceRequest {
+            url: url.to_owned(),
+            scopes: scopes.map(str::to_owned),
+            default,
+            owners: owners.to_vec(),
+        })
         .await
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
-    for owner in owners {
-        core.add_resource_owner(p.resource.as_str(), owner)
-            .await
-            .map_err(|e| anyhow::anyhow!("{owner}: {}", e.description()))?;
-    }
+        .map_err(failed)?
+        .into_inner();
     Ok(format!(
-        "{}{}",
-        p.resource.as_str(),
+        "added {}{}",
+        p.url,
         if p.is_default { " (default)" } else { "" }
     ))
 }
 
-pub async fn resource_list(core: &AuthCore) -> anyhow::Result<String> {
-    let mut out = String::new();
-    for r in core.protected_resource_list() {
-        out.push_str(&format!(
-            "{}\t{}\t{}\n",
-            r.resource.as_str(),
-            r.scopes.as_deref().unwrap_or("*"),
-            if r.is_default { "default" } else { "" }
-        ));
-    }
-    Ok(out)
+pub async fn resource_list(admin: &mut Admin) -> anyhow::Result<String> {
+    let resources = admin
+        .list_resources(pb::ListResourcesRequest {})
+        .await
+        .map_err(failed)?
+        .into_inner()
+        .resources;
+    Ok(resources
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{}\t{}\t{}\n",
+                r.url,
+                r.scopes.as_deref().unwrap_or("*"),
+                if r.is_default { "default" } else { "" }
+            )
+        })
+        .collect())
 }
 
-pub async fn resource_delete(core: &AuthCore, url: &str) -> anyhow::Result<()> {
-    if core
-        .delete_resource(url)
+pub async fn resource_delete(admin: &mut Admin, url: &str) -> anyhow::Result<String> {
+    let deleted = admin
+        .delete_resource(pb::DeleteResourceRequest {
+            url: url.to_owned(),
+        })
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.description()))?
-    {
-        Ok(())
+        .map_err(failed)?
+        .into_inner()
+        .deleted;
+    if deleted {
+        Ok(format!("deleted {url}"))
     } else {
         anyhow::bail!("no resource {url}")
     }
 }
 
-pub async fn keys_list(core: &AuthCore) -> anyhow::Result<String> {
-    let mut out = String::new();
-    for k in core
-        .key_states()
+pub async fn keys_list(admin: &mut Admin) -> anyhow::Result<String> {
+    let keys = admin
+        .list_keys(pb::ListKeysRequest {})
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.description()))?
-    {
-        out.push_str(&format!(
-            "{}\tcreated {}\tactivates {}\t{}\n",
-            k.kid,
-            k.created_at.to_rfc3339(),
-            k.activates_at.to_rfc3339(),
-            k.state.as_str()
-        ));
-    }
-    Ok(out)
+        .map_err(failed)?
+        .into_inner()
+        .keys;
+    Ok(keys
+        .into_iter()
+        .map(|k| {
+            format!(
+                "{}\tcreated {}\tactivates {}\t{}\n",
+                k.kid,
+                time(k.created_at),
+                time(k.activates_at),
+                k.state
+            )
+        })
+        .collect())
 }
 
 /// Publishes a new key; it starts signing after the publish lead.
-pub async fn keys_rotate(core: &AuthCore) -> anyhow::Result<String> {
-    core.rotate_keys()
+pub async fn keys_rotate(admin: &mut Admin) -> anyhow::Result<String> {
+    let kid = admin
+        .rotate_keys(pb::RotateKeysRequest {})
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.description()))
+        .map_err(failed)?
+        .into_inner()
+        .kid;
+    Ok(format!(
+        "published key {kid} (it signs after the publish lead; running servers pick it up on their next key reload)"
+    ))
 }

@@ -22,6 +22,11 @@ struct Cli {
     /// A TOML configuration file (LATCHKEY_* variables override it).
     #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
     config: Option<PathBuf>,
+    /// Run user, client, resource and keys commands against the gRPC AdminService of a
+    /// deployment (e.g. http://latchkey-auth:50051) with LATCHKEY_ADMIN_SECRET, instead of
+    /// against the configured database.
+    #[arg(long, global = true, env = "LATCHKEY_REMOTE")]
+    remote: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -219,6 +224,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve {
             part: Some(ServePart::Gateway { .. }),
         } => settings.gateway_problems().map_err(fail)?,
+        // Commands sent to a remote deployment use none of the local settings but the
+        // admin secret.
+        _ if cli.remote.is_some() => {}
         _ => {
             settings.core_settings().map_err(fail)?;
         }
@@ -257,45 +265,37 @@ async fn main() -> anyhow::Result<()> {
         return running.wait().await;
     }
 
-    let core = latchkey::Application::build(&settings, latchkey::Deps::default())
-        .await?
-        .core;
+    if let Command::Migrate = cli.command {
+        latchkey::Application::build(&settings, latchkey::Deps::default()).await?;
+        println!("migrations applied");
+        return Ok(());
+    }
+    let mut admin = match &cli.remote {
+        Some(url) => {
+            let secret = settings.admin_secret.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--remote needs LATCHKEY_ADMIN_SECRET, the deployment's admin secret"
+                )
+            })?;
+            admin::remote(url, secrecy::ExposeSecret::expose_secret(secret)).await?
+        }
+        None => admin::in_process(
+            latchkey::Application::build(&settings, latchkey::Deps::default())
+                .await?
+                .core,
+        ),
+    };
     let out = match cli.command {
-        Command::Migrate => "migrations applied".to_owned(),
         Command::User { cmd } => match cmd {
             UserCmd::Add {
                 email,
                 password_stdin,
             } => {
                 let password = read_password(password_stdin)?;
-                let u = core
-                    .create_user(&email, &password)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
-                format!("added user {} ({})", u.email, u.id)
+                admin::user_add(&mut admin, &email, &password).await?
             }
-            UserCmd::List => core
-                .list_users()
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.description()))?
-                .into_iter()
-                .map(|u| {
-                    format!(
-                        "{}\t{}\t{}",
-                        u.id,
-                        u.email,
-                        if u.disabled { "disabled" } else { "active" }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            UserCmd::Disable { email } => {
-                let u = core
-                    .disable_user(&email)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.description()))?;
-                format!("disabled user {}", u.email)
-            }
+            UserCmd::List => admin::user_list(&mut admin).await?,
+            UserCmd::Disable { email } => admin::user_disable(&mut admin, &email).await?,
         },
         Command::Client { cmd } => match cmd {
             ClientCmd::Add {
@@ -308,29 +308,29 @@ async fn main() -> anyhow::Result<()> {
                 audiences,
             } => {
                 admin::client_add(
-                    &core,
-                    admin::NewClient {
-                        name: &name,
-                        redirect_uris: &redirect_uris,
-                        grant_types: &grant_types,
+                    &mut admin,
+                    latchkey_proto::v1::AddClientRequest {
+                        name,
+                        redirect_uris,
+                        grant_types,
                         public,
-                        scope: scope.as_deref(),
-                        resources: &resources,
-                        audiences: &audiences,
+                        scope,
+                        resources,
+                        audiences,
                     },
                 )
                 .await?
             }
-            ClientCmd::List => admin::client_list(&core).await?,
+            ClientCmd::List => admin::client_list(&mut admin).await?,
             ClientCmd::InitialToken {
                 audiences,
                 scope,
                 ttl_secs,
-            } => admin::client_initial_token(&core, &audiences, scope.as_deref(), ttl_secs).await?,
-            ClientCmd::Delete { client_id } => {
-                admin::client_delete(&core, &client_id).await?;
-                format!("deleted client {client_id}")
+            } => {
+                admin::client_initial_token(&mut admin, &audiences, scope.as_deref(), ttl_secs)
+                    .await?
             }
+            ClientCmd::Delete { client_id } => admin::client_delete(&mut admin, &client_id).await?,
         },
         Command::Resource { cmd } => match cmd {
             ResourceCmd::Add {
@@ -338,24 +338,17 @@ async fn main() -> anyhow::Result<()> {
                 scopes,
                 default,
                 owners,
-            } => format!(
-                "added {}",
-                admin::resource_add(&core, &url, scopes.as_deref(), default, &owners).await?
-            ),
-            ResourceCmd::List => admin::resource_list(&core).await?,
-            ResourceCmd::Delete { url } => {
-                admin::resource_delete(&core, &url).await?;
-                format!("deleted {url}")
-            }
+            } => admin::resource_add(&mut admin, &url, scopes.as_deref(), default, &owners).await?,
+            ResourceCmd::List => admin::resource_list(&mut admin).await?,
+            ResourceCmd::Delete { url } => admin::resource_delete(&mut admin, &url).await?,
         },
         Command::Keys { cmd } => match cmd {
-            KeysCmd::List => admin::keys_list(&core).await?,
-            KeysCmd::Rotate => format!(
-                "published key {} (it signs after the publish lead; running servers pick it up on their next key reload)",
-                admin::keys_rotate(&core).await?
-            ),
+            KeysCmd::List => admin::keys_list(&mut admin).await?,
+            KeysCmd::Rotate => admin::keys_rotate(&mut admin).await?,
         },
-        Command::Serve { .. } | Command::CheckConfig => unreachable!("handled above"),
+        Command::Serve { .. } | Command::CheckConfig | Command::Migrate => {
+            unreachable!("handled above")
+        }
     };
     println!("{}", out.trim_end());
     Ok(())

@@ -202,3 +202,89 @@ async fn check_config_reports_every_problem() {
         assert!(err.contains(needle), "{needle}: {err}");
     }
 }
+
+/// Runs `latchkey` against a deployment's AdminService, as an operator who cannot exec into it.
+fn latchkey_remote(grpc_url: &str, secret: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("--remote")
+        .arg(grpc_url)
+        .args(args)
+        .env("LATCHKEY_ADMIN_SECRET", secret)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run latchkey");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn the_commands_work_against_a_remote_deployment_with_the_admin_secret() {
+    let app = crate::common::spawn_app().await;
+    let url = app.grpc_url.clone();
+    let secret = crate::common::ADMIN_SECRET;
+    let run = move |args: Vec<&'static str>| {
+        let url = url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || latchkey_remote(&url, secret, &args))
+                .await
+                .expect("join")
+        }
+    };
+    let (ok, out) = run(vec![
+        "resource",
+        "add",
+        "https://mcp.example.com/mcp",
+        "--default",
+    ])
+    .await;
+    assert!(
+        ok && out.contains("added https://mcp.example.com/mcp (default)"),
+        "{out}"
+    );
+    let (ok, out) = run(vec![
+        "client",
+        "add",
+        "--name",
+        "remote-job",
+        "--grant-type",
+        "client_credentials",
+        "--audience",
+        "https://mcp.example.com/mcp",
+    ])
+    .await;
+    assert!(
+        ok && out.contains("client_id:") && out.contains("client_secret:"),
+        "{out}"
+    );
+    let (ok, out) = run(vec!["client", "list"]).await;
+    assert!(ok && out.contains("\toperator\tremote-job\t"), "{out}");
+    let (ok, out) = run(vec!["keys", "list"]).await;
+    assert!(ok && out.contains("signing"), "{out}");
+    // The running server knows the resource at once: it was added through it.
+    assert_eq!(app.core().protected_resource_list().len(), 1);
+
+    let wrong = {
+        let url = app.grpc_url.clone();
+        tokio::task::spawn_blocking(move || {
+            latchkey_remote(
+                &url,
+                "not-the-admin-secret-0123456789abcdef",
+                &["client", "list"],
+            )
+        })
+        .await
+        .expect("join")
+    };
+    assert!(
+        !wrong.0 && wrong.1.contains("unauthenticated"),
+        "{}",
+        wrong.1
+    );
+}

@@ -91,7 +91,7 @@ pub struct Settings {
     /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
     /// Prometheus metrics and health on a separate admin port; unset turns it off.
-    pub admin_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     /// base64 of 32 random bytes; encrypts signing keys at rest. Required in production.
     pub key_encryption_key: Option<SecretString>,
     /// Rotate the signing key this often (0: only `latchkey keys rotate`).
@@ -138,7 +138,7 @@ impl Default for Settings {
             rate_limit_register_per_min: 20,
             trust_forwarded_for: false,
             // 9464, not 9090: a developer's own Prometheus often holds 9090.
-            admin_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             key_encryption_key: None,
             key_rotation_days: 30,
             key_publish_secs: 900,
@@ -157,9 +157,21 @@ impl Settings {
             }
             fig = fig.merge(Toml::file(f));
         }
-        fig.merge(Env::prefixed("LATCHKEY_").ignore(&["test_database_url", "test_redis_url"]))
-            .extract()
-            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+        fig.merge(
+            Env::prefixed("LATCHKEY_")
+                .ignore(&["test_database_url", "test_redis_url"])
+                // The metrics port was called the admin port before the AdminService existed;
+                // the old name still sets it.
+                .map(|k| {
+                    if k == "admin_addr" {
+                        "metrics_addr".into()
+                    } else {
+                        k.into()
+                    }
+                }),
+        )
+        .extract()
+        .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
     }
 
     /// The checks that apply to a gateway running alone: issuer, CORS, its credential.
@@ -371,6 +383,20 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(bare.gateway_problems().expect_err("insecure").len(), 3);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's (large) error type
+    fn the_metrics_port_is_still_set_by_its_old_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_ADMIN_ADDR", "127.0.0.1:9999");
+            let s = Settings::load(None).expect("load");
+            assert_eq!(
+                s.metrics_addr,
+                Some(SocketAddr::from(([127, 0, 0, 1], 9999)))
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! logic lives here.
 
 pub mod admin;
-pub mod admin_http;
 pub mod config;
 pub mod maintenance;
+pub mod metrics_http;
 pub mod probes;
 pub mod startup;
 pub mod telemetry;
@@ -105,7 +105,7 @@ pub async fn start_all_with(
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
-    let admin = spawn_admin(settings, Some(app.readiness.clone()), rx.clone()).await?;
+    let metrics = spawn_metrics(settings, Some(app.readiness.clone()), rx.clone()).await?;
     let auth_task = spawn_auth(
         services(settings, &app, Some(secret.clone())),
         app,
@@ -125,7 +125,7 @@ pub async fn start_all_with(
         grpc_addr: Some(grpc_addr),
         core: Some(core),
         stop,
-        tasks: [vec![auth_task, gw_task], admin]
+        tasks: [vec![auth_task, gw_task], metrics]
             .into_iter()
             .flatten()
             .collect(),
@@ -209,32 +209,32 @@ pub async fn start_auth_with(
     let core = app.core.clone();
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
-    let admin = spawn_admin(settings, Some(app.readiness.clone()), rx.clone()).await?;
+    let metrics = spawn_metrics(settings, Some(app.readiness.clone()), rx.clone()).await?;
     let task = spawn_auth(services(settings, &app, secret), app, grpc, rx);
     Ok(Running {
         http_addr: None,
         grpc_addr: Some(grpc_addr),
         core: Some(core),
         stop,
-        tasks: [vec![task], admin].into_iter().flatten().collect(),
+        tasks: [vec![task], metrics].into_iter().flatten().collect(),
     })
 }
 
-/// Serves the admin port (metrics, health) when `admin_addr` is set.
-async fn spawn_admin(
+/// Serves the metrics port (metrics, health) when `metrics_addr` is set.
+async fn spawn_metrics(
     settings: &Settings,
     probes: Option<Arc<dyn latchkey_auth::readiness::Readiness>>,
     rx: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
-    admin_http::recorder();
-    let Some(addr) = settings.admin_addr else {
+    metrics_http::recorder();
+    let Some(addr) = settings.metrics_addr else {
         return Ok(Vec::new());
     };
     let listener = TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding the admin port {addr}"))?;
-    tracing::info!(%addr, "admin (metrics, health) listening");
-    let router = admin_http::router(probes);
+        .with_context(|| format!("binding the metrics port {addr}"))?;
+    tracing::info!(%addr, "metrics and health listening");
+    let router = metrics_http::router(probes);
     Ok(vec![tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(stopped(rx))
@@ -260,7 +260,7 @@ pub async fn start_gateway(
     let router =
         latchkey_gateway::router(client, gateway_config(settings)).map_err(anyhow::Error::msg)?;
     let (stop, rx) = watch::channel(false);
-    let admin = spawn_admin(settings, None, rx.clone()).await?;
+    let metrics = spawn_metrics(settings, None, rx.clone()).await?;
     let http_addr = http.local_addr()?;
     let task =
         tokio::spawn(async move { Ok(latchkey_gateway::serve(router, http, stopped(rx)).await?) });
@@ -269,6 +269,6 @@ pub async fn start_gateway(
         grpc_addr: None,
         core: None,
         stop,
-        tasks: [vec![task], admin].into_iter().flatten().collect(),
+        tasks: [vec![task], metrics].into_iter().flatten().collect(),
     })
 }

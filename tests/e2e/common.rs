@@ -158,7 +158,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     );
     let database_url = fresh_database().await;
     let mut settings = Settings {
-        admin_addr: None,
+        metrics_addr: None,
         issuer: base.clone(),
         database_url: database_url.clone(),
         gateway_secret: Some(GATEWAY_SECRET.to_owned().into()),

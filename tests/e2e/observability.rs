@@ -12,9 +12,10 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn metrics_count_requests_tokens_and_errors_without_credentials() {
     let port = free_port();
-    let app =
-        spawn_app_with(|s| s.admin_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
-            .await;
+    let app = spawn_app_with(|s| {
+        s.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    })
+    .await;
     let admin = format!("http://127.0.0.1:{port}");
     let (id, secret) = app.introspector().await;
     let (s, body) = app

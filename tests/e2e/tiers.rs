@@ -790,7 +790,7 @@ async fn production_refuses_to_serve_with_no_protected_resource() {
                 .into(),
         ),
         gateway_secret: Some(GATEWAY_SECRET.to_owned().into()),
-        admin_addr: None,
+        metrics_addr: None,
         database_url: db.clone(),
         ..latchkey::Settings::default()
     };

@@ -126,7 +126,7 @@ LATCHKEY_ENV: {{ .Values.config.env | quote }}
 LATCHKEY_ISSUER: {{ $issuer | quote }}
 LATCHKEY_HTTP_ADDR: "0.0.0.0:8080"
 LATCHKEY_GRPC_ADDR: "0.0.0.0:50051"
-LATCHKEY_ADMIN_ADDR: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+LATCHKEY_METRICS_ADDR: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
 LATCHKEY_CORS_ORIGINS: {{ join " " $cors | quote }}
 LATCHKEY_LOG_FORMAT: {{ .Values.config.logFormat | quote }}
 LATCHKEY_TRUST_FORWARDED_FOR: {{ $trustXff | toString | quote }}
@@ -181,6 +181,7 @@ false: it needs no gateway credential): latchkey.authSecretEnv (dict "ctx" $ "ga
 {{ include "latchkey.secretEnv" (dict "ctx" $ctx "name" "LATCHKEY_KEY_ENCRYPTION_KEY" "key" $keys.keyEncryptionKey) }}
 {{- if .gateway }}
 {{ include "latchkey.secretEnv" (dict "ctx" $ctx "name" "LATCHKEY_GATEWAY_SECRET" "key" $keys.gatewaySecret) }}
+{{ include "latchkey.secretEnv" (dict "ctx" $ctx "name" "LATCHKEY_ADMIN_SECRET" "key" $keys.adminSecret "optional" true) }}
 {{- end }}
 {{- if not $ctx.Values.config.redisUrl }}
 {{ include "latchkey.secretEnv" (dict "ctx" $ctx "name" "LATCHKEY_REDIS_URL" "key" $keys.redisUrl "optional" true) }}

@@ -1,4 +1,4 @@
-//! The admin surface on its own port: Prometheus metrics and health probes. It is never the
+//! The metrics port: Prometheus metrics and health probes. It is never the
 //! public port, so it can be kept off the Ingress and behind a NetworkPolicy.
 
 use axum::Router;

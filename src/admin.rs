@@ -309,3 +309,64 @@ pub async fn keys_rotate(admin: &mut Admin) -> anyhow::Result<String> {
         "published key {kid} (it signs after the publish lead; running servers pick it up on their next key reload)"
     ))
 }
+
+pub async fn stats(admin: &mut Admin) -> anyhow::Result<String> {
+    let s = admin
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .map_err(failed)?
+        .into_inner();
+    let mut out = String::new();
+    for c in &s.clients {
+        out.push_str(&format!("clients.{}\t{}\n", c.tier, c.count));
+    }
+    out.push_str(&format!("users\t{}\n", s.users));
+    out.push_str(&format!("grants\t{}\n", s.grants));
+    out.push_str(&format!("grants.revoked\t{}\n", s.revoked_grants));
+    out.push_str(&format!(
+        "refresh_families.live\t{}\n",
+        s.live_refresh_families
+    ));
+    out.push_str(&format!("tokens_issued\t{}\n", s.tokens_issued));
+    out.push_str(&format!(
+        "last_use\t{}\n",
+        s.last_use.map(time).unwrap_or_else(|| "-".into())
+    ));
+    Ok(out)
+}
+
+pub async fn purge(admin: &mut Admin, dry_run: bool) -> anyhow::Result<String> {
+    let p = admin
+        .purge_expired(pb::PurgeExpiredRequest { dry_run })
+        .await
+        .map_err(failed)?
+        .into_inner();
+    let verb = if p.dry_run { "would delete" } else { "deleted" };
+    Ok(format!(
+        "{verb}: {} authorization codes, {} refresh tokens, {} initial access tokens, {} revocation events",
+        p.codes, p.refresh_tokens, p.initial_access_tokens, p.revocation_events
+    ))
+}
+
+/// A consistent copy of the database while it is in use: SQLite's online copy
+/// (`VACUUM INTO`), or, for PostgreSQL, the `pg_dump` command to run.
+pub async fn backup(database_url: &str, dest: &std::path::Path) -> anyhow::Result<String> {
+    if database_url.starts_with("postgres") {
+        return Ok(format!(
+            "PostgreSQL is backed up with its own tools; for example:\n  pg_dump --format=custom --file={} \"$LATCHKEY_DATABASE_URL\"",
+            dest.display()
+        ));
+    }
+    if dest.exists() {
+        anyhow::bail!("{} exists; choose a new file", dest.display());
+    }
+    let path = dest
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("the backup path must be UTF-8"))?;
+    let store = latchkey_store::SeaStore::connect(database_url).await?;
+    // A string literal in SQL: single quotes doubled.
+    let literal = path.replace('\'', "''");
+    latchkey_store::execute_unprepared(store.connection(), &format!("VACUUM INTO '{literal}'"))
+        .await?;
+    Ok(format!("backed up to {}", dest.display()))
+}

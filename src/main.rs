@@ -62,6 +62,20 @@ enum Command {
     },
     /// Validate the configuration and print every finding.
     CheckConfig,
+    /// Clients by tier, grants, live refresh families, tokens issued, last use.
+    Stats,
+    /// Delete what can no longer be used (maintenance does this every minute).
+    Purge {
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A consistent copy of a SQLite database while it is in use (for PostgreSQL, the
+    /// pg_dump command to run).
+    Backup {
+        /// Where to write the copy (a new file).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +279,10 @@ async fn main() -> anyhow::Result<()> {
         return running.wait().await;
     }
 
+    if let Command::Backup { file } = &cli.command {
+        println!("{}", admin::backup(&settings.database_url, file).await?);
+        return Ok(());
+    }
     if let Command::Migrate = cli.command {
         latchkey::Application::build(&settings, latchkey::Deps::default()).await?;
         println!("migrations applied");
@@ -346,7 +364,12 @@ async fn main() -> anyhow::Result<()> {
             KeysCmd::List => admin::keys_list(&mut admin).await?,
             KeysCmd::Rotate => admin::keys_rotate(&mut admin).await?,
         },
-        Command::Serve { .. } | Command::CheckConfig | Command::Migrate => {
+        Command::Stats => admin::stats(&mut admin).await?,
+        Command::Purge { dry_run } => admin::purge(&mut admin, dry_run).await?,
+        Command::Serve { .. }
+        | Command::CheckConfig
+        | Command::Migrate
+        | Command::Backup { .. } => {
             unreachable!("handled above")
         }
     };

@@ -1,7 +1,7 @@
 //! The one maintenance task of a replica: it follows revocations (Redis pub/sub when
 //! configured, and a database poll in any case) and changed clients and resources, publishes
-//! and reloads signing keys, and prunes what no longer matters. It calls core methods, on the
-//! core's clock.
+//! and reloads signing keys, writes usage figures in batches, and deletes what can no longer
+//! be used. It calls core methods, on the core's clock.
 //!
 //! A failure is logged with its whole cause chain: the operator needs the cause, not the
 //! client-safe text.
@@ -16,6 +16,21 @@ use tokio::task::JoinHandle;
 /// behind, or a slow commit, can land an event behind the last poll; events already applied
 /// are skipped by id, so the overlap costs only a re-read of the last minute's events.
 const POLL_OVERLAP_SECS: i64 = 60;
+
+/// How often usage figures are written and expired rows deleted: the figures are at most this
+/// stale.
+const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Writes the usage counted since the last time, and deletes what can no longer be used.
+async fn keep_house(core: &AuthCore) {
+    if let Err(e) = core.flush_usage().await {
+        tracing::warn!(error = %cause(&e), "writing usage figures failed");
+    }
+    match core.purge_expired(false).await {
+        Ok(gone) => tracing::debug!(?gone, "expired rows deleted"),
+        Err(e) => tracing::warn!(error = %cause(&e), "deleting expired rows failed"),
+    }
+}
 
 /// The operator's view of a failure: the internal cause and its sources, or the OAuth text.
 pub fn cause(e: &AuthError) -> String {
@@ -52,6 +67,7 @@ pub fn spawn(app: &Application, stop: watch::Receiver<bool>) -> Vec<JoinHandle<(
         let mut since = core.now().timestamp() - POLL_OVERLAP_SECS;
         let mut revocations = tokio::time::interval(poll);
         let mut keys = tokio::time::interval(key_reload);
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         loop {
             tokio::select! {
                 _ = revocations.tick() => {
@@ -65,6 +81,7 @@ pub fn spawn(app: &Application, stop: watch::Receiver<bool>) -> Vec<JoinHandle<(
                     }
                 }
                 _ = keys.tick() => maintain_keys(&core).await,
+                _ = housekeeping.tick() => keep_house(&core).await,
                 _ = stop.changed() => return,
             }
         }
@@ -73,17 +90,12 @@ pub fn spawn(app: &Application, stop: watch::Receiver<bool>) -> Vec<JoinHandle<(
 }
 
 /// Publishes the next key when rotation is due, picks up keys other replicas published,
-/// retires expired ones, prunes expired revocation events, and reports the signing key's age.
+/// retires expired ones, and reports the signing key's age.
 async fn maintain_keys(core: &AuthCore) {
     match core.rotate_if_due().await {
         Ok(Some(kid)) => tracing::info!(%kid, "scheduled key rotation: next key published"),
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %cause(&e), "scheduled key rotation failed"),
-    }
-    match core.prune_revocations().await {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(pruned = n, "expired revocation events deleted"),
-        Err(e) => tracing::warn!(error = %cause(&e), "pruning revocation events failed"),
     }
     if let Err(e) = core.reload_keys().await {
         tracing::warn!(error = %cause(&e), "reloading signing keys failed");

@@ -11,6 +11,7 @@ mod m20261122_000002_revocation_events;
 mod m20261122_000003_key_activation;
 mod m20261201_000004_client_tiers;
 mod m20261201_000005_client_updated_at;
+mod m20261201_000006_client_usage;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_key_activation::Migration),
             Box::new(m20261201_000004_client_tiers::Migration),
             Box::new(m20261201_000005_client_updated_at::Migration),
+            Box::new(m20261201_000006_client_usage::Migration),
         ]
     }
 }

@@ -288,3 +288,89 @@ async fn the_commands_work_against_a_remote_deployment_with_the_admin_secret() {
         wrong.1
     );
 }
+
+#[tokio::test]
+async fn stats_purge_and_backup_tell_and_do_what_maintenance_does() {
+    let app = crate::common::spawn_app().await;
+    let f = crate::common::flow(&app).await;
+    let tokens = f.exchange(&app).await;
+    assert!(tokens["refresh_token"].is_string());
+    let (svc, svc_secret) = app.operator_client(&[crate::common::RESOURCE], None).await;
+    let (s, _) = app
+        .token_with(
+            crate::common::http()
+                .post(app.url("/token"))
+                .basic_auth(&svc, Some(&svc_secret))
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let url = app.grpc_url.clone();
+    let run = move |args: Vec<&'static str>| {
+        let url = url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                latchkey_remote(&url, crate::common::ADMIN_SECRET, &args)
+            })
+            .await
+            .expect("join")
+        }
+    };
+    let (ok, out) = run(vec!["stats"]).await;
+    assert!(ok, "{out}");
+    for line in [
+        "clients.dynamic\t1",
+        "clients.operator\t1",
+        "users\t1",
+        "grants\t1",
+        "refresh_families.live\t1",
+        "tokens_issued\t2",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    assert!(!out.contains("last_use\t-"), "a use was recorded: {out}");
+
+    // A month later the refresh token and the code have expired.
+    app.advance(31 * 24 * 3600);
+    let (ok, out) = run(vec!["purge", "--dry-run"]).await;
+    assert!(
+        ok && out.contains("would delete: 1 authorization codes, 1 refresh tokens"),
+        "{out}"
+    );
+    let (ok, out) = run(vec!["purge"]).await;
+    assert!(
+        ok && out.contains("deleted: 1 authorization codes, 1 refresh tokens"),
+        "{out}"
+    );
+    let (ok, out) = run(vec!["purge", "--dry-run"]).await;
+    assert!(
+        ok && out.contains("would delete: 0 authorization codes, 0 refresh tokens"),
+        "{out}"
+    );
+    let (ok, out) = run(vec!["stats"]).await;
+    assert!(ok && out.contains("refresh_families.live\t0"), "{out}");
+
+    let dest = std::env::temp_dir().join(format!("lk-backup-{}.db", uuid::Uuid::new_v4().simple()));
+    let (ok, out) = latchkey(
+        &app.settings.database_url,
+        &["backup", dest.to_str().expect("utf-8")],
+        "",
+    );
+    assert!(ok, "{out}");
+    if app.settings.database_url.starts_with("postgres") {
+        assert!(out.contains("pg_dump"), "{out}");
+    } else {
+        let copy =
+            latchkey_store::SeaStore::connect(&format!("sqlite://{}?mode=rw", dest.display()))
+                .await
+                .expect("the copy opens");
+        use latchkey_core::store::ClientStore;
+        assert_eq!(
+            copy.list_clients().await.expect("clients").len(),
+            2,
+            "{out}"
+        );
+        let _ = std::fs::remove_file(&dest);
+    }
+}

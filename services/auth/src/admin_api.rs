@@ -213,6 +213,38 @@ impl AdminService for AdminApi {
         }))
     }
 
+    async fn get_stats(&self, _: Request<pb::GetStatsRequest>) -> Rpc<pb::Stats> {
+        let s = self.core.stats().await.map_err(to_status)?;
+        Ok(Response::new(pb::Stats {
+            clients: s
+                .clients_by_tier
+                .into_iter()
+                .map(|(tier, count)| pb::ClientCount { tier, count })
+                .collect(),
+            users: s.users,
+            grants: s.grants,
+            revoked_grants: s.revoked_grants,
+            live_refresh_families: s.live_refresh_families,
+            tokens_issued: s.tokens_issued,
+            last_use: s.last_use,
+        }))
+    }
+
+    async fn purge_expired(
+        &self,
+        req: Request<pb::PurgeExpiredRequest>,
+    ) -> Rpc<pb::PurgeExpiredResponse> {
+        let dry_run = req.into_inner().dry_run;
+        let e = self.core.purge_expired(dry_run).await.map_err(to_status)?;
+        Ok(Response::new(pb::PurgeExpiredResponse {
+            codes: e.codes,
+            refresh_tokens: e.refresh_tokens,
+            initial_access_tokens: e.initial_access_tokens,
+            revocation_events: e.revocation_events,
+            dry_run,
+        }))
+    }
+
     async fn rotate_keys(&self, _: Request<pb::RotateKeysRequest>) -> Rpc<pb::RotateKeysResponse> {
         let kid = self.core.rotate_keys().await.map_err(to_status)?;
         Ok(Response::new(pb::RotateKeysResponse { kid }))

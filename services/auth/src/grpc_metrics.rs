@@ -53,6 +53,8 @@ const RPCS: &[&str] = &[
     "DeleteResource",
     "ListKeys",
     "RotateKeys",
+    "GetStats",
+    "PurgeExpired",
     "Check",
     "Watch",
 ];

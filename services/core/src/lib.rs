@@ -14,6 +14,7 @@ pub mod denylist;
 mod directory;
 pub mod error;
 pub mod grant;
+pub mod housekeeping;
 pub mod introspection;
 pub mod keys;
 pub mod lockout;
@@ -62,6 +63,7 @@ pub struct AuthCore {
     verified: cache::VerifiedTokens,
     signatures: Arc<signature_batch::SignatureBatch>,
     directory: directory::Directory,
+    usage: housekeeping::Usage,
     lockout: Arc<dyn lockout::LockoutStore>,
 }
 
@@ -84,6 +86,7 @@ impl AuthCore {
             verified: cache::VerifiedTokens::default(),
             signatures: Arc::default(),
             directory: directory::Directory::default(),
+            usage: housekeeping::Usage::default(),
             lockout: Arc::new(lockout::MemoryLockout::default()),
         }
     }

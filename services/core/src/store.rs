@@ -164,6 +164,53 @@ pub trait ResourceStore: Send + Sync {
     async fn delete_resource(&self, url: &str) -> StoreResult<bool>;
 }
 
+/// What can no longer be used, counted or deleted by [`MaintenanceStore::purge_expired`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub codes: u64,
+    pub refresh_tokens: u64,
+    pub initial_access_tokens: u64,
+    pub revocation_events: u64,
+}
+
+/// Counts for an operator.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Clients by tier name.
+    pub clients_by_tier: Vec<(String, u64)>,
+    pub users: u64,
+    pub grants: u64,
+    pub revoked_grants: u64,
+    /// Grants with a refresh token that can still be used.
+    pub live_refresh_families: u64,
+    pub tokens_issued: u64,
+    /// The latest use of any client (Unix seconds), if any was recorded.
+    pub last_use: Option<i64>,
+}
+
+/// One client's use since the last batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientUsage {
+    pub client_id: String,
+    pub tokens_issued: u64,
+    pub last_used_at: i64,
+}
+
+/// Housekeeping and figures, for maintenance and operators.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync {
+    /// Deletes (or, with `dry_run`, only counts) what can no longer be used at `now`:
+    /// - codes a day past their expiry (kept that long so a late replay still revokes);
+    /// - refresh tokens past their expiry (used ones are kept until then: reuse detection);
+    /// - initial access tokens past their expiry, used or not;
+    /// - revocation events that can no longer affect a valid token.
+    async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired>;
+    async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats>;
+    /// Adds a batch of usage to the stored figures (counts add up; last use only moves
+    /// forward). Clients deleted since are skipped.
+    async fn record_usage(&self, batch: &[ClientUsage]) -> StoreResult<()>;
+}
+
 /// Every store the core needs, as shared trait objects.
 #[derive(Clone)]
 pub struct Stores {
@@ -173,6 +220,7 @@ pub struct Stores {
     pub revocations: Arc<dyn RevocationStore>,
     pub keys: Arc<dyn KeyStore>,
     pub resources: Arc<dyn ResourceStore>,
+    pub maintenance: Arc<dyn MaintenanceStore>,
 }
 
 impl Stores {
@@ -185,6 +233,7 @@ impl Stores {
             + RevocationStore
             + KeyStore
             + ResourceStore
+            + MaintenanceStore
             + 'static,
     {
         Self {
@@ -193,7 +242,8 @@ impl Stores {
             grants: backend.clone(),
             revocations: backend.clone(),
             keys: backend.clone(),
-            resources: backend,
+            resources: backend.clone(),
+            maintenance: backend,
         }
     }
 }

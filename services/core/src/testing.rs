@@ -28,8 +28,8 @@ use crate::scope::{ScopePolicy, ScopeSet};
 use crate::session::MemorySessionStore;
 use crate::settings::CoreSettings;
 use crate::store::{
-    ClientStore, GrantStore, KeyStore, ResourceStore, RevocationStore, StoreError, StoreResult,
-    Stores, UserStore,
+    ClientStore, ClientUsage, Expired, GrantStore, KeyStore, MaintenanceStore, ResourceStore,
+    RevocationStore, StoreError, StoreResult, StoreStats, Stores, UserStore,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -66,6 +66,7 @@ struct State {
     revocations: Vec<RevocationEvent>,
     keys: Vec<StoredSigningKey>,
     resources: Vec<ProtectedResource>,
+    usage: HashMap<String, (u64, i64)>,
 }
 
 impl State {
@@ -464,6 +465,88 @@ impl GrantStore for MemoryStore {
             resource: resource.to_owned(),
             granted_at: now,
         });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MaintenanceStore for MemoryStore {
+    async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired> {
+        let mut st = self.lock();
+        let code_cutoff = now - chrono::Duration::hours(24);
+        let now_s = now.timestamp();
+        let expired = Expired {
+            codes: st
+                .codes
+                .values()
+                .filter(|c| c.expires_at <= code_cutoff)
+                .count() as u64,
+            refresh_tokens: st
+                .refresh_tokens
+                .values()
+                .filter(|r| r.expires_at <= now)
+                .count() as u64,
+            initial_access_tokens: st
+                .initial_access_tokens
+                .values()
+                .filter(|t| t.expires_at <= now)
+                .count() as u64,
+            revocation_events: st
+                .revocations
+                .iter()
+                .filter(|e| e.expires_at <= now_s)
+                .count() as u64,
+        };
+        if !dry_run {
+            st.codes.retain(|_, c| c.expires_at > code_cutoff);
+            st.refresh_tokens.retain(|_, r| r.expires_at > now);
+            st.initial_access_tokens.retain(|_, t| t.expires_at > now);
+            st.revocations.retain(|e| e.expires_at > now_s);
+        }
+        Ok(expired)
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {
+        let st = self.lock();
+        let mut by_tier: std::collections::BTreeMap<String, u64> = Default::default();
+        for c in &st.clients {
+            *by_tier.entry(c.tier.as_str().to_owned()).or_default() += 1;
+        }
+        let live: std::collections::HashSet<Uuid> = st
+            .refresh_tokens
+            .values()
+            .filter(|r| r.consumed_at.is_none() && r.expires_at > now)
+            .map(|r| r.grant_id)
+            .filter(|g| st.grants.get(g).is_some_and(|g| g.revoked_at.is_none()))
+            .collect();
+        Ok(StoreStats {
+            clients_by_tier: by_tier.into_iter().collect(),
+            users: st.users.len() as u64,
+            grants: st.grants.len() as u64,
+            revoked_grants: st
+                .grants
+                .values()
+                .filter(|g| g.revoked_at.is_some())
+                .count() as u64,
+            live_refresh_families: live.len() as u64,
+            tokens_issued: st.usage.values().map(|u| u.0).sum(),
+            last_use: st.usage.values().map(|u| u.1).max(),
+        })
+    }
+
+    async fn record_usage(&self, batch: &[ClientUsage]) -> StoreResult<()> {
+        let mut st = self.lock();
+        for u in batch {
+            if !st.has_client(&u.client_id) {
+                continue;
+            }
+            let e = st
+                .usage
+                .entry(u.client_id.clone())
+                .or_insert((0, u.last_used_at));
+            e.0 += u.tokens_issued;
+            e.1 = e.1.max(u.last_used_at);
+        }
         Ok(())
     }
 }

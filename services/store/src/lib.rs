@@ -19,11 +19,11 @@ use latchkey_core::model::{
 };
 use latchkey_core::resource::ProtectedResource;
 use latchkey_core::store::{
-    ClientStore, GrantStore, KeyStore, ResourceStore, RevocationStore, StoreError, StoreResult,
-    UserStore,
+    ClientStore, ClientUsage, Expired, GrantStore, KeyStore, MaintenanceStore, ResourceStore,
+    RevocationStore, StoreError, StoreResult, StoreStats, UserStore,
 };
 use latchkey_migration::{Migrator, MigratorTrait};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, SqlErr,
@@ -566,6 +566,179 @@ async fn finish_single_use(
     }
     txn.commit().await.map_err(backend)?;
     Ok(true)
+}
+
+/// How long a code is kept past its expiry: a replay that late still revokes what it issued.
+const CODE_KEPT_SECS: i64 = 24 * 3600;
+
+#[async_trait]
+impl MaintenanceStore for SeaStore {
+    async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired> {
+        let now = ts(now);
+        let codes = authorization_codes::Column::ExpiresAt.lte(now - CODE_KEPT_SECS);
+        let refresh = refresh_tokens::Column::ExpiresAt.lte(now);
+        let initial = initial_access_tokens::Column::ExpiresAt.lte(now);
+        let events = revocation_events::Column::ExpiresAt.lte(now);
+        if dry_run {
+            use sea_orm::PaginatorTrait;
+            return Ok(Expired {
+                codes: authorization_codes::Entity::find()
+                    .filter(codes)
+                    .count(&self.db)
+                    .await
+                    .map_err(backend)?,
+                refresh_tokens: refresh_tokens::Entity::find()
+                    .filter(refresh)
+                    .count(&self.db)
+                    .await
+                    .map_err(backend)?,
+                initial_access_tokens: initial_access_tokens::Entity::find()
+                    .filter(initial)
+                    .count(&self.db)
+                    .await
+                    .map_err(backend)?,
+                revocation_events: revocation_events::Entity::find()
+                    .filter(events)
+                    .count(&self.db)
+                    .await
+                    .map_err(backend)?,
+            });
+        }
+        Ok(Expired {
+            codes: authorization_codes::Entity::delete_many()
+                .filter(codes)
+                .exec(&self.db)
+                .await
+                .map_err(backend)?
+                .rows_affected,
+            refresh_tokens: refresh_tokens::Entity::delete_many()
+                .filter(refresh)
+                .exec(&self.db)
+                .await
+                .map_err(backend)?
+                .rows_affected,
+            initial_access_tokens: initial_access_tokens::Entity::delete_many()
+                .filter(initial)
+                .exec(&self.db)
+                .await
+                .map_err(backend)?
+                .rows_affected,
+            revocation_events: revocation_events::Entity::delete_many()
+                .filter(events)
+                .exec(&self.db)
+                .await
+                .map_err(backend)?
+                .rows_affected,
+        })
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {
+        use sea_orm::PaginatorTrait;
+        let mut by_tier: std::collections::BTreeMap<String, u64> = Default::default();
+        for c in clients::Entity::find()
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+        {
+            *by_tier.entry(c.tier).or_default() += 1;
+        }
+        let live_families: std::collections::HashSet<String> = refresh_tokens::Entity::find()
+            .filter(refresh_tokens::Column::ConsumedAt.is_null())
+            .filter(refresh_tokens::Column::ExpiresAt.gt(ts(now)))
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.grant_id)
+            .collect();
+        let revoked: std::collections::HashSet<String> = grants::Entity::find()
+            .filter(grants::Column::RevokedAt.is_not_null())
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        let usage = client_usage::Entity::find()
+            .all(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(StoreStats {
+            clients_by_tier: by_tier.into_iter().collect(),
+            users: users::Entity::find()
+                .count(&self.db)
+                .await
+                .map_err(backend)?,
+            grants: grants::Entity::find()
+                .count(&self.db)
+                .await
+                .map_err(backend)?,
+            revoked_grants: revoked.len() as u64,
+            live_refresh_families: live_families.difference(&revoked).count() as u64,
+            tokens_issued: usage
+                .iter()
+                .map(|u| u64::try_from(u.tokens_issued).unwrap_or(0))
+                .sum(),
+            last_use: usage.iter().map(|u| u.last_used_at).max(),
+        })
+    }
+
+    async fn record_usage(&self, batch: &[ClientUsage]) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // One transaction per batch; a replica writes at most one batch a minute.
+        let txn = self.db.begin().await.map_err(backend)?;
+        for u in batch {
+            if clients::Entity::find_by_id(u.client_id.clone())
+                .one(&txn)
+                .await
+                .map_err(backend)?
+                .is_none()
+            {
+                continue;
+            }
+            let added = i64::try_from(u.tokens_issued).unwrap_or(i64::MAX);
+            let res = client_usage::Entity::update_many()
+                .col_expr(
+                    client_usage::Column::TokensIssued,
+                    Expr::col(client_usage::Column::TokensIssued).add(added),
+                )
+                .col_expr(
+                    client_usage::Column::LastUsedAt,
+                    Expr::value(u.last_used_at),
+                )
+                .filter(client_usage::Column::ClientId.eq(u.client_id.clone()))
+                .filter(client_usage::Column::LastUsedAt.lte(u.last_used_at))
+                .exec(&txn)
+                .await
+                .map_err(backend)?;
+            if res.rows_affected == 1 {
+                continue;
+            }
+            let res = client_usage::Entity::update_many()
+                .col_expr(
+                    client_usage::Column::TokensIssued,
+                    Expr::col(client_usage::Column::TokensIssued).add(added),
+                )
+                .filter(client_usage::Column::ClientId.eq(u.client_id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(backend)?;
+            if res.rows_affected == 0 {
+                let row = client_usage::Model {
+                    client_id: u.client_id.clone(),
+                    tokens_issued: added,
+                    last_used_at: u.last_used_at,
+                };
+                client_usage::Entity::insert(row.into_active_model())
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        txn.commit().await.map_err(backend)
+    }
 }
 
 /// The client row and its owned resources, inside `txn`.

@@ -77,6 +77,7 @@ impl AuthCore {
             ),
         };
         if issued.is_ok() {
+            self.count_use(&client.id);
             crate::audit::Audit {
                 event: "token_issued",
                 outcome: "success",

@@ -54,6 +54,12 @@ entity!(initial_access_tokens, "initial_access_tokens", {
     used_by: Option<String>,
 });
 
+entity!(client_usage, "client_usage", {
+    #[sea_orm(primary_key, auto_increment = false)] client_id: String,
+    tokens_issued: i64,
+    last_used_at: i64,
+});
+
 entity!(grants, "grants", {
     #[sea_orm(primary_key, auto_increment = false)] id: String,
     client_id: String,

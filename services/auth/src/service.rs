@@ -1,7 +1,7 @@
 //! The tonic `AuthService`: decodes proto into core types, calls the core, encodes the
 //! result. It holds no SQL and no OAuth rule; its one decision is who may call what.
 
-use crate::status::to_status;
+use crate::status::{oauth_code, to_status};
 use latchkey_core::authorize::{AuthorizationRequest, Prompt, StartOutcome};
 use latchkey_core::client_auth::PresentedCredentials;
 use latchkey_core::denylist::RevocationEvent;
@@ -427,6 +427,7 @@ impl AuthService for AuthGrpc {
                     valid: false,
                     claims: None,
                     error: e.code().to_owned(),
+                    error_code: oauth_code(&e) as i32,
                     error_description: e.description(),
                     resource_metadata: Resource::parse(&r.audience)
                         .map(|a| a.metadata_location().1)

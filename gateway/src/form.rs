@@ -7,6 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use latchkey_proto::credentials::{BasicError, decode_basic};
+use latchkey_proto::v1::OauthErrorCode;
 use std::collections::HashMap;
 
 /// Parameters by name, in order of appearance.
@@ -61,7 +62,7 @@ pub fn form_body(
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err(OAuthError::new(
-            "invalid_request",
+            OauthErrorCode::InvalidRequest,
             "the request body must be application/x-www-form-urlencoded",
         ));
     }
@@ -72,7 +73,10 @@ pub fn form_body(
 /// Maps a body-read failure (most often: too large) to an OAuth error.
 pub fn body_error(rejection: BytesRejection) -> OAuthError {
     if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        OAuthError::new("invalid_request", "the request body is too large")
+        OAuthError::new(
+            OauthErrorCode::InvalidRequest,
+            "the request body is too large",
+        )
     } else {
         OAuthError::invalid_request("the request body could not be read")
     }
@@ -84,12 +88,13 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let malformed = || OAuthError::new("invalid_client", "malformed Basic credentials");
+    let malformed =
+        || OAuthError::new(OauthErrorCode::InvalidClient, "malformed Basic credentials");
     let value = value.to_str().map_err(|_| malformed())?;
     match decode_basic(value) {
         Ok(pair) => Ok(Some(pair)),
         Err(BasicError::NotBasic) => Err(OAuthError::new(
-            "invalid_client",
+            OauthErrorCode::InvalidClient,
             "client authentication must use the Basic scheme",
         )),
         Err(BasicError::Malformed) => Err(malformed()),

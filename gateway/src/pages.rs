@@ -79,7 +79,7 @@ pub fn error_page(err: &crate::error::OAuthError) -> Response {
     render(
         status,
         &ErrorPage {
-            code: &err.code,
+            code: err.error(),
             description: &err.description,
         },
     )

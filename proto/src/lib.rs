@@ -1,10 +1,12 @@
 //! latchkey-proto: the generated code for the `latchkey.v1` gRPC contract.
 //!
-//! Only generated types live here, and the one encoding both edges share for credentials in
-//! an `authorization` header ([`credentials`]). Translation to domain types belongs in
-//! `latchkey-auth` (server side) and `latchkey-gateway` (client side).
+//! Only generated types live here, and what both edges must spell the same way: credentials in
+//! an `authorization` header ([`credentials`]), and the OAuth error code with its status
+//! detail ([`oauth_error`]). Translation to domain types belongs in `latchkey-auth` (server
+//! side) and `latchkey-gateway` (client side).
 
 pub mod credentials;
+pub mod oauth_error;
 
 /// `latchkey.v1`: messages, the `AuthService` server trait and its client.
 pub mod v1 {

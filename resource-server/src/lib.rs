@@ -302,6 +302,7 @@ impl Verifier {
             .await
             .map_err(|s| Rejection::Unavailable(s.message().to_owned()))?
             .into_inner();
+        let refusal = r.refusal_code();
         match (r.valid, r.claims) {
             (true, Some(c)) => Ok(Claims {
                 subject: match pb::TokenSubject::try_from(c.subject) {
@@ -317,7 +318,10 @@ impl Verifier {
                 exp: c.exp,
                 jti: c.jti,
             }),
-            _ if r.error == "insufficient_scope" => Err(Rejection::InsufficientScope),
+            // RFC 6750 §3.1: every other refusal is an invalid token.
+            _ if refusal == pb::OauthErrorCode::InsufficientScope => {
+                Err(Rejection::InsufficientScope)
+            }
             _ => Err(Rejection::InvalidToken(r.error_description)),
         }
     }

@@ -152,6 +152,11 @@ async fn errors_carry_the_oauth_code_in_the_status_details() {
     assert_eq!(info.reason, "unsupported_grant_type");
     assert_eq!(info.domain, "oauth2");
     assert!(info.metadata.contains_key("error_description"));
+    // The same code, typed, for callers that use the proto.
+    let status = <tonic_types::pb::Status as prost::Message>::decode(err.details())
+        .expect("google.rpc.Status");
+    let typed = pb::OauthErrorDetail::find(&status.details).map(|d| d.code());
+    assert_eq!(typed, Some(pb::OauthErrorCode::UnsupportedGrantType));
 }
 
 #[tokio::test]

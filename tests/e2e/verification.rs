@@ -191,6 +191,11 @@ async fn verify_token_rejections() {
             .into_inner();
         assert!(!r.valid, "{why}");
         assert_eq!(r.error, error, "{why}");
+        assert_eq!(
+            r.error_code().rfc_code(),
+            Some(error),
+            "{why}: the typed code agrees"
+        );
     }
     let r = c
         .verify_token(as_client(

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use latchkey_proto::v1 as pb;
+use latchkey_proto::v1::OauthErrorCode;
 use latchkey_proto::v1::start_authorization_response::Outcome;
 
 const SESSION_COOKIE: &str = "latchkey_authz";
@@ -35,7 +36,10 @@ fn see_other(location: &str) -> Response {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res
         }
-        Err(_) => pages::error_page(&OAuthError::new("server_error", "invalid redirect")),
+        Err(_) => pages::error_page(&OAuthError::new(
+            OauthErrorCode::ServerError,
+            "invalid redirect",
+        )),
     }
 }
 
@@ -105,7 +109,10 @@ pub(crate) async fn start(
                     redirect: &n.redirect,
                 },
             ),
-            None => pages::error_page(&OAuthError::new("server_error", "empty answer")),
+            None => pages::error_page(&OAuthError::new(
+                OauthErrorCode::ServerError,
+                "empty answer",
+            )),
         },
         Err(status) => pages::error_page(&OAuthError::from(status)),
     }
@@ -141,7 +148,10 @@ pub(crate) async fn login(
     match result {
         Ok(r) => match r.prompt {
             Some(p) => prompt_page(jar, s.config.secure_cookies, p, &r.error_message),
-            None => pages::error_page(&OAuthError::new("server_error", "empty answer")),
+            None => pages::error_page(&OAuthError::new(
+                OauthErrorCode::ServerError,
+                "empty answer",
+            )),
         },
         Err(e) => pages::error_page(&e),
     }

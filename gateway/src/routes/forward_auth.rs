@@ -103,6 +103,7 @@ pub(crate) async fn verify(
             if token.is_none() {
                 return challenge(StatusCode::UNAUTHORIZED, None, &scope, metadata);
             }
+            let refusal = r.refusal_code();
             match (r.valid, r.claims) {
                 (true, Some(c)) => {
                     let mut res = StatusCode::OK.into_response();
@@ -125,7 +126,8 @@ pub(crate) async fn verify(
                     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                     res
                 }
-                _ if r.error == "insufficient_scope" => challenge(
+                // RFC 6750 §3.1: every other refusal is answered as invalid_token.
+                _ if refusal == pb::OauthErrorCode::InsufficientScope => challenge(
                     StatusCode::FORBIDDEN,
                     Some(("insufficient_scope", &r.error_description)),
                     &scope,

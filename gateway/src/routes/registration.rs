@@ -9,6 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_proto::v1 as pb;
+use latchkey_proto::v1::OauthErrorCode;
 
 pub(crate) async fn register(
     State(s): State<AppState>,
@@ -27,7 +28,7 @@ pub(crate) async fn register(
         .eq_ignore_ascii_case("application/json")
     {
         return Err(OAuthError::new(
-            "invalid_request",
+            OauthErrorCode::InvalidRequest,
             "the request body must be application/json",
         ));
     }
@@ -43,15 +44,19 @@ pub(crate) async fn register(
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
                     OAuthError::new(
-                        "invalid_token",
+                        OauthErrorCode::InvalidToken,
                         "the initial access token must be sent as Authorization: Bearer",
                     )
                 })?,
         ),
     };
     let body = body.map_err(body_error)?;
-    let metadata_json = String::from_utf8(body.to_vec())
-        .map_err(|_| OAuthError::new("invalid_client_metadata", "the body is not UTF-8"))?;
+    let metadata_json = String::from_utf8(body.to_vec()).map_err(|_| {
+        OAuthError::new(
+            OauthErrorCode::InvalidClientMetadata,
+            "the body is not UTF-8",
+        )
+    })?;
     let doc = s
         .client
         .auth

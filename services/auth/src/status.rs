@@ -1,39 +1,136 @@
-//! The one mapping from [`AuthError`] to `tonic::Status`.
+//! The one mapping from [`AuthError`] to `tonic::Status`, and to the wire's [`OauthErrorCode`].
 //!
-//! The OAuth error code travels as `google.rpc.ErrorInfo.reason` (domain `oauth2`) with the
-//! description in its metadata, so callers map by code and never parse a message.
+//! The OAuth error code travels twice in the status details: typed, as an `OauthErrorDetail`,
+//! and as `google.rpc.ErrorInfo.reason` (domain `oauth2`) with the description in its metadata,
+//! for callers in other languages. Callers map by code and never parse a message.
 
 use latchkey_core::AuthError;
+use latchkey_proto::v1::{OauthErrorCode, OauthErrorDetail};
+use prost::Message;
 use std::collections::HashMap;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic_types::{ErrorInfo, pb};
 
 /// The `ErrorInfo.domain` of OAuth errors.
 pub const OAUTH_DOMAIN: &str = "oauth2";
 
+/// The gRPC code and the wire's OAuth code of `err`. Exhaustive: a new `AuthError` variant
+/// does not compile until it is given both.
+fn codes(err: &AuthError) -> (Code, OauthErrorCode) {
+    use OauthErrorCode as O;
+    match err {
+        AuthError::InvalidRequest(_) => (Code::InvalidArgument, O::InvalidRequest),
+        AuthError::InvalidClient(_) => (Code::Unauthenticated, O::InvalidClient),
+        AuthError::InvalidGrant(_) => (Code::InvalidArgument, O::InvalidGrant),
+        AuthError::UnauthorizedClient(_) => (Code::InvalidArgument, O::UnauthorizedClient),
+        AuthError::UnsupportedGrantType(_) => (Code::InvalidArgument, O::UnsupportedGrantType),
+        AuthError::UnsupportedResponseType(_) => {
+            (Code::InvalidArgument, O::UnsupportedResponseType)
+        }
+        AuthError::InvalidScope(_) => (Code::InvalidArgument, O::InvalidScope),
+        AuthError::InvalidTarget(_) => (Code::InvalidArgument, O::InvalidTarget),
+        AuthError::AccessDenied(_) => (Code::PermissionDenied, O::AccessDenied),
+        AuthError::InvalidRedirectUri(_) => (Code::InvalidArgument, O::InvalidRedirectUri),
+        AuthError::InvalidClientMetadata(_) => (Code::InvalidArgument, O::InvalidClientMetadata),
+        AuthError::UnsupportedTokenType(_) => (Code::InvalidArgument, O::UnsupportedTokenType),
+        AuthError::InvalidToken(_) => (Code::Unauthenticated, O::InvalidToken),
+        AuthError::InsufficientScope(_) => (Code::PermissionDenied, O::InsufficientScope),
+        AuthError::TemporarilyUnavailable(_) => (Code::Unavailable, O::TemporarilyUnavailable),
+        AuthError::Unauthenticated => (Code::Unauthenticated, O::Unauthenticated),
+        AuthError::Conflict(_) => (Code::AlreadyExists, O::Conflict),
+        AuthError::NotFound(_) => (Code::NotFound, O::NotFound),
+        AuthError::Internal(_) => (Code::Internal, O::ServerError),
+    }
+}
+
+/// The wire's code for `err`, for answers that carry it outside a status
+/// (`VerifyTokenResponse.error_code`).
+pub fn oauth_code(err: &AuthError) -> OauthErrorCode {
+    codes(err).1
+}
+
+/// `err` and its sources, outermost first, joined as `a: b: c`.
+fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
+}
+
 pub fn to_status(err: AuthError) -> Status {
-    let code = match &err {
-        AuthError::InvalidClient(_) | AuthError::Unauthenticated | AuthError::InvalidToken(_) => {
-            Code::Unauthenticated
-        }
-        AuthError::InsufficientScope(_) | AuthError::AccessDenied(_) => Code::PermissionDenied,
-        AuthError::NotFound(_) => Code::NotFound,
-        AuthError::TemporarilyUnavailable(_) => Code::Unavailable,
-        AuthError::Conflict(_) => Code::AlreadyExists,
-        AuthError::Internal(source) => {
-            // Logged once, here, with its chain; the caller gets a generic message.
-            tracing::error!(error = %source, chain = ?source, "internal error");
-            Code::Internal
-        }
-        _ => Code::InvalidArgument,
-    };
+    let (code, oauth) = codes(&err);
+    if let AuthError::Internal(source) = &err {
+        // Logged once, here, with its whole chain; the caller gets the generic RFC text.
+        let source: &(dyn std::error::Error + 'static) = source.as_ref();
+        tracing::error!(error = %cause_chain(source), "internal error");
+    }
     // Labelled by the registered error code only.
     metrics::counter!("latchkey_oauth_errors_total", "error" => err.code()).increment(1);
     let description = err.description();
     let metadata = HashMap::from([("error_description".to_owned(), description.clone())]);
-    Status::with_error_details(
-        code,
-        description,
-        ErrorDetails::with_error_info(err.code(), OAUTH_DOMAIN, metadata),
-    )
+    let info = pb::ErrorInfo {
+        reason: err.code().to_owned(),
+        domain: OAUTH_DOMAIN.to_owned(),
+        metadata,
+    };
+    let details = pb::Status {
+        code: code as i32,
+        message: description.clone(),
+        details: vec![
+            prost_types::Any {
+                type_url: ErrorInfo::TYPE_URL.to_owned(),
+                value: info.encode_to_vec(),
+            },
+            OauthErrorDetail::any(oauth),
+        ],
+    };
+    Status::with_details(code, description, details.encode_to_vec().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_core::Reason;
+    use tonic_types::StatusExt;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("query failed")]
+    struct Outer(#[source] Inner);
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection reset")]
+    struct Inner;
+
+    #[test]
+    fn the_cause_chain_names_every_source_outermost_first() {
+        assert_eq!(cause_chain(&Outer(Inner)), "query failed: connection reset");
+    }
+
+    #[test]
+    fn an_internal_error_shows_the_caller_only_the_rfc_text() {
+        let s = to_status(AuthError::internal(Outer(Inner)));
+        assert_eq!(s.code(), Code::Internal);
+        assert_eq!(s.message(), "the server failed to process the request");
+        let info = s.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "server_error");
+        assert!(!format!("{:?}", s.details()).contains("connection reset"));
+    }
+
+    #[test]
+    fn the_typed_code_and_the_error_info_reason_name_the_same_code() {
+        let s = to_status(AuthError::InvalidGrant(Reason::CodeUnusable));
+        let info = s.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "invalid_grant");
+        assert_eq!(info.domain, OAUTH_DOMAIN);
+        let status = pb::Status::decode(s.details()).expect("google.rpc.Status");
+        let typed = OauthErrorDetail::find(&status.details).map(|d| d.code());
+        assert_eq!(typed, Some(OauthErrorCode::InvalidGrant));
+        assert_eq!(
+            typed.and_then(OauthErrorCode::rfc_code),
+            Some(info.reason.as_str())
+        );
+    }
 }

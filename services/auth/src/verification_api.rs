@@ -3,7 +3,7 @@
 //! may ask only about tokens for resources it owns) or the gateway (ForwardAuth).
 
 use crate::service::{Rpc, credentials, json, snapshot_complete, update};
-use crate::status::to_status;
+use crate::status::{oauth_code, to_status};
 use latchkey_core::resource::Resource;
 use latchkey_core::{AuthCore, AuthError};
 use latchkey_proto::credentials::decode_basic;
@@ -144,6 +144,7 @@ impl VerificationService for VerificationApi {
                     valid: false,
                     claims: None,
                     error: e.code().to_owned(),
+                    error_code: oauth_code(&e) as i32,
                     error_description: e.description(),
                     resource_metadata: Resource::parse(&r.audience)
                         .map(|a| a.metadata_location().1)

@@ -352,9 +352,7 @@ impl AuthCore {
                 // RFC 6749 §10.10: bound password guessing per authorization.
                 if session.failed_logins >= MAX_FAILED_LOGINS {
                     self.sessions.take(&key, self.clock.now()).await?;
-                    return Err(AuthError::AccessDenied(Reason::Text(
-                        "too many failed sign-in attempts; start again from the application",
-                    )));
+                    return Err(AuthError::AccessDenied(Reason::TooManyFailedLogins));
                 }
                 self.sessions.put(&key, &session).await?;
                 Ok(LoginOutcome {
@@ -383,7 +381,7 @@ impl AuthCore {
             .ok_or(AuthError::InvalidRequest(Reason::SessionExpired))?;
         let user_id = session
             .user_id
-            .ok_or(AuthError::InvalidRequest(Reason::Text("log in first")))?;
+            .ok_or(AuthError::InvalidRequest(Reason::NotLoggedIn))?;
         if !approve {
             crate::audit::Audit {
                 event: "consent",

@@ -52,9 +52,9 @@ impl AuthCore {
                 .as_ref()
                 .is_some_and(|body_id| body_id != id)
             {
-                return Err(AuthError::InvalidRequest(Reason::Text(
-                    "client_id in the body differs from the Basic credentials",
-                )));
+                return Err(AuthError::InvalidRequest(
+                    Reason::BasicAndBodyClientIdDiffer,
+                ));
             }
             let client = self.client(id).await?.ok_or_else(failed)?;
             return match &client.secret_hash {

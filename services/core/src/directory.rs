@@ -157,9 +157,7 @@ impl AuthCore {
         match self.stores.resources.insert_resource(&p).await {
             Ok(()) => {}
             Err(StoreError::Duplicate(_)) => {
-                return Err(AuthError::Conflict(Reason::Text(
-                    "this resource is already registered",
-                )));
+                return Err(AuthError::Conflict(Reason::ResourceAlreadyRegistered));
             }
             Err(e) => return Err(e.into()),
         }
@@ -187,7 +185,7 @@ impl AuthCore {
             .clients
             .find_client(owner)
             .await?
-            .ok_or(AuthError::NotFound(Reason::Text("no such client")))?;
+            .ok_or(AuthError::NotFound(Reason::NoSuchClient))?;
         let mut owned = client.resources.clone();
         owned.push(Resource::parse(url)?.as_str().to_owned());
         self.set_client_resources(owner, &owned).await

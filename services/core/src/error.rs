@@ -186,8 +186,65 @@ pub enum Reason {
     Token(&'static str),
     /// The token names a `kid` this key ring does not have (a verifier may refetch the JWKS).
     UnknownSigningKey,
-    Text(&'static str),
-    Owned(String),
+
+    // Client authentication and registration.
+    /// RFC 6749 §2.3.1: Basic credentials and a body `client_id` must name the same client.
+    BasicAndBodyClientIdDiffer,
+    /// Registration is switched off by the operator.
+    RegistrationDisabled,
+    /// RFC 7591 §3: the initial access token does not open registration.
+    InitialAccessTokenUnusable,
+    /// An operator's initial access token must name a resource its clients may get tokens for.
+    InitialAccessTokenWithoutResource,
+    /// An initial access token outlives [`crate::registration::MAX_INITIAL_TOKEN_TTL_SECS`].
+    InitialAccessTokenLifetime,
+    /// RFC 7591 §2: client metadata the server refuses.
+    Metadata(crate::registration::MetadataFault),
+    /// RFC 7591 §2, RFC 6749 §3.1.2, RFC 8252: a redirect URI the server refuses.
+    RedirectUri(crate::redirect_uri::RedirectUriFault),
+    /// A public client cannot prove it is the resource server it claims to be.
+    OwnedResourceNeedsConfidentialClient,
+
+    // Grants, sessions and consent.
+    /// The user behind a grant is disabled.
+    UserDisabled,
+    /// The resource a grant is bound to has been deleted since.
+    ResourceNoLongerProtected,
+    /// `offline_access` asks for a refresh token, which a grant without a user never gets.
+    OfflineAccessWithoutUser,
+    /// RFC 6749 §10.10: the authorization ends after too many failed sign-ins.
+    TooManyFailedLogins,
+    /// Consent submitted before a user signed in.
+    NotLoggedIn,
+    /// RFC 6749 §3.3: no scope asked for, and no default applies.
+    NoDefaultScope,
+    /// RFC 7009 §2.1: a client may only revoke its own tokens.
+    TokenOfAnotherClient,
+
+    // Resources and verification.
+    /// RFC 8707 §2: no protected resource is registered, so no audience can be chosen.
+    NoResourceRegistered,
+    /// RFC 8707 §2: the client may get tokens for several resources and named none.
+    ResourceAmbiguous,
+    /// Introspection and verification are for clients that own a protected resource.
+    OwnsNoResource,
+    /// A resource server asked about an audience it does not own.
+    AudienceNotOwned,
+    /// RFC 6750 §3.1: every scope the operation needs, in the order the caller listed them.
+    ScopesRequired(Vec<String>),
+
+    // Administration.
+    NoSuchClient,
+    NoSuchUser,
+    NoSuchResource,
+    EmailTaken,
+    ResourceAlreadyRegistered,
+    MalformedEmail,
+    PasswordTooShort,
+    PasswordTooLong,
+
+    /// RFC 6749 §5.2 `temporarily_unavailable`: a shared dependency (Redis, the database) is down.
+    DependencyUnavailable,
 }
 
 impl fmt::Display for Reason {
@@ -242,8 +299,61 @@ impl fmt::Display for Reason {
             Self::CsrfMismatch => f.write_str("the form is stale or was not sent by this server"),
             Self::Token(why) => f.write_str(why),
             Self::UnknownSigningKey => f.write_str("unknown signing key"),
-            Self::Text(t) => f.write_str(t),
-            Self::Owned(t) => f.write_str(t),
+            Self::BasicAndBodyClientIdDiffer => {
+                f.write_str("client_id in the body differs from the Basic credentials")
+            }
+            Self::RegistrationDisabled => {
+                f.write_str("client registration is disabled on this server")
+            }
+            Self::InitialAccessTokenUnusable => {
+                f.write_str("the initial access token is invalid, expired or already used")
+            }
+            Self::InitialAccessTokenWithoutResource => {
+                f.write_str("an initial access token names at least one resource")
+            }
+            Self::InitialAccessTokenLifetime => {
+                f.write_str("an initial access token lives between 1 second and 30 days")
+            }
+            Self::Metadata(fault) => fault.fmt(f),
+            Self::RedirectUri(fault) => fault.fmt(f),
+            Self::OwnedResourceNeedsConfidentialClient => {
+                f.write_str("only a confidential client can own a resource")
+            }
+            Self::UserDisabled => f.write_str("the user is disabled"),
+            Self::ResourceNoLongerProtected => {
+                f.write_str("the grant's resource is no longer protected by this server")
+            }
+            Self::OfflineAccessWithoutUser => {
+                f.write_str("offline_access does not apply to client_credentials")
+            }
+            Self::TooManyFailedLogins => {
+                f.write_str("too many failed sign-in attempts; start again from the application")
+            }
+            Self::NotLoggedIn => f.write_str("log in first"),
+            Self::NoDefaultScope => f.write_str("no scope requested and no default applies"),
+            Self::TokenOfAnotherClient => f.write_str("the token was not issued to this client"),
+            Self::NoResourceRegistered => f.write_str("no protected resource is registered"),
+            Self::ResourceAmbiguous => f.write_str(
+                "this client may get tokens for several resources: name one as resource",
+            ),
+            Self::OwnsNoResource => f.write_str("the client owns no protected resource"),
+            Self::AudienceNotOwned => f.write_str("the caller does not own this audience"),
+            Self::ScopesRequired(scopes) => write!(f, "requires scope: {}", scopes.join(" ")),
+            Self::NoSuchClient => f.write_str("no such client"),
+            Self::NoSuchUser => f.write_str("no user with this email"),
+            Self::NoSuchResource => f.write_str("no such protected resource"),
+            Self::EmailTaken => f.write_str("a user with this email already exists"),
+            Self::ResourceAlreadyRegistered => f.write_str("this resource is already registered"),
+            Self::MalformedEmail => f.write_str("malformed email address"),
+            Self::PasswordTooShort => write!(
+                f,
+                "password must be at least {} characters",
+                crate::password::MIN_LENGTH
+            ),
+            Self::PasswordTooLong => f.write_str("password is too long"),
+            Self::DependencyUnavailable => {
+                f.write_str("a service this request needs is unavailable; retry later")
+            }
         }
     }
 }

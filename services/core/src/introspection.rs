@@ -91,9 +91,7 @@ impl AuthCore {
         };
         let client = self.authenticate_confidential_client(&creds).await?;
         if client.resources.is_empty() {
-            return Err(AuthError::AccessDenied(Reason::Text(
-                "the client owns no protected resource",
-            )));
+            return Err(AuthError::AccessDenied(Reason::OwnsNoResource));
         }
         Ok(client)
     }
@@ -127,9 +125,7 @@ impl AuthCore {
         if let Caller::ResourceServer(c) = caller
             && !c.resources.contains(&wanted)
         {
-            return Err(AuthError::AccessDenied(Reason::Text(
-                "the caller does not own this audience",
-            )));
+            return Err(AuthError::AccessDenied(Reason::AudienceNotOwned));
         }
         let claims = self.check_access_token(token).await?;
         if claims.aud != wanted {
@@ -140,10 +136,9 @@ impl AuthCore {
         let granted = claims.scopes();
         if required_scopes.iter().any(|s| !granted.contains(s)) {
             // RFC 6750 §3.1: name every scope the operation needs.
-            let all = required_scopes.join(" ");
-            return Err(AuthError::InsufficientScope(Reason::Owned(format!(
-                "requires scope: {all}"
-            ))));
+            return Err(AuthError::InsufficientScope(Reason::ScopesRequired(
+                required_scopes.to_vec(),
+            )));
         }
         Ok(claims)
     }

@@ -55,9 +55,7 @@ impl AuthCore {
             .protected_resources()
             .into_iter()
             .find(|r| r.resource == wanted)
-            .ok_or(AuthError::NotFound(Reason::Text(
-                "no such protected resource",
-            )))?;
+            .ok_or(AuthError::NotFound(Reason::NoSuchResource))?;
         let scopes: Vec<&str> = match &found.scopes {
             Some(s) => s.split_whitespace().collect(),
             None => self.settings.scopes.supported().iter().collect(),

@@ -13,14 +13,10 @@ const MAX_LENGTH: usize = 1024;
 pub fn hash(password: &str) -> Result<String, AuthError> {
     let len = password.chars().count();
     if len < MIN_LENGTH {
-        return Err(AuthError::InvalidRequest(Reason::Text(
-            "password must be at least 8 characters",
-        )));
+        return Err(AuthError::InvalidRequest(Reason::PasswordTooShort));
     }
     if password.len() > MAX_LENGTH {
-        return Err(AuthError::InvalidRequest(Reason::Text(
-            "password is too long",
-        )));
+        return Err(AuthError::InvalidRequest(Reason::PasswordTooLong));
     }
     Argon2::default()
         .hash_password(password.as_bytes())

@@ -2,6 +2,7 @@
 //! requested URI is matched against the registered ones.
 
 use crate::error::{AuthError, Reason};
+use std::fmt;
 use url::{Host, Url};
 
 const MAX_LEN: usize = 2000;
@@ -17,48 +18,93 @@ const FORBIDDEN_SCHEMES: &[&str] = &[
     "filesystem",
 ];
 
+/// Why a redirect URI was refused at registration (`invalid_redirect_uri`, RFC 7591 §3.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectUriFault {
+    /// RFC 6749 §4.1.1: a client of the authorization code grant must register one.
+    Missing,
+    TooMany,
+    TooLong,
+    /// The URL parser would drop them silently; the stored string must be what is matched.
+    SpacesOrControls,
+    NotAbsolute,
+    /// RFC 6749 §3.1.2: the endpoint URI MUST NOT include a fragment component.
+    Fragment,
+    /// A scheme that executes or embeds content (`javascript:`, `data:`, …).
+    SchemeNotAllowed,
+    Credentials,
+    HttpsWithoutHost,
+    /// RFC 8252 §7.3 and OAuth 2.1: plain http only to the loopback interface.
+    HttpNotLoopback,
+    /// RFC 8252 §7.1: private-use URI schemes are for native (public) clients.
+    PrivateUseSchemeForConfidentialClient,
+}
+
+impl fmt::Display for RedirectUriFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "the authorization_code grant needs at least one redirect URI",
+            Self::TooMany => "too many redirect URIs",
+            Self::TooLong => "redirect URI is too long",
+            Self::SpacesOrControls => "redirect URI must not contain spaces or control characters",
+            Self::NotAbsolute => "redirect URI is not an absolute URI",
+            Self::Fragment => "redirect URI must not contain a fragment",
+            Self::SchemeNotAllowed => "redirect URI scheme is not allowed",
+            Self::Credentials => "redirect URI must not contain credentials",
+            Self::HttpsWithoutHost => "https redirect URI needs a host",
+            Self::HttpNotLoopback => "http redirect URIs must use a loopback host",
+            Self::PrivateUseSchemeForConfidentialClient => {
+                "private-use scheme redirect URIs are only for public clients"
+            }
+        })
+    }
+}
+
+impl From<RedirectUriFault> for AuthError {
+    fn from(fault: RedirectUriFault) -> Self {
+        AuthError::InvalidRedirectUri(Reason::RedirectUri(fault))
+    }
+}
+
 /// Validates a redirect URI at registration time, and returns it unchanged: matching is on
 /// the exact string the client registered.
 pub fn validate_for_registration(uri: &str, public_client: bool) -> Result<String, AuthError> {
-    let invalid = |why: &'static str| AuthError::InvalidRedirectUri(Reason::Text(why));
+    use RedirectUriFault as F;
+    let invalid = |fault: RedirectUriFault| AuthError::from(fault);
     if uri.len() > MAX_LEN {
-        return Err(invalid("redirect URI is too long"));
+        return Err(invalid(F::TooLong));
     }
     // The URL parser would drop these silently; the stored string must be what is matched.
     if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(
-            "redirect URI must not contain spaces or control characters",
-        ));
+        return Err(invalid(F::SpacesOrControls));
     }
-    let url = Url::parse(uri).map_err(|_| invalid("redirect URI is not an absolute URI"))?;
+    let url = Url::parse(uri).map_err(|_| invalid(F::NotAbsolute))?;
     // RFC 6749 §3.1.2: the endpoint URI MUST NOT include a fragment component.
     if url.fragment().is_some() || uri.contains('#') {
-        return Err(invalid("redirect URI must not contain a fragment"));
+        return Err(invalid(F::Fragment));
     }
     if FORBIDDEN_SCHEMES.contains(&url.scheme()) {
-        return Err(invalid("redirect URI scheme is not allowed"));
+        return Err(invalid(F::SchemeNotAllowed));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("redirect URI must not contain credentials"));
+        return Err(invalid(F::Credentials));
     }
     match url.scheme() {
         "https" => {
             if url.host().is_none() {
-                return Err(invalid("https redirect URI needs a host"));
+                return Err(invalid(F::HttpsWithoutHost));
             }
         }
         // RFC 8252 §7.3 and OAuth 2.1: plain http only to the loopback interface.
         "http" => {
             if !is_loopback(&url) {
-                return Err(invalid("http redirect URIs must use a loopback host"));
+                return Err(invalid(F::HttpNotLoopback));
             }
         }
         // RFC 8252 §7.1: private-use URI schemes are for native (public) clients.
         _ => {
             if !public_client {
-                return Err(invalid(
-                    "private-use scheme redirect URIs are only for public clients",
-                ));
+                return Err(invalid(F::PrivateUseSchemeForConfidentialClient));
             }
         }
     }

@@ -11,6 +11,7 @@ use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret;
 use serde_json::{Map, Value, json};
+use std::fmt;
 
 const MAX_REDIRECT_URIS: usize = 20;
 const MAX_TEXT_LEN: usize = 500;
@@ -56,9 +57,9 @@ struct Parsed {
 /// the resource server.
 fn owned_resources(confidential: bool, urls: &[String]) -> AuthResult<Vec<String>> {
     if !confidential && !urls.is_empty() {
-        return Err(AuthError::InvalidRequest(Reason::Text(
-            "only a confidential client can own a resource",
-        )));
+        return Err(AuthError::InvalidRequest(
+            Reason::OwnedResourceNeedsConfidentialClient,
+        ));
     }
     let mut normalized = Vec::new();
     for u in urls {
@@ -124,8 +125,57 @@ fn is_web_url(s: &str) -> bool {
     })
 }
 
-fn bad(why: &'static str) -> AuthError {
-    AuthError::InvalidClientMetadata(Reason::Text(why))
+/// Why client metadata was refused (`invalid_client_metadata`, RFC 7591 §3.2.2), where no
+/// more general [`Reason`] (a missing, malformed or unsupported value) says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataFault {
+    NotJsonObject,
+    /// Control characters and Unicode format characters (category Cf): see `has_unsafe_chars`.
+    UnsafeCharacters,
+    /// Only an operator's client may have no grant at all.
+    EmptyGrantTypes,
+    /// Grants without a user are for `operator` clients.
+    UserlessGrantNeedsOperator,
+    /// An operator's `client_credentials` client must be given a resource.
+    UserlessGrantNeedsResource,
+    /// RFC 7591 §2.1: response_types and grant_types must agree.
+    InconsistentResponseTypes,
+    RefreshTokenAlone,
+    /// A public client cannot authenticate, so cannot use a grant without a user.
+    ClientCredentialsNeedsConfidentialClient,
+    MalformedScope,
+    /// No private_key_jwt, so no client keys.
+    JwksUnsupported,
+}
+
+impl fmt::Display for MetadataFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotJsonObject => "the body is not a JSON object",
+            Self::UnsafeCharacters => {
+                "client metadata must not contain control or invisible formatting characters"
+            }
+            Self::EmptyGrantTypes => "grant_types must not be empty",
+            Self::UserlessGrantNeedsOperator => {
+                "grants without a user (client_credentials) are for operator clients; \
+                 ask the operator for an initial access token"
+            }
+            Self::UserlessGrantNeedsResource => {
+                "client_credentials needs at least one resource the client may get tokens for"
+            }
+            Self::InconsistentResponseTypes => "response_types and grant_types are inconsistent",
+            Self::RefreshTokenAlone => "refresh_token alone is not a usable grant",
+            Self::ClientCredentialsNeedsConfidentialClient => {
+                "client_credentials requires a confidential client"
+            }
+            Self::MalformedScope => "scope is malformed",
+            Self::JwksUnsupported => "jwks and jwks_uri are not supported: no private_key_jwt",
+        })
+    }
+}
+
+fn bad(fault: MetadataFault) -> AuthError {
+    AuthError::InvalidClientMetadata(Reason::Metadata(fault))
 }
 
 /// A character that must not appear in client metadata: a control character (PostgreSQL
@@ -186,9 +236,7 @@ fn has_unsafe_chars(v: &Value) -> bool {
 }
 
 fn invalid_initial_token() -> AuthError {
-    AuthError::InvalidToken(Reason::Text(
-        "the initial access token is invalid, expired or already used",
-    ))
+    AuthError::InvalidToken(Reason::InitialAccessTokenUnusable)
 }
 
 fn string_array(v: Option<&Value>, field: &'static str) -> AuthResult<Option<Vec<String>>> {
@@ -196,7 +244,11 @@ fn string_array(v: Option<&Value>, field: &'static str) -> AuthResult<Option<Vec
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| i.as_str().map(str::to_owned).ok_or(bad(field)))
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_owned)
+                    .ok_or(AuthError::InvalidClientMetadata(Reason::Malformed(field)))
+            })
             .collect::<AuthResult<Vec<_>>>()
             .map(Some),
         Some(_) => Err(AuthError::InvalidClientMetadata(Reason::Malformed(field))),
@@ -214,9 +266,9 @@ impl AuthCore {
         initial_access_token: Option<&str>,
     ) -> AuthResult<Registration> {
         match (self.settings.registration, initial_access_token) {
-            (RegistrationPolicy::Off, _) => Err(AuthError::AccessDenied(Reason::Text(
-                "client registration is disabled on this server",
-            ))),
+            (RegistrationPolicy::Off, _) => {
+                Err(AuthError::AccessDenied(Reason::RegistrationDisabled))
+            }
             (_, Some(token)) => self.register_with_initial_token(metadata_json, token).await,
             (RegistrationPolicy::InitialAccessToken, None) => Err(AuthError::InvalidToken(
                 Reason::Missing("initial access token (Authorization: Bearer)"),
@@ -226,17 +278,14 @@ impl AuthCore {
                 // Only an operator's client may have no grant at all (a resource server that
                 // only verifies tokens); a self-registered one would be useless.
                 if parsed.grant_types.is_empty() {
-                    return Err(bad("grant_types must not be empty"));
+                    return Err(bad(MetadataFault::EmptyGrantTypes));
                 }
                 let asked = parsed.grant_types.len();
                 parsed.grant_types.retain(|g| g.needs_user());
                 if parsed.grant_types.len() < asked
                     && !parsed.grant_types.contains(&GrantType::AuthorizationCode)
                 {
-                    return Err(bad(
-                        "grants without a user (client_credentials) are for operator clients; \
-                         ask the operator for an initial access token",
-                    ));
+                    return Err(bad(MetadataFault::UserlessGrantNeedsOperator));
                 }
                 let client = self.new_client(parsed, ClientTier::Dynamic, Vec::new(), false);
                 self.stores.clients.insert_client(&client.client).await?;
@@ -262,9 +311,7 @@ impl AuthCore {
         let audiences = self.operator_audiences(audiences).await?;
         let userless = parsed.grant_types.iter().any(|g| !g.needs_user());
         if userless && audiences.is_empty() {
-            return Err(bad(
-                "client_credentials needs at least one resource the client may get tokens for",
-            ));
+            return Err(bad(MetadataFault::UserlessGrantNeedsResource));
         }
         let owned = owned_resources(parsed.auth_method != AuthMethod::None, owned)?;
         let mut client = self.new_client(parsed, ClientTier::Operator, audiences, true);
@@ -337,14 +384,14 @@ impl AuthCore {
     ) -> AuthResult<IssuedInitialAccessToken> {
         let audiences = self.operator_audiences(audiences).await?;
         if audiences.is_empty() {
-            return Err(AuthError::InvalidRequest(Reason::Text(
-                "an initial access token names at least one resource",
-            )));
+            return Err(AuthError::InvalidRequest(
+                Reason::InitialAccessTokenWithoutResource,
+            ));
         }
         if !(1..=MAX_INITIAL_TOKEN_TTL_SECS).contains(&ttl_secs) {
-            return Err(AuthError::InvalidRequest(Reason::Text(
-                "an initial access token lives between 1 second and 30 days",
-            )));
+            return Err(AuthError::InvalidRequest(
+                Reason::InitialAccessTokenLifetime,
+            ));
         }
         let ttl = chrono::Duration::seconds(ttl_secs);
         let scope = match scope {
@@ -410,15 +457,13 @@ impl AuthCore {
 
     /// Checks RFC 7591 metadata. Decides nothing about trust.
     fn parse_metadata(&self, metadata_json: &str) -> AuthResult<Parsed> {
-        let parsed: Value = serde_json::from_str(metadata_json)
-            .map_err(|_| bad("the body is not a JSON object"))?;
+        let parsed: Value =
+            serde_json::from_str(metadata_json).map_err(|_| bad(MetadataFault::NotJsonObject))?;
         let Value::Object(input) = parsed else {
-            return Err(bad("the body is not a JSON object"));
+            return Err(bad(MetadataFault::NotJsonObject));
         };
         if has_unsafe_chars(&Value::Object(input.clone())) {
-            return Err(bad(
-                "client metadata must not contain control or invisible formatting characters",
-            ));
+            return Err(bad(MetadataFault::UnsafeCharacters));
         }
 
         let auth_method = match input.get("token_endpoint_auth_method") {
@@ -473,26 +518,22 @@ impl AuthCore {
             )));
         }
         if uses_code != response_types.iter().any(|r| r == "code") {
-            return Err(bad("response_types and grant_types are inconsistent"));
+            return Err(bad(MetadataFault::InconsistentResponseTypes));
         }
         if grant_types == [GrantType::RefreshToken] {
-            return Err(bad("refresh_token alone is not a usable grant"));
+            return Err(bad(MetadataFault::RefreshTokenAlone));
         }
         if public && grant_types.contains(&GrantType::ClientCredentials) {
-            return Err(bad("client_credentials requires a confidential client"));
+            return Err(bad(MetadataFault::ClientCredentialsNeedsConfidentialClient));
         }
 
         let redirect_uris =
             string_array(input.get("redirect_uris"), "redirect_uris")?.unwrap_or_default();
         if uses_code && redirect_uris.is_empty() {
-            return Err(AuthError::InvalidRedirectUri(Reason::Text(
-                "the authorization_code grant needs at least one redirect URI",
-            )));
+            return Err(redirect_uri::RedirectUriFault::Missing.into());
         }
         if redirect_uris.len() > MAX_REDIRECT_URIS {
-            return Err(AuthError::InvalidRedirectUri(Reason::Text(
-                "too many redirect URIs",
-            )));
+            return Err(redirect_uri::RedirectUriFault::TooMany.into());
         }
         for uri in &redirect_uris {
             redirect_uri::validate_for_registration(uri, public)?;
@@ -501,7 +542,7 @@ impl AuthCore {
         let scope = match input.get("scope") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => {
-                let set = ScopeSet::parse(s).map_err(|_| bad("scope is malformed"))?;
+                let set = ScopeSet::parse(s).map_err(|_| bad(MetadataFault::MalformedScope))?;
                 if let Some(unknown) = set.difference(self.settings.scopes.supported()).first() {
                     return Err(AuthError::InvalidClientMetadata(Reason::ScopeUnknown(
                         (*unknown).to_owned(),
@@ -531,9 +572,7 @@ impl AuthCore {
             info.insert("contacts".into(), json!(contacts));
         }
         if input.contains_key("jwks") || input.contains_key("jwks_uri") {
-            return Err(bad(
-                "jwks and jwks_uri are not supported: no private_key_jwt",
-            ));
+            return Err(bad(MetadataFault::JwksUnsupported));
         }
         Ok(Parsed {
             auth_method,
@@ -609,7 +648,7 @@ impl AuthCore {
             .clients
             .find_client(client_id)
             .await?
-            .ok_or(AuthError::NotFound(Reason::Text("no such client")))?;
+            .ok_or(AuthError::NotFound(Reason::NoSuchClient))?;
         let normalized = owned_resources(client.is_confidential(), urls)?;
         self.stores
             .clients

@@ -128,7 +128,7 @@ pub fn resolve<'a>(
 }
 
 fn no_resource_registered() -> AuthError {
-    AuthError::InvalidTarget(Reason::Text("no protected resource is registered"))
+    AuthError::InvalidTarget(Reason::NoResourceRegistered)
 }
 
 /// Chooses the audience of a grant without a user from the resources an operator listed on
@@ -151,9 +151,7 @@ pub fn resolve_listed<'a>(
                 .iter()
                 .find(|p| p.is_default && listed.iter().any(|l| l == p.resource.as_str()))
                 .map(|p| p.resource.clone())
-                .ok_or(AuthError::InvalidTarget(Reason::Text(
-                    "this client may get tokens for several resources: name one as resource",
-                )))?,
+                .ok_or(AuthError::InvalidTarget(Reason::ResourceAmbiguous))?,
         },
         [one] => {
             let r = Resource::parse(one)?;

@@ -27,9 +27,7 @@ impl AuthCore {
         if token.is_empty() {
             return Err(AuthError::InvalidRequest(Reason::Missing("token")));
         }
-        let foreign = || {
-            AuthError::UnauthorizedClient(Reason::Text("the token was not issued to this client"))
-        };
+        let foreign = || AuthError::UnauthorizedClient(Reason::TokenOfAnotherClient);
         // RFC 7009 §2.1: the hint only orders the lookups; both kinds are tried.
         let _ = hint;
         if let Some(rt) = self

@@ -119,9 +119,7 @@ impl ScopePolicy {
                 };
                 // RFC 6749 §3.3: with no usable default, the request fails.
                 if defaults.is_empty() {
-                    return Err(AuthError::InvalidScope(Reason::Text(
-                        "no scope requested and no default applies",
-                    )));
+                    return Err(AuthError::InvalidScope(Reason::NoDefaultScope));
                 }
                 return Ok(defaults);
             }

@@ -36,9 +36,7 @@ impl From<StoreError> for crate::error::AuthError {
         match e {
             StoreError::Unavailable(what) => {
                 tracing::warn!(%what, "shared state unavailable");
-                Self::TemporarilyUnavailable(crate::error::Reason::Text(
-                    "a service this request needs is unavailable; retry later",
-                ))
+                Self::TemporarilyUnavailable(crate::error::Reason::DependencyUnavailable)
             }
             e => Self::internal(e),
         }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// sides and a dot in the domain, no spaces or control characters.
 pub fn normalize_email(email: &str) -> AuthResult<String> {
     let e = email.trim().to_lowercase();
-    let bad = || AuthError::InvalidRequest(Reason::Text("malformed email address"));
+    let bad = || AuthError::InvalidRequest(Reason::MalformedEmail);
     let (local, domain) = e.split_once('@').ok_or_else(bad)?;
     let ok = !local.is_empty()
         && e.len() <= 254
@@ -41,9 +41,7 @@ impl AuthCore {
         };
         match self.stores.users.insert_user(&user).await {
             Ok(()) => Ok(user),
-            Err(StoreError::Duplicate(_)) => Err(AuthError::Conflict(Reason::Text(
-                "a user with this email already exists",
-            ))),
+            Err(StoreError::Duplicate(_)) => Err(AuthError::Conflict(Reason::EmailTaken)),
             Err(e) => Err(e.into()),
         }
     }
@@ -61,7 +59,7 @@ impl AuthCore {
             .users
             .set_user_disabled(&email, true)
             .await?
-            .ok_or(AuthError::NotFound(Reason::Text("no user with this email")))?;
+            .ok_or(AuthError::NotFound(Reason::NoSuchUser))?;
         self.publish_revocation(
             RevokedKind::User,
             user.id.to_string(),

@@ -45,9 +45,7 @@ impl AuthCore {
             .scopes
             .resolve(req.scope.as_deref(), allowed.as_ref())?;
         if scope.contains(crate::scope::OFFLINE_ACCESS) {
-            return Err(AuthError::InvalidScope(Reason::Text(
-                "offline_access does not apply to client_credentials",
-            )));
+            return Err(AuthError::InvalidScope(Reason::OfflineAccessWithoutUser));
         }
         let (access_token, expires_in) =
             self.mint_access_token(client, client.id.clone(), aud.as_str(), &scope, None)?;

@@ -142,9 +142,7 @@ impl AuthCore {
     async fn ensure_user_active(&self, grant: &Grant) -> AuthResult<()> {
         match self.stores.users.find_user(grant.user_id).await? {
             Some(u) if !u.disabled => Ok(()),
-            _ => Err(AuthError::InvalidGrant(Reason::Text(
-                "the user is disabled",
-            ))),
+            _ => Err(AuthError::InvalidGrant(Reason::UserDisabled)),
         }
     }
 }
@@ -157,9 +155,7 @@ impl AuthCore {
         if self.resource_still_protected(bound) {
             Ok(())
         } else {
-            Err(AuthError::InvalidGrant(Reason::Text(
-                "the grant's resource is no longer protected by this server",
-            )))
+            Err(AuthError::InvalidGrant(Reason::ResourceNoLongerProtected))
         }
     }
 

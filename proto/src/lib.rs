@@ -5,6 +5,7 @@
 //! detail ([`oauth_error`]). Translation to domain types belongs in `latchkey-auth` (server
 //! side) and `latchkey-gateway` (client side).
 
+pub mod bearer;
 pub mod credentials;
 pub mod oauth_error;
 

@@ -57,26 +57,15 @@ pub struct RequireBearer<S> {
     users_only: bool,
 }
 
-/// RFC 6750 §2.1: `Authorization: Bearer <token>`, and nowhere else. More than one
-/// `Authorization` field is refused (RFC 6750 §3.1 `invalid_request`): a proxy and this
-/// server could otherwise read different tokens.
+/// RFC 6750 §2.1: `Authorization: Bearer <token>`, from one such header and nowhere else.
 pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Result<Option<&str>, Rejection> {
-    let mut fields = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = fields.next() else {
-        return Ok(None);
-    };
-    if fields.next().is_some() {
-        return Err(Rejection::InvalidRequest(
-            "more than one Authorization header".into(),
-        ));
-    }
-    Ok(value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|t| !t.is_empty()))
+    latchkey_proto::bearer::token(
+        headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.to_str().ok()),
+    )
+    .map_err(|_| Rejection::InvalidRequest("more than one Authorization header".into()))
 }
 
 impl<S, B> Service<Request<B>> for RequireBearer<S>
@@ -121,43 +110,30 @@ where
     }
 }
 
-fn quoted(v: &str) -> String {
-    v.chars()
-        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
-        .collect()
-}
-
 /// The response for a rejected request:
 /// - 401 `Bearer resource_metadata="…", scope="…"` without a token (RFC 9728 §5.1,
 ///   RFC 6750 §3), with `error="invalid_token"` for a bad one;
 /// - 403 `error="insufficient_scope"` naming every scope the operation needs (RFC 6750 §3.1);
 /// - 400 `error="invalid_request"` for a malformed request (RFC 6750 §3.1).
 pub fn challenge(verifier: &Verifier, scopes: &[String], rejection: &Rejection) -> Response {
-    let mut params = vec![format!(
-        "resource_metadata=\"{}\"",
-        quoted(verifier.metadata_url())
-    )];
-    let status = match rejection {
-        Rejection::Missing => StatusCode::UNAUTHORIZED,
-        Rejection::InvalidToken(why) => {
-            params.push("error=\"invalid_token\"".into());
-            params.push(format!("error_description=\"{}\"", quoted(why)));
-            StatusCode::UNAUTHORIZED
-        }
-        Rejection::InsufficientScope => {
-            params.push("error=\"insufficient_scope\"".into());
-            StatusCode::FORBIDDEN
-        }
-        Rejection::UserRequired => {
-            params.push("error=\"insufficient_scope\"".into());
-            params.push("error_description=\"this operation needs a user's token\"".into());
-            StatusCode::FORBIDDEN
-        }
-        Rejection::InvalidRequest(why) => {
-            params.push("error=\"invalid_request\"".into());
-            params.push(format!("error_description=\"{}\"", quoted(why)));
-            StatusCode::BAD_REQUEST
-        }
+    let (status, error, description) = match rejection {
+        Rejection::Missing => (StatusCode::UNAUTHORIZED, None, None),
+        Rejection::InvalidToken(why) => (
+            StatusCode::UNAUTHORIZED,
+            Some("invalid_token"),
+            Some(why.as_str()),
+        ),
+        Rejection::InsufficientScope => (StatusCode::FORBIDDEN, Some("insufficient_scope"), None),
+        Rejection::UserRequired => (
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            Some("this operation needs a user's token"),
+        ),
+        Rejection::InvalidRequest(why) => (
+            StatusCode::BAD_REQUEST,
+            Some("invalid_request"),
+            Some(why.as_str()),
+        ),
         Rejection::Unavailable(why) => {
             tracing::error!(error = %why, "cannot verify tokens");
             return (
@@ -167,11 +143,17 @@ pub fn challenge(verifier: &Verifier, scopes: &[String], rejection: &Rejection) 
                 .into_response();
         }
     };
-    if !scopes.is_empty() {
-        params.push(format!("scope=\"{}\"", quoted(&scopes.join(" "))));
+    let scope = scopes.join(" ");
+    let value = latchkey_proto::bearer::Challenge {
+        realm: None,
+        resource_metadata: Some(verifier.metadata_url()),
+        error,
+        error_description: description,
+        scope: Some(&scope),
     }
+    .header_value();
     let mut res = status.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", params.join(", "))) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
         res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     res

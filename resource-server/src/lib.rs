@@ -243,15 +243,8 @@ impl Verifier {
     /// The RFC 9728 protected resource metadata document.
     pub fn metadata(&self) -> serde_json::Value {
         let c = &self.0.config;
-        let mut doc = serde_json::json!({
-            "resource": c.resource,
-            "authorization_servers": [c.issuer],
-            "bearer_methods_supported": ["header"],
-        });
-        if !c.scopes_supported.is_empty() {
-            doc["scopes_supported"] = serde_json::json!(c.scopes_supported);
-        }
-        doc
+        let scopes: Vec<&str> = c.scopes_supported.iter().map(String::as_str).collect();
+        Resource::from_stored(c.resource.clone()).metadata_document(&c.issuer, &scopes)
     }
 
     /// Serves the metadata at [`Self::metadata_path`].

@@ -177,23 +177,19 @@ impl LocalState {
             other => other,
         }
         .map_err(|e| Rejection::InvalidToken(e.description()))?;
-        if claims.aud != config.resource {
-            return Err(Rejection::InvalidToken(
-                "token is for another audience".into(),
-            ));
-        }
         if self.denylist.is_revoked(&claims) {
             return Err(Rejection::InvalidToken("token revoked".into()));
         }
+        token::check_for_resource(&claims, &config.resource, required).map_err(|e| match e {
+            AuthError::InsufficientScope(_) => Rejection::InsufficientScope,
+            e => Rejection::InvalidToken(e.description()),
+        })?;
         let scopes: Vec<String> = claims
             .scope
             .split(' ')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        if required.iter().any(|r| !scopes.contains(r)) {
-            return Err(Rejection::InsufficientScope);
-        }
         Ok(Claims {
             subject: crate::Subject::of(&claims.sub, &claims.client_id),
             sub: claims.sub,

@@ -11,37 +11,23 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_proto::v1 as pb;
 
-/// RFC 6750 §3: `Bearer` challenge parameters are quoted strings; keep them printable and
-/// free of quotes and backslashes.
-fn quoted(v: &str) -> String {
-    v.chars()
-        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
-        .collect()
-}
-
 fn challenge(
     status: StatusCode,
     error: Option<(&str, &str)>,
     scope: &str,
     resource_metadata: &str,
 ) -> Response {
-    let mut parts = vec!["Bearer realm=\"latchkey\"".to_owned()];
-    // RFC 9728 §5.1 / MCP: point the client at the resource's metadata.
-    if !resource_metadata.is_empty() {
-        parts.push(format!(
-            "resource_metadata=\"{}\"",
-            quoted(resource_metadata)
-        ));
+    let value = latchkey_proto::bearer::Challenge {
+        realm: Some("latchkey"),
+        // RFC 9728 §5.1 / MCP: point the client at the resource's metadata.
+        resource_metadata: Some(resource_metadata),
+        error: error.map(|(code, _)| code),
+        error_description: error.map(|(_, description)| description),
+        scope: Some(scope),
     }
-    if let Some((code, description)) = error {
-        parts.push(format!("error=\"{}\"", quoted(code)));
-        parts.push(format!("error_description=\"{}\"", quoted(description)));
-    }
-    if !scope.is_empty() {
-        parts.push(format!("scope=\"{}\"", quoted(scope)));
-    }
+    .header_value();
     let mut res = status.into_response();
-    if let Ok(v) = HeaderValue::from_str(&parts.join(", ")) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
         res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     res.headers_mut()
@@ -65,22 +51,22 @@ pub(crate) async fn verify(
         .unwrap_or_default();
     // RFC 6750 §2.1: the token comes only from the Authorization header, and from one such
     // header: with two, the proxy's backend might read another token than the one checked.
-    let mut fields = headers.get_all(header::AUTHORIZATION).iter();
-    let (first, repeated) = (fields.next(), fields.next().is_some());
-    let token = first
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned())
-        .filter(|t| !t.is_empty());
-    if repeated {
-        return challenge(
-            StatusCode::BAD_REQUEST,
-            Some(("invalid_request", "more than one Authorization header")),
-            &scope,
-            "",
-        );
-    }
+    let token = match latchkey_proto::bearer::token(
+        headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.to_str().ok()),
+    ) {
+        Ok(t) => t.map(str::to_owned),
+        Err(_) => {
+            return challenge(
+                StatusCode::BAD_REQUEST,
+                Some(("invalid_request", "more than one Authorization header")),
+                &scope,
+                "",
+            );
+        }
+    };
     // Without a token the AuthService is still asked, for the audience's metadata URL; its
     // verdict on the empty token is not passed on (RFC 6750 §3.1: no credentials, no error
     // code), and if it cannot be asked the challenge goes without the URL.

@@ -225,21 +225,12 @@ impl AuthCore {
             req.code_challenge.as_deref(),
             req.code_challenge_method.as_deref(),
         )?;
-        let registered = self.protected_resources();
-        let (resource, protected) = resource::resolve(
+        let (resource, scope) = self.audience_and_scope(
+            client,
+            crate::audience::Behalf::User,
             &req.resource,
-            &registered,
-            self.settings.open_resources,
-            &self.settings.issuer,
+            req.scope.as_deref(),
         )?;
-        let allowed = allowed_scopes(
-            client.scope.as_deref(),
-            protected.and_then(|p| p.scopes.as_deref()),
-        )?;
-        let scope = self
-            .settings
-            .scopes
-            .resolve(req.scope.as_deref(), allowed.as_ref())?;
         Ok((challenge, scope, resource))
     }
 
@@ -448,20 +439,6 @@ impl AuthCore {
         params.push(("iss", &self.settings.issuer));
         redirect_with(&session.redirect_uri, &params)
     }
-}
-
-/// The scopes a client may get for a resource: its registered scopes, narrowed by the
-/// resource's; `None` when neither restricts.
-pub(crate) fn allowed_scopes(
-    client: Option<&str>,
-    resource: Option<&str>,
-) -> AuthResult<Option<ScopeSet>> {
-    let client = client.map(ScopeSet::parse).transpose()?;
-    let resource = resource.map(ScopeSet::parse).transpose()?;
-    Ok(match (client, resource) {
-        (Some(c), Some(r)) => Some(c.intersection(&r)),
-        (c, r) => c.or(r),
-    })
 }
 
 fn prompt(session_id: String, csrf_token: String, s: &AuthorizationSession) -> Prompt {

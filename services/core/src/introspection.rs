@@ -128,18 +128,7 @@ impl AuthCore {
             return Err(AuthError::AccessDenied(Reason::AudienceNotOwned));
         }
         let claims = self.check_access_token(token).await?;
-        if claims.aud != wanted {
-            return Err(AuthError::InvalidToken(Reason::Token(
-                "token is for another audience",
-            )));
-        }
-        let granted = claims.scopes();
-        if required_scopes.iter().any(|s| !granted.contains(s)) {
-            // RFC 6750 §3.1: name every scope the operation needs.
-            return Err(AuthError::InsufficientScope(Reason::ScopesRequired(
-                required_scopes.to_vec(),
-            )));
-        }
+        crate::token::check_for_resource(&claims, &wanted, required_scopes)?;
         Ok(claims)
     }
 

@@ -5,6 +5,7 @@
 //! introspection. It depends on no transport and no ORM: the gRPC service in `latchkey-auth`
 //! translates to and from it, and `latchkey-store` implements its storage traits.
 
+mod audience;
 pub mod audit;
 pub mod authorize;
 mod cache;

@@ -60,12 +60,9 @@ impl AuthCore {
             Some(s) => s.split_whitespace().collect(),
             None => self.settings.scopes.supported().iter().collect(),
         };
-        Ok(json!({
-            "resource": found.resource.as_str(),
-            "authorization_servers": [self.settings.issuer],
-            "bearer_methods_supported": ["header"],
-            "scopes_supported": scopes,
-        }))
+        Ok(found
+            .resource
+            .metadata_document(&self.settings.issuer, &scopes))
     }
 
     /// The JWK Set of every verifying key.

@@ -71,6 +71,22 @@ impl Resource {
         &self.0
     }
 
+    /// The RFC 9728 §2 protected resource metadata document: this resource, its
+    /// authorization server, bearer tokens in the header only (RFC 6750 §2.1), and its scopes
+    /// (left out when there are none to name). The gateway serves it for resources behind
+    /// ForwardAuth, and `latchkey-resource-server` for its own.
+    pub fn metadata_document(&self, issuer: &str, scopes: &[&str]) -> serde_json::Value {
+        let mut doc = serde_json::json!({
+            "resource": self.0,
+            "authorization_servers": [issuer],
+            "bearer_methods_supported": ["header"],
+        });
+        if !scopes.is_empty() {
+            doc["scopes_supported"] = serde_json::json!(scopes);
+        }
+        doc
+    }
+
     /// Restores a resource that was normalized before it was stored.
     pub fn from_stored(s: String) -> Self {
         Self(s)

@@ -39,6 +39,29 @@ pub struct AccessTokenClaims {
     pub nbf: Option<i64>,
 }
 
+/// The check every verifier makes once a token's signature, issuer and lifetime hold: it is
+/// for `audience` (RFC 8707: a token minted for one resource is useless at another), and it
+/// grants every one of `required` (RFC 6750 §3.1: a refusal names them all). VerifyToken,
+/// ForwardAuth (through VerifyToken) and `latchkey-resource-server`'s local mode all use it.
+pub fn check_for_resource(
+    claims: &AccessTokenClaims,
+    audience: &str,
+    required: &[String],
+) -> crate::AuthResult<()> {
+    if claims.aud != audience {
+        return Err(AuthError::InvalidToken(Reason::Token(
+            "token is for another audience",
+        )));
+    }
+    let granted = claims.scopes();
+    if required.iter().any(|s| !granted.contains(s)) {
+        return Err(AuthError::InsufficientScope(Reason::ScopesRequired(
+            required.to_vec(),
+        )));
+    }
+    Ok(())
+}
+
 impl AccessTokenClaims {
     /// Whether a user stands behind the token. RFC 9068 §2.2: with no user, `sub` identifies
     /// the client, so it equals `client_id`. A user's id (a UUID) never equals a client's id

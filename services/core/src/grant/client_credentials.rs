@@ -8,10 +8,8 @@
 
 use super::{TokenRequest, TokenResponse};
 use crate::AuthCore;
-use crate::authorize::allowed_scopes;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::model::{Client, GrantType};
-use crate::resource;
 
 impl AuthCore {
     pub(super) async fn client_credentials_grant(
@@ -29,21 +27,12 @@ impl AuthCore {
                 "client_credentials",
             )));
         }
-        let registered = self.protected_resources();
-        let (aud, protected) = resource::resolve_listed(
+        let (aud, scope) = self.audience_and_scope(
+            client,
+            crate::audience::Behalf::Client,
             &req.resource,
-            &client.audiences,
-            &registered,
-            self.settings.open_resources,
+            req.scope.as_deref(),
         )?;
-        let allowed = allowed_scopes(
-            client.scope.as_deref(),
-            protected.and_then(|p| p.scopes.as_deref()),
-        )?;
-        let scope = self
-            .settings
-            .scopes
-            .resolve(req.scope.as_deref(), allowed.as_ref())?;
         if scope.contains(crate::scope::OFFLINE_ACCESS) {
             return Err(AuthError::InvalidScope(Reason::OfflineAccessWithoutUser));
         }

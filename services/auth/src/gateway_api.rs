@@ -139,10 +139,6 @@ impl AuthService for GatewayApi {
         req: Request<pb::ExchangeTokenRequest>,
     ) -> Rpc<pb::TokenResponse> {
         let r = req.into_inner();
-        let grant_type = match r.grant_type.as_str() {
-            g @ ("authorization_code" | "refresh_token" | "client_credentials") => g.to_owned(),
-            _ => "other".to_owned(),
-        };
         let out = self
             .core
             .exchange_token(TokenRequest {
@@ -160,7 +156,7 @@ impl AuthService for GatewayApi {
             .map_err(to_status)?;
         metrics::counter!(
             "latchkey_tokens_issued_total",
-            "grant_type" => grant_type,
+            "grant_type" => out.grant_type.as_str(),
             "client_tier" => out.client_tier.as_str(),
         )
         .increment(1);

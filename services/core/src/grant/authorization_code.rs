@@ -112,6 +112,7 @@ impl AuthCore {
             refresh_token: refresh.map(|(v, _)| v),
             scope: scope.to_string(),
             client_tier: client.tier,
+            grant_type: GrantType::AuthorizationCode,
         })
     }
 }

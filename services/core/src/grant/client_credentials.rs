@@ -44,6 +44,7 @@ impl AuthCore {
             refresh_token: None,
             scope: scope.to_string(),
             client_tier: client.tier,
+            grant_type: GrantType::ClientCredentials,
         })
     }
 }

@@ -7,7 +7,7 @@ mod refresh_token;
 use crate::AuthCore;
 use crate::client_auth::PresentedCredentials;
 use crate::error::{AuthError, AuthResult, Reason};
-use crate::model::{Client, Grant, RefreshToken};
+use crate::model::{Client, Grant, GrantType, RefreshToken};
 use crate::scope::ScopeSet;
 use crate::secret;
 use crate::token::{self, AccessTokenClaims};
@@ -37,6 +37,8 @@ pub struct TokenResponse {
     pub scope: String,
     /// The tier of the client it was issued to (for metrics).
     pub client_tier: crate::model::ClientTier,
+    /// The grant type that issued it (for metrics).
+    pub grant_type: GrantType,
 }
 
 impl AuthCore {
@@ -47,34 +49,24 @@ impl AuthCore {
             return Err(AuthError::InvalidRequest(Reason::Repeated(p.clone())));
         }
         // Reject an unknown grant type before touching client credentials.
-        if !matches!(
-            req.grant_type.as_str(),
-            "authorization_code" | "refresh_token" | "client_credentials"
-        ) {
-            return Err(if req.grant_type.is_empty() {
-                AuthError::InvalidRequest(Reason::Missing("grant_type"))
-            } else {
-                AuthError::UnsupportedGrantType(Reason::Unsupported(
+        let grant_type = match GrantType::parse(&req.grant_type) {
+            Some(g) => g,
+            None if req.grant_type.is_empty() => {
+                return Err(AuthError::InvalidRequest(Reason::Missing("grant_type")));
+            }
+            None => {
+                return Err(AuthError::UnsupportedGrantType(Reason::Unsupported(
                     "grant_type",
                     req.grant_type.clone(),
-                ))
-            });
-        }
+                )));
+            }
+        };
         let client = self.authenticate_client(&req.client).await?;
         tracing::Span::current().record("client_id", client.id.as_str());
-        let (grant_type, issued) = match req.grant_type.as_str() {
-            "authorization_code" => (
-                "authorization_code",
-                self.authorization_code_grant(&client, &req).await,
-            ),
-            "refresh_token" => (
-                "refresh_token",
-                self.refresh_token_grant(&client, &req).await,
-            ),
-            _ => (
-                "client_credentials",
-                self.client_credentials_grant(&client, &req).await,
-            ),
+        let issued = match grant_type {
+            GrantType::AuthorizationCode => self.authorization_code_grant(&client, &req).await,
+            GrantType::RefreshToken => self.refresh_token_grant(&client, &req).await,
+            GrantType::ClientCredentials => self.client_credentials_grant(&client, &req).await,
         };
         if issued.is_ok() {
             self.count_use(&client.id);
@@ -83,7 +75,7 @@ impl AuthCore {
                 outcome: "success",
                 client_id: &client.id,
                 client_tier: client.tier.as_str(),
-                detail: grant_type,
+                detail: grant_type.as_str(),
                 ..Default::default()
             }
             .emit();

@@ -105,6 +105,7 @@ impl AuthCore {
             refresh_token: Some(new_value),
             scope: scope.to_string(),
             client_tier: client.tier,
+            grant_type: GrantType::RefreshToken,
         })
     }
 }

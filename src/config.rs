@@ -22,6 +22,46 @@ pub enum Environment {
     Production,
 }
 
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people at a terminal.
+    Pretty,
+    /// One JSON object per line, for a log pipeline.
+    Json,
+}
+
+/// What a command is about to run, and so which settings must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `serve`: the gRPC services and the gateway in one process.
+    All,
+    /// `serve auth`, and commands that open the database.
+    Auth,
+    /// `serve gateway`: no database, no keys.
+    Gateway,
+}
+
+/// `LATCHKEY_REGISTRATION`, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationSetting {
+    Open,
+    InitialAccessToken,
+    Off,
+}
+
+impl From<RegistrationSetting> for RegistrationPolicy {
+    fn from(s: RegistrationSetting) -> Self {
+        match s {
+            RegistrationSetting::Open => Self::Open,
+            RegistrationSetting::InitialAccessToken => Self::InitialAccessToken,
+            RegistrationSetting::Off => Self::Off,
+        }
+    }
+}
+
 /// A protected resource declared in configuration.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ResourceConfig {
@@ -68,7 +108,7 @@ pub struct Settings {
     pub resources: Vec<ResourceConfig>,
     /// Who may register clients at `/register`: `open`, `initial_access_token` (only with
     /// an operator's initial access token) or `off`.
-    pub registration: String,
+    pub registration: RegistrationSetting,
     /// Origins allowed by CORS on the public endpoints, space-separated, or `*`.
     pub cors_origins: String,
     /// ForwardAuth (`GET /verify`): the audience and scopes to require when the proxy's
@@ -78,7 +118,7 @@ pub struct Settings {
     /// Largest request body the gateway reads.
     pub max_body_bytes: usize,
     /// `pretty` or `json`; JSON by default in production.
-    pub log_format: Option<String>,
+    pub log_format: Option<LogFormat>,
     /// Sign-in lockout: failures before the first lock, its length, and the cap.
     pub lockout_threshold: u32,
     pub lockout_base_secs: i64,
@@ -123,7 +163,7 @@ impl Default for Settings {
             scopes: "mcp:tools mcp:resources mcp:prompts".into(),
             default_scopes: "mcp:tools mcp:resources mcp:prompts".into(),
             resources: Vec::new(),
-            registration: "open".into(),
+            registration: RegistrationSetting::Open,
             cors_origins: "*".into(),
             forward_auth_audience: None,
             forward_auth_scopes: None,
@@ -205,6 +245,36 @@ impl Settings {
             Ok(())
         } else {
             Err(problems)
+        }
+    }
+
+    /// Every check that applies to `mode`, with every problem reported at once. `serve`, each
+    /// split mode, the commands and `check-config` all call it.
+    pub fn validate(&self, mode: Mode) -> Result<Option<CoreSettings>, Vec<String>> {
+        match mode {
+            Mode::Gateway => self.gateway_problems().map(|()| None),
+            Mode::Auth => self.core_settings().map(Some),
+            Mode::All => {
+                let core = self.core_settings();
+                // The in-process gateway needs no secret of its own: `serve` makes one.
+                let gateway = if self.gateway_secret.is_none() {
+                    Ok(())
+                } else {
+                    self.gateway_problems()
+                };
+                match (core, gateway) {
+                    (Ok(core), Ok(())) => Ok(Some(core)),
+                    (Err(mut a), Err(b)) => {
+                        for p in b {
+                            if !a.contains(&p) {
+                                a.push(p);
+                            }
+                        }
+                        Err(a)
+                    }
+                    (Err(p), _) | (_, Err(p)) => Err(p),
+                }
+            }
         }
     }
 
@@ -309,13 +379,19 @@ impl Settings {
         if resources.iter().filter(|r| r.is_default).count() > 1 {
             problems.push("at most one configured resource can be the default".into());
         }
-        let registration = RegistrationPolicy::parse(&self.registration).unwrap_or_else(|| {
-            problems.push(format!(
-                "registration {:?} must be open, initial_access_token or off",
-                self.registration
-            ));
-            RegistrationPolicy::Off
-        });
+        let registration = RegistrationPolicy::from(self.registration);
+        if self.revocation_poll_ms < 50 {
+            problems.push("revocation_poll_ms must be at least 50".into());
+        }
+        if self.key_reload_secs == 0 {
+            problems.push("key_reload_secs must be at least 1".into());
+        }
+        if self.lockout_base_secs < 1 || self.lockout_max_secs < self.lockout_base_secs {
+            problems.push(
+                "lockout_base_secs must be at least 1, and lockout_max_secs at least lockout_base_secs"
+                    .into(),
+            );
+        }
         match scopes {
             Some(scopes) if problems.is_empty() => Ok(CoreSettings {
                 issuer,
@@ -329,8 +405,9 @@ impl Settings {
                 key_rotation_secs: i64::from(self.key_rotation_days) * 86_400,
                 lockout: latchkey_core::lockout::LockoutPolicy {
                     threshold: self.lockout_threshold,
-                    base_secs: self.lockout_base_secs.max(1),
-                    max_secs: self.lockout_max_secs.max(self.lockout_base_secs.max(1)),
+                    base_secs: self.lockout_base_secs,
+                    max_secs: self.lockout_max_secs,
+                    // Failures are forgotten after an hour, or after the longest lock.
                     window_secs: self.lockout_max_secs.max(3600),
                 },
                 scopes,
@@ -383,6 +460,37 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(bare.gateway_problems().expect_err("insecure").len(), 3);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's (large) error type
+    fn unknown_words_and_out_of_range_values_are_reported_never_clamped() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_REGISTRATION", "sometimes");
+            let problems = Settings::load(None).expect_err("unknown policy");
+            assert!(
+                problems.iter().any(|p| p.contains("sometimes")),
+                "{problems:?}"
+            );
+            jail.set_env("LATCHKEY_REGISTRATION", "off");
+            jail.set_env("LATCHKEY_LOG_FORMAT", "xml");
+            let problems = Settings::load(None).expect_err("unknown log format");
+            assert!(problems.iter().any(|p| p.contains("xml")), "{problems:?}");
+            Ok(())
+        });
+        let s = Settings {
+            revocation_poll_ms: 5,
+            key_reload_secs: 0,
+            lockout_base_secs: 0,
+            ..Settings::default()
+        };
+        let problems = s.validate(Mode::Auth).expect_err("out of range");
+        for needle in ["revocation_poll_ms", "key_reload_secs", "lockout_base_secs"] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle}: {problems:?}"
+            );
+        }
     }
 
     #[test]

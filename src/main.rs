@@ -1,6 +1,7 @@
 //! `latchkey`: an OAuth 2.1 authorization server for MCP servers.
 
 use clap::{Parser, Subcommand};
+use latchkey::config::Mode;
 use latchkey::{Settings, admin};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -224,26 +225,23 @@ async fn main() -> anyhow::Result<()> {
         _ => "latchkey",
     };
     let _telemetry = latchkey::telemetry::init(&settings, service);
-    if let Command::CheckConfig = cli.command {
-        return match settings.core_settings() {
-            Ok(_) => {
-                println!("configuration OK");
-                Ok(())
-            }
-            Err(problems) => Err(fail(problems)),
-        };
-    }
-    // The gateway alone holds no keys and no database: only its own settings are checked.
-    match &cli.command {
+    // One validation for every command, for what that command runs: the gateway alone holds
+    // no keys and no database; commands sent to a remote deployment use none of the local
+    // settings but the admin secret.
+    let mode = match &cli.command {
         Command::Serve {
             part: Some(ServePart::Gateway { .. }),
-        } => settings.gateway_problems().map_err(fail)?,
-        // Commands sent to a remote deployment use none of the local settings but the
-        // admin secret.
-        _ if cli.remote.is_some() => {}
-        _ => {
-            settings.core_settings().map_err(fail)?;
-        }
+        } => Some(Mode::Gateway),
+        Command::Serve { part: None } | Command::CheckConfig => Some(Mode::All),
+        _ if cli.remote.is_some() => None,
+        _ => Some(Mode::Auth),
+    };
+    if let Some(mode) = mode {
+        settings.validate(mode).map_err(fail)?;
+    }
+    if let Command::CheckConfig = cli.command {
+        println!("configuration OK");
+        return Ok(());
     }
 
     if let Command::Serve { part } = &cli.command {

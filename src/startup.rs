@@ -59,8 +59,9 @@ impl Application {
     /// replays the revocations in force.
     pub async fn build(settings: &Settings, deps: Deps) -> anyhow::Result<Self> {
         let core_settings = settings
-            .core_settings()
-            .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+            .validate(crate::config::Mode::Auth)
+            .map_err(|p| anyhow::anyhow!(p.join("; ")))?
+            .ok_or_else(|| anyhow::anyhow!("no core settings"))?;
         let (stores, store) = match deps.stores {
             Some(stores) => (stores, None),
             None => {
@@ -114,8 +115,8 @@ impl Application {
             core: Arc::new(core),
             readiness,
             redis,
-            revocation_poll: Duration::from_millis(settings.revocation_poll_ms.max(50)),
-            key_reload: Duration::from_secs(settings.key_reload_secs.max(1)),
+            revocation_poll: Duration::from_millis(settings.revocation_poll_ms),
+            key_reload: Duration::from_secs(settings.key_reload_secs),
         })
     }
 }

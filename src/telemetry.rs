@@ -61,9 +61,8 @@ pub fn init(settings: &Settings, service: &str) -> Telemetry {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,h2=warn,tower=warn"));
-    let json = match settings.log_format.as_deref() {
-        Some("json") => true,
-        Some(_) => false,
+    let json = match settings.log_format {
+        Some(f) => f == crate::config::LogFormat::Json,
         None => settings.env == Environment::Production,
     };
     let provider = otlp(service);

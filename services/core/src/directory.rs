@@ -10,7 +10,10 @@
 //!   maintenance task runs on the revocation poll's interval.
 //!
 //! A client not yet known here is read from the store once and kept; an unknown id is not
-//! cached, so a client registered on another replica a moment ago is found.
+//! cached, so a client registered on another replica a moment ago is found. A poll that read a
+//! client just before this replica changed it may put the older copy back; the next poll,
+//! which reads every client changed in the last minute again, corrects it. Resources carry a
+//! generation, so a poll never undoes this replica's own write.
 
 use crate::AuthCore;
 use crate::denylist::RevokedKind;
@@ -34,8 +37,9 @@ pub(crate) const PROPAGATION_SECS: i64 = 2;
 #[derive(Default)]
 pub(crate) struct Directory {
     clients: RwLock<HashMap<String, Arc<Client>>>,
-    /// The registered resources (those from configuration are in the settings).
-    resources: RwLock<Arc<Vec<ProtectedResource>>>,
+    /// The registered resources (those from configuration are in the settings), with a
+    /// generation that every write moves on.
+    resources: RwLock<(u64, Arc<Vec<ProtectedResource>>)>,
 }
 
 impl Directory {
@@ -66,11 +70,26 @@ impl Directory {
         self.resources
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .1
             .clone()
     }
 
+    fn resources_generation(&self) -> u64 {
+        self.resources.read().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// Takes `resources` as read when the generation was `read_at`, unless something was
+    /// written since: a poll that read before this replica's own write must not undo it.
+    fn set_resources_read_at(&self, read_at: u64, resources: Vec<ProtectedResource>) {
+        let mut r = self.resources.write().unwrap_or_else(|p| p.into_inner());
+        if r.0 == read_at {
+            *r = (read_at + 1, Arc::new(resources));
+        }
+    }
+
     fn set_resources(&self, resources: Vec<ProtectedResource>) {
-        *self.resources.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(resources);
+        let mut r = self.resources.write().unwrap_or_else(|p| p.into_inner());
+        *r = (r.0 + 1, Arc::new(resources));
     }
 }
 
@@ -122,8 +141,9 @@ impl AuthCore {
         for c in changed {
             self.directory.put(Arc::new(c));
         }
-        self.directory
-            .set_resources(self.stores.resources.list_resources().await?);
+        let read_at = self.directory.resources_generation();
+        let resources = self.stores.resources.list_resources().await?;
+        self.directory.set_resources_read_at(read_at, resources);
         Ok(n)
     }
 

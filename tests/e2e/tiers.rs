@@ -815,10 +815,15 @@ async fn production_refuses_to_serve_with_no_protected_resource() {
         .expect("resource");
     let running = start().await.expect("serves once a resource is registered");
     // Deleting the last resource while serving does not reopen the development default.
-    store
-        .delete_resource(RESOURCE)
-        .await
-        .expect("delete the last resource");
+    assert!(
+        running
+            .core
+            .as_ref()
+            .expect("core")
+            .delete_resource(RESOURCE)
+            .await
+            .expect("delete the last resource")
+    );
     let base = format!("http://{}", running.http_addr.expect("http addr"));
     let res = http()
         .post(format!("{base}/register"))

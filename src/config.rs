@@ -367,10 +367,17 @@ impl Settings {
         };
         let mut resources = Vec::new();
         for r in &self.resources {
+            let scopes = match r.scopes.as_deref().map(ScopeSet::parse).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    problems.push(format!("resource {:?} scopes: {}", r.url, e.description()));
+                    None
+                }
+            };
             match Resource::parse(&r.url) {
                 Ok(resource) => resources.push(ProtectedResource {
                     resource,
-                    scopes: r.scopes.clone(),
+                    scopes,
                     is_default: r.default,
                 }),
                 Err(e) => problems.push(format!("resource {:?}: {}", r.url, e.description())),
@@ -521,7 +528,14 @@ mod tests {
             let core = s.core_settings().expect("valid");
             assert_eq!(core.resources.len(), 2);
             assert!(core.resources[0].is_default);
-            assert_eq!(core.resources[1].scopes.as_deref(), Some("mcp:tools"));
+            assert_eq!(
+                core.resources[1]
+                    .scopes
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .as_deref(),
+                Some("mcp:tools")
+            );
             assert_eq!(core.registration, RegistrationPolicy::InitialAccessToken);
             Ok(())
         });

@@ -37,14 +37,14 @@ fn client(c: Client) -> pb::Client {
         redirect_uris: c.redirect_uris,
         resources: c.resources,
         audiences: c.audiences,
-        scope: c.scope,
+        scope: c.scope.map(|s| s.to_string()),
     }
 }
 
 fn resource(p: latchkey_core::resource::ProtectedResource) -> pb::ProtectedResource {
     pb::ProtectedResource {
         url: p.resource.as_str().to_owned(),
-        scopes: p.scopes,
+        scopes: p.scopes.map(|s| s.to_string()),
         is_default: p.is_default,
     }
 }
@@ -148,7 +148,7 @@ impl AdminService for AdminApi {
         Ok(Response::new(pb::IssueInitialAccessTokenResponse {
             initial_access_token: issued.token,
             audiences: issued.record.audiences,
-            scope: issued.record.scope,
+            scope: issued.record.scope.map(|s| s.to_string()),
             expires_at: issued.record.expires_at.timestamp(),
         }))
     }

@@ -43,9 +43,9 @@ impl AuthCore {
             )?,
         };
         let allowed = allowed_scopes(
-            client.scope.as_deref(),
-            protected.and_then(|p| p.scopes.as_deref()),
-        )?;
+            client.scope.as_ref(),
+            protected.and_then(|p| p.scopes.as_ref()),
+        );
         let scope = self
             .settings
             .scopes
@@ -56,11 +56,9 @@ impl AuthCore {
 
 /// The scopes a client may get for a resource: its registered scopes, narrowed by the
 /// resource's; `None` when neither restricts.
-fn allowed_scopes(client: Option<&str>, resource: Option<&str>) -> AuthResult<Option<ScopeSet>> {
-    let client = client.map(ScopeSet::parse).transpose()?;
-    let resource = resource.map(ScopeSet::parse).transpose()?;
-    Ok(match (client, resource) {
-        (Some(c), Some(r)) => Some(c.intersection(&r)),
-        (c, r) => c.or(r),
-    })
+fn allowed_scopes(client: Option<&ScopeSet>, resource: Option<&ScopeSet>) -> Option<ScopeSet> {
+    match (client, resource) {
+        (Some(c), Some(r)) => Some(c.intersection(r)),
+        (c, r) => c.or(r).cloned(),
+    }
 }

@@ -392,7 +392,8 @@ impl AuthCore {
             id: Uuid::new_v4(),
             client_id: session.client_id.clone(),
             user_id,
-            scope: session.scope.clone(),
+            // The session holds the scope as text; it was resolved from a ScopeSet.
+            scope: ScopeSet::parse(&session.scope)?,
             resource: session.resource.clone(),
             created_at: now,
             revoked_at: None,

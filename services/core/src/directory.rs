@@ -165,7 +165,7 @@ impl AuthCore {
                         (*unknown).to_owned(),
                     )));
                 }
-                Some(set.to_string())
+                Some(set)
             }
         };
         let existing = self.stores.resources.list_resources().await?;

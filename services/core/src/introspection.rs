@@ -9,7 +9,6 @@ use crate::client_auth::PresentedCredentials;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::model::Client;
 use crate::resource::Resource;
-use crate::scope::ScopeSet;
 use crate::secret;
 use crate::token::{self, AccessTokenClaims};
 use std::sync::Arc;
@@ -233,7 +232,7 @@ impl AuthCore {
         // token has none. No username: the subject identifies the user well enough.
         Ok(Some(Introspection {
             active: true,
-            scope: Some(ScopeSet::parse(&grant.scope)?.to_string()),
+            scope: Some(grant.scope.to_string()),
             client_id: Some(grant.client_id),
             sub: Some(user.id.to_string()),
             aud: Some(grant.resource),

@@ -57,7 +57,7 @@ impl AuthCore {
             .find(|r| r.resource == wanted)
             .ok_or(AuthError::NotFound(Reason::NoSuchResource))?;
         let scopes: Vec<&str> = match &found.scopes {
-            Some(s) => s.split_whitespace().collect(),
+            Some(s) => s.iter().collect(),
             None => self.settings.scopes.supported().iter().collect(),
         };
         Ok(found

@@ -112,7 +112,7 @@ pub struct Client {
     pub grant_types: Vec<GrantType>,
     pub auth_method: AuthMethod,
     /// The scopes the client registered for; `None` means any supported scope.
-    pub scope: Option<String>,
+    pub scope: Option<crate::scope::ScopeSet>,
     /// The full RFC 7591 metadata as registered (echoed back, never trusted for decisions).
     pub metadata: serde_json::Value,
     /// Protected resources this client serves (set by an administrator, never by the
@@ -154,7 +154,7 @@ pub struct InitialAccessToken {
     /// The resources the client it creates may get tokens for without a user (normalized).
     pub audiences: Vec<String>,
     /// The scopes it may get; `None` means whatever those resources accept.
-    pub scope: Option<String>,
+    pub scope: Option<crate::scope::ScopeSet>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
@@ -178,7 +178,7 @@ pub struct Grant {
     pub id: Uuid,
     pub client_id: String,
     pub user_id: Uuid,
-    pub scope: String,
+    pub scope: crate::scope::ScopeSet,
     pub resource: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

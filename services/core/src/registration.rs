@@ -48,7 +48,7 @@ struct Parsed {
     grant_types: Vec<GrantType>,
     response_types: Vec<String>,
     redirect_uris: Vec<String>,
-    scope: Option<String>,
+    scope: Option<ScopeSet>,
     /// The informational fields (name, URIs, contacts), checked.
     info: Map<String, Value>,
 }
@@ -340,17 +340,15 @@ impl AuthCore {
             .ok_or_else(invalid_initial_token)?;
         let mut parsed = self.parse_metadata(metadata_json)?;
         if let Some(allowed) = &record.scope {
-            let allowed = ScopeSet::parse(allowed)?;
             match &parsed.scope {
                 Some(asked) => {
-                    let asked = ScopeSet::parse(asked)?;
-                    if let Some(extra) = asked.difference(&allowed).first() {
+                    if let Some(extra) = asked.difference(allowed).first() {
                         return Err(AuthError::InvalidClientMetadata(Reason::ScopeBroadened(
                             (*extra).to_owned(),
                         )));
                     }
                 }
-                None => parsed.scope = Some(allowed.to_string()),
+                None => parsed.scope = Some(allowed.clone()),
             }
         }
         // Its redirect URIs are its own choice, not the operator's: not trusted for redirects
@@ -403,7 +401,7 @@ impl AuthCore {
                         (*unknown).to_owned(),
                     )));
                 }
-                (!set.is_empty()).then(|| set.to_string())
+                (!set.is_empty()).then_some(set)
             }
         };
         let token = secret::generate();
@@ -548,7 +546,7 @@ impl AuthCore {
                         (*unknown).to_owned(),
                     )));
                 }
-                (!set.is_empty()).then(|| set.to_string())
+                (!set.is_empty()).then_some(set)
             }
             Some(_) => return Err(AuthError::InvalidClientMetadata(Reason::Malformed("scope"))),
         };
@@ -604,7 +602,7 @@ impl AuthCore {
         );
         metadata.insert("response_types".into(), json!(p.response_types));
         if let Some(s) = &p.scope {
-            metadata.insert("scope".into(), json!(s));
+            metadata.insert("scope".into(), json!(s.to_string()));
         }
         let public = p.auth_method == AuthMethod::None;
         let client_secret = (!public).then(secret::generate);

@@ -98,7 +98,7 @@ impl Resource {
 pub struct ProtectedResource {
     pub resource: Resource,
     /// The scopes this resource accepts; `None` means every supported scope.
-    pub scopes: Option<String>,
+    pub scopes: Option<crate::scope::ScopeSet>,
     pub is_default: bool,
 }
 

@@ -9,6 +9,7 @@ use latchkey_core::clock::Clock;
 use latchkey_core::error::Reason;
 use latchkey_core::grant::{TokenRequest, TokenResponse};
 use latchkey_core::model::{AuthMethod, Grant, GrantType};
+use latchkey_core::scope::ScopeSet;
 use latchkey_core::store::{GrantStore, UserStore};
 
 /// A core with a public client `app`, a confidential client `other`, a user, and the tokens
@@ -99,7 +100,7 @@ async fn a_narrower_scope_is_granted_for_one_token_and_a_broader_one_is_refused(
     client("app").seed(&t).await;
     let user = seed_user(&t, EMAIL).await;
     let mut tools_and_prompts = grant(&t, "app", user.id);
-    tools_and_prompts.scope = "mcp:prompts mcp:tools".into();
+    tools_and_prompts.scope = ScopeSet::parse("mcp:prompts mcp:tools").expect("valid");
     let issued = tokens(&t, public("app"), &tools_and_prompts).await;
     let asking = |token: &str, scope: &str| {
         let mut r = refresh_request(public("app"), token);

@@ -411,7 +411,10 @@ async fn a_registration_may_not_broaden_the_scope_of_its_initial_access_token() 
         refused,
         Err(AuthError::InvalidClientMetadata(Reason::ScopeBroadened(ref s))) if s == "mcp:prompts"
     ));
-    assert_eq!(inherited.client.scope.as_deref(), Some("mcp:tools"));
+    assert_eq!(
+        inherited.client.scope.map(|s| s.to_string()).as_deref(),
+        Some("mcp:tools")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

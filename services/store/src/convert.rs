@@ -10,6 +10,7 @@ use latchkey_core::model::{
     RefreshToken, StoredSigningKey, User,
 };
 use latchkey_core::resource::{ProtectedResource, Resource};
+use latchkey_core::scope::ScopeSet;
 use latchkey_core::store::StoreError;
 use uuid::Uuid;
 
@@ -23,6 +24,13 @@ pub(crate) fn at(secs: i64) -> DateTime<Utc> {
 
 fn corrupt(what: &'static str) -> StoreError {
     StoreError::Backend(format!("corrupt {what} row").into())
+}
+
+/// Scopes are parsed once, here at the store's edge; a stored value that does not parse is
+/// corrupt.
+fn scope_set(s: Option<&str>, what: &'static str) -> Result<Option<ScopeSet>, StoreError> {
+    s.map(|s| ScopeSet::parse(s).map_err(|_| corrupt(what)))
+        .transpose()
 }
 
 fn uuid(s: &str, what: &'static str) -> Result<Uuid, StoreError> {
@@ -64,7 +72,7 @@ pub(crate) fn client(m: clients::Model, resources: Vec<String>) -> Result<Client
         id: m.id,
         secret_hash: m.secret_hash,
         name: m.name,
-        scope: m.scope,
+        scope: scope_set(m.scope.as_deref(), "client")?,
         resources,
         tier: ClientTier::parse(&m.tier).ok_or_else(|| corrupt("client"))?,
         audiences: serde_json::from_str(&m.audiences).map_err(|_| corrupt("client"))?,
@@ -87,7 +95,7 @@ pub(crate) fn client_model(c: &Client) -> clients::Model {
             .collect::<Vec<_>>()
             .join(" "),
         auth_method: c.auth_method.as_str().to_owned(),
-        scope: c.scope.clone(),
+        scope: c.scope.as_ref().map(ToString::to_string),
         metadata: c.metadata.to_string(),
         created_at: ts(c.created_at),
         tier: c.tier.as_str().to_owned(),
@@ -104,7 +112,7 @@ pub(crate) fn initial_access_token(
         audiences: serde_json::from_str(&m.audiences)
             .map_err(|_| corrupt("initial access token"))?,
         token_hash: m.token_hash,
-        scope: m.scope,
+        scope: scope_set(m.scope.as_deref(), "initial access token")?,
         created_at: at(m.created_at),
         expires_at: at(m.expires_at),
         used_at: m.used_at.map(at),
@@ -115,7 +123,7 @@ pub(crate) fn initial_access_token_model(t: &InitialAccessToken) -> initial_acce
     initial_access_tokens::Model {
         token_hash: t.token_hash.clone(),
         audiences: serde_json::Value::from(t.audiences.clone()).to_string(),
-        scope: t.scope.clone(),
+        scope: t.scope.as_ref().map(ToString::to_string),
         created_at: ts(t.created_at),
         expires_at: ts(t.expires_at),
         used_at: t.used_at.map(ts),
@@ -128,7 +136,7 @@ pub(crate) fn grant(m: grants::Model) -> Result<Grant, StoreError> {
         id: uuid(&m.id, "grant")?,
         user_id: uuid(&m.user_id, "grant")?,
         client_id: m.client_id,
-        scope: m.scope,
+        scope: ScopeSet::parse(&m.scope).map_err(|_| corrupt("grant"))?,
         resource: m.resource,
         created_at: at(m.created_at),
         revoked_at: m.revoked_at.map(at),
@@ -140,7 +148,7 @@ pub(crate) fn grant_model(g: &Grant) -> grants::Model {
         id: g.id.to_string(),
         client_id: g.client_id.clone(),
         user_id: g.user_id.to_string(),
-        scope: g.scope.clone(),
+        scope: g.scope.to_string(),
         resource: g.resource.clone(),
         created_at: ts(g.created_at),
         revoked_at: g.revoked_at.map(ts),
@@ -216,7 +224,7 @@ pub(crate) fn key_model(k: &StoredSigningKey) -> signing_keys::Model {
 pub(crate) fn resource(m: protected_resources::Model) -> ProtectedResource {
     ProtectedResource {
         resource: Resource::from_stored(m.url),
-        scopes: m.scopes,
+        scopes: m.scopes.as_deref().and_then(|s| ScopeSet::parse(s).ok()),
         is_default: m.is_default,
     }
 }

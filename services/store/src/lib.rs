@@ -526,7 +526,7 @@ impl ResourceStore for SeaStore {
         }
         let row = protected_resources::Model {
             url: r.resource.as_str().to_owned(),
-            scopes: r.scopes.clone(),
+            scopes: r.scopes.as_ref().map(ToString::to_string),
             is_default: r.is_default,
             created_at: ts(Utc::now()),
         };

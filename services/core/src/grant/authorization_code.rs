@@ -5,7 +5,6 @@ use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::model::{Client, GrantType};
 use crate::pkce::CodeChallenge;
-use crate::scope::ScopeSet;
 use crate::secret;
 
 impl AuthCore {
@@ -97,7 +96,7 @@ impl AuthCore {
             self.revoke_grant(grant.id).await?;
             return Err(AuthError::InvalidGrant(Reason::CodeReplayed));
         }
-        let scope = ScopeSet::parse(&grant.scope)?;
+        let scope = grant.scope.clone();
         let (access_token, expires_in) = self.mint_access_token(
             client,
             grant.user_id.to_string(),

@@ -59,7 +59,7 @@ impl AuthCore {
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenUnusable));
         }
         // RFC 6749 §6: a narrower scope is allowed, a broader one is not.
-        let granted = ScopeSet::parse(&grant.scope)?;
+        let granted = grant.scope.clone();
         let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
             None => granted.clone(),
             Some(s) => {

@@ -16,6 +16,7 @@ use latchkey_core::model::{
     AuthMethod, AuthorizationCode, Client, ClientTier, Grant, GrantType, User,
 };
 use latchkey_core::resource::{ProtectedResource, Resource};
+use latchkey_core::scope::ScopeSet;
 use latchkey_core::settings::CoreSettings;
 use latchkey_core::store::{ClientStore, GrantStore, ResourceStore, UserStore};
 use latchkey_core::{AuthError, AuthResult, clock::Clock, secret};
@@ -124,7 +125,7 @@ impl ClientSpec {
     }
 
     pub fn scope(mut self, scope: &str) -> Self {
-        self.0.scope = Some(scope.to_owned());
+        self.0.scope = Some(ScopeSet::parse(scope).expect("valid scopes"));
         self
     }
 
@@ -171,7 +172,7 @@ pub async fn seed_resource(t: &TestCore, url: &str, scopes: Option<&str>, is_def
     t.store
         .insert_resource(&ProtectedResource {
             resource: Resource::parse(url).expect("a valid resource"),
-            scopes: scopes.map(str::to_owned),
+            scopes: scopes.map(|s| ScopeSet::parse(s).expect("valid scopes")),
             is_default,
         })
         .await
@@ -188,7 +189,7 @@ pub fn grant(t: &TestCore, client_id: &str, user_id: Uuid) -> Grant {
         id: Uuid::new_v4(),
         client_id: client_id.to_owned(),
         user_id,
-        scope: ALL_SCOPES.to_owned(),
+        scope: ScopeSet::parse(ALL_SCOPES).expect("valid scopes"),
         resource: ISSUER.to_owned(),
         created_at: t.clock.now(),
         revoked_at: None,

@@ -1,4 +1,4 @@
-//! latchkey-core: the OAuth 2.1 engine of Latchkey.
+//! latchkey-core: every OAuth 2.1 rule of Latchkey.
 //!
 //! It owns every protocol decision: client registration and authentication, the
 //! authorization request, PKCE, the grants, token minting and checking, revocation and
@@ -51,7 +51,8 @@ use store::Stores;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// The engine: settings, stores, keys and a clock. Cheap to share behind an `Arc`.
+/// The core: settings, stores, keys, the in-memory directory and a clock. Cheap to share
+/// behind an `Arc`.
 pub struct AuthCore {
     settings: CoreSettings,
     stores: Stores,

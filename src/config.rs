@@ -489,10 +489,16 @@ mod tests {
             revocation_poll_ms: 5,
             key_reload_secs: 0,
             lockout_base_secs: 0,
+            admin_secret: Some("short".to_owned().into()),
             ..Settings::default()
         };
         let problems = s.validate(Mode::Auth).expect_err("out of range");
-        for needle in ["revocation_poll_ms", "key_reload_secs", "lockout_base_secs"] {
+        for needle in [
+            "revocation_poll_ms",
+            "key_reload_secs",
+            "lockout_base_secs",
+            "admin_secret",
+        ] {
             assert!(
                 problems.iter().any(|p| p.contains(needle)),
                 "{needle}: {problems:?}"

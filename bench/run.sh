@@ -19,6 +19,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
 PEER_DIR=${PEER_DIR:-/tmp/peer}
 SECS=${SECS:-10}
+# Unmeasured load before each HTTP measurement, for every server alike: Node's JIT needs it,
+# and a cold server would be measured otherwise.
+WARMUP=${WARMUP:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 HTTP_PORT=${HTTP_PORT:-18080} GRPC_PORT=${GRPC_PORT:-15051} ADMIN_PORT=${ADMIN_PORT:-19464}
@@ -28,7 +31,7 @@ RESOURCE=https://mcp.example.com/mcp
 SCOPE=mcp:tools
 PEER_SECRET=bench-secret-0123456789abcdef0123456789abcdef
 
-for port in "$HTTP_PORT" "$GRPC_PORT" "$ADMIN_PORT" "$PEER_PORT" "$CEIL_HTTP_PORT" "$CEIL_GRPC_PORT"; do
+for port in "$HTTP_PORT" "$GRPC_PORT" "$ADMIN_PORT" $((HTTP_PORT + 1)) $((GRPC_PORT + 1)) $((ADMIN_PORT + 1)) "$PEER_PORT" "$CEIL_HTTP_PORT" "$CEIL_GRPC_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port on 127.0.0.1 is in use: set the *_PORT variables" >&2; exit 1
   fi
@@ -81,6 +84,18 @@ wait_for "http://127.0.0.1:$HTTP_PORT/health"
 sleep 3
 LK_IDLE_RSS=$(rss_mb "$LK_PID")
 echo "latchkey_idle_rss_mb=$LK_IDLE_RSS"
+# The same, with mimalloc told not to ask for transparent huge pages: where THP is in
+# `madvise` mode, each heap mimalloc touches is backed by a whole 2 MiB page.
+mkdir "$WORK/nothp"
+(cd "$WORK/nothp" && LATCHKEY_HTTP_ADDR=127.0.0.1:$((HTTP_PORT + 1)) LATCHKEY_GRPC_ADDR=127.0.0.1:$((GRPC_PORT + 1)) \
+  LATCHKEY_ADMIN_ADDR=127.0.0.1:$((ADMIN_PORT + 1)) MIMALLOC_ALLOW_THP=0 \
+  exec taskset -c "$SERVER_CPU" "$BIN" serve >"$WORK/nothp.log" 2>&1) &
+NOTHP_PID=$!; PIDS+=("$NOTHP_PID")
+wait_for "http://127.0.0.1:$((HTTP_PORT + 1))/health"
+sleep 3
+LK_IDLE_RSS_NOTHP=$(rss_mb "$NOTHP_PID")
+echo "latchkey_idle_rss_mb_without_thp=$LK_IDLE_RSS_NOTHP (MIMALLOC_ALLOW_THP=0; THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null))"
+stop "$NOTHP_PID"
 
 # An operator's client: only those may use client_credentials.
 creds=$("$BIN" client add --name bench --grant-type client_credentials --resource "$RESOURCE" --audience "$RESOURCE" 2>"$WORK/cli.log")
@@ -120,19 +135,25 @@ export PEERS_DIR=$SHARED
 # shellcheck source=/dev/null
 source "$SHARED/lib-load.sh"
 
+# warm URL: WARMUP seconds of the same load, not measured.
+warm() { ${LOAD_CPU:+taskset -c $LOAD_CPU} wrk -t2 -c32 -d"${WARMUP}s" -s "$PEERS_DIR/wrk-post.lua" "$1" >/dev/null 2>&1 || true; }
+
 # client_credentials at /token: Latchkey, then its floor with the same client and body.
 export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$LK_AUTH"
+warm "http://127.0.0.1:$HTTP_PORT/token"
 lk_tok=$(wrk_run latchkey_token_c32 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/token" "$SECS" 32); echo "$lk_tok"
 taskset -c "$SERVER_CPU" "$CEILING" token --addr "127.0.0.1:$CEIL_HTTP_PORT" --client-id "$CLIENT_ID" \
   --client-secret "$CLIENT_SECRET" --audience "$RESOURCE" --scope "$SCOPE" >"$WORK/ceiling.log" 2>&1 &
 CEIL_PID=$!; PIDS+=("$CEIL_PID")
 wait_for "http://127.0.0.1:$CEIL_HTTP_PORT/token" -H "Authorization: $LK_AUTH" -d "$TOKEN_BODY"
 CEIL_IDLE_RSS=$(rss_mb "$CEIL_PID")
+warm "http://127.0.0.1:$CEIL_HTTP_PORT/token"
 ceil_tok=$(wrk_run ceiling_token_c32 "$CEIL_PID" "http://127.0.0.1:$CEIL_HTTP_PORT/token" "$SECS" 32); echo "$ceil_tok"
 stop "$CEIL_PID"
 
 # /introspect on Latchkey.
 export WRK_BODY="token=$AT"
+warm "http://127.0.0.1:$HTTP_PORT/introspect"
 lk32=$(wrk_run latchkey_introspect_c32 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 32); echo "$lk32"
 lk1=$(WRK_THREADS=1 wrk_run latchkey_introspect_c1 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 1); echo "$lk1"
 LK_LOADED_RSS=$(rss_mb "$LK_PID")
@@ -151,6 +172,7 @@ if [ -d "$PEER_DIR/node_modules/oidc-provider" ] && [ -f "$PEER_DIR/oidc-provide
   start_peer jwt
   sleep 2; PEER_IDLE_RSS=$(rss_mb "$PEER_PID")
   export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$PEER_AUTH"
+  warm "http://127.0.0.1:$PEER_PORT/token"
   p_tok=$(wrk_run oidc_provider_token_c32 "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token" "$SECS" 32); echo "$p_tok"
   stop "$PEER_PID"
   # oidc-provider cannot introspect JWT access tokens ("Structured JWT Tokens cannot be
@@ -158,6 +180,7 @@ if [ -d "$PEER_DIR/node_modules/oidc-provider" ] && [ -f "$PEER_DIR/oidc-provide
   start_peer opaque
   PAT=$(curl -s -H "Authorization: $PEER_AUTH" "http://127.0.0.1:$PEER_PORT/token" -d "$TOKEN_BODY" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
   export WRK_BODY="token=$PAT"
+  warm "http://127.0.0.1:$PEER_PORT/token/introspection"
   p32=$(wrk_run oidc_provider_introspect_c32 "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token/introspection" "$SECS" 32); echo "$p32"
   p1=$(WRK_THREADS=1 wrk_run oidc_provider_introspect_c1 "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token/introspection" "$SECS" 1); echo "$p1"
   stop "$PEER_PID"
@@ -190,5 +213,6 @@ row "VerifyToken p50, 1 stream (ms)" "$(field p50_ms "$v_c1")" "" "$(field p50_m
 row "idle RSS of latchkey serve (MB)" "$LK_IDLE_RSS" "oidc-provider ${PEER_IDLE_RSS:-n/a}, ceiling $CEIL_IDLE_RSS" "$LK_IDLE_RSS" "<=" 30
 echo
 echo "throughput (req/s): latchkey token $(field rps "$lk_tok"), ceiling token $(field rps "$ceil_tok"), oidc-provider token $(field rps "$p_tok");" \
-  "VerifyToken mix $(field rps "$v_mix"), ping $(field rps "$ping_out"); latchkey RSS after load ${LK_LOADED_RSS} MB"
+  "VerifyToken mix $(field rps "$v_mix"), ping $(field rps "$ping_out")"
+echo "RSS of latchkey serve: idle $LK_IDLE_RSS MB, idle with MIMALLOC_ALLOW_THP=0 $LK_IDLE_RSS_NOTHP MB, after the load $LK_LOADED_RSS MB"
 echo "non-2xx: latchkey token $(field non2xx "$lk_tok"), ceiling $(field non2xx "$ceil_tok"), oidc-provider token $(field non2xx "$p_tok"), latchkey introspect $(field non2xx "$lk32")"

@@ -1,44 +1,114 @@
 #!/usr/bin/env bash
-# The verification-plane benchmark: Latchkey's gRPC VerifyToken and HTTP /introspect on one
-# core, the load generator on the other, measured per server CPU-second against the bare
-# Ed25519 verification rate of the same core and against oidc-provider's introspection in
-# the same run. Loopback only. Usage: bench/run.sh   (SECS=10 by default)
+# Latchkey's speed, measured side by side in one run: each server under test on one core
+# (SERVER_CPU), the load generator on the other (LOAD_CPU), loopback only. Figures per server
+# CPU-second compare across runs; absolute ones do not. Prints each measurement as it ends,
+# then one table of figures and ratios. What each scenario means: bench/README.md.
 #
-# Needs: wrk (apt), and for the peer comparison oidc-provider@9 installed in $PEER_DIR
-# (see ../shared/bench/README.md). Every process started here is stopped by its pid.
+#   client_credentials at /token   Latchkey vs latchkey-ceiling token (the floor) vs oidc-provider (EdDSA JWT)
+#   gRPC VerifyToken               all-distinct and 1,000 live tokens vs the bare Ed25519 verify rate,
+#                                  and vs latchkey-ceiling ping (a unary RPC that does nothing)
+#   HTTP /introspect               Latchkey vs oidc-provider (opaque tokens), 32 connections and 1
+#   idle RSS                       of `latchkey serve`, started and unloaded
+#
+# Usage: bench/run.sh   (SECS=10 by default; ports overridable, see below)
+# Needs: wrk (apt), and for the peer oidc-provider@9 installed in $PEER_DIR with
+# oidc-provider-server.mjs beside it (see ../shared/bench/README.md). Every process started
+# here is stopped by its own pid, and every wait is bounded.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
 PEER_DIR=${PEER_DIR:-/tmp/peer}
 SECS=${SECS:-10}
+# Unmeasured load before each HTTP measurement, for every server alike: Node's JIT needs it,
+# and a cold server would be measured otherwise.
+WARMUP=${WARMUP:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-HTTP_PORT=18080 GRPC_PORT=15051 PEER_PORT=3400
+HTTP_PORT=${HTTP_PORT:-18080} GRPC_PORT=${GRPC_PORT:-15051} ADMIN_PORT=${ADMIN_PORT:-19464}
+PEER_PORT=${PEER_PORT:-3400} CEIL_HTTP_PORT=${CEIL_HTTP_PORT:-18090} CEIL_GRPC_PORT=${CEIL_GRPC_PORT:-15060}
 GATEWAY_SECRET=bench-gateway-secret-0123456789abcdef
 RESOURCE=https://mcp.example.com/mcp
+SCOPE=mcp:tools
+PEER_SECRET=bench-secret-0123456789abcdef0123456789abcdef
+
+for port in "$HTTP_PORT" "$GRPC_PORT" "$ADMIN_PORT" $((HTTP_PORT + 1)) $((GRPC_PORT + 1)) $((ADMIN_PORT + 1)) "$PEER_PORT" "$CEIL_HTTP_PORT" "$CEIL_GRPC_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port on 127.0.0.1 is in use: set the *_PORT variables" >&2; exit 1
+  fi
+done
 
 cargo build --release -q -p latchkey -p latchkey-bench --manifest-path "$ROOT/Cargo.toml"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/latchkey
 BENCH=$TARGET/release/latchkey-bench
+CEILING=$TARGET/release/latchkey-ceiling
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
+# stop PID: ends one process this script started, waiting at most 5 s.
+stop() {
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+}
+# wait_for URL [CURL ARGS...]: until URL answers 2xx, at most 10 s.
+wait_for() {
+  local url=$1; shift
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "$@" "$url" && return 0; sleep 0.1; done
+  echo "no answer from $url" >&2; return 1
+}
+rss_mb() { awk '/^VmRSS:/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
+# field NAME TEXT: the value of NAME=value in TEXT.
+field() { sed -nE "s/.*[ :]$1=([^ ]+).*/\1/p" <<<"$2" | tail -1; }
+# ms VALUE: wrk's 123.45us / 1.23ms / 1.2s as milliseconds.
+ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000} }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b != "" && b+0 > 0) printf "%.2f", a/b; else print "n/a" }'; }
 
-# The server runs with its default log level (info), as it would in production.
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo); server on CPU $SERVER_CPU, load on CPU $LOAD_CPU; ${SECS}s per run"
+
+# Latchkey with its defaults (SQLite, in-memory shared state, info logging), as in production,
+# except the per-IP limit on /token: every request here comes from 127.0.0.1, so it is set
+# too high to trip, and the limiter still counts every request.
 export LATCHKEY_HTTP_ADDR=127.0.0.1:$HTTP_PORT LATCHKEY_GRPC_ADDR=127.0.0.1:$GRPC_PORT \
-  LATCHKEY_ISSUER=http://127.0.0.1:$HTTP_PORT LATCHKEY_GATEWAY_SECRET=$GATEWAY_SECRET
+  LATCHKEY_ADMIN_ADDR=127.0.0.1:$ADMIN_PORT \
+  LATCHKEY_ISSUER=http://127.0.0.1:$HTTP_PORT LATCHKEY_GATEWAY_SECRET=$GATEWAY_SECRET \
+  LATCHKEY_RATE_LIMIT_TOKEN_PER_MIN=4000000000
 cd "$WORK"
 taskset -c "$SERVER_CPU" "$BIN" serve >"$WORK/latchkey.log" 2>&1 &
 LK_PID=$!; PIDS+=("$LK_PID")
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/health" >/dev/null && break; sleep 0.1; done
-creds=$("$BIN" client add --name bench-rs --grant-type client_credentials --resource "$RESOURCE" --audience "$RESOURCE")
+wait_for "http://127.0.0.1:$HTTP_PORT/health"
+sleep 3
+LK_IDLE_RSS=$(rss_mb "$LK_PID")
+echo "latchkey_idle_rss_mb=$LK_IDLE_RSS"
+# The same, with mimalloc told not to ask for transparent huge pages: where THP is in
+# `madvise` mode, each heap mimalloc touches is backed by a whole 2 MiB page.
+mkdir "$WORK/nothp"
+(cd "$WORK/nothp" && LATCHKEY_HTTP_ADDR=127.0.0.1:$((HTTP_PORT + 1)) LATCHKEY_GRPC_ADDR=127.0.0.1:$((GRPC_PORT + 1)) \
+  LATCHKEY_ADMIN_ADDR=127.0.0.1:$((ADMIN_PORT + 1)) MIMALLOC_ALLOW_THP=0 \
+  exec taskset -c "$SERVER_CPU" "$BIN" serve >"$WORK/nothp.log" 2>&1) &
+NOTHP_PID=$!; PIDS+=("$NOTHP_PID")
+wait_for "http://127.0.0.1:$((HTTP_PORT + 1))/health"
+sleep 3
+LK_IDLE_RSS_NOTHP=$(rss_mb "$NOTHP_PID")
+echo "latchkey_idle_rss_mb_without_thp=$LK_IDLE_RSS_NOTHP (MIMALLOC_ALLOW_THP=0; THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null))"
+stop "$NOTHP_PID"
+
+# An operator's client: only those may use client_credentials.
+creds=$("$BIN" client add --name bench --grant-type client_credentials --resource "$RESOURCE" --audience "$RESOURCE" 2>"$WORK/cli.log")
 CLIENT_ID=$(awk '/^client_id:/{print $2}' <<<"$creds")
 CLIENT_SECRET=$(awk '/^client_secret:/{print $2}' <<<"$creds")
+TOKEN_BODY="grant_type=client_credentials&resource=https%3A%2F%2Fmcp.example.com%2Fmcp&scope=mcp%3Atools"
+LK_AUTH="Basic $(printf '%s:%s' "$CLIENT_ID" "$CLIENT_SECRET" | base64 -w0)"
+# The resource the CLI wrote reaches the server's directory on its next poll.
+wait_for "http://127.0.0.1:$HTTP_PORT/token" -H "Authorization: $LK_AUTH" -d "$TOKEN_BODY"
+AT=$(curl -s -H "Authorization: $LK_AUTH" "http://127.0.0.1:$HTTP_PORT/token" -d "$TOKEN_BODY" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 
-echo "# machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo); server on CPU $SERVER_CPU, load on CPU $LOAD_CPU; ${SECS}s per run"
-# The bare rate drifts with the machine's load, so it is measured again just before each run.
+# gRPC VerifyToken. The bare rate drifts with the machine's load, so it is measured again
+# just before each run.
 run() {
   BARE=$(taskset -c "$SERVER_CPU" "$BENCH" bare --seconds 3 | cut -d= -f2)
   echo "bare Ed25519 verify on the server's core: $BARE/s"
@@ -46,35 +116,103 @@ run() {
   --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" --audience "$RESOURCE" --seconds "$SECS" \
   --pid "$LK_PID" --bare-rate "$BARE" "$@"
 }
-run --label verify_distinct_c32 --tokens 0 --concurrency 32
-run --label verify_mix1000_c32 --tokens 1000 --concurrency 32
-run --label verify_c1 --tokens 1000 --concurrency 1
+v_distinct=$(run --label verify_distinct_c32 --tokens 0 --concurrency 32); echo "$v_distinct"
+v_mix=$(run --label verify_mix1000_c32 --tokens 1000 --concurrency 32); echo "$v_mix"
 
-# HTTP /introspect, Latchkey vs oidc-provider, with the shared wrk helper.
+# The bare tonic unary RPC on the same core, loaded as VerifyToken was: the same channels,
+# streams and metadata, and a request as large as a VerifyToken request.
+taskset -c "$SERVER_CPU" "$CEILING" ping --addr "127.0.0.1:$CEIL_GRPC_PORT" >"$WORK/ping.log" 2>&1 &
+PING_PID=$!; PIDS+=("$PING_PID")
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$CEIL_GRPC_PORT") 2>/dev/null && break; sleep 0.1; done
+ping_out=$(taskset -c "$LOAD_CPU" "$BENCH" ping --grpc "http://127.0.0.1:$CEIL_GRPC_PORT" --client-id "$CLIENT_ID" \
+  --client-secret "$CLIENT_SECRET" --payload-bytes $(( ${#AT} + ${#RESOURCE} + ${#SCOPE} )) \
+  --concurrency 32 --seconds "$SECS" --pid "$PING_PID" --label ping_c32); echo "$ping_out"
+stop "$PING_PID"
+v_c1=$(run --label verify_c1 --tokens 1000 --concurrency 1); echo "$v_c1"
+
+# HTTP, with the shared wrk helper.
 export PEERS_DIR=$SHARED
 # shellcheck source=/dev/null
 source "$SHARED/lib-load.sh"
-AT=$(curl -s -u "$CLIENT_ID:$CLIENT_SECRET" "http://127.0.0.1:$HTTP_PORT/token" -d grant_type=client_credentials -d resource=$RESOURCE | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-export WRK_BODY="token=$AT" WRK_AUTH="Basic $(printf '%s:%s' "$CLIENT_ID" "$CLIENT_SECRET" | base64 -w0)"
+
+# warm URL: WARMUP seconds of the same load, not measured.
+warm() { ${LOAD_CPU:+taskset -c $LOAD_CPU} wrk -t2 -c32 -d"${WARMUP}s" -s "$PEERS_DIR/wrk-post.lua" "$1" >/dev/null 2>&1 || true; }
+
+# client_credentials at /token: Latchkey, then its floor with the same client and body.
+export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$LK_AUTH"
+warm "http://127.0.0.1:$HTTP_PORT/token"
+lk_tok=$(wrk_run latchkey_token_c32 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/token" "$SECS" 32); echo "$lk_tok"
+taskset -c "$SERVER_CPU" "$CEILING" token --addr "127.0.0.1:$CEIL_HTTP_PORT" --client-id "$CLIENT_ID" \
+  --client-secret "$CLIENT_SECRET" --audience "$RESOURCE" --scope "$SCOPE" >"$WORK/ceiling.log" 2>&1 &
+CEIL_PID=$!; PIDS+=("$CEIL_PID")
+wait_for "http://127.0.0.1:$CEIL_HTTP_PORT/token" -H "Authorization: $LK_AUTH" -d "$TOKEN_BODY"
+CEIL_IDLE_RSS=$(rss_mb "$CEIL_PID")
+warm "http://127.0.0.1:$CEIL_HTTP_PORT/token"
+ceil_tok=$(wrk_run ceiling_token_c32 "$CEIL_PID" "http://127.0.0.1:$CEIL_HTTP_PORT/token" "$SECS" 32); echo "$ceil_tok"
+stop "$CEIL_PID"
+
+# /introspect on Latchkey.
+export WRK_BODY="token=$AT"
+warm "http://127.0.0.1:$HTTP_PORT/introspect"
 lk32=$(wrk_run latchkey_introspect_c32 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 32); echo "$lk32"
 lk1=$(WRK_THREADS=1 wrk_run latchkey_introspect_c1 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 1); echo "$lk1"
+LK_LOADED_RSS=$(rss_mb "$LK_PID")
 
-if [ -d "$PEER_DIR/node_modules/oidc-provider" ]; then
+# start_peer FORMAT: oidc-provider on the server's core; sets PEER_PID.
+start_peer() {
+  AT_FORMAT=$1 PORT=$PEER_PORT taskset -c "$SERVER_CPU" "$NODE" "$PEER_DIR/oidc-provider-server.mjs" >"$WORK/peer-$1.log" 2>&1 &
+  PEER_PID=$!; PIDS+=("$PEER_PID")
+  wait_for "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration"
+}
+p_tok="" p32="" p1="" PEER_IDLE_RSS=""
+if [ -d "$PEER_DIR/node_modules/oidc-provider" ] && [ -f "$PEER_DIR/oidc-provider-server.mjs" ]; then
   NODE=${NODE:-$(command -v node)}
+  PEER_AUTH="Basic $(printf 'bench:%s' "$PEER_SECRET" | base64 -w0)"
+  # client_credentials with EdDSA JWT access tokens.
+  start_peer jwt
+  sleep 2; PEER_IDLE_RSS=$(rss_mb "$PEER_PID")
+  export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$PEER_AUTH"
+  warm "http://127.0.0.1:$PEER_PORT/token"
+  p_tok=$(wrk_run oidc_provider_token_c32 "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token" "$SECS" 32); echo "$p_tok"
+  stop "$PEER_PID"
   # oidc-provider cannot introspect JWT access tokens ("Structured JWT Tokens cannot be
   # introspected"), so its introspection is measured on its opaque tokens.
-  (cd "$PEER_DIR" && AT_FORMAT=opaque PORT=$PEER_PORT taskset -c "$SERVER_CPU" "$NODE" oidc-provider-server.mjs >"$WORK/peer.log" 2>&1) &
-  sleep 0.5; PEER_PID=$(pgrep -n -f "oidc-provider-server.mjs" || true); PIDS+=("$PEER_PID")
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration" >/dev/null && break; sleep 0.1; done
-  PEER_AUTH="Basic $(printf 'bench:bench-secret-0123456789abcdef0123456789abcdef' | base64 -w0)"
-  PAT=$(curl -s -H "Authorization: $PEER_AUTH" "http://127.0.0.1:$PEER_PORT/token" -d grant_type=client_credentials -d scope=mcp:tools -d resource=$RESOURCE | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  export WRK_BODY="token=$PAT" WRK_AUTH="$PEER_AUTH"
+  start_peer opaque
+  PAT=$(curl -s -H "Authorization: $PEER_AUTH" "http://127.0.0.1:$PEER_PORT/token" -d "$TOKEN_BODY" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  export WRK_BODY="token=$PAT"
+  warm "http://127.0.0.1:$PEER_PORT/token/introspection"
   p32=$(wrk_run oidc_provider_introspect_c32 "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token/introspection" "$SECS" 32); echo "$p32"
   p1=$(WRK_THREADS=1 wrk_run oidc_provider_introspect_c1 "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token/introspection" "$SECS" 1); echo "$p1"
-  field() { sed -E "s/.*$1=([^ ]+).*/\1/" <<<"$2"; }
-  ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000} }'; }
-  awk -v a="$(field rps_per_server_cpu_s "$lk32")" -v b="$(field rps_per_server_cpu_s "$p32")" 'BEGIN{printf "ratio introspect_per_cpu latchkey/oidc-provider = %.2f (target >= 3)\n", a/b}'
-  awk -v a="$(ms "$(field p50 "$lk1")")" -v b="$(ms "$(field p50 "$p1")")" 'BEGIN{printf "ratio introspect_p50_c1 latchkey/oidc-provider = %.2f (target <= 0.5)\n", a/b}'
+  stop "$PEER_PID"
 else
-  echo "oidc-provider not installed in $PEER_DIR: peer comparison skipped"
+  echo "oidc-provider not installed in $PEER_DIR: peer comparisons skipped"
 fi
+
+# The table. "per CPU-s" is requests per second of the server's own CPU time.
+lk_tok_cpu=$(field rps_per_server_cpu_s "$lk_tok"); ceil_tok_cpu=$(field rps_per_server_cpu_s "$ceil_tok")
+p_tok_cpu=$(field rps_per_server_cpu_s "$p_tok")
+mix_cpu=$(field rps_per_server_cpu_s "$v_mix"); ping_cpu=$(field rps_per_server_cpu_s "$ping_out")
+lk32_cpu=$(field rps_per_server_cpu_s "$lk32"); p32_cpu=$(field rps_per_server_cpu_s "$p32")
+lk1_p50=$(ms "$(field p50 "$lk1")"); p1_p50=$( [ -n "$p1" ] && ms "$(field p50 "$p1")" || true)
+verdict() { awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN{ if (r == "n/a") print "n/a"; else if ((op == ">=" && r+0 >= t) || (op == "<=" && r+0 <= t)) print "met"; else print "MISSED" }'; }
+row() { printf '| %s | %s | %s | %s | %s %s | %s |\n' "$1" "$2" "$3" "$4" "$5" "$6" "$(verdict "$4" "$5" "$6")"; }
+r_tok_peer=$(ratio "$lk_tok_cpu" "$p_tok_cpu"); r_tok_ceil=$(ratio "$lk_tok_cpu" "$ceil_tok_cpu")
+r_ping=$(ratio "$mix_cpu" "$ping_cpu"); r_int=$(ratio "$lk32_cpu" "$p32_cpu"); r_p50=$(ratio "$lk1_p50" "$p1_p50")
+r_distinct=$(field ratio_vs_bare "$v_distinct"); r_mix=$(field ratio_vs_bare "$v_mix")
+echo
+echo "| figure | Latchkey | reference | ratio | target | verdict |"
+echo "| --- | --- | --- | --- | --- | --- |"
+row "client_credentials /token, 32 conns, per CPU-s" "$lk_tok_cpu" "oidc-provider EdDSA JWT: ${p_tok_cpu:-n/a}" "$r_tok_peer" ">=" 5
+row "client_credentials /token, 32 conns, per CPU-s" "$lk_tok_cpu" "latchkey-ceiling: $ceil_tok_cpu" "$r_tok_ceil" ">=" 0.6
+row "/introspect p50, 1 conn (ms)" "$lk1_p50" "oidc-provider (opaque): ${p1_p50:-n/a}" "$r_p50" "<=" 0.5
+row "/introspect, 32 conns, per CPU-s" "$lk32_cpu" "oidc-provider (opaque): ${p32_cpu:-n/a}" "$r_int" ">=" 3
+row "VerifyToken, 1,000 live tokens, 32 streams, per CPU-s" "$mix_cpu" "tonic ping: $ping_cpu" "$r_ping" ">=" 0.85
+row "VerifyToken, 1,000 live tokens, 32 streams, per CPU-s" "$mix_cpu" "bare Ed25519 verify: $(field bare_verify_per_s "$v_mix")" "$r_mix" ">=" 2
+row "VerifyToken, all-distinct tokens, 32 streams, per CPU-s" "$(field rps_per_server_cpu_s "$v_distinct")" "bare Ed25519 verify: $(field bare_verify_per_s "$v_distinct")" "$r_distinct" ">=" 0.7
+row "VerifyToken p50, 1 stream (ms)" "$(field p50_ms "$v_c1")" "" "$(field p50_ms "$v_c1")" "<=" 0.3
+row "idle RSS of latchkey serve (MB)" "$LK_IDLE_RSS" "oidc-provider ${PEER_IDLE_RSS:-n/a}, ceiling $CEIL_IDLE_RSS" "$LK_IDLE_RSS" "<=" 30
+echo
+echo "throughput (req/s): latchkey token $(field rps "$lk_tok"), ceiling token $(field rps "$ceil_tok"), oidc-provider token $(field rps "$p_tok");" \
+  "VerifyToken mix $(field rps "$v_mix"), ping $(field rps "$ping_out")"
+echo "RSS of latchkey serve: idle $LK_IDLE_RSS MB, idle with MIMALLOC_ALLOW_THP=0 $LK_IDLE_RSS_NOTHP MB, after the load $LK_LOADED_RSS MB"
+echo "non-2xx: latchkey token $(field non2xx "$lk_tok"), ceiling $(field non2xx "$ceil_tok"), oidc-provider token $(field non2xx "$p_tok"), latchkey introspect $(field non2xx "$lk32")"

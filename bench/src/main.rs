@@ -4,6 +4,8 @@
 //! - `bare`: raw Ed25519 verifications per second on this core, the yardstick.
 //! - `verify`: gRPC `VerifyToken` under load; reports requests/s, latency percentiles and,
 //!   given the server's pid, requests per server CPU-second and the ratio to `--bare-rate`.
+//! - `ping`: the same load on `latchkey-ceiling ping`, a unary RPC that does no work: the
+//!   floor `verify` is compared with.
 
 mod flow;
 
@@ -11,6 +13,8 @@ use anyhow::Context;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use ed25519_dalek::{Signer, SigningKey, Verifier};
+use latchkey_bench::ping::PingRequest;
+use latchkey_bench::ping::ping_client::PingClient;
 use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::auth_service_client::AuthServiceClient;
 use latchkey_proto::v1::verification_service_client::VerificationServiceClient;
@@ -76,6 +80,28 @@ enum Cmd {
         #[arg(long)]
         bare_rate: Option<f64>,
         #[arg(long, default_value = "verify")]
+        label: String,
+    },
+    /// Load `latchkey-ceiling ping` exactly as `verify` loads `VerifyToken`: the same
+    /// connections, concurrency and `authorization` metadata, and a request of the same size.
+    Ping {
+        #[arg(long, default_value = "http://127.0.0.1:15060")]
+        grpc: String,
+        /// Bytes of payload per request: the size of a `VerifyToken` request.
+        #[arg(long, default_value_t = 640)]
+        payload_bytes: usize,
+        /// Sent as `authorization` metadata, as `verify` sends the resource server's.
+        #[arg(long, default_value = "bench")]
+        client_id: String,
+        #[arg(long, default_value = "bench")]
+        client_secret: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long)]
+        pid: Option<u32>,
+        #[arg(long, default_value = "ping")]
         label: String,
     },
 }
@@ -144,6 +170,98 @@ async fn mint(
     Ok(tokens)
 }
 
+/// One HTTP/2 connection per 8 concurrent callers, as a resource server's pool would hold.
+async fn connect(grpc: &str, concurrency: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut v = Vec::new();
+    for _ in 0..concurrency.div_ceil(8) {
+        v.push(Endpoint::from_shared(grpc.to_owned())?.connect().await?);
+    }
+    Ok(v)
+}
+
+/// Latencies (µs) of the successful calls and the count of failed ones, from every task.
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<u32>, u64)>>,
+) -> anyhow::Result<(Vec<u32>, u64)> {
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for t in tasks {
+        let (l, f) = t.await?;
+        latencies.extend(l);
+        failures += f;
+    }
+    latencies.sort_unstable();
+    Ok((latencies, failures))
+}
+
+/// The latency at quantile `p` of sorted microseconds, in milliseconds.
+fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0) as f64
+        / 1000.0
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ping_load(
+    grpc: &str,
+    payload_bytes: usize,
+    client_id: &str,
+    client_secret: &str,
+    concurrency: usize,
+    seconds: u64,
+    pid: Option<u32>,
+    label: &str,
+) -> anyhow::Result<()> {
+    let channels = connect(grpc, concurrency).await?;
+    let auth = basic(client_id, client_secret)?;
+    let payload = vec![b'a'; payload_bytes];
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cpu_before = pid.map(cpu_seconds).transpose()?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..concurrency {
+        let mut client = PingClient::new(channels[i % channels.len()].clone());
+        let (auth, payload) = (auth.clone(), payload.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies: Vec<u32> = Vec::new();
+            let mut failures = 0u64;
+            while Instant::now() < deadline {
+                // A fresh copy per call, as `verify` clones its token into each request.
+                let mut req = tonic::Request::new(PingRequest {
+                    payload: payload.clone(),
+                });
+                req.metadata_mut().insert("authorization", auth.clone());
+                let t = Instant::now();
+                match client.ping(req).await {
+                    Ok(_) => latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                    Err(_) => failures += 1,
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let (latencies, failures) = collect(tasks).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = latencies.len() as f64;
+    println!(
+        "{label}: conc={concurrency} payload_bytes={payload_bytes} ok={} failed={failures} rps={:.0} p50_ms={:.3} p99_ms={:.3}",
+        latencies.len(),
+        ok / elapsed,
+        percentile_ms(&latencies, 0.50),
+        percentile_ms(&latencies, 0.99)
+    );
+    if let (Some(p), Some(before)) = (pid, cpu_before) {
+        let cpu = cpu_seconds(p)? - before;
+        println!(
+            "{label}: server_cpu_s={cpu:.2} rps_per_server_cpu_s={:.0}",
+            ok / cpu
+        );
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn verify_load(
     grpc: &str,
@@ -158,13 +276,7 @@ async fn verify_load(
     bare_rate: Option<f64>,
     label: &str,
 ) -> anyhow::Result<()> {
-    let channels: Vec<Channel> = {
-        let mut v = Vec::new();
-        for _ in 0..concurrency.div_ceil(8) {
-            v.push(Endpoint::from_shared(grpc.to_owned())?.connect().await?);
-        }
-        v
-    };
+    let channels = connect(grpc, concurrency).await?;
     // All-distinct: no token is ever sent twice. The pool is sized for 40,000 verifications
     // per second, above what one server core does; should it run out, the run ends early.
     let distinct = tokens == 0;
@@ -234,26 +346,13 @@ async fn verify_load(
             (latencies, failures)
         }));
     }
-    let mut latencies = Vec::new();
-    let mut failures = 0;
-    for t in tasks {
-        let (l, f) = t.await?;
-        latencies.extend(l);
-        failures += f;
-    }
+    let (latencies, failures) = collect(tasks).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = match (pid, cpu_before) {
         (Some(p), Some(before)) => Some(cpu_seconds(p)? - before),
         _ => None,
     };
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&latencies, p);
     let ok = latencies.len() as f64;
     let wrapped = !distinct && next.load(Ordering::Relaxed) > pool.len();
     println!(
@@ -289,6 +388,28 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             pid,
         } => flow::run(&base, &email, &password, concurrency, seconds, pid).await?,
+        Cmd::Ping {
+            grpc,
+            payload_bytes,
+            client_id,
+            client_secret,
+            concurrency,
+            seconds,
+            pid,
+            label,
+        } => {
+            ping_load(
+                &grpc,
+                payload_bytes,
+                &client_id,
+                &client_secret,
+                concurrency,
+                seconds,
+                pid,
+                &label,
+            )
+            .await?
+        }
         Cmd::Bare { seconds } => println!("bare_verify_per_s={:.0}", bare(seconds)),
         Cmd::Verify {
             grpc,

@@ -15,9 +15,11 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Keeps the trace exporter alive; dropping it flushes pending spans.
+/// Keeps the trace exporter and the log writer alive; dropping it flushes pending spans and
+/// lines.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    _logs: tracing_appender::non_blocking::WorkerGuard,
 }
 
 impl Drop for Telemetry {
@@ -70,23 +72,34 @@ pub fn init(settings: &Settings, service: &str) -> Telemetry {
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("latchkey")));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // Lines are written by a thread of their own, so a request (each token issued leaves an
+    // audit line) never waits on stderr; colours only for a terminal.
+    // Not lossy: when the buffer is full a request waits rather than lose an audit line.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let _ = if json {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .with_target(true)
-                    .with_writer(std::io::stderr),
+                    .with_writer(writer),
             )
             .try_init()
     } else {
+        use std::io::IsTerminal;
         registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_target(false)
-                    .with_writer(std::io::stderr),
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(writer),
             )
             .try_init()
     };
-    Telemetry { provider }
+    Telemetry {
+        provider,
+        _logs: guard,
+    }
 }

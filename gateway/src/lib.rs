@@ -45,7 +45,8 @@ pub struct GatewayConfig {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub client: AuthClient,
-    pub config: GatewayConfig,
+    /// Shared: the state is cloned for every request.
+    pub config: std::sync::Arc<GatewayConfig>,
     pub limiter: std::sync::Arc<ratelimit::Limiter>,
 }
 
@@ -72,7 +73,7 @@ pub fn router(client: AuthClient, config: GatewayConfig) -> Result<Router, Strin
     let limiter = std::sync::Arc::new(ratelimit::Limiter::new(config.redis_url.as_deref())?);
     let state = AppState {
         client,
-        config: config.clone(),
+        config: std::sync::Arc::new(config.clone()),
         limiter,
     };
     // Endpoints a browser-based client (MCP Inspector) calls cross-origin.

@@ -108,10 +108,14 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
 fn http_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), otel.kind = "server");
-    let parent = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&HeaderExtractor(req.headers()))
-    });
-    let _ = span.set_parent(parent);
+    // Only a caller that sent a trace context has one to continue; reading the propagator
+    // for every other request costs the token endpoint for nothing.
+    if req.headers().contains_key("traceparent") {
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
+        let _ = span.set_parent(parent);
+    }
     span
 }
 

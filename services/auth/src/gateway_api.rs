@@ -1,7 +1,7 @@
 //! The gateway's service (`AuthService`): what the public HTTP endpoints need. Only the
 //! gateway reaches it (`guard.rs`).
 
-use crate::service::{Rpc, credentials, json, prompt};
+use crate::service::{Rpc, credentials, introspection, json, prompt};
 use crate::status::to_status;
 use latchkey_core::AuthCore;
 use latchkey_core::authorize::{AuthorizationRequest, StartOutcome};
@@ -198,17 +198,6 @@ impl AuthService for GatewayApi {
             )
             .await
             .map_err(to_status)?;
-        Ok(Response::new(pb::IntrospectResponse {
-            active: i.active,
-            scope: i.scope,
-            client_id: i.client_id,
-            sub: i.sub,
-            aud: i.aud,
-            iss: i.iss,
-            exp: i.exp,
-            iat: i.iat,
-            jti: i.jti,
-            token_type: i.token_type,
-        }))
+        Ok(Response::new(introspection(i)))
     }
 }

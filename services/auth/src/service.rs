@@ -69,3 +69,21 @@ pub(crate) fn json(v: &serde_json::Value) -> pb::JsonDocument {
         json: v.to_string(),
     }
 }
+
+/// RFC 7662 §2.2, for both services that introspect.
+pub(crate) fn introspection(
+    i: latchkey_core::introspection::Introspection,
+) -> pb::IntrospectResponse {
+    pb::IntrospectResponse {
+        active: i.active,
+        scope: i.scope,
+        client_id: i.client_id,
+        sub: i.sub,
+        aud: i.aud,
+        iss: i.iss,
+        exp: i.exp,
+        iat: i.iat,
+        jti: i.jti,
+        token_type: i.token_type,
+    }
+}

@@ -2,7 +2,7 @@
 //! the streams that keep a local verifier current. Its guard admits a resource server (which
 //! may ask only about tokens for resources it owns) or the gateway (ForwardAuth).
 
-use crate::service::{Rpc, credentials, json, snapshot_complete, update};
+use crate::service::{Rpc, credentials, introspection, json, snapshot_complete, update};
 use crate::status::{oauth_code, to_status};
 use latchkey_core::resource::Resource;
 use latchkey_core::{AuthCore, AuthError};
@@ -89,18 +89,7 @@ impl VerificationService for VerificationApi {
             )
             .await
             .map_err(to_status)?;
-        Ok(Response::new(pb::IntrospectResponse {
-            active: i.active,
-            scope: i.scope,
-            client_id: i.client_id,
-            sub: i.sub,
-            aud: i.aud,
-            iss: i.iss,
-            exp: i.exp,
-            iat: i.iat,
-            jti: i.jti,
-            token_type: i.token_type,
-        }))
+        Ok(Response::new(introspection(i)))
     }
 
     async fn verify_token(

@@ -46,8 +46,8 @@ for _ in $(seq 1 50); do curl -sf -o /dev/null -H "Authorization: $WRK_AUTH" "ht
 case $SCENARIO in
   token) export WRK_BODY=$TOKEN_BODY; URL=http://127.0.0.1:$HTTP_PORT/token; CONNS=32 ;;
   ceiling_token)
-    taskset -c "$SERVER_CPU" "$CEILING" token --addr "127.0.0.1:$((HTTP_PORT + 10))" --client-id "$ID" \
-      --client-secret "$SECRET" --audience "$RESOURCE" >"$OUT/ceiling.log" 2>&1 &
+    taskset -c "$SERVER_CPU" "$CEILING" token --addr "127.0.0.1:$((HTTP_PORT + 10))" --client-id="$ID" \
+      --client-secret="$SECRET" --audience "$RESOURCE" >"$OUT/ceiling.log" 2>&1 &
     PID=$!; PIDS+=("$PID")
     for _ in $(seq 1 50); do curl -sf -o /dev/null -H "Authorization: $WRK_AUTH" "http://127.0.0.1:$((HTTP_PORT + 10))/token" -d "$TOKEN_BODY" && break; sleep 0.1; done
     export WRK_BODY=$TOKEN_BODY; URL=http://127.0.0.1:$((HTTP_PORT + 10))/token; CONNS=32 ;;

@@ -113,7 +113,7 @@ run() {
   BARE=$(taskset -c "$SERVER_CPU" "$BENCH" bare --seconds 3 | cut -d= -f2)
   echo "bare Ed25519 verify on the server's core: $BARE/s"
   taskset -c "$LOAD_CPU" "$BENCH" verify --grpc "http://127.0.0.1:$GRPC_PORT" --gateway-secret "$GATEWAY_SECRET" \
-  --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" --audience "$RESOURCE" --seconds "$SECS" \
+  --client-id="$CLIENT_ID" --client-secret="$CLIENT_SECRET" --audience "$RESOURCE" --seconds "$SECS" \
   --pid "$LK_PID" --bare-rate "$BARE" "$@"
 }
 v_distinct=$(run --label verify_distinct_c32 --tokens 0 --concurrency 32); echo "$v_distinct"
@@ -124,8 +124,8 @@ v_mix=$(run --label verify_mix1000_c32 --tokens 1000 --concurrency 32); echo "$v
 taskset -c "$SERVER_CPU" "$CEILING" ping --addr "127.0.0.1:$CEIL_GRPC_PORT" >"$WORK/ping.log" 2>&1 &
 PING_PID=$!; PIDS+=("$PING_PID")
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$CEIL_GRPC_PORT") 2>/dev/null && break; sleep 0.1; done
-ping_out=$(taskset -c "$LOAD_CPU" "$BENCH" ping --grpc "http://127.0.0.1:$CEIL_GRPC_PORT" --client-id "$CLIENT_ID" \
-  --client-secret "$CLIENT_SECRET" --payload-bytes $(( ${#AT} + ${#RESOURCE} + ${#SCOPE} )) \
+ping_out=$(taskset -c "$LOAD_CPU" "$BENCH" ping --grpc "http://127.0.0.1:$CEIL_GRPC_PORT" --client-id="$CLIENT_ID" \
+  --client-secret="$CLIENT_SECRET" --payload-bytes $(( ${#AT} + ${#RESOURCE} + ${#SCOPE} )) \
   --concurrency 32 --seconds "$SECS" --pid "$PING_PID" --label ping_c32); echo "$ping_out"
 stop "$PING_PID"
 v_c1=$(run --label verify_c1 --tokens 1000 --concurrency 1); echo "$v_c1"
@@ -142,8 +142,8 @@ warm() { ${LOAD_CPU:+taskset -c $LOAD_CPU} wrk -t2 -c32 -d"${WARMUP}s" -s "$PEER
 export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$LK_AUTH"
 warm "http://127.0.0.1:$HTTP_PORT/token"
 lk_tok=$(wrk_run latchkey_token_c32 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/token" "$SECS" 32); echo "$lk_tok"
-taskset -c "$SERVER_CPU" "$CEILING" token --addr "127.0.0.1:$CEIL_HTTP_PORT" --client-id "$CLIENT_ID" \
-  --client-secret "$CLIENT_SECRET" --audience "$RESOURCE" --scope "$SCOPE" >"$WORK/ceiling.log" 2>&1 &
+taskset -c "$SERVER_CPU" "$CEILING" token --addr "127.0.0.1:$CEIL_HTTP_PORT" --client-id="$CLIENT_ID" \
+  --client-secret="$CLIENT_SECRET" --audience "$RESOURCE" --scope "$SCOPE" >"$WORK/ceiling.log" 2>&1 &
 CEIL_PID=$!; PIDS+=("$CEIL_PID")
 wait_for "http://127.0.0.1:$CEIL_HTTP_PORT/token" -H "Authorization: $LK_AUTH" -d "$TOKEN_BODY"
 CEIL_IDLE_RSS=$(rss_mb "$CEIL_PID")

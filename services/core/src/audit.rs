@@ -5,8 +5,8 @@
 //! | --- | --- |
 //! | `audit_event` | `login`, `consent`, `client_registered`, `token_issued`, `code_replayed`, `refresh_reused`, `revocation`, `key_generated`, `key_published` |
 //! | `outcome` | `success`, `failure`, `denied`, `locked` |
-//! | `client_id`, `user_id`, `grant_id`, `kid` | identifiers, empty when not applicable |
-//! | `client_tier` | `operator`, `dynamic`, `metadata_document`; empty when no client is known |
+//! | `client_id`, `user_id`, `grant_id`, `kid` | identifiers, absent when not applicable |
+//! | `client_tier` | `operator`, `dynamic`, `metadata_document`; absent when no client is known |
 //! | `detail` | a fixed word: the grant type, the revocation kind |
 //!
 //! Never a token, code, secret, password, or email.
@@ -24,18 +24,25 @@ pub struct Audit<'a> {
     pub detail: &'a str,
 }
 
+/// A field that is left out of the record when it does not apply.
+fn present(v: &str) -> Option<&str> {
+    (!v.is_empty()).then_some(v)
+}
+
 impl Audit<'_> {
     pub fn emit(self) {
+        // Fields that do not apply are absent, not empty: a `token_issued` record is written
+        // for every token, and formatting fields that say nothing costs the token endpoint.
         tracing::info!(
             target: "latchkey::audit",
             audit_event = self.event,
             outcome = self.outcome,
-            client_id = self.client_id,
-            client_tier = self.client_tier,
-            user_id = self.user_id,
-            grant_id = self.grant_id,
-            kid = self.kid,
-            detail = self.detail,
+            client_id = present(self.client_id),
+            client_tier = present(self.client_tier),
+            user_id = present(self.user_id),
+            grant_id = present(self.grant_id),
+            kid = present(self.kid),
+            detail = present(self.detail),
             "audit"
         );
     }

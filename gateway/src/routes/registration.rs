@@ -33,23 +33,19 @@ pub(crate) async fn register(
         ));
     }
     // RFC 7591 §3: an initial access token, when the operator issued one, is a bearer token.
-    let initial_access_token = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, t)| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    OAuthError::new(
-                        OauthErrorCode::InvalidToken,
-                        "the initial access token must be sent as Authorization: Bearer",
-                    )
-                })?,
-        ),
-    };
+    let fields = headers.get_all(header::AUTHORIZATION);
+    let initial_access_token =
+        match latchkey_proto::bearer::token(fields.iter().map(|v| v.to_str().ok())) {
+            Ok(Some(token)) => Some(token.to_owned()),
+            Ok(None) if fields.iter().next().is_none() => None,
+            // Another scheme, an empty token, or two Authorization fields.
+            _ => {
+                return Err(OAuthError::new(
+                    OauthErrorCode::InvalidToken,
+                    "the initial access token must be sent as Authorization: Bearer",
+                ));
+            }
+        };
     let body = body.map_err(body_error)?;
     let metadata_json = String::from_utf8(body.to_vec()).map_err(|_| {
         OAuthError::new(

@@ -120,16 +120,21 @@ impl AuthCore {
     }
 
     /// The protected resources: those from configuration, then the registered ones. From
-    /// memory.
-    pub(crate) fn protected_resources(&self) -> Vec<ProtectedResource> {
+    /// memory, and without a copy when none come from configuration (the token endpoint asks
+    /// on every request).
+    pub(crate) fn protected_resources(&self) -> Arc<Vec<ProtectedResource>> {
+        let registered = self.directory.resources();
+        if self.settings.resources.is_empty() {
+            return registered;
+        }
         let mut all = self.settings.resources.clone();
-        all.extend(self.directory.resources().iter().cloned());
-        all
+        all.extend(registered.iter().cloned());
+        Arc::new(all)
     }
 
     /// The protected resources, for listing.
     pub fn protected_resource_list(&self) -> Vec<ProtectedResource> {
-        self.protected_resources()
+        self.protected_resources().to_vec()
     }
 
     /// Reads what changed in the store since `since` (Unix seconds): clients changed by the
@@ -160,10 +165,8 @@ impl AuthCore {
             None => None,
             Some(s) => {
                 let set = ScopeSet::parse(s)?;
-                if let Some(unknown) = set.difference(self.settings.scopes.supported()).first() {
-                    return Err(AuthError::InvalidScope(Reason::ScopeUnknown(
-                        (*unknown).to_owned(),
-                    )));
+                if let Some(unknown) = self.settings.scopes.first_unsupported(&set) {
+                    return Err(AuthError::InvalidScope(Reason::ScopeUnknown(unknown)));
                 }
                 Some(set)
             }

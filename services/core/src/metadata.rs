@@ -53,8 +53,9 @@ impl AuthCore {
         let wanted = Resource::parse(resource)?;
         let found = self
             .protected_resources()
-            .into_iter()
+            .iter()
             .find(|r| r.resource == wanted)
+            .cloned()
             .ok_or(AuthError::NotFound(Reason::NoSuchResource))?;
         let scopes: Vec<&str> = match &found.scopes {
             Some(s) => s.iter().collect(),

@@ -396,10 +396,8 @@ impl AuthCore {
             None => None,
             Some(s) => {
                 let set = ScopeSet::parse(s)?;
-                if let Some(unknown) = set.difference(self.settings.scopes.supported()).first() {
-                    return Err(AuthError::InvalidScope(Reason::ScopeUnknown(
-                        (*unknown).to_owned(),
-                    )));
+                if let Some(unknown) = self.settings.scopes.first_unsupported(&set) {
+                    return Err(AuthError::InvalidScope(Reason::ScopeUnknown(unknown)));
                 }
                 (!set.is_empty()).then_some(set)
             }
@@ -541,9 +539,9 @@ impl AuthCore {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => {
                 let set = ScopeSet::parse(s).map_err(|_| bad(MetadataFault::MalformedScope))?;
-                if let Some(unknown) = set.difference(self.settings.scopes.supported()).first() {
+                if let Some(unknown) = self.settings.scopes.first_unsupported(&set) {
                     return Err(AuthError::InvalidClientMetadata(Reason::ScopeUnknown(
-                        (*unknown).to_owned(),
+                        unknown,
                     )));
                 }
                 (!set.is_empty()).then_some(set)

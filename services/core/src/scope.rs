@@ -99,6 +99,13 @@ impl ScopePolicy {
         &self.supported
     }
 
+    /// The first scope of `set` this server does not support, if any.
+    pub fn first_unsupported(&self, set: &ScopeSet) -> Option<String> {
+        set.difference(&self.supported)
+            .first()
+            .map(|s| (*s).to_owned())
+    }
+
     pub fn default_scopes(&self) -> &ScopeSet {
         &self.default
     }

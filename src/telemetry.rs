@@ -11,6 +11,8 @@ use crate::config::{Environment, Settings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -19,7 +21,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// lines.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
-    _logs: tracing_appender::non_blocking::WorkerGuard,
+    _logs: BatchFlusher,
 }
 
 impl Drop for Telemetry {
@@ -58,6 +60,118 @@ fn otlp(service: &str) -> Option<SdkTracerProvider> {
     )
 }
 
+/// Bytes of log lines held before the request that fills the buffer writes them itself.
+const BATCH_BYTES: usize = 64 * 1024;
+/// How long a line waits, at most, before a background flush writes it.
+const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Log lines bound for stderr, written in batches: when [`BATCH_BYTES`] have gathered (by
+/// the request that fills the buffer) or every [`BATCH_INTERVAL`] (by [`BatchFlusher`]'s
+/// thread). Nothing is dropped: a full buffer is written before the next line goes in. A line
+/// is written whole, and batches go out in the order they were filled.
+#[derive(Clone)]
+struct BatchedStderr {
+    pending: Arc<Mutex<Vec<u8>>>,
+    /// Held while a batch is written, so batches go out in order.
+    output: Arc<Mutex<Box<dyn std::io::Write + Send>>>,
+}
+
+impl BatchedStderr {
+    fn new(output: Box<dyn std::io::Write + Send>) -> Self {
+        Self {
+            pending: Arc::default(),
+            output: Arc::new(Mutex::new(output)),
+        }
+    }
+
+    /// Writes what has gathered; with `only_if_full`, only when a batch is full.
+    fn flush_pending(&self, only_if_full: bool) -> std::io::Result<()> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.is_empty() || (only_if_full && pending.len() < BATCH_BYTES) {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut *pending);
+        let mut output = self.output.lock().unwrap_or_else(|p| p.into_inner());
+        drop(pending);
+        output.write_all(&batch)?;
+        output.flush()
+    }
+}
+
+impl std::io::Write for BatchedStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(line);
+        self.flush_pending(true)?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_pending(false)
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStderr {
+    type Writer = BatchedStderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Flushes [`BatchedStderr`] every [`BATCH_INTERVAL`]; dropping it writes what is left.
+struct BatchFlusher {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for BatchFlusher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn batched(output: Box<dyn std::io::Write + Send>) -> (BatchedStderr, BatchFlusher) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let writer = BatchedStderr::new(output);
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let flushing = writer.clone();
+    let thread = std::thread::Builder::new()
+        .name("log-flush".into())
+        .spawn(move || {
+            loop {
+                let last = !matches!(
+                    stopped.recv_timeout(BATCH_INTERVAL),
+                    Err(RecvTimeoutError::Timeout)
+                );
+                if let Err(e) = flushing.flush_pending(false) {
+                    eprintln!("writing logs failed: {e}");
+                }
+                if last {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| {
+            eprintln!(
+                "log flushing thread not started ({e}): logs are written every {BATCH_BYTES} bytes"
+            )
+        })
+        .ok();
+    (
+        writer,
+        BatchFlusher {
+            stop: Some(stop),
+            thread,
+        },
+    )
+}
+
 /// Installs the global subscriber and propagator once; later calls are no-ops.
 pub fn init(settings: &Settings, service: &str) -> Telemetry {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
@@ -72,12 +186,10 @@ pub fn init(settings: &Settings, service: &str) -> Telemetry {
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("latchkey")));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
-    // Lines are written by a thread of their own, so a request (each token issued leaves an
-    // audit line) never waits on stderr; colours only for a terminal.
-    // Not lossy: when the buffer is full a request waits rather than lose an audit line.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
+    // Each token issued leaves an audit line: lines are collected in memory and written in
+    // batches, so a request neither writes to stderr nor wakes a writer thread. Colours only
+    // for a terminal.
+    let (writer, guard) = batched(Box::new(std::io::stderr()));
     let _ = if json {
         registry
             .with(
@@ -101,5 +213,74 @@ pub fn init(settings: &Settings, service: &str) -> Telemetry {
     Telemetry {
         provider,
         _logs: guard,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A `Write` whose bytes a test can read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn batched_lines_are_written_whole_in_order_and_none_is_lost_when_the_flusher_stops() {
+        let out = Captured::default();
+        let (writer, flusher) = batched(Box::new(out.clone()));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let mut w = writer.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2_000 {
+                        w.write_all(format!("thread {t} line {i:05}\n").as_bytes())
+                            .expect("write");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("writer thread");
+        }
+        drop(flusher);
+        let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8_000, "every line, once");
+        for t in 0..4 {
+            let mine: Vec<&str> = lines
+                .iter()
+                .copied()
+                .filter(|l| l.starts_with(&format!("thread {t} ")))
+                .collect();
+            assert_eq!(mine.len(), 2_000, "thread {t}: whole lines");
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "thread {t}: in order");
+        }
+    }
+
+    #[test]
+    fn a_quiet_log_is_written_within_the_flush_interval() {
+        let out = Captured::default();
+        let (mut writer, _flusher) = batched(Box::new(out.clone()));
+        writer.write_all(b"one line\n").expect("write");
+        assert!(out.0.lock().expect("lock").is_empty(), "held for a batch");
+        // Bounded: 50 intervals at most.
+        for _ in 0..50 {
+            std::thread::sleep(BATCH_INTERVAL);
+            if !out.0.lock().expect("lock").is_empty() {
+                break;
+            }
+        }
+        assert_eq!(&*out.0.lock().expect("lock"), b"one line\n");
     }
 }

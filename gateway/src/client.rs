@@ -38,10 +38,14 @@ impl Interceptor for GatewayCredential {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         use tracing_opentelemetry::OpenTelemetrySpanExt;
         req.metadata_mut().insert("authorization", self.0.clone());
+        use opentelemetry::trace::TraceContextExt;
         let cx = tracing::Span::current().context();
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(&cx, &mut MetadataInjector(req.metadata_mut()))
-        });
+        // Without a trace (no exporter, or none sampled) there is nothing to propagate.
+        if cx.span().span_context().is_valid() {
+            opentelemetry::global::get_text_map_propagator(|p| {
+                p.inject_context(&cx, &mut MetadataInjector(req.metadata_mut()))
+            });
+        }
         Ok(req)
     }
 }

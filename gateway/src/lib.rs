@@ -107,7 +107,12 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
 /// method and path are recorded: never the query string, which can hold a code.
 fn http_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), otel.kind = "server");
+    let span = tracing::info_span!(
+        "http",
+        method = req.method().as_str(),
+        path = req.uri().path(),
+        otel.kind = "server"
+    );
     // Only a caller that sent a trace context has one to continue; reading the propagator
     // for every other request costs the token endpoint for nothing.
     if req.headers().contains_key("traceparent") {

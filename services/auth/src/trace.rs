@@ -21,10 +21,14 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
 /// A span for an incoming gRPC request, continuing the caller's trace when it sent one.
 pub fn grpc_span(req: &http::Request<()>) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let span = tracing::info_span!("grpc", rpc = %req.uri().path(), otel.kind = "server");
-    let parent = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&HeaderExtractor(req.headers()))
-    });
-    let _ = span.set_parent(parent);
+    let span = tracing::info_span!("grpc", rpc = req.uri().path(), otel.kind = "server");
+    // Only a caller that sent a trace context has one to continue; reading the propagator
+    // for every other request costs VerifyToken for nothing.
+    if req.headers().contains_key("traceparent") {
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
+        let _ = span.set_parent(parent);
+    }
     span
 }

@@ -4,7 +4,7 @@
 
 use axum::response::IntoResponse;
 use latchkey_auth::status::to_status;
-use latchkey_core::{AuthError, Reason};
+use latchkey_core::{AuthError, Reason, TokenFault};
 use latchkey_gateway::error::OAuthError;
 use latchkey_proto::v1::OauthErrorCode;
 use std::collections::BTreeSet;
@@ -53,7 +53,7 @@ fn every_error() -> Vec<AuthError> {
             latchkey_core::registration::MetadataFault::JwksUnsupported,
         )),
         AuthError::UnsupportedTokenType(Reason::Unsupported("token_type_hint", "x".into())),
-        AuthError::InvalidToken(Reason::Token("token expired")),
+        AuthError::InvalidToken(Reason::Token(TokenFault::Expired)),
         AuthError::InsufficientScope(Reason::ScopesRequired(vec!["mcp:tools".into()])),
         AuthError::TemporarilyUnavailable(Reason::DependencyUnavailable),
         AuthError::Unauthenticated,

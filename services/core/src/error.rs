@@ -149,6 +149,49 @@ impl AuthError {
     }
 }
 
+/// Why an access token is refused (RFC 6750 §3.1 `invalid_token`; RFC 9068 §4 for the
+/// checks on a JWT access token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFault {
+    /// Not three base64url parts, a header or claims that are not JSON, or too long.
+    Malformed,
+    /// Any `alg` but EdDSA, `none` included.
+    UnsupportedAlgorithm,
+    /// A `crit` header, which this server understands none of.
+    CriticalHeader,
+    /// A `typ` other than `at+jwt` (RFC 9068 §4).
+    NotAnAccessToken,
+    /// No `kid` to find the key with.
+    NoKeyId,
+    BadSignature,
+    /// `iss` is not this server.
+    WrongIssuer,
+    Expired,
+    /// `nbf` is still ahead.
+    NotYetValid,
+    Revoked,
+    /// `aud` is not the resource asking (RFC 8707).
+    OtherAudience,
+}
+
+impl fmt::Display for TokenFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Malformed => "malformed token",
+            Self::UnsupportedAlgorithm => "unsupported algorithm",
+            Self::CriticalHeader => "unsupported critical header",
+            Self::NotAnAccessToken => "not an access token",
+            Self::NoKeyId => "token has no key id",
+            Self::BadSignature => "bad signature",
+            Self::WrongIssuer => "wrong issuer",
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::Revoked => "token revoked",
+            Self::OtherAudience => "token is for another audience",
+        })
+    }
+}
+
 /// Why a request was rejected, stated for the client.
 ///
 /// Typed so that tests and transports can match on it; `Display` gives the
@@ -183,7 +226,8 @@ pub enum Reason {
     UserDenied,
     SessionExpired,
     CsrfMismatch,
-    Token(&'static str),
+    /// RFC 6750 §3.1 `invalid_token`: why an access token is refused.
+    Token(TokenFault),
     /// The token names a `kid` this key ring does not have (a verifier may refetch the JWKS).
     UnknownSigningKey,
 
@@ -297,7 +341,7 @@ impl fmt::Display for Reason {
             Self::UserDenied => f.write_str("the user denied the request"),
             Self::SessionExpired => f.write_str("the authorization session expired or is unknown"),
             Self::CsrfMismatch => f.write_str("the form is stale or was not sent by this server"),
-            Self::Token(why) => f.write_str(why),
+            Self::Token(fault) => fault.fmt(f),
             Self::UnknownSigningKey => f.write_str("unknown signing key"),
             Self::BasicAndBodyClientIdDiffer => {
                 f.write_str("client_id in the body differs from the Basic credentials")

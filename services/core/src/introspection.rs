@@ -6,7 +6,7 @@
 
 use crate::AuthCore;
 use crate::client_auth::PresentedCredentials;
-use crate::error::{AuthError, AuthResult, Reason};
+use crate::error::{AuthError, AuthResult, Reason, TokenFault};
 use crate::model::Client;
 use crate::resource::Resource;
 use crate::secret;
@@ -69,10 +69,10 @@ impl AuthCore {
         };
         let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
         if claims.exp.saturating_add(leeway) <= now {
-            return Err(AuthError::InvalidToken(Reason::Token("token expired")));
+            return Err(AuthError::InvalidToken(Reason::Token(TokenFault::Expired)));
         }
         if self.denylist.is_revoked(&claims) {
-            return Err(AuthError::InvalidToken(Reason::Token("token revoked")));
+            return Err(AuthError::InvalidToken(Reason::Token(TokenFault::Revoked)));
         }
         Ok(claims)
     }

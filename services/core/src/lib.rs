@@ -40,7 +40,7 @@ pub mod users;
 
 use std::sync::Arc;
 
-pub use error::{AuthError, AuthResult, Reason};
+pub use error::{AuthError, AuthResult, Reason, TokenFault};
 pub use settings::CoreSettings;
 
 use clock::Clock;

@@ -4,7 +4,7 @@
 //! parsed once (see `keys.rs`). The tests cross-check every minted token with the
 //! jsonwebtoken crate, so the format stays interoperable.
 
-use crate::error::{AuthError, Reason};
+use crate::error::{AuthError, Reason, TokenFault};
 use crate::keys::KeyRing;
 use crate::scope::ScopeSet;
 use base64::Engine;
@@ -50,7 +50,7 @@ pub fn check_for_resource(
 ) -> crate::AuthResult<()> {
     if claims.aud != audience {
         return Err(AuthError::InvalidToken(Reason::Token(
-            "token is for another audience",
+            TokenFault::OtherAudience,
         )));
     }
     let granted = claims.scopes();
@@ -118,7 +118,7 @@ pub struct SignedToken<'a> {
 /// every algorithm but EdDSA (`none` included), any `crit`, and a `typ` other than `at+jwt`.
 pub fn parse<'a>(keys: &KeyRing, token: &'a str) -> Result<SignedToken<'a>, AuthError> {
     let invalid = |why| AuthError::InvalidToken(Reason::Token(why));
-    let malformed = || invalid("malformed token");
+    let malformed = || invalid(TokenFault::Malformed);
     if token.len() > MAX_TOKEN_LEN {
         return Err(malformed());
     }
@@ -132,19 +132,19 @@ pub fn parse<'a>(keys: &KeyRing, token: &'a str) -> Result<SignedToken<'a>, Auth
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(malformed)?;
     if header.alg != "EdDSA" {
-        return Err(invalid("unsupported algorithm"));
+        return Err(invalid(TokenFault::UnsupportedAlgorithm));
     }
     if header.crit.is_some() {
-        return Err(invalid("unsupported critical header"));
+        return Err(invalid(TokenFault::CriticalHeader));
     }
     // RFC 9068 §4: the typ header must be at+jwt (or its full media type).
     let typ_ok = header.typ.as_deref().is_some_and(|t| {
         t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
     });
     if !typ_ok {
-        return Err(invalid("not an access token"));
+        return Err(invalid(TokenFault::NotAnAccessToken));
     }
-    let kid = header.kid.ok_or(invalid("token has no key id"))?;
+    let kid = header.kid.ok_or(invalid(TokenFault::NoKeyId))?;
     let key = keys
         .verifying_key(&kid)
         .ok_or(AuthError::InvalidToken(Reason::UnknownSigningKey))?;
@@ -187,21 +187,21 @@ impl<'a> SignedToken<'a> {
         let invalid = |why| AuthError::InvalidToken(Reason::Token(why));
         let payload = URL_SAFE_NO_PAD
             .decode(self.payload)
-            .map_err(|_| invalid("malformed token"))?;
+            .map_err(|_| invalid(TokenFault::Malformed))?;
         let claims: AccessTokenClaims =
-            serde_json::from_slice(&payload).map_err(|_| invalid("malformed token"))?;
+            serde_json::from_slice(&payload).map_err(|_| invalid(TokenFault::Malformed))?;
         let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
         if claims.iss != issuer {
-            return Err(invalid("wrong issuer"));
+            return Err(invalid(TokenFault::WrongIssuer));
         }
         if claims.exp.saturating_add(leeway) <= now {
-            return Err(invalid("token expired"));
+            return Err(invalid(TokenFault::Expired));
         }
         if claims
             .nbf
             .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
         {
-            return Err(invalid("token not yet valid"));
+            return Err(invalid(TokenFault::NotYetValid));
         }
         Ok(claims)
     }
@@ -209,7 +209,7 @@ impl<'a> SignedToken<'a> {
 
 /// The rejection for a signature that does not verify.
 pub fn bad_signature() -> AuthError {
-    AuthError::InvalidToken(Reason::Token("bad signature"))
+    AuthError::InvalidToken(Reason::Token(TokenFault::BadSignature))
 }
 
 /// Checks signature, `typ`, `iss`, `exp` and `nbf` (with `leeway_secs`) at `now` (Unix

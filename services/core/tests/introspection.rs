@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use latchkey_core::AuthError;
-use latchkey_core::error::Reason;
+use latchkey_core::error::{Reason, TokenFault};
 use latchkey_core::grant::TokenResponse;
 use latchkey_core::introspection::{Caller, Introspection};
 use latchkey_core::model::AuthMethod;
@@ -292,7 +292,7 @@ async fn a_revoked_access_token_fails_verification() {
 
     assert!(matches!(
         got,
-        Err(AuthError::InvalidToken(Reason::Token("token revoked")))
+        Err(AuthError::InvalidToken(Reason::Token(TokenFault::Revoked)))
     ));
 }
 

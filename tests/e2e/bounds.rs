@@ -190,6 +190,24 @@ async fn the_page_for_an_unknown_client_says_the_application_must_register_again
         "{html}"
     );
     assert!(html.contains("invalid_client"), "{html}");
+
+    // The same page when the client goes while the user decides; nothing is issued.
+    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    app.add_user(&email).await;
+    let client_id = app.public_client(REDIRECT).await;
+    let b = browser();
+    let page = authorize(&app, &b, &auth_params(&client_id, REDIRECT, &p)).await;
+    let consent = login(&app, &b, page, &email, PASSWORD).await;
+    assert_eq!(consent.status(), 200);
+    assert!(app.core().delete_client(&client_id).await.expect("delete"));
+    let res = decide(&app, &b, consent, "allow").await;
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().get("location").is_none());
+    let html = res.text().await.expect("html");
+    assert!(
+        html.contains("This application must register again"),
+        "{html}"
+    );
 }
 
 /// A public client for the code flow with the grant types given; returns its id.

@@ -193,6 +193,8 @@ pub(crate) async fn consent(
             let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/authorize"));
             (jar, see_other(&r.redirect_uri)).into_response()
         }
+        // The client was deleted while the user decided.
+        Err(e) if e.code == OauthErrorCode::InvalidClient => pages::unknown_client_page(&e),
         Err(e) => pages::error_page(&e),
     }
 }

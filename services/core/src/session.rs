@@ -256,10 +256,11 @@ impl SessionStore for MemorySessionStore {
         let mut inner = self.lock();
         inner.expire(now, EXPIRE_PER_CALL);
         if let Some(net) = &session.network {
-            // Expired sessions of this network may still be counted: forget every expired
-            // session before refusing, so that the refusal is about live ones only.
+            // Expired sessions of this network may still be counted: forget expired sessions
+            // (a batch at most: the lock is held) before refusing, so that the refusal is
+            // about live ones.
             if inner.live_in(net) >= per_network {
-                inner.expire(now, usize::MAX);
+                inner.expire(now, EXPIRE_PER_BATCH);
                 if inner.live_in(net) >= per_network {
                     return Ok(Admission::NetworkFull);
                 }

@@ -343,8 +343,14 @@ pub async fn purge(admin: &mut Admin, dry_run: bool) -> anyhow::Result<String> {
         .into_inner();
     let verb = if p.dry_run { "would delete" } else { "deleted" };
     Ok(format!(
-        "{verb}: {} authorization codes, {} refresh tokens, {} initial access tokens, {} revocation events",
-        p.codes, p.refresh_tokens, p.initial_access_tokens, p.revocation_events
+        "{verb}: {} authorization codes, {} refresh tokens, {} grants, {} initial access tokens, {} revocation events, {} authorization sessions, {} idle self-registered clients",
+        p.codes,
+        p.refresh_tokens,
+        p.grants,
+        p.initial_access_tokens,
+        p.revocation_events,
+        p.sessions,
+        p.idle_clients
     ))
 }
 

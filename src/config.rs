@@ -140,7 +140,28 @@ pub struct Settings {
     pub key_publish_secs: i64,
     /// How often each replica reloads the key ring from the database.
     pub key_reload_secs: u64,
+    /// Self-registered (`dynamic`) clients kept at most; past it, `/register` answers 503
+    /// `temporarily_unavailable`.
+    pub max_dynamic_clients: u64,
+    /// Authorizations in progress per client network (an IPv4 address, an IPv6 /64).
+    pub max_sessions_per_address: u32,
+    /// Authorizations in progress the in-memory session store holds (without Redis); when
+    /// full, the one closest to expiry gives way.
+    pub session_capacity: usize,
+    /// Access-token revocations in force per client; past it, a revoked token's grant is
+    /// revoked instead.
+    pub max_token_revocations_per_client: u64,
+    /// A `dynamic` client unused this many days, with no live refresh token, is deleted
+    /// (0: never).
+    pub dynamic_client_idle_days: u32,
+    /// Days a `dynamic` confidential client's secret stays valid (0: it does not expire).
+    pub dynamic_client_secret_days: u32,
+    /// Absolute maximum age of a refresh grant in days, RFC 9700 §4.14.2 (0: none).
+    pub refresh_max_age_days: u32,
 }
+
+/// The longest a period in days may be: past it, instants overflow the calendar.
+const MAX_DAYS: u32 = 36_500;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -183,6 +204,13 @@ impl Default for Settings {
             key_rotation_days: 30,
             key_publish_secs: 900,
             key_reload_secs: 10,
+            max_dynamic_clients: 50_000,
+            max_sessions_per_address: 100,
+            session_capacity: latchkey_core::session::DEFAULT_CAPACITY,
+            max_token_revocations_per_client: 1000,
+            dynamic_client_idle_days: 90,
+            dynamic_client_secret_days: 0,
+            refresh_max_age_days: 90,
         }
     }
 }
@@ -399,6 +427,7 @@ impl Settings {
                     .into(),
             );
         }
+        problems.extend(self.bound_problems());
         match scopes {
             Some(scopes) if problems.is_empty() => Ok(CoreSettings {
                 issuer,
@@ -421,10 +450,60 @@ impl Settings {
                 resources,
                 open_resources: self.env != Environment::Production,
                 registration,
+                max_dynamic_clients: self.max_dynamic_clients,
+                max_sessions_per_network: self.max_sessions_per_address,
+                max_token_revocations_per_client: self.max_token_revocations_per_client,
+                dynamic_client_idle: days(self.dynamic_client_idle_days),
+                dynamic_client_secret_ttl: days(self.dynamic_client_secret_days),
+                refresh_max_age: days(self.refresh_max_age_days),
             }),
             _ => Err(problems),
         }
     }
+
+    /// The bounds on what callers can make the server hold, and the retention periods.
+    fn bound_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, v) in [
+            ("max_dynamic_clients", self.max_dynamic_clients),
+            (
+                "max_sessions_per_address",
+                u64::from(self.max_sessions_per_address),
+            ),
+            (
+                "max_token_revocations_per_client",
+                self.max_token_revocations_per_client,
+            ),
+        ] {
+            if v == 0 {
+                problems.push(format!("{name} must be at least 1"));
+            }
+        }
+        // One network must not be able to fill the store on its own.
+        if (self.session_capacity as u64) < u64::from(self.max_sessions_per_address) {
+            problems.push("session_capacity must be at least max_sessions_per_address".into());
+        }
+        for (name, v) in [
+            ("dynamic_client_idle_days", self.dynamic_client_idle_days),
+            (
+                "dynamic_client_secret_days",
+                self.dynamic_client_secret_days,
+            ),
+            ("refresh_max_age_days", self.refresh_max_age_days),
+        ] {
+            if v > MAX_DAYS {
+                problems.push(format!(
+                    "{name} must be at most {MAX_DAYS} (0 turns it off)"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// A period of `n` days; 0 means none.
+fn days(n: u32) -> Option<Duration> {
+    (n > 0).then(|| Duration::days(i64::from(n)))
 }
 
 #[cfg(test)]
@@ -504,6 +583,73 @@ mod tests {
                 "{needle}: {problems:?}"
             );
         }
+    }
+
+    #[test]
+    fn bounds_and_retention_periods_out_of_range_are_reported_never_clamped() {
+        let s = Settings {
+            max_dynamic_clients: 0,
+            max_sessions_per_address: 500,
+            session_capacity: 100,
+            max_token_revocations_per_client: 0,
+            dynamic_client_idle_days: MAX_DAYS + 1,
+            refresh_max_age_days: u32::MAX,
+            ..Settings::default()
+        };
+        let problems = s.validate(Mode::Auth).expect_err("out of range");
+        for needle in [
+            "max_dynamic_clients",
+            "session_capacity",
+            "max_token_revocations_per_client",
+            "dynamic_client_idle_days",
+            "refresh_max_age_days",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle}: {problems:?}"
+            );
+        }
+        let zero_sessions = Settings {
+            max_sessions_per_address: 0,
+            ..Settings::default()
+        };
+        let problems = zero_sessions.validate(Mode::Auth).expect_err("zero");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("max_sessions_per_address")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's (large) error type
+    fn bounds_and_retention_come_from_the_environment_and_zero_days_turn_a_period_off() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_MAX_DYNAMIC_CLIENTS", "7");
+            jail.set_env("LATCHKEY_MAX_SESSIONS_PER_ADDRESS", "3");
+            jail.set_env("LATCHKEY_MAX_TOKEN_REVOCATIONS_PER_CLIENT", "11");
+            jail.set_env("LATCHKEY_DYNAMIC_CLIENT_IDLE_DAYS", "0");
+            jail.set_env("LATCHKEY_DYNAMIC_CLIENT_SECRET_DAYS", "30");
+            jail.set_env("LATCHKEY_REFRESH_MAX_AGE_DAYS", "14");
+            let core = Settings::load(None)
+                .expect("load")
+                .core_settings()
+                .expect("valid");
+            assert_eq!(core.max_dynamic_clients, 7);
+            assert_eq!(core.max_sessions_per_network, 3);
+            assert_eq!(core.max_token_revocations_per_client, 11);
+            assert_eq!(core.dynamic_client_idle, None, "0 days: never");
+            assert_eq!(core.dynamic_client_secret_ttl, Some(Duration::days(30)));
+            assert_eq!(core.refresh_max_age, Some(Duration::days(14)));
+            Ok(())
+        });
+        let defaults = Settings::default().core_settings().expect("valid");
+        assert_eq!(defaults.dynamic_client_idle, Some(Duration::days(90)));
+        assert_eq!(
+            defaults.dynamic_client_secret_ttl, None,
+            "secrets do not expire unless the operator says so"
+        );
     }
 
     #[test]

@@ -21,12 +21,19 @@ const POLL_OVERLAP_SECS: i64 = 60;
 /// stale.
 const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Writes the usage counted since the last time, and deletes what can no longer be used.
+/// Writes the usage counted since the last time, and deletes what can no longer be used:
+/// expired codes, refresh tokens, grants, initial access tokens, revocation events and
+/// sessions, and self-registered clients gone unused.
 async fn keep_house(core: &AuthCore) {
     if let Err(e) = core.flush_usage().await {
         tracing::warn!(error = %cause(&e), "writing usage figures failed");
     }
     match core.purge_expired(false).await {
+        Ok(gone) if gone.idle_clients > 0 => tracing::info!(
+            idle_clients = gone.idle_clients,
+            ?gone,
+            "deleted self-registered clients gone unused, and expired rows"
+        ),
         Ok(gone) => tracing::debug!(?gone, "expired rows deleted"),
         Err(e) => tracing::warn!(error = %cause(&e), "deleting expired rows failed"),
     }

@@ -80,7 +80,7 @@ impl Application {
         let mut core = AuthCore::new(
             core_settings,
             stores,
-            Arc::new(MemorySessionStore::default()),
+            Arc::new(MemorySessionStore::new(settings.session_capacity)),
             Arc::new(keys),
             deps.clock,
         );
@@ -89,7 +89,10 @@ impl Application {
                 let redis = Redis::connect(url).map_err(anyhow::Error::msg)?;
                 core = core
                     .with_revocation_bus(Arc::new(redis.clone()))
-                    .with_session_store(Arc::new(RedisSessionStore::new(redis.clone())))
+                    .with_session_store(Arc::new(RedisSessionStore::new(
+                        redis.clone(),
+                        &settings.issuer,
+                    )))
                     .with_lockout_store(Arc::new(RedisLockout::new(redis.clone())));
                 if !redis.ping().await {
                     // Keep starting: revocations still flow through the database, and logins

@@ -32,6 +32,14 @@ pub struct ErrorPage<'a> {
     pub description: &'a str,
 }
 
+/// `/authorize` with a `client_id` this server does not know.
+#[derive(Template)]
+#[template(path = "unknown_client.html")]
+pub struct UnknownClientPage<'a> {
+    pub code: &'a str,
+    pub description: &'a str,
+}
+
 /// An error in an authorization request from a client that is not trusted: the user sees it
 /// and chooses whether to go back to the client (RFC 9700 §4.11.2).
 #[derive(Template)]
@@ -79,6 +87,17 @@ pub fn error_page(err: &crate::error::OAuthError) -> Response {
     render(
         status,
         &ErrorPage {
+            code: err.error(),
+            description: &err.description,
+        },
+    )
+}
+
+/// The page for an unknown `client_id` at `/authorize`: the application must register again.
+pub fn unknown_client_page(err: &crate::error::OAuthError) -> Response {
+    render(
+        StatusCode::BAD_REQUEST,
+        &UnknownClientPage {
             code: err.error(),
             description: &err.description,
         },

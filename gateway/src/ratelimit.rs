@@ -98,7 +98,9 @@ fn group(path: &str, limits: &RateLimits) -> Option<(&'static str, u32)> {
     (limit > 0).then_some((name, limit))
 }
 
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+/// The address of the user agent: the connection's peer, or with `trust_forwarded_for` the
+/// `X-Forwarded-For` value. Rate limits and the core's per-network bounds both count it.
+pub(crate) fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for
         && let Some(ip) = req
             .headers()

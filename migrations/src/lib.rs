@@ -12,6 +12,7 @@ mod m20261122_000003_key_activation;
 mod m20261201_000004_client_tiers;
 mod m20261201_000005_client_updated_at;
 mod m20261201_000006_client_usage;
+mod m20261201_000007_bounds;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_client_tiers::Migration),
             Box::new(m20261201_000005_client_updated_at::Migration),
             Box::new(m20261201_000006_client_usage::Migration),
+            Box::new(m20261201_000007_bounds::Migration),
         ]
     }
 }

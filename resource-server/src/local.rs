@@ -83,6 +83,7 @@ fn event(ev: pb::RevocationEvent) -> Option<RevocationEvent> {
         subject: ev.subject,
         revoked_at: ev.revoked_at,
         expires_at: ev.expires_at,
+        client_id: None,
     })
 }
 

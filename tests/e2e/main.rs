@@ -5,6 +5,7 @@
 mod common;
 
 mod authorize;
+mod bounds;
 mod cli;
 mod discovery;
 mod errors;

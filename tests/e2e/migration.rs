@@ -1,5 +1,6 @@
 //! Upgrading a database made before client tiers: every existing client gets a tier, and
-//! none keeps a grant without a user unless an operator set it up.
+//! none keeps a grant without a user unless an operator set it up; and none is deleted for
+//! disuse that happened before usage was recorded.
 
 use crate::common::*;
 use latchkey_core::store::ClientStore;
@@ -116,4 +117,15 @@ async fn existing_clients_get_a_tier_and_dynamic_ones_lose_grants_without_a_user
             "{id}"
         );
     }
+
+    // Registered long ago, with no usage recorded before the upgrade: their idle period starts
+    // at the upgrade, so maintenance does not delete them for disuse now, but 90 days on.
+    app.core().purge_expired(false).await.expect("purge");
+    for id in ["old-both", "old-cc-only", "old-code"] {
+        find(id).await;
+    }
+    app.advance(91 * 24 * 3600);
+    let gone = app.core().purge_expired(false).await.expect("purge");
+    assert_eq!(gone.idle_clients, 3, "{gone:?}");
+    find("old-rs").await;
 }

@@ -7,7 +7,7 @@ use crate::form::{Params, form_body};
 use crate::pages::{self, ConsentPage, LoginPage};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -77,12 +77,13 @@ fn prompt_page(jar: CookieJar, secure: bool, p: pb::AuthorizationPrompt, error: 
     (jar, page).into_response()
 }
 
-pub(crate) async fn start(
-    State(s): State<AppState>,
-    jar: CookieJar,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let q = Params::parse(query.unwrap_or_default().as_bytes());
+pub(crate) async fn start(State(s): State<AppState>, request: Request) -> Response {
+    let jar = CookieJar::from_headers(request.headers());
+    // The same address the rate limits count, so that the core's bound on authorizations in
+    // progress per network sees through trusted proxies alike.
+    let client_address = crate::ratelimit::client_ip(&request, s.config.trust_forwarded_for)
+        .map(|ip| ip.to_string());
+    let q = Params::parse(request.uri().query().unwrap_or_default().as_bytes());
     let req = pb::StartAuthorizationRequest {
         response_type: q.get("response_type"),
         client_id: q.get("client_id"),
@@ -94,6 +95,7 @@ pub(crate) async fn start(
         resource: q.all("resource"),
         repeated_parameters: q.repeated(),
         response_mode: q.get("response_mode"),
+        client_address,
     };
     match s.client.auth.clone().start_authorization(req).await {
         Ok(r) => match r.into_inner().outcome {
@@ -114,7 +116,13 @@ pub(crate) async fn start(
                 "empty answer",
             )),
         },
-        Err(status) => pages::error_page(&OAuthError::from(status)),
+        Err(status) => match OAuthError::from(status) {
+            // At the authorization endpoint the only `invalid_client` is a client_id this
+            // server does not know: often one deleted for disuse that the application keeps
+            // sending. Say plainly what would help.
+            e if e.code == OauthErrorCode::InvalidClient => pages::unknown_client_page(&e),
+            e => pages::error_page(&e),
+        },
     }
 }
 
@@ -185,6 +193,8 @@ pub(crate) async fn consent(
             let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/authorize"));
             (jar, see_other(&r.redirect_uri)).into_response()
         }
+        // The client was deleted while the user decided.
+        Err(e) if e.code == OauthErrorCode::InvalidClient => pages::unknown_client_page(&e),
         Err(e) => pages::error_page(&e),
     }
 }

@@ -144,6 +144,13 @@ LATCHKEY_SCOPES: {{ . | quote }}
 {{- with .Values.config.defaultScopes }}
 LATCHKEY_DEFAULT_SCOPES: {{ . | quote }}
 {{- end }}
+LATCHKEY_MAX_DYNAMIC_CLIENTS: {{ .Values.config.limits.maxDynamicClients | int64 | toString | quote }}
+LATCHKEY_MAX_SESSIONS_PER_ADDRESS: {{ .Values.config.limits.maxSessionsPerAddress | int64 | toString | quote }}
+LATCHKEY_SESSION_CAPACITY: {{ .Values.config.limits.sessionCapacity | int64 | toString | quote }}
+LATCHKEY_MAX_TOKEN_REVOCATIONS_PER_CLIENT: {{ .Values.config.limits.maxTokenRevocationsPerClient | int64 | toString | quote }}
+LATCHKEY_DYNAMIC_CLIENT_IDLE_DAYS: {{ .Values.config.retention.dynamicClientIdleDays | int64 | toString | quote }}
+LATCHKEY_DYNAMIC_CLIENT_SECRET_DAYS: {{ .Values.config.retention.dynamicClientSecretDays | int64 | toString | quote }}
+LATCHKEY_REFRESH_MAX_AGE_DAYS: {{ .Values.config.retention.refreshMaxAgeDays | int64 | toString | quote }}
 {{- with .Values.config.otel.endpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{- end }}

@@ -242,6 +242,9 @@ impl AdminService for AdminApi {
             initial_access_tokens: e.initial_access_tokens,
             revocation_events: e.revocation_events,
             dry_run,
+            grants: e.grants,
+            sessions: e.sessions,
+            idle_clients: e.idle_clients,
         }))
     }
 

@@ -3,9 +3,9 @@
 
 use crate::service::{Rpc, credentials, introspection, json, prompt};
 use crate::status::to_status;
-use latchkey_core::AuthCore;
 use latchkey_core::authorize::{AuthorizationRequest, StartOutcome};
 use latchkey_core::grant::TokenRequest;
+use latchkey_core::{AuthCore, AuthError, Reason};
 use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::auth_service_server::AuthService;
 use std::sync::Arc;
@@ -56,11 +56,27 @@ impl AuthService for GatewayApi {
         req: Request<pb::RegisterClientRequest>,
     ) -> Rpc<pb::JsonDocument> {
         let r = req.into_inner();
-        let reg = self
+        let reg = match self
             .core
             .register_client(&r.metadata_json, r.initial_access_token.as_deref())
             .await
-            .map_err(to_status)?;
+        {
+            Ok(reg) => reg,
+            Err(e) => {
+                if matches!(
+                    e,
+                    AuthError::TemporarilyUnavailable(Reason::DynamicClientLimit)
+                ) {
+                    // For the operator's alerts: registrations turned away at the bound.
+                    metrics::counter!(
+                        "latchkey_registrations_refused_total",
+                        "reason" => "client_limit",
+                    )
+                    .increment(1);
+                }
+                return Err(to_status(e));
+            }
+        };
         Ok(Response::new(json(&reg.to_json())))
     }
 
@@ -82,6 +98,7 @@ impl AuthService for GatewayApi {
                 response_mode: r.response_mode,
                 resource: r.resource,
                 repeated: r.repeated_parameters,
+                client_address: r.client_address,
             })
             .await
             .map_err(to_status)?;

@@ -10,6 +10,7 @@
 //! redirect.
 
 use crate::AuthCore;
+use crate::client_network::ClientNetwork;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::model::{AuthorizationCode, Grant, GrantType};
 use crate::password;
@@ -18,7 +19,7 @@ use crate::redirect_uri;
 use crate::resource;
 use crate::scope::ScopeSet;
 use crate::secret;
-use crate::session::AuthorizationSession;
+use crate::session::{Admission, AuthorizationSession};
 use uuid::Uuid;
 
 /// The authorization request's parameters, as sent.
@@ -35,6 +36,10 @@ pub struct AuthorizationRequest {
     pub resource: Vec<String>,
     /// Names of parameters that appeared more than once.
     pub repeated: Vec<String>,
+    /// The user agent's address, as the gateway determined it (its trusted proxies taken into
+    /// account): the authorization counts against its network's bound on sessions in
+    /// progress. `None` from a caller that does not know it.
+    pub client_address: Option<String>,
 }
 
 /// What the user sees next.
@@ -116,6 +121,15 @@ impl AuthCore {
 
     /// Validates an authorization request and opens a session for the user's decision.
     pub async fn start_authorization(&self, req: AuthorizationRequest) -> AuthResult<StartOutcome> {
+        // Step 0: bounds on what the request may make us store or echo. Shown, never
+        // redirected (see `limits`).
+        crate::limits::check_authorization_request(&req)?;
+        let network = match req.client_address.as_deref() {
+            None => None,
+            Some(a) => Some(ClientNetwork::parse(a).ok_or(AuthError::InvalidRequest(
+                Reason::Malformed("client_address"),
+            ))?),
+        };
         // Step 1: client and redirect URI. Errors here are shown, never redirected.
         for p in ["client_id", "redirect_uri"] {
             if req.repeated.iter().any(|r| r == p) {
@@ -165,10 +179,29 @@ impl AuthCore {
                     user_email: None,
                     failed_logins: 0,
                     expires_at: self.clock.now() + self.settings.session_ttl,
+                    network: network.as_ref().map(|n| n.as_str().to_owned()),
                 };
-                self.sessions
-                    .put(&secret::hash(&session_id), &session)
+                let admission = self
+                    .sessions
+                    .open(
+                        &secret::hash(&session_id),
+                        &session,
+                        self.clock.now(),
+                        self.settings.max_sessions_per_network,
+                    )
                     .await?;
+                if admission == Admission::NetworkFull {
+                    // One network cannot fill the session store. An office behind one address
+                    // needs the bound raised (LATCHKEY_MAX_SESSIONS_PER_ADDRESS).
+                    tracing::warn!(
+                        network = %network.as_ref().map(ClientNetwork::as_str).unwrap_or("-"),
+                        limit = self.settings.max_sessions_per_network,
+                        "authorization refused: too many in progress from one network"
+                    );
+                    return Err(AuthError::TemporarilyUnavailable(
+                        Reason::TooManyPendingAuthorizations,
+                    ));
+                }
                 Ok(StartOutcome::Prompt(prompt(
                     session_id, csrf_token, &session,
                 )))
@@ -317,7 +350,9 @@ impl AuthCore {
                 if self.sessions.take(&key, self.clock.now()).await?.is_none() {
                     return Err(AuthError::InvalidRequest(Reason::SessionExpired));
                 }
-                self.sessions.put(&secret::hash(&new_id), &session).await?;
+                self.sessions
+                    .put(&secret::hash(&new_id), &session, self.clock.now())
+                    .await?;
                 crate::audit::Audit {
                     event: "login",
                     outcome: "success",
@@ -345,7 +380,7 @@ impl AuthCore {
                     self.sessions.take(&key, self.clock.now()).await?;
                     return Err(AuthError::AccessDenied(Reason::TooManyFailedLogins));
                 }
-                self.sessions.put(&key, &session).await?;
+                self.sessions.put(&key, &session, self.clock.now()).await?;
                 Ok(LoginOutcome {
                     prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
                     error: Some(LOGIN_FAILED),
@@ -373,6 +408,11 @@ impl AuthCore {
         let user_id = session
             .user_id
             .ok_or(AuthError::InvalidRequest(Reason::NotLoggedIn))?;
+        // The client may have been deleted while the user decided (by an operator, or for
+        // long disuse): it must register again, and nothing is stored for it.
+        if self.client(&session.client_id).await?.is_none() {
+            return Err(AuthError::InvalidClient(Reason::UnknownClient));
+        }
         if !approve {
             crate::audit::Audit {
                 event: "consent",

@@ -20,7 +20,7 @@ pub struct PresentedCredentials {
 
 /// The longest client identifier: ours are 22 characters, and a Client ID Metadata Document
 /// URL is bounded like a redirect URI.
-const MAX_CLIENT_ID_LEN: usize = 2048;
+pub const MAX_CLIENT_ID_LEN: usize = 2048;
 
 /// RFC 6749 Appendix A.1: `client-id = *VSCHAR` (%x20-7E). Anything else (a NUL, a newline,
 /// non-ASCII) names no client, and is refused before it reaches the store.
@@ -58,7 +58,7 @@ impl AuthCore {
             }
             let client = self.client(id).await?.ok_or_else(failed)?;
             return match &client.secret_hash {
-                Some(hash) if secret::verify(presented, hash) => Ok(client),
+                Some(hash) if secret::verify(presented, hash) => self.unexpired(client),
                 _ => Err(failed()),
             };
         }
@@ -77,7 +77,7 @@ impl AuthCore {
                     ));
                 }
                 if secret::verify(presented, hash) {
-                    Ok(client)
+                    self.unexpired(client)
                 } else {
                     Err(failed())
                 }
@@ -85,6 +85,18 @@ impl AuthCore {
             // A public client presenting a secret, or a confidential one presenting none.
             (Some(_), None) | (None, Some(_)) => Err(failed()),
             (None, None) => Ok(client),
+        }
+    }
+
+    /// A client that presented its right secret, unless that secret has expired (RFC 7591
+    /// §3.2.1 `client_secret_expires_at`). Only the holder of the secret learns that it
+    /// expired; anyone else gets the plain failure.
+    fn unexpired(&self, client: Arc<Client>) -> AuthResult<Arc<Client>> {
+        match client.secret_expires_at {
+            Some(at) if at <= self.clock.now() => {
+                Err(AuthError::InvalidClient(Reason::ClientSecretExpired))
+            }
+            _ => Ok(client),
         }
     }
 

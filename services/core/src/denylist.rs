@@ -56,6 +56,11 @@ pub struct RevocationEvent {
     pub revoked_at: i64,
     /// Unix seconds after which no token the event affects can still be valid.
     pub expires_at: i64,
+    /// The client whose request made the event (a revocation it asked for, a code or refresh
+    /// token it replayed), so that what one client can add to the log is bounded. `None` for
+    /// an operator's revocations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -158,6 +163,7 @@ impl Denylist {
                 subject: subject.clone(),
                 revoked_at: *at,
                 expires_at: *exp,
+                client_id: None,
             })
             .collect()
     }
@@ -206,6 +212,7 @@ mod tests {
             subject: subject.into(),
             revoked_at: at,
             expires_at: at + 3600,
+            client_id: None,
         }
     }
 

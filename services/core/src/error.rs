@@ -289,6 +289,23 @@ pub enum Reason {
 
     /// RFC 6749 §5.2 `temporarily_unavailable`: a shared dependency (Redis, the database) is down.
     DependencyUnavailable,
+
+    // Bounds on what a caller can make the server hold (see `limits`).
+    /// A parameter or metadata value longer than the server keeps: (name, most bytes).
+    TooLong(&'static str, usize),
+    /// More values of a parameter or metadata list than the server keeps: (name, most).
+    TooMany(&'static str, usize),
+    /// The caller's network already has as many authorizations in progress as it may.
+    TooManyPendingAuthorizations,
+    /// The operator's bound on self-registered clients is reached.
+    DynamicClientLimit,
+    /// RFC 7591 §3.2.1: the client's `client_secret_expires_at` has passed.
+    ClientSecretExpired,
+    /// RFC 9700 §4.14.2: the grant is older than the absolute maximum age of a refresh grant.
+    GrantMaxAgeReached,
+    /// The client has as many access-token revocations in force as it may, and the token
+    /// belongs to no grant that could be revoked instead.
+    TooManyRevocations,
 }
 
 impl fmt::Display for Reason {
@@ -298,7 +315,13 @@ impl fmt::Display for Reason {
             Self::Repeated(p) => write!(f, "parameter included more than once: {p}"),
             Self::Malformed(p) => write!(f, "malformed parameter: {p}"),
             Self::Unsupported(what, v) => write!(f, "unsupported {what}: {v}"),
-            Self::UnknownClient => f.write_str("unknown client"),
+            // Some clients (Claude Code among them) keep replaying a client_id that was deleted
+            // (unused for long): the person reading this must learn that only registering
+            // again helps.
+            Self::UnknownClient => f.write_str(
+                "unknown client: the application is not registered here, or was removed after \
+                 a long time unused; the application must register again",
+            ),
             Self::ClientAuthenticationFailed => f.write_str("client authentication failed"),
             Self::MultipleClientAuthMethods => {
                 f.write_str("the client used more than one authentication method")
@@ -397,6 +420,23 @@ impl fmt::Display for Reason {
             Self::PasswordTooLong => f.write_str("password is too long"),
             Self::DependencyUnavailable => {
                 f.write_str("a service this request needs is unavailable; retry later")
+            }
+            Self::TooLong(what, max) => write!(f, "{what} is too long (at most {max} bytes)"),
+            Self::TooMany(what, max) => write!(f, "too many values of {what} (at most {max})"),
+            Self::TooManyPendingAuthorizations => f.write_str(
+                "too many sign-ins are in progress from this network; finish one or retry later",
+            ),
+            Self::DynamicClientLimit => f.write_str(
+                "this server holds as many self-registered clients as it allows; retry later",
+            ),
+            Self::ClientSecretExpired => {
+                f.write_str("the client secret has expired; the client must register again")
+            }
+            Self::GrantMaxAgeReached => {
+                f.write_str("the grant has reached its maximum age; the user must authorize again")
+            }
+            Self::TooManyRevocations => {
+                f.write_str("this client has too many revoked tokens in force; retry later")
             }
         }
     }

@@ -13,6 +13,10 @@ use std::sync::Mutex;
 /// the next batch (a bound on memory: these are figures, not a ledger).
 const MAX_PENDING_CLIENTS: usize = 100_000;
 
+/// Idle clients deleted per purge; maintenance purges every minute, so a backlog clears at
+/// this many a minute without one long pass.
+const IDLE_CLIENTS_PER_BATCH: u64 = 500;
+
 /// Usage not yet written: per client, tokens issued and the last use.
 #[derive(Default)]
 pub(crate) struct Usage(Mutex<HashMap<String, (u64, i64)>>);
@@ -55,13 +59,55 @@ impl AuthCore {
         Ok(batch.len())
     }
 
-    /// Deletes what can no longer be used (or, with `dry_run`, counts it).
+    /// Deletes what can no longer be used (or, with `dry_run`, counts it): `dynamic` clients
+    /// gone unused (see [`Self::purge_idle_clients`]), expired rows in the store, and expired
+    /// authorization sessions.
     pub async fn purge_expired(&self, dry_run: bool) -> AuthResult<Expired> {
-        Ok(self
+        // This replica's unwritten usage first: a client used a moment ago is not idle.
+        self.flush_usage().await?;
+        let idle_clients = self.purge_idle_clients(dry_run).await?;
+        let now = self.clock.now();
+        let mut gone = self.stores.maintenance.purge_expired(now, dry_run).await?;
+        gone.idle_clients = idle_clients;
+        gone.sessions = self.sessions.purge_expired(now, dry_run).await?;
+        Ok(gone)
+    }
+
+    /// Deletes the `dynamic` clients unused for the configured time that hold no live
+    /// refresh token (nor a code waiting to be redeemed), at most a batch per call. Each goes
+    /// as an operator's deletion does: with everything issued to it, and a revocation of its
+    /// access tokens on every replica. Its next request at `/token` is answered 401
+    /// `invalid_client`, and `/authorize` tells the user it must register again: MCP clients
+    /// then register anew. Returns how many were (or, with `dry_run`, would be) deleted.
+    async fn purge_idle_clients(&self, dry_run: bool) -> AuthResult<u64> {
+        let Some(idle) = self.settings.dynamic_client_idle else {
+            return Ok(0);
+        };
+        let now = self.clock.now();
+        let idle_ids = self
             .stores
             .maintenance
-            .purge_expired(self.clock.now(), dry_run)
-            .await?)
+            .idle_dynamic_clients(now - idle, now, IDLE_CLIENTS_PER_BATCH)
+            .await?;
+        if dry_run {
+            return Ok(idle_ids.len() as u64);
+        }
+        let mut deleted = 0;
+        for id in idle_ids {
+            if self.delete_client(&id).await? {
+                deleted += 1;
+                crate::audit::Audit {
+                    event: "client_deleted",
+                    outcome: "success",
+                    client_id: &id,
+                    client_tier: crate::model::ClientTier::Dynamic.as_str(),
+                    detail: "idle",
+                    ..Default::default()
+                }
+                .emit();
+            }
+        }
+        Ok(deleted)
     }
 
     /// Figures for an operator, with this replica's unwritten usage written first.

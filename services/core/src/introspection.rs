@@ -215,8 +215,9 @@ impl AuthCore {
             return Ok(None);
         };
         // RFC 7662 §2.2: active means usable. A grant whose resource was deleted issues no
-        // more tokens (see the refresh grant), so its refresh tokens are inactive too.
-        if !self.resource_still_protected(&grant.resource) {
+        // more tokens (see the refresh grant), so its refresh tokens are inactive too; so are
+        // those of a grant past its maximum age.
+        if !self.resource_still_protected(&grant.resource) || !self.within_max_age(&grant, now) {
             return Ok(None);
         }
         let Some(user) = self
@@ -238,7 +239,13 @@ impl AuthCore {
             aud: Some(grant.resource),
             iss: Some(self.settings.issuer.clone()),
             exp: Some(rt.expires_at.timestamp()),
-            iat: Some((rt.expires_at - self.settings.refresh_token_ttl).timestamp()),
+            // Not stored: a token lives its TTL, unless the grant's maximum age cut it short,
+            // and it is never older than its grant.
+            iat: Some(
+                (rt.expires_at - self.settings.refresh_token_ttl)
+                    .max(grant.created_at)
+                    .timestamp(),
+            ),
             jti: None,
             token_type: None,
         }))

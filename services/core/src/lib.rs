@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authorize;
 mod cache;
 pub mod client_auth;
+pub mod client_network;
 pub mod clock;
 pub mod denylist;
 mod directory;
@@ -18,6 +19,7 @@ pub mod grant;
 pub mod housekeeping;
 pub mod introspection;
 pub mod keys;
+pub mod limits;
 pub mod lockout;
 mod metadata;
 pub mod model;
@@ -268,12 +270,14 @@ impl AuthCore {
     }
 
     /// Records a revocation: stored (so restarted and lagging replicas learn it), applied
-    /// here at once, and published to the other replicas.
+    /// here at once, and published to the other replicas. `client_id` names the client whose
+    /// request made it, if any.
     pub async fn publish_revocation(
         &self,
         kind: RevokedKind,
         subject: String,
         expires_at: i64,
+        client_id: Option<&str>,
     ) -> AuthResult<()> {
         let now = self.clock.now().timestamp();
         let revoked_at = match kind {
@@ -289,6 +293,7 @@ impl AuthCore {
             subject,
             revoked_at,
             expires_at,
+            client_id: client_id.map(str::to_owned),
         };
         self.stores.revocations.record_revocation(&ev).await?;
         self.denylist.apply(&ev);
@@ -325,7 +330,8 @@ impl AuthCore {
     }
 
     /// Revokes a grant: its refresh tokens in the database, its access tokens everywhere.
-    pub(crate) async fn revoke_grant(&self, grant_id: Uuid) -> AuthResult<()> {
+    /// `client_id` is the client whose request revokes it.
+    pub(crate) async fn revoke_grant(&self, grant_id: Uuid, client_id: &str) -> AuthResult<()> {
         let newly = self
             .stores
             .grants
@@ -345,6 +351,7 @@ impl AuthCore {
             RevokedKind::Grant,
             grant_id.to_string(),
             self.access_token_horizon(),
+            Some(client_id),
         )
         .await
     }

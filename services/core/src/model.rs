@@ -130,6 +130,9 @@ pub struct Client {
     /// When it was last changed (created, tier or owned resources); replicas refresh what
     /// changed since their last look.
     pub updated_at: DateTime<Utc>,
+    /// RFC 7591 §3.2.1 `client_secret_expires_at`: after this instant the secret no longer
+    /// authenticates the client. `None`: it does not expire.
+    pub secret_expires_at: Option<DateTime<Utc>>,
 }
 
 impl Client {

@@ -13,8 +13,23 @@ use crate::secret;
 use serde_json::{Map, Value, json};
 use std::fmt;
 
+// Bounds on what one registration can make the server store (RFC 7591 §2 sets none). Each
+// is far above what a real client sends; past it, the metadata is refused
+// (`invalid_client_metadata`, or `invalid_redirect_uri` for redirect URIs).
 const MAX_REDIRECT_URIS: usize = 20;
+/// Names and software identifiers.
 const MAX_TEXT_LEN: usize = 500;
+/// `client_uri`, `logo_uri`, `tos_uri`, `policy_uri`.
+const MAX_URI_LEN: usize = 2000;
+/// `contacts`: a few addresses, each at most an email address's 254 characters and a margin.
+const MAX_CONTACTS: usize = 10;
+const MAX_CONTACT_LEN: usize = 320;
+/// `grant_types`, `response_types`: this server knows three grant types and one response
+/// type; repeats are allowed, endless lists are not.
+const MAX_TYPES: usize = 8;
+const MAX_TYPE_LEN: usize = 64;
+/// `scope`: as at the authorization endpoint.
+const MAX_SCOPE_LEN: usize = crate::limits::MAX_SCOPE_LEN;
 /// The longest an initial access token may live.
 pub const MAX_INITIAL_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
 
@@ -110,7 +125,9 @@ impl Registration {
         );
         if let Some(s) = &self.client_secret {
             body.insert("client_secret".into(), json!(s));
-            body.insert("client_secret_expires_at".into(), json!(0));
+            // RFC 7591 §3.2.1: 0 when the secret does not expire.
+            let expires = self.client.secret_expires_at.map_or(0, |at| at.timestamp());
+            body.insert("client_secret_expires_at".into(), json!(expires));
         }
         Value::Object(body)
     }
@@ -239,20 +256,36 @@ fn invalid_initial_token() -> AuthError {
     AuthError::InvalidToken(Reason::InitialAccessTokenUnusable)
 }
 
-fn string_array(v: Option<&Value>, field: &'static str) -> AuthResult<Option<Vec<String>>> {
+/// A list of strings, each at most `max_len` bytes, refused with `too_many` past
+/// `max_items` entries.
+fn string_array(
+    v: Option<&Value>,
+    field: &'static str,
+    max_items: usize,
+    max_len: usize,
+    too_many: AuthError,
+) -> AuthResult<Option<Vec<String>>> {
     match v {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) if items.len() > max_items => Err(too_many),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_owned)
-                    .ok_or(AuthError::InvalidClientMetadata(Reason::Malformed(field)))
+            .map(|i| match i.as_str() {
+                Some(s) if s.len() > max_len => Err(AuthError::InvalidClientMetadata(
+                    Reason::TooLong(field, max_len),
+                )),
+                Some(s) => Ok(s.to_owned()),
+                None => Err(AuthError::InvalidClientMetadata(Reason::Malformed(field))),
             })
             .collect::<AuthResult<Vec<_>>>()
             .map(Some),
         Some(_) => Err(AuthError::InvalidClientMetadata(Reason::Malformed(field))),
     }
+}
+
+/// `invalid_client_metadata`: more values of `field` than `max`.
+fn too_many(field: &'static str, max: usize) -> AuthError {
+    AuthError::InvalidClientMetadata(Reason::TooMany(field, max))
 }
 
 impl AuthCore {
@@ -287,6 +320,7 @@ impl AuthCore {
                 {
                     return Err(bad(MetadataFault::UserlessGrantNeedsOperator));
                 }
+                self.ensure_room_for_dynamic_client().await?;
                 let client = self.new_client(parsed, ClientTier::Dynamic, Vec::new(), false);
                 self.stores.clients.insert_client(&client.client).await?;
                 self.remember_client(&client.client);
@@ -294,6 +328,40 @@ impl AuthCore {
                 Ok(client)
             }
         }
+    }
+
+    /// The operator's bound on self-registered clients. Past it, registration answers 503
+    /// `temporarily_unavailable` rather than `invalid_client_metadata`: nothing is wrong with
+    /// the metadata, and the same request succeeds once idle clients are deleted (or the
+    /// operator raises the bound), which a client reading a 400 would never try.
+    ///
+    /// The count is read before the insert, so registrations racing at the bound may pass
+    /// it by as many as run at once; the registration rate limit keeps that small.
+    async fn ensure_room_for_dynamic_client(&self) -> AuthResult<()> {
+        let held = self
+            .stores
+            .clients
+            .count_clients(ClientTier::Dynamic)
+            .await?;
+        if held < self.settings.max_dynamic_clients {
+            return Ok(());
+        }
+        tracing::warn!(
+            held,
+            limit = self.settings.max_dynamic_clients,
+            "registration refused: the bound on self-registered clients is reached (LATCHKEY_MAX_DYNAMIC_CLIENTS)"
+        );
+        crate::audit::Audit {
+            event: "client_registered",
+            outcome: "denied",
+            client_tier: ClientTier::Dynamic.as_str(),
+            detail: "client_limit",
+            ..Default::default()
+        }
+        .emit();
+        Err(AuthError::TemporarilyUnavailable(
+            Reason::DynamicClientLimit,
+        ))
     }
 
     /// Registers an `operator` client (the CLI, an operator's admin call). It may use grants
@@ -478,7 +546,13 @@ impl AuthCore {
         };
         let public = auth_method == AuthMethod::None;
 
-        let grant_types = match string_array(input.get("grant_types"), "grant_types")? {
+        let grant_types = match string_array(
+            input.get("grant_types"),
+            "grant_types",
+            MAX_TYPES,
+            MAX_TYPE_LEN,
+            too_many("grant_types", MAX_TYPES),
+        )? {
             None => vec![GrantType::AuthorizationCode], // RFC 7591 §2 default
             Some(names) => {
                 let mut out = Vec::new();
@@ -499,14 +573,20 @@ impl AuthCore {
         let uses_code = grant_types.contains(&GrantType::AuthorizationCode);
 
         // RFC 7591 §2.1: response_types and grant_types must agree.
-        let response_types = string_array(input.get("response_types"), "response_types")?
-            .unwrap_or_else(|| {
-                if uses_code {
-                    vec!["code".into()]
-                } else {
-                    Vec::new()
-                }
-            });
+        let response_types = string_array(
+            input.get("response_types"),
+            "response_types",
+            MAX_TYPES,
+            MAX_TYPE_LEN,
+            too_many("response_types", MAX_TYPES),
+        )?
+        .unwrap_or_else(|| {
+            if uses_code {
+                vec!["code".into()]
+            } else {
+                Vec::new()
+            }
+        });
         if let Some(other) = response_types.iter().find(|r| r.as_str() != "code") {
             return Err(AuthError::InvalidClientMetadata(Reason::Unsupported(
                 "response_type",
@@ -523,13 +603,17 @@ impl AuthCore {
             return Err(bad(MetadataFault::ClientCredentialsNeedsConfidentialClient));
         }
 
-        let redirect_uris =
-            string_array(input.get("redirect_uris"), "redirect_uris")?.unwrap_or_default();
+        // Each URI's length is judged with the rest of its form, by the redirect URI rules.
+        let redirect_uris = string_array(
+            input.get("redirect_uris"),
+            "redirect_uris",
+            MAX_REDIRECT_URIS,
+            usize::MAX,
+            redirect_uri::RedirectUriFault::TooMany.into(),
+        )?
+        .unwrap_or_default();
         if uses_code && redirect_uris.is_empty() {
             return Err(redirect_uri::RedirectUriFault::Missing.into());
-        }
-        if redirect_uris.len() > MAX_REDIRECT_URIS {
-            return Err(redirect_uri::RedirectUriFault::TooMany.into());
         }
         for uri in &redirect_uris {
             redirect_uri::validate_for_registration(uri, public)?;
@@ -537,6 +621,12 @@ impl AuthCore {
 
         let scope = match input.get("scope") {
             None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.len() > MAX_SCOPE_LEN => {
+                return Err(AuthError::InvalidClientMetadata(Reason::TooLong(
+                    "scope",
+                    MAX_SCOPE_LEN,
+                )));
+            }
             Some(Value::String(s)) => {
                 let set = ScopeSet::parse(s).map_err(|_| bad(MetadataFault::MalformedScope))?;
                 if let Some(unknown) = self.settings.scopes.first_unsupported(&set) {
@@ -552,19 +642,32 @@ impl AuthCore {
         // Keep the fields we understand, checked, and echo them back (RFC 7591 §3.2.1).
         let mut info = Map::new();
         for field in TEXT_FIELDS {
+            let is_uri = field.ends_with("_uri");
+            let max = if is_uri { MAX_URI_LEN } else { MAX_TEXT_LEN };
             match input.get(*field) {
                 None | Some(Value::Null) => {}
+                Some(Value::String(s)) if s.len() > max => {
+                    return Err(AuthError::InvalidClientMetadata(Reason::TooLong(
+                        field, max,
+                    )));
+                }
                 // RFC 7591 §5: URLs shown to users must be safe to link (no javascript:).
-                Some(Value::String(s)) if field.ends_with("_uri") && !is_web_url(s) => {
+                Some(Value::String(s)) if is_uri && !is_web_url(s) => {
                     return Err(AuthError::InvalidClientMetadata(Reason::Malformed(field)));
                 }
-                Some(Value::String(s)) if s.len() <= MAX_TEXT_LEN => {
+                Some(Value::String(s)) => {
                     info.insert((*field).into(), json!(s));
                 }
                 Some(_) => return Err(AuthError::InvalidClientMetadata(Reason::Malformed(field))),
             }
         }
-        if let Some(contacts) = string_array(input.get("contacts"), "contacts")? {
+        if let Some(contacts) = string_array(
+            input.get("contacts"),
+            "contacts",
+            MAX_CONTACTS,
+            MAX_CONTACT_LEN,
+            too_many("contacts", MAX_CONTACTS),
+        )? {
             info.insert("contacts".into(), json!(contacts));
         }
         if input.contains_key("jwks") || input.contains_key("jwks_uri") {
@@ -604,6 +707,15 @@ impl AuthCore {
         }
         let public = p.auth_method == AuthMethod::None;
         let client_secret = (!public).then(secret::generate);
+        let now = self.clock.now();
+        // Only a self-registered client's secret expires: an operator's clients are the
+        // operator's to rotate.
+        let secret_expires_at = match (tier, &client_secret) {
+            (ClientTier::Dynamic, Some(_)) => {
+                self.settings.dynamic_client_secret_ttl.map(|ttl| now + ttl)
+            }
+            _ => None,
+        };
         let client = Client {
             id: secret::generate_id(),
             secret_hash: client_secret.as_deref().map(secret::hash),
@@ -621,8 +733,9 @@ impl AuthCore {
             tier,
             audiences,
             trusted_redirects,
-            created_at: self.clock.now(),
-            updated_at: self.clock.now(),
+            created_at: now,
+            updated_at: now,
+            secret_expires_at,
         };
         Registration {
             client,

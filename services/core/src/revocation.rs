@@ -40,7 +40,7 @@ impl AuthCore {
                 if grant.client_id != client.id {
                     return Err(foreign());
                 }
-                self.revoke_grant(grant.id).await?;
+                self.revoke_grant(grant.id, &client.id).await?;
             }
             return Ok(());
         }
@@ -61,11 +61,53 @@ impl AuthCore {
             if self.denylist.is_revoked(&claims) {
                 return Ok(());
             }
-            let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
-            self.publish_revocation(RevokedKind::Token, claims.jti.clone(), claims.exp + leeway)
+            let in_force = self
+                .stores
+                .revocations
+                .count_token_revocations(&client.id, now)
                 .await?;
+            if in_force >= self.settings.max_token_revocations_per_client {
+                return self.revoke_past_the_bound(&client.id, &claims).await;
+            }
+            let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(0);
+            self.publish_revocation(
+                RevokedKind::Token,
+                claims.jti.clone(),
+                claims.exp + leeway,
+                Some(&client.id),
+            )
+            .await?;
         }
         Ok(())
+    }
+
+    /// A client has as many access-token revocations in force as it may: every replica holds
+    /// each of them in memory until the token expires, so one client minting and revoking
+    /// tokens in a loop must not grow that without bound. The token is still revoked, by
+    /// revoking its whole grant: one event per grant, however many of its tokens follow.
+    /// A token without a grant (`client_credentials`) stays valid until it expires, and the
+    /// client is told to retry later (RFC 7009 §2.2.1 allows `temporarily_unavailable`'s 503).
+    async fn revoke_past_the_bound(
+        &self,
+        client_id: &str,
+        claims: &token::AccessTokenClaims,
+    ) -> AuthResult<()> {
+        let grant = claims
+            .sid
+            .as_deref()
+            .and_then(|sid| uuid::Uuid::parse_str(sid).ok());
+        tracing::warn!(
+            %client_id,
+            limit = self.settings.max_token_revocations_per_client,
+            escalated = grant.is_some(),
+            "client reached its bound on access-token revocations in force"
+        );
+        match grant {
+            Some(grant) => self.revoke_grant(grant, client_id).await,
+            None => Err(AuthError::TemporarilyUnavailable(
+                Reason::TooManyRevocations,
+            )),
+        }
     }
 
     /// Deletes a client and everything issued to it; its access tokens stop working on every
@@ -81,6 +123,7 @@ impl AuthCore {
                 RevokedKind::Client,
                 id.to_owned(),
                 self.access_token_horizon(),
+                None,
             )
             .await?;
         }

@@ -1,11 +1,20 @@
 //! Authorization sessions: the state between `/authorize`, the login form and the consent
 //! form. They are short-lived and keyed by the SHA-256 of an unguessable handle that the
 //! gateway keeps in an `HttpOnly` cookie.
+//!
+//! What bounds them:
+//! - each request's parameters (`limits`), so one session is a few KB at most;
+//! - the sessions in progress per client network (an IPv4 address, an IPv6 /64), checked
+//!   when a session opens: the first line of defence, so that one network cannot fill the
+//!   store;
+//! - for the in-memory store, a capacity: when it is full, the session closest to its expiry
+//!   gives way to the new one (see [`MemorySessionStore`]). Redis is bounded by its own
+//!   `maxmemory`, and expires sessions by their TTL.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use uuid::Uuid;
 
@@ -33,13 +42,42 @@ pub struct AuthorizationSession {
     #[serde(default)]
     pub failed_logins: u32,
     pub expires_at: DateTime<Utc>,
+    /// The network the authorization started from ([`crate::client_network::ClientNetwork`]),
+    /// which its place in the per-network bound belongs to. `None` when the caller passed no
+    /// address.
+    #[serde(default)]
+    pub network: Option<String>,
+}
+
+/// Whether a new session was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Opened,
+    /// Its network already holds as many live sessions as it may; nothing was stored.
+    NetworkFull,
 }
 
 /// Where authorization sessions live. The in-memory store serves one process; a shared store
 /// (Redis) lets any replica continue a login another one started.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn put(&self, key: &str, session: &AuthorizationSession) -> StoreResult<()>;
+    /// Opens a new session, unless its network already holds `per_network` sessions that are
+    /// live at `now`. A session without a network is bounded by the store alone.
+    async fn open(
+        &self,
+        key: &str,
+        session: &AuthorizationSession,
+        now: DateTime<Utc>,
+        per_network: u32,
+    ) -> StoreResult<Admission>;
+    /// Stores a session that continues one already open (a failed attempt counted, a new
+    /// handle after sign-in); never refused for its network.
+    async fn put(
+        &self,
+        key: &str,
+        session: &AuthorizationSession,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// The session, unless it is unknown or expired at `now`.
     async fn get(&self, key: &str, now: DateTime<Utc>)
     -> StoreResult<Option<AuthorizationSession>>;
@@ -49,33 +87,198 @@ pub trait SessionStore: Send + Sync {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationSession>>;
+    /// Forgets the sessions expired at `now` (with `dry_run`, only counts them); returns how
+    /// many. A store whose entries expire on their own (Redis) has nothing to do.
+    async fn purge_expired(&self, _now: DateTime<Utc>, _dry_run: bool) -> StoreResult<u64> {
+        Ok(0)
+    }
 }
+
+/// The in-memory store's capacity unless configured otherwise.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// Expired sessions forgotten per call on the request path, so that no request pays for a
+/// large backlog; maintenance forgets the rest.
+const EXPIRE_PER_CALL: usize = 64;
+/// Expired sessions forgotten per hold of the lock during maintenance.
+const EXPIRE_PER_BATCH: usize = 4096;
 
 /// Sessions in process memory, bounded in number.
-#[derive(Debug, Default)]
+///
+/// Expiry follows a queue ordered by expiry, so forgetting expired sessions costs a few
+/// entries at a time, never a sweep of the whole map under the lock.
+///
+/// When the store holds `capacity` sessions, a new one takes the place of the session closest
+/// to its expiry. So a flood that gets past the per-network bound (it needs capacity divided
+/// by that bound networks) costs the oldest pending sign-ins their session, but never stops
+/// new ones from starting, as refusing every new session until the flood expired would. The
+/// first eviction of each episode is logged, and every one counted ([`Self::evicted`]).
+#[derive(Debug)]
 pub struct MemorySessionStore {
-    sessions: Mutex<HashMap<String, AuthorizationSession>>,
+    inner: Mutex<Inner>,
+    capacity: usize,
 }
 
-/// Past this many live sessions, expired ones are swept before inserting.
-const SWEEP_THRESHOLD: usize = 10_000;
-/// A hard cap so that a flood of `/authorize` requests cannot exhaust memory.
-const MAX_SESSIONS: usize = 200_000;
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: HashMap<String, Entry>,
+    /// (expires_at, sequence) -> key: the order sessions expire in.
+    queue: BTreeMap<(DateTime<Utc>, u64), String>,
+    /// Live sessions per network.
+    networks: HashMap<String, u32>,
+    next: u64,
+    evicted: u64,
+    /// Whether the store has been full since it last had room to spare; one log line per
+    /// episode.
+    full: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    session: AuthorizationSession,
+    seq: u64,
+}
+
+impl Inner {
+    fn remove(&mut self, key: &str) -> Option<AuthorizationSession> {
+        let entry = self.sessions.remove(key)?;
+        self.queue.remove(&(entry.session.expires_at, entry.seq));
+        if let Some(net) = &entry.session.network
+            && let Some(n) = self.networks.get_mut(net)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.networks.remove(net);
+            }
+        }
+        Some(entry.session)
+    }
+
+    fn insert(&mut self, key: &str, session: &AuthorizationSession, capacity: usize) {
+        self.remove(key);
+        if self.sessions.len() >= capacity {
+            self.evict_one();
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.queue.insert((session.expires_at, seq), key.to_owned());
+        if let Some(net) = &session.network {
+            *self.networks.entry(net.clone()).or_default() += 1;
+        }
+        self.sessions.insert(
+            key.to_owned(),
+            Entry {
+                session: session.clone(),
+                seq,
+            },
+        );
+    }
+
+    /// Makes room: the session closest to its expiry goes.
+    fn evict_one(&mut self) {
+        let Some((_, key)) = self.queue.first_key_value().map(|(k, v)| (*k, v.clone())) else {
+            return;
+        };
+        self.remove(&key);
+        self.evicted += 1;
+        if !self.full {
+            self.full = true;
+            tracing::warn!(
+                "the in-memory session store is full: the authorizations closest to expiry give way to new ones (raise LATCHKEY_SESSION_CAPACITY, or use Redis)"
+            );
+        }
+    }
+
+    /// Forgets up to `max` sessions expired at `now`; returns how many.
+    fn expire(&mut self, now: DateTime<Utc>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.queue.first_key_value() {
+                Some(((at, _), key)) if *at <= now => {
+                    let key = key.clone();
+                    self.remove(&key);
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+
+    fn live_in(&self, network: &str) -> u32 {
+        self.networks.get(network).copied().unwrap_or(0)
+    }
+}
+
+impl Default for MemorySessionStore {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl MemorySessionStore {
+    /// A store that holds at most `capacity` sessions (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sessions held, expired ones not yet forgotten included.
+    pub fn len(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sessions that gave way to newer ones because the store was full, since it started.
+    pub fn evicted(&self) -> u64 {
+        self.lock().evicted
+    }
+}
 
 #[async_trait]
 impl SessionStore for MemorySessionStore {
-    async fn put(&self, key: &str, session: &AuthorizationSession) -> StoreResult<()> {
-        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= SWEEP_THRESHOLD {
-            let now = Utc::now();
-            map.retain(|_, s| s.expires_at > now);
+    async fn open(
+        &self,
+        key: &str,
+        session: &AuthorizationSession,
+        now: DateTime<Utc>,
+        per_network: u32,
+    ) -> StoreResult<Admission> {
+        let mut inner = self.lock();
+        inner.expire(now, EXPIRE_PER_CALL);
+        if let Some(net) = &session.network {
+            // Expired sessions of this network may still be counted: forget expired sessions
+            // (a batch at most: the lock is held) before refusing, so that the refusal is
+            // about live ones.
+            if inner.live_in(net) >= per_network {
+                inner.expire(now, EXPIRE_PER_BATCH);
+                if inner.live_in(net) >= per_network {
+                    return Ok(Admission::NetworkFull);
+                }
+            }
         }
-        if map.len() >= MAX_SESSIONS && !map.contains_key(key) {
-            return Err(crate::store::StoreError::Backend(
-                "too many pending authorizations".into(),
-            ));
-        }
-        map.insert(key.to_owned(), session.clone());
+        inner.insert(key, session, self.capacity);
+        Ok(Admission::Opened)
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        session: &AuthorizationSession,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut inner = self.lock();
+        inner.expire(now, EXPIRE_PER_CALL);
+        inner.insert(key, session, self.capacity);
         Ok(())
     }
 
@@ -84,8 +287,13 @@ impl SessionStore for MemorySessionStore {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationSession>> {
-        let map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(map.get(key).filter(|s| s.expires_at > now).cloned())
+        Ok(self
+            .lock()
+            .sessions
+            .get(key)
+            .map(|e| &e.session)
+            .filter(|s| s.expires_at > now)
+            .cloned())
     }
 
     async fn take(
@@ -93,7 +301,28 @@ impl SessionStore for MemorySessionStore {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationSession>> {
-        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(map.remove(key).filter(|s| s.expires_at > now))
+        Ok(self.lock().remove(key).filter(|s| s.expires_at > now))
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<u64> {
+        if dry_run {
+            let inner = self.lock();
+            let expired = inner.queue.range(..=(now, u64::MAX)).count();
+            return Ok(expired as u64);
+        }
+        let mut total = 0u64;
+        // In batches, releasing the lock between them, so that requests interleave.
+        loop {
+            let mut inner = self.lock();
+            let n = inner.expire(now, EXPIRE_PER_BATCH);
+            total += n as u64;
+            if n < EXPIRE_PER_BATCH {
+                // Room to spare again: the next time it fills up is a new episode.
+                if inner.sessions.len() < self.capacity - self.capacity / 10 {
+                    inner.full = false;
+                }
+                return Ok(total);
+            }
+        }
     }
 }

@@ -32,4 +32,25 @@ pub struct CoreSettings {
     pub open_resources: bool,
     /// Who may register clients at `/register`.
     pub registration: crate::registration::RegistrationPolicy,
+
+    // Bounds on what callers can make the server hold.
+    /// Self-registered (`dynamic`) clients kept at most; past it, `/register` answers
+    /// `temporarily_unavailable` until some are deleted.
+    pub max_dynamic_clients: u64,
+    /// Authorizations in progress per client network (an IPv4 address, an IPv6 /64).
+    pub max_sessions_per_network: u32,
+    /// Access-token revocations (RFC 7009) in force per client; past it, revoking a token
+    /// revokes its whole grant instead of adding an event.
+    pub max_token_revocations_per_client: u64,
+
+    // Storage that would otherwise only grow.
+    /// A `dynamic` client unused this long, with no live refresh token, is deleted (`None`:
+    /// never).
+    pub dynamic_client_idle: Option<Duration>,
+    /// How long the secret of a `dynamic` confidential client stays valid (`None`: forever;
+    /// RFC 7591 §3.2.1 `client_secret_expires_at` 0).
+    pub dynamic_client_secret_ttl: Option<Duration>,
+    /// RFC 9700 §4.14.2: a grant issues no refresh token past this age, however often it is
+    /// refreshed (`None`: no bound beyond the refresh token's own lifetime).
+    pub refresh_max_age: Option<Duration>,
 }

@@ -51,8 +51,11 @@ pub trait ClientStore: Send + Sync {
     async fn list_clients(&self) -> StoreResult<Vec<Client>>;
     /// The clients created or changed at or after `since` (Unix seconds).
     async fn clients_updated_since(&self, since: i64) -> StoreResult<Vec<Client>>;
-    /// Deletes the client and everything issued to it. Returns whether it existed.
+    /// Deletes the client and everything issued to it (grants, codes, refresh tokens,
+    /// consents, usage figures, owned resources). Returns whether it existed.
     async fn delete_client(&self, id: &str) -> StoreResult<bool>;
+    /// How many clients of `tier` exist.
+    async fn count_clients(&self, tier: ClientTier) -> StoreResult<u64>;
     /// Replaces the protected resources the client owns, as changed at `now`. Returns
     /// whether the client exists.
     async fn set_client_resources(
@@ -146,6 +149,9 @@ pub trait RevocationStore: Send + Sync {
     async fn revocations_since(&self, since: i64, now: i64) -> StoreResult<Vec<RevocationEvent>>;
     /// Deletes the events that can no longer affect a valid token at `now`; returns how many.
     async fn prune_revocations(&self, now: i64) -> StoreResult<u64>;
+    /// How many access-token (`token`) events that `client_id` made are still in force at
+    /// `now`.
+    async fn count_token_revocations(&self, client_id: &str, now: i64) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -162,13 +168,20 @@ pub trait ResourceStore: Send + Sync {
     async fn delete_resource(&self, url: &str) -> StoreResult<bool>;
 }
 
-/// What can no longer be used, counted or deleted by [`MaintenanceStore::purge_expired`].
+/// What can no longer be used, counted or deleted by [`MaintenanceStore::purge_expired`]
+/// (and, for sessions and idle clients, by the core's purge around it).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Expired {
     pub codes: u64,
     pub refresh_tokens: u64,
     pub initial_access_tokens: u64,
     pub revocation_events: u64,
+    /// Grants with nothing left that could issue a token.
+    pub grants: u64,
+    /// Authorization sessions past their expiry (an in-memory store; Redis expires its own).
+    pub sessions: u64,
+    /// `dynamic` clients deleted after going unused.
+    pub idle_clients: u64,
 }
 
 /// Counts for an operator.
@@ -199,10 +212,24 @@ pub struct ClientUsage {
 pub trait MaintenanceStore: Send + Sync {
     /// Deletes (or, with `dry_run`, only counts) what can no longer be used at `now`:
     /// - codes a day past their expiry (kept that long so a late replay still revokes);
-    /// - refresh tokens past their expiry (used ones are kept until then: reuse detection);
+    /// - refresh tokens past their expiry, and every refresh token of a revoked grant (used
+    ///   ones of a live grant are kept until their expiry: reuse detection);
+    /// - grants older than a code's lifetime and a day that no longer hold a code or a
+    ///   refresh token that survives this purge (their access tokens need no row);
     /// - initial access tokens past their expiry, used or not;
     /// - revocation events that can no longer affect a valid token.
+    ///
+    /// The `sessions` and `idle_clients` counts are left at zero.
     async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired>;
+    /// Up to `limit` `dynamic` clients, oldest first, that have not been used (issued a
+    /// token, as the usage figures record it; or else created) since `idle_since`, and that
+    /// hold neither a refresh token usable at `now` nor an unused, unexpired code.
+    async fn idle_dynamic_clients(
+        &self,
+        idle_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<String>>;
     async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats>;
     /// Adds a batch of usage to the stored figures (counts add up; last use only moves
     /// forward). Clients deleted since are skipped.

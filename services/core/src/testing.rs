@@ -203,7 +203,17 @@ impl ClientStore for MemoryStore {
         codes.retain(|_, c| grants.contains_key(&c.grant_id));
         refresh_tokens.retain(|_, r| grants.contains_key(&r.grant_id));
         consents.retain(|c| c.client_id != id);
+        st.usage.remove(id);
         Ok(true)
+    }
+
+    async fn count_clients(&self, tier: ClientTier) -> StoreResult<u64> {
+        Ok(self
+            .lock()
+            .clients
+            .iter()
+            .filter(|c| c.tier == tier)
+            .count() as u64)
     }
 
     async fn clients_updated_since(&self, since: i64) -> StoreResult<Vec<Client>> {
@@ -469,23 +479,58 @@ impl GrantStore for MemoryStore {
     }
 }
 
+/// How long a code is kept past its expiry, as the database store keeps it: a replay that
+/// late still revokes what it issued.
+const CODE_KEPT: Duration = Duration::hours(24);
+/// The longest a code lives (the configuration refuses more).
+const LONGEST_CODE: Duration = Duration::seconds(600);
+
+impl State {
+    fn grant_revoked(&self, id: &Uuid) -> bool {
+        self.grants.get(id).is_some_and(|g| g.revoked_at.is_some())
+    }
+
+    /// What the purge keeps: the rules of [`MaintenanceStore::purge_expired`].
+    fn code_kept(&self, c: &AuthorizationCode, now: DateTime<Utc>) -> bool {
+        c.expires_at > now - CODE_KEPT
+    }
+
+    fn refresh_kept(&self, r: &RefreshToken, now: DateTime<Utc>) -> bool {
+        r.expires_at > now && !self.grant_revoked(&r.grant_id)
+    }
+
+    fn grant_kept(&self, g: &Grant, now: DateTime<Utc>) -> bool {
+        g.created_at > now - CODE_KEPT - LONGEST_CODE
+            || self
+                .codes
+                .values()
+                .any(|c| c.grant_id == g.id && self.code_kept(c, now))
+            || self
+                .refresh_tokens
+                .values()
+                .any(|r| r.grant_id == g.id && self.refresh_kept(r, now))
+    }
+}
+
 #[async_trait]
 impl MaintenanceStore for MemoryStore {
     async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired> {
         let mut st = self.lock();
-        let code_cutoff = now - chrono::Duration::hours(24);
         let now_s = now.timestamp();
+        let dead_grants: Vec<Uuid> = st
+            .grants
+            .values()
+            .filter(|g| !st.grant_kept(g, now))
+            .map(|g| g.id)
+            .collect();
         let expired = Expired {
-            codes: st
-                .codes
-                .values()
-                .filter(|c| c.expires_at <= code_cutoff)
-                .count() as u64,
+            codes: st.codes.values().filter(|c| !st.code_kept(c, now)).count() as u64,
             refresh_tokens: st
                 .refresh_tokens
                 .values()
-                .filter(|r| r.expires_at <= now)
+                .filter(|r| !st.refresh_kept(r, now))
                 .count() as u64,
+            grants: dead_grants.len() as u64,
             initial_access_tokens: st
                 .initial_access_tokens
                 .values()
@@ -496,14 +541,76 @@ impl MaintenanceStore for MemoryStore {
                 .iter()
                 .filter(|e| e.expires_at <= now_s)
                 .count() as u64,
+            sessions: 0,
+            idle_clients: 0,
         };
         if !dry_run {
-            st.codes.retain(|_, c| c.expires_at > code_cutoff);
-            st.refresh_tokens.retain(|_, r| r.expires_at > now);
+            let State {
+                codes,
+                refresh_tokens,
+                grants,
+                ..
+            } = &mut *st;
+            codes.retain(|_, c| c.expires_at > now - CODE_KEPT);
+            refresh_tokens.retain(|_, r| {
+                r.expires_at > now
+                    && grants
+                        .get(&r.grant_id)
+                        .is_none_or(|g| g.revoked_at.is_none())
+            });
+            for id in &dead_grants {
+                grants.remove(id);
+            }
+            // What the database's foreign keys would remove with the grants: nothing is left
+            // (the purge found none that survive), but keep the relation honest.
+            codes.retain(|_, c| grants.contains_key(&c.grant_id));
+            refresh_tokens.retain(|_, r| grants.contains_key(&r.grant_id));
             st.initial_access_tokens.retain(|_, t| t.expires_at > now);
             st.revocations.retain(|e| e.expires_at > now_s);
         }
         Ok(expired)
+    }
+
+    async fn idle_dynamic_clients(
+        &self,
+        idle_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<String>> {
+        let st = self.lock();
+        let since = idle_since.timestamp();
+        let holds_live = |id: &str| {
+            st.refresh_tokens.values().any(|r| {
+                r.consumed_at.is_none()
+                    && r.expires_at > now
+                    && st
+                        .grants
+                        .get(&r.grant_id)
+                        .is_some_and(|g| g.client_id == id && g.revoked_at.is_none())
+            }) || st
+                .codes
+                .values()
+                .any(|c| c.client_id == id && c.consumed_at.is_none() && c.expires_at > now)
+        };
+        let mut idle: Vec<&Client> = st
+            .clients
+            .iter()
+            .filter(|c| c.tier == ClientTier::Dynamic)
+            .filter(|c| {
+                let last = st
+                    .usage
+                    .get(&c.id)
+                    .map_or(c.created_at.timestamp(), |u| u.1);
+                last < since && c.created_at < idle_since
+            })
+            .filter(|c| !holds_live(&c.id))
+            .collect();
+        idle.sort_by_key(|c| c.created_at);
+        Ok(idle
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|c| c.id.clone())
+            .collect())
     }
 
     async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {
@@ -578,6 +685,19 @@ impl RevocationStore for MemoryStore {
         st.revocations.retain(|e| e.expires_at > now);
         Ok((before - st.revocations.len()) as u64)
     }
+
+    async fn count_token_revocations(&self, client_id: &str, now: i64) -> StoreResult<u64> {
+        Ok(self
+            .lock()
+            .revocations
+            .iter()
+            .filter(|e| {
+                e.kind == crate::denylist::RevokedKind::Token
+                    && e.client_id.as_deref() == Some(client_id)
+                    && e.expires_at > now
+            })
+            .count() as u64)
+    }
 }
 
 #[async_trait]
@@ -634,6 +754,8 @@ pub struct TestCore {
     pub clock: Arc<ManualClock>,
     /// The core's storage: seed fixtures and inspect results here.
     pub store: Arc<MemoryStore>,
+    /// The core's authorization sessions.
+    pub sessions: Arc<MemorySessionStore>,
 }
 
 impl TestCore {
@@ -666,6 +788,12 @@ pub fn test_settings() -> CoreSettings {
         resources: Vec::new(),
         open_resources: true,
         registration: RegistrationPolicy::Open,
+        max_dynamic_clients: 50_000,
+        max_sessions_per_network: 100,
+        max_token_revocations_per_client: 1000,
+        dynamic_client_idle: Some(Duration::days(90)),
+        dynamic_client_secret_ttl: None,
+        refresh_max_age: Some(Duration::days(90)),
     }
 }
 
@@ -676,6 +804,7 @@ pub struct TestCoreBuilder {
     settings: CoreSettings,
     start: DateTime<Utc>,
     store: Option<Arc<MemoryStore>>,
+    session_capacity: usize,
 }
 
 impl Default for TestCoreBuilder {
@@ -685,6 +814,7 @@ impl Default for TestCoreBuilder {
             // 2026-01-01T00:00:00Z: a fixed instant, so that a failure replays the same way.
             start: DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(1_767_225_600),
             store: None,
+            session_capacity: crate::session::DEFAULT_CAPACITY,
         }
     }
 }
@@ -709,6 +839,12 @@ impl TestCoreBuilder {
         self
     }
 
+    /// How many authorization sessions the core's in-memory session store holds.
+    pub fn session_capacity(mut self, capacity: usize) -> Self {
+        self.session_capacity = capacity;
+        self
+    }
+
     /// Builds the core, generating its signing key in the store (or loading the one there).
     pub async fn build(self) -> AuthResult<TestCore> {
         let clock = Arc::new(ManualClock::new(self.start));
@@ -716,10 +852,11 @@ impl TestCoreBuilder {
         let keys =
             AuthCore::load_or_create_keys(store.as_ref(), clock.as_ref(), &self.settings).await?;
         let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let sessions = Arc::new(MemorySessionStore::new(self.session_capacity));
         let core = AuthCore::new(
             self.settings,
             store.stores(),
-            Arc::new(MemorySessionStore::default()),
+            sessions.clone(),
             Arc::new(keys),
             dyn_clock,
         );
@@ -727,6 +864,7 @@ impl TestCoreBuilder {
             core: Arc::new(core),
             clock,
             store,
+            sessions,
         })
     }
 }

@@ -64,6 +64,7 @@ impl AuthCore {
             RevokedKind::User,
             user.id.to_string(),
             self.access_token_horizon(),
+            None,
         )
         .await?;
         Ok(user)

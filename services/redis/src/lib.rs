@@ -15,7 +15,7 @@ use deadpool_redis::redis;
 use futures::StreamExt;
 use latchkey_core::denylist::{Denylist, RevocationBus, RevocationEvent};
 use latchkey_core::lockout::{LockoutPolicy, LockoutStore};
-use latchkey_core::session::{AuthorizationSession, SessionStore};
+use latchkey_core::session::{Admission, AuthorizationSession, SessionStore};
 use latchkey_core::store::{StoreError, StoreResult};
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,14 +127,28 @@ impl RevocationBus for Redis {
 }
 
 /// Authorization sessions in Redis, so that any replica can continue a login another one
-/// started. Each session expires with its own TTL.
+/// started. Each session expires with its own TTL; Redis's `maxmemory` bounds them all.
+///
+/// The sessions in progress per client network are a sorted set per network (member: the
+/// session's key, score: its expiry), read and written by one script, so that replicas
+/// opening sessions for one network at once cannot pass its bound together.
 pub struct RedisSessionStore {
     redis: Redis,
+    /// Separates the per-network sets of deployments (issuers) that share one Redis.
+    namespace: String,
 }
 
 impl RedisSessionStore {
-    pub fn new(redis: Redis) -> Self {
-        Self { redis }
+    /// `namespace` names the deployment, e.g. its issuer.
+    pub fn new(redis: Redis, namespace: &str) -> Self {
+        Self {
+            redis,
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    fn network_key(&self, network: &str) -> String {
+        format!("latchkey:authz-net:{}:{network}", self.namespace)
     }
 }
 
@@ -146,20 +160,100 @@ fn store_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
 
+/// The seconds a session has left at `now`, at least one (Redis refuses a zero TTL).
+fn ttl(session: &AuthorizationSession, now: DateTime<Utc>) -> i64 {
+    (session.expires_at - now).num_seconds().max(1)
+}
+
+/// Opens a session unless its network holds the bound already. KEYS: the network's set, the
+/// session. ARGV: now, the bound, the session's expiry, its TTL, the session, its key.
+/// The set lives as long as its newest member.
+const OPEN_SCRIPT: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[4])
+return 1
+";
+
 #[async_trait]
 impl SessionStore for RedisSessionStore {
-    async fn put(&self, key: &str, session: &AuthorizationSession) -> StoreResult<()> {
-        let ttl = (session.expires_at - chrono_now()).num_seconds().max(1);
+    async fn open(
+        &self,
+        key: &str,
+        session: &AuthorizationSession,
+        now: DateTime<Utc>,
+        per_network: u32,
+    ) -> StoreResult<Admission> {
+        let Some(network) = &session.network else {
+            self.put(key, session, now).await?;
+            return Ok(Admission::Opened);
+        };
         let value = serde_json::to_string(session).map_err(store_err)?;
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
-        redis::cmd("SET")
+        let opened: i64 = redis::cmd("EVAL")
+            .arg(OPEN_SCRIPT)
+            .arg(2)
+            .arg(self.network_key(network))
+            .arg(session_key(key))
+            .arg(now.timestamp())
+            .arg(per_network)
+            .arg(session.expires_at.timestamp())
+            .arg(ttl(session, now))
+            .arg(value)
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(store_err)?;
+        Ok(if opened == 1 {
+            Admission::Opened
+        } else {
+            Admission::NetworkFull
+        })
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        session: &AuthorizationSession,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let ttl = ttl(session, now);
+        let value = serde_json::to_string(session).map_err(store_err)?;
+        let mut conn = self.redis.pool.get().await.map_err(store_err)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
             .arg(session_key(key))
             .arg(value)
             .arg("EX")
             .arg(ttl)
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(store_err)
+            .ignore();
+        // A continued session (a new handle after sign-in) keeps its place in its network.
+        if let Some(network) = &session.network {
+            let set = self.network_key(network);
+            pipe.cmd("ZADD")
+                .arg(&set)
+                .arg(session.expires_at.timestamp())
+                .arg(key)
+                .ignore()
+                // The set lives as long as its longest-lived member: set a TTL if it has
+                // none (NX), lengthen it if this member outlives it (GT).
+                .cmd("EXPIRE")
+                .arg(&set)
+                .arg(ttl)
+                .arg("NX")
+                .ignore()
+                .cmd("EXPIRE")
+                .arg(&set)
+                .arg(ttl)
+                .arg("GT")
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(store_err)
     }
 
     async fn get(
@@ -188,7 +282,17 @@ impl SessionStore for RedisSessionStore {
             .query_async(&mut conn)
             .await
             .map_err(store_err)?;
-        decode(raw, now)
+        let session = decode(raw, now)?;
+        // Its place in its network is free again.
+        if let Some(network) = session.as_ref().and_then(|s| s.network.as_ref()) {
+            redis::cmd("ZREM")
+                .arg(self.network_key(network))
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(store_err)?;
+        }
+        Ok(session)
     }
 }
 
@@ -200,10 +304,6 @@ fn decode(raw: Option<String>, now: DateTime<Utc>) -> StoreResult<Option<Authori
             Ok((session.expires_at > now).then_some(session))
         }
     }
-}
-
-fn chrono_now() -> DateTime<Utc> {
-    Utc::now()
 }
 
 /// Sign-in lockout counters in Redis, shared by every replica. The lock is a key holding the

@@ -79,6 +79,7 @@ pub(crate) fn client(m: clients::Model, resources: Vec<String>) -> Result<Client
         trusted_redirects: m.trusted_redirects,
         updated_at: at(m.updated_at),
         created_at: at(m.created_at),
+        secret_expires_at: m.secret_expires_at.map(at),
     })
 }
 
@@ -102,6 +103,7 @@ pub(crate) fn client_model(c: &Client) -> clients::Model {
         audiences: serde_json::Value::from(c.audiences.clone()).to_string(),
         trusted_redirects: c.trusted_redirects,
         updated_at: ts(c.updated_at),
+        secret_expires_at: c.secret_expires_at.map(ts),
     }
 }
 
@@ -236,5 +238,6 @@ pub(crate) fn revocation(m: revocation_events::Model) -> Result<RevocationEvent,
         subject: m.subject,
         revoked_at: m.revoked_at,
         expires_at: m.expires_at,
+        client_id: m.client_id,
     })
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use convert::ts;
 use entity::*;
-use latchkey_core::denylist::RevocationEvent;
+use latchkey_core::denylist::{RevocationEvent, RevokedKind};
 use latchkey_core::model::{
     AuthorizationCode, Client, ClientTier, Grant, InitialAccessToken, RefreshToken,
     StoredSigningKey, User,
@@ -23,11 +23,11 @@ use latchkey_core::store::{
     RevocationStore, StoreError, StoreResult, StoreStats, UserStore,
 };
 use latchkey_migration::{Migrator, MigratorTrait};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, SqlErr,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
+    DatabaseConnection, DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    SqlErr, TransactionTrait,
 };
 use std::time::Duration;
 use uuid::Uuid;
@@ -264,12 +264,22 @@ impl ClientStore for SeaStore {
     }
 
     async fn delete_client(&self, id: &str) -> StoreResult<bool> {
-        // Foreign keys cascade to grants, codes, refresh tokens and consents.
+        // Foreign keys cascade to grants (and through them codes and refresh tokens),
+        // consents, usage figures and owned resources.
         let res = clients::Entity::delete_by_id(id.to_owned())
             .exec(&self.db)
             .await
             .map_err(backend)?;
         Ok(res.rows_affected > 0)
+    }
+
+    async fn count_clients(&self, tier: ClientTier) -> StoreResult<u64> {
+        use sea_orm::PaginatorTrait;
+        clients::Entity::find()
+            .filter(clients::Column::Tier.eq(tier.as_str()))
+            .count(&self.db)
+            .await
+            .map_err(backend)
     }
 }
 
@@ -450,6 +460,7 @@ impl RevocationStore for SeaStore {
             subject: ev.subject.clone(),
             revoked_at: ev.revoked_at,
             expires_at: ev.expires_at,
+            client_id: ev.client_id.clone(),
         };
         revocation_events::Entity::insert(row.into_active_model())
             .exec_without_returning(&self.db)
@@ -477,6 +488,17 @@ impl RevocationStore for SeaStore {
             .await
             .map_err(backend)?;
         Ok(res.rows_affected)
+    }
+
+    async fn count_token_revocations(&self, client_id: &str, now: i64) -> StoreResult<u64> {
+        use sea_orm::PaginatorTrait;
+        revocation_events::Entity::find()
+            .filter(revocation_events::Column::ClientId.eq(client_id))
+            .filter(revocation_events::Column::Kind.eq(RevokedKind::Token.as_str()))
+            .filter(revocation_events::Column::ExpiresAt.gt(now))
+            .count(&self.db)
+            .await
+            .map_err(backend)
     }
 }
 
@@ -570,66 +592,227 @@ async fn finish_single_use(
 
 /// How long a code is kept past its expiry: a replay that late still revokes what it issued.
 const CODE_KEPT_SECS: i64 = 24 * 3600;
+/// The longest a code lives (the configuration refuses more): a grant younger than this and
+/// [`CODE_KEPT_SECS`] may still have a code on its way.
+const LONGEST_CODE_SECS: i64 = 600;
+
+/// The conditions of [`MaintenanceStore::purge_expired`], shared by the count and the delete.
+struct PurgeRules {
+    now: i64,
+}
+
+impl PurgeRules {
+    /// Codes a day past their expiry.
+    fn codes(&self) -> Condition {
+        Condition::all().add(authorization_codes::Column::ExpiresAt.lte(self.now - CODE_KEPT_SECS))
+    }
+
+    fn revoked_grants() -> sea_orm::sea_query::SelectStatement {
+        Query::select()
+            .column(grants::Column::Id)
+            .from(grants::Entity)
+            .and_where(grants::Column::RevokedAt.is_not_null())
+            .to_owned()
+    }
+
+    /// Refresh tokens past their expiry, and any of a revoked grant.
+    fn refresh_tokens(&self) -> Condition {
+        Condition::any()
+            .add(refresh_tokens::Column::ExpiresAt.lte(self.now))
+            .add(refresh_tokens::Column::GrantId.in_subquery(Self::revoked_grants()))
+    }
+
+    /// Grants past the age at which a code may still come, with no code and no refresh
+    /// token that the same purge keeps.
+    fn grants(&self) -> Condition {
+        let kept_codes = Query::select()
+            .column(authorization_codes::Column::GrantId)
+            .from(authorization_codes::Entity)
+            .and_where(authorization_codes::Column::ExpiresAt.gt(self.now - CODE_KEPT_SECS))
+            .to_owned();
+        let kept_refresh = Query::select()
+            .column(refresh_tokens::Column::GrantId)
+            .from(refresh_tokens::Entity)
+            .and_where(refresh_tokens::Column::ExpiresAt.gt(self.now))
+            .to_owned();
+        Condition::all()
+            .add(grants::Column::CreatedAt.lte(self.now - CODE_KEPT_SECS - LONGEST_CODE_SECS))
+            .add(grants::Column::Id.not_in_subquery(kept_codes))
+            .add(
+                Condition::any()
+                    .add(grants::Column::RevokedAt.is_not_null())
+                    .add(grants::Column::Id.not_in_subquery(kept_refresh)),
+            )
+    }
+
+    fn initial_access_tokens(&self) -> Condition {
+        Condition::all().add(initial_access_tokens::Column::ExpiresAt.lte(self.now))
+    }
+
+    fn revocation_events(&self) -> Condition {
+        Condition::all().add(revocation_events::Column::ExpiresAt.lte(self.now))
+    }
+}
 
 #[async_trait]
 impl MaintenanceStore for SeaStore {
     async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired> {
-        let now = ts(now);
-        let codes = authorization_codes::Column::ExpiresAt.lte(now - CODE_KEPT_SECS);
-        let refresh = refresh_tokens::Column::ExpiresAt.lte(now);
-        let initial = initial_access_tokens::Column::ExpiresAt.lte(now);
-        let events = revocation_events::Column::ExpiresAt.lte(now);
+        let rules = PurgeRules { now: ts(now) };
         if dry_run {
             use sea_orm::PaginatorTrait;
             return Ok(Expired {
                 codes: authorization_codes::Entity::find()
-                    .filter(codes)
+                    .filter(rules.codes())
                     .count(&self.db)
                     .await
                     .map_err(backend)?,
                 refresh_tokens: refresh_tokens::Entity::find()
-                    .filter(refresh)
+                    .filter(rules.refresh_tokens())
+                    .count(&self.db)
+                    .await
+                    .map_err(backend)?,
+                grants: grants::Entity::find()
+                    .filter(rules.grants())
                     .count(&self.db)
                     .await
                     .map_err(backend)?,
                 initial_access_tokens: initial_access_tokens::Entity::find()
-                    .filter(initial)
+                    .filter(rules.initial_access_tokens())
                     .count(&self.db)
                     .await
                     .map_err(backend)?,
                 revocation_events: revocation_events::Entity::find()
-                    .filter(events)
+                    .filter(rules.revocation_events())
                     .count(&self.db)
                     .await
                     .map_err(backend)?,
+                ..Expired::default()
             });
         }
+        // Codes and refresh tokens before grants: a grant is judged by what this purge keeps,
+        // so the order changes nothing in what goes, but this way a dead grant has nothing
+        // left to cascade to, and the counts are those of the dry run.
+        let codes = authorization_codes::Entity::delete_many()
+            .filter(rules.codes())
+            .exec(&self.db)
+            .await
+            .map_err(backend)?
+            .rows_affected;
+        let refresh_tokens = refresh_tokens::Entity::delete_many()
+            .filter(rules.refresh_tokens())
+            .exec(&self.db)
+            .await
+            .map_err(backend)?
+            .rows_affected;
+        let grants = grants::Entity::delete_many()
+            .filter(rules.grants())
+            .exec(&self.db)
+            .await
+            .map_err(backend)?
+            .rows_affected;
         Ok(Expired {
-            codes: authorization_codes::Entity::delete_many()
-                .filter(codes)
-                .exec(&self.db)
-                .await
-                .map_err(backend)?
-                .rows_affected,
-            refresh_tokens: refresh_tokens::Entity::delete_many()
-                .filter(refresh)
-                .exec(&self.db)
-                .await
-                .map_err(backend)?
-                .rows_affected,
+            codes,
+            refresh_tokens,
+            grants,
             initial_access_tokens: initial_access_tokens::Entity::delete_many()
-                .filter(initial)
+                .filter(rules.initial_access_tokens())
                 .exec(&self.db)
                 .await
                 .map_err(backend)?
                 .rows_affected,
             revocation_events: revocation_events::Entity::delete_many()
-                .filter(events)
+                .filter(rules.revocation_events())
                 .exec(&self.db)
                 .await
                 .map_err(backend)?
                 .rows_affected,
+            ..Expired::default()
         })
+    }
+
+    async fn idle_dynamic_clients(
+        &self,
+        idle_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<String>> {
+        let (since, now) = (ts(idle_since), ts(now));
+        let live_refresh = Query::select()
+            .expr(Expr::val(1))
+            .from(refresh_tokens::Entity)
+            .inner_join(
+                grants::Entity,
+                Expr::col((grants::Entity, grants::Column::Id))
+                    .equals((refresh_tokens::Entity, refresh_tokens::Column::GrantId)),
+            )
+            .and_where(
+                Expr::col((grants::Entity, grants::Column::ClientId))
+                    .equals((clients::Entity, clients::Column::Id)),
+            )
+            .and_where(Expr::col((grants::Entity, grants::Column::RevokedAt)).is_null())
+            .and_where(
+                Expr::col((refresh_tokens::Entity, refresh_tokens::Column::ConsumedAt)).is_null(),
+            )
+            .and_where(
+                Expr::col((refresh_tokens::Entity, refresh_tokens::Column::ExpiresAt)).gt(now),
+            )
+            .to_owned();
+        let pending_code = Query::select()
+            .expr(Expr::val(1))
+            .from(authorization_codes::Entity)
+            .and_where(
+                Expr::col((
+                    authorization_codes::Entity,
+                    authorization_codes::Column::ClientId,
+                ))
+                .equals((clients::Entity, clients::Column::Id)),
+            )
+            .and_where(
+                Expr::col((
+                    authorization_codes::Entity,
+                    authorization_codes::Column::ConsumedAt,
+                ))
+                .is_null(),
+            )
+            .and_where(
+                Expr::col((
+                    authorization_codes::Entity,
+                    authorization_codes::Column::ExpiresAt,
+                ))
+                .gt(now),
+            )
+            .to_owned();
+        let last_used = Expr::col((client_usage::Entity, client_usage::Column::LastUsedAt));
+        let query = Query::select()
+            .column((clients::Entity, clients::Column::Id))
+            .from(clients::Entity)
+            .left_join(
+                client_usage::Entity,
+                Expr::col((client_usage::Entity, client_usage::Column::ClientId))
+                    .equals((clients::Entity, clients::Column::Id)),
+            )
+            .and_where(
+                Expr::col((clients::Entity, clients::Column::Tier))
+                    .eq(ClientTier::Dynamic.as_str()),
+            )
+            .and_where(Expr::col((clients::Entity, clients::Column::CreatedAt)).lt(since))
+            .cond_where(
+                Condition::any()
+                    .add(last_used.clone().is_null())
+                    .add(last_used.lt(since)),
+            )
+            .and_where(Expr::exists(live_refresh).not())
+            .and_where(Expr::exists(pending_code).not())
+            .order_by((clients::Entity, clients::Column::CreatedAt), Order::Asc)
+            .limit(limit)
+            .to_owned();
+        self.db
+            .query_all(&query)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(|row| row.try_get::<String>("", "id").map_err(backend))
+            .collect()
     }
 
     async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {

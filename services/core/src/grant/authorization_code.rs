@@ -43,7 +43,7 @@ impl AuthCore {
         // RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice by its client revokes what it
         // issued.
         if record.consumed_at.is_some() {
-            self.revoke_grant(record.grant_id).await?;
+            self.revoke_grant(record.grant_id, &client.id).await?;
             crate::audit::Audit {
                 event: "code_replayed",
                 outcome: "denied",
@@ -93,7 +93,7 @@ impl AuthCore {
             .await?;
         if !won {
             // Lost a race with another redemption of the same code: that is a replay too.
-            self.revoke_grant(grant.id).await?;
+            self.revoke_grant(grant.id, &client.id).await?;
             return Err(AuthError::InvalidGrant(Reason::CodeReplayed));
         }
         let scope = grant.scope.clone();

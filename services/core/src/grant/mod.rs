@@ -121,13 +121,27 @@ impl AuthCore {
             return None;
         }
         let value = secret::generate();
+        // Never past the grant's maximum age: the token expires when the grant must end, so
+        // that introspection and the purge see it as the refresh grant does.
+        let mut expires_at = now + self.settings.refresh_token_ttl;
+        if let Some(max) = self.settings.refresh_max_age {
+            expires_at = expires_at.min(grant.created_at + max);
+        }
         let record = RefreshToken {
             token_hash: secret::hash(&value),
             grant_id: grant.id,
-            expires_at: now + self.settings.refresh_token_ttl,
+            expires_at,
             consumed_at: None,
         };
         Some((value, record))
+    }
+
+    /// RFC 9700 §4.14.2: whether a user's grant is still younger than the absolute maximum
+    /// age of a refresh grant.
+    pub(crate) fn within_max_age(&self, grant: &Grant, now: DateTime<Utc>) -> bool {
+        self.settings
+            .refresh_max_age
+            .is_none_or(|max| now < grant.created_at + max)
     }
 
     /// Access tokens from a user grant: the user must still be allowed in.

@@ -43,7 +43,7 @@ impl AuthCore {
         }
         if token.consumed_at.is_some() {
             // A rotated token came back: someone holds a copy. Revoke the whole family.
-            self.revoke_grant(grant.id).await?;
+            self.revoke_grant(grant.id, &client.id).await?;
             crate::audit::Audit {
                 event: "refresh_reused",
                 outcome: "denied",
@@ -55,7 +55,16 @@ impl AuthCore {
             .emit();
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenReused));
         }
-        if grant.revoked_at.is_some() || token.expires_at <= now {
+        if grant.revoked_at.is_some() {
+            return Err(AuthError::InvalidGrant(Reason::RefreshTokenUnusable));
+        }
+        // RFC 9700 §4.14.2: rotation keeps a family alive while it is used; the maximum age
+        // ends it all the same, and the user authorizes again. Judged before the token's own
+        // expiry, which the maximum age cuts short, so that the answer says why.
+        if !self.within_max_age(&grant, now) {
+            return Err(AuthError::InvalidGrant(Reason::GrantMaxAgeReached));
+        }
+        if token.expires_at <= now {
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenUnusable));
         }
         // RFC 6749 §6: a narrower scope is allowed, a broader one is not.
@@ -89,7 +98,7 @@ impl AuthCore {
             .await?
         {
             // Lost a race with a concurrent rotation of the same token: treat as reuse.
-            self.revoke_grant(grant.id).await?;
+            self.revoke_grant(grant.id, &client.id).await?;
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenReused));
         }
         let (access_token, expires_in) = self.mint_access_token(

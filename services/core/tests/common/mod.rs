@@ -85,6 +85,7 @@ pub fn client(id: &str) -> ClientSpec {
         trusted_redirects: false,
         created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         updated_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        secret_expires_at: None,
     })
 }
 
@@ -126,6 +127,13 @@ impl ClientSpec {
 
     pub fn scope(mut self, scope: &str) -> Self {
         self.0.scope = Some(ScopeSet::parse(scope).expect("valid scopes"));
+        self
+    }
+
+    /// Created (and last changed) at `at`.
+    pub fn created_at(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
+        self.0.created_at = at;
+        self.0.updated_at = at;
         self
     }
 

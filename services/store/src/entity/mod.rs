@@ -42,6 +42,7 @@ entity!(clients, "clients", {
     audiences: String,
     trusted_redirects: bool,
     updated_at: i64,
+    secret_expires_at: Option<i64>,
 });
 
 entity!(initial_access_tokens, "initial_access_tokens", {
@@ -102,6 +103,7 @@ entity!(revocation_events, "revocation_events", {
     subject: String,
     revoked_at: i64,
     expires_at: i64,
+    client_id: Option<String>,
 });
 
 entity!(client_resources, "client_resources", {

@@ -6,7 +6,8 @@
 #
 #   client_credentials at /token   Latchkey vs latchkey-ceiling token (the floor) vs oidc-provider (EdDSA JWT)
 #   gRPC VerifyToken               all-distinct and 1,000 live tokens vs the bare Ed25519 verify rate,
-#                                  and vs latchkey-ceiling ping (a unary RPC that does nothing)
+#                                  and vs latchkey-ceiling ping (a unary RPC that does nothing);
+#                                  1,000 live tokens over TLS too (TLS=0 skips it; needs openssl)
 #   HTTP /introspect               Latchkey vs oidc-provider (opaque tokens), 32 connections and 1
 #   idle RSS                       of `latchkey serve`, started and unloaded
 #
@@ -25,13 +26,15 @@ WARMUP=${WARMUP:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 HTTP_PORT=${HTTP_PORT:-18080} GRPC_PORT=${GRPC_PORT:-15051} ADMIN_PORT=${ADMIN_PORT:-19464}
+TLS=${TLS:-1}
 PEER_PORT=${PEER_PORT:-3400} CEIL_HTTP_PORT=${CEIL_HTTP_PORT:-18090} CEIL_GRPC_PORT=${CEIL_GRPC_PORT:-15060}
 GATEWAY_SECRET=bench-gateway-secret-0123456789abcdef
 RESOURCE=https://mcp.example.com/mcp
 SCOPE=mcp:tools
 PEER_SECRET=bench-secret-0123456789abcdef0123456789abcdef
 
-for port in "$HTTP_PORT" "$GRPC_PORT" "$ADMIN_PORT" $((HTTP_PORT + 1)) $((GRPC_PORT + 1)) $((ADMIN_PORT + 1)) "$PEER_PORT" "$CEIL_HTTP_PORT" "$CEIL_GRPC_PORT"; do
+for port in "$HTTP_PORT" "$GRPC_PORT" "$ADMIN_PORT" $((HTTP_PORT + 1)) $((GRPC_PORT + 1)) $((ADMIN_PORT + 1)) \
+  $((GRPC_PORT + 2)) $((ADMIN_PORT + 2)) "$PEER_PORT" "$CEIL_HTTP_PORT" "$CEIL_GRPC_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port on 127.0.0.1 is in use: set the *_PORT variables" >&2; exit 1
   fi
@@ -130,6 +133,34 @@ ping_out=$(taskset -c "$LOAD_CPU" "$BENCH" ping --grpc "http://127.0.0.1:$CEIL_G
 stop "$PING_PID"
 v_c1=$(run --label verify_c1 --tokens 1000 --concurrency 1); echo "$v_c1"
 
+# VerifyToken over TLS: a second AuthService (`serve auth`) on the same database, its gRPC port
+# serving a certificate made here, loaded as the 1,000-token mix above was. The plaintext
+# `serve` stays up, idle, for the HTTP runs below.
+v_tls=""
+if [ "$TLS" = 1 ] && command -v openssl >/dev/null; then
+  TLS_DIR=$WORK/tls; mkdir -p "$TLS_DIR"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
+    -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$TLS_DIR/ext"
+  openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
+    -CAcreateserial -days 1 -extfile "$TLS_DIR/ext" -out "$TLS_DIR/server.crt" 2>/dev/null
+  LATCHKEY_GRPC_ADDR=127.0.0.1:$((GRPC_PORT + 2)) LATCHKEY_ADMIN_ADDR=127.0.0.1:$((ADMIN_PORT + 2)) \
+    LATCHKEY_GRPC_TLS_CERT=$TLS_DIR/server.crt LATCHKEY_GRPC_TLS_KEY=$TLS_DIR/server.key \
+    taskset -c "$SERVER_CPU" "$BIN" serve auth >"$WORK/latchkey-tls.log" 2>&1 &
+  TLS_PID=$!; PIDS+=("$TLS_PID")
+  wait_for "http://127.0.0.1:$((ADMIN_PORT + 2))/health/ready"
+  BARE=$(taskset -c "$SERVER_CPU" "$BENCH" bare --seconds 3 | cut -d= -f2)
+  v_tls=$(taskset -c "$LOAD_CPU" "$BENCH" verify --grpc "https://127.0.0.1:$((GRPC_PORT + 2))" \
+    --ca-file "$TLS_DIR/ca.crt" --gateway-secret "$GATEWAY_SECRET" --client-id="$CLIENT_ID" \
+    --client-secret="$CLIENT_SECRET" --audience "$RESOURCE" --seconds "$SECS" --pid "$TLS_PID" \
+    --bare-rate "$BARE" --label verify_mix1000_c32_tls --tokens 1000 --concurrency 32); echo "$v_tls"
+  stop "$TLS_PID"
+else
+  echo "TLS=0 or no openssl: VerifyToken over TLS skipped"
+fi
+
 # HTTP, with the shared wrk helper.
 export PEERS_DIR=$SHARED
 # shellcheck source=/dev/null
@@ -214,5 +245,9 @@ row "idle RSS of latchkey serve (MB)" "$LK_IDLE_RSS" "oidc-provider ${PEER_IDLE_
 echo
 echo "throughput (req/s): latchkey token $(field rps "$lk_tok"), ceiling token $(field rps "$ceil_tok"), oidc-provider token $(field rps "$p_tok");" \
   "VerifyToken mix $(field rps "$v_mix"), ping $(field rps "$ping_out")"
+if [ -n "$v_tls" ]; then
+  echo "VerifyToken, 1,000 live tokens, 32 streams, per CPU-s: plaintext $mix_cpu, TLS $(field rps_per_server_cpu_s "$v_tls")" \
+    "(ratio $(ratio "$(field rps_per_server_cpu_s "$v_tls")" "$mix_cpu")); p50 plaintext $(field p50_ms "$v_mix") ms, TLS $(field p50_ms "$v_tls") ms"
+fi
 echo "RSS of latchkey serve: idle $LK_IDLE_RSS MB, idle with MIMALLOC_ALLOW_THP=0 $LK_IDLE_RSS_NOTHP MB, after the load $LK_LOADED_RSS MB"
 echo "non-2xx: latchkey token $(field non2xx "$lk_tok"), ceiling $(field non2xx "$ceil_tok"), oidc-provider token $(field non2xx "$p_tok"), latchkey introspect $(field non2xx "$lk32")"

@@ -8,7 +8,6 @@ use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::admin_service_client::AdminServiceClient;
 use latchkey_proto::v1::admin_service_server::AdminServiceServer;
 use std::sync::Arc;
-use tonic::transport::Endpoint;
 use tonic_types::StatusExt;
 
 type Transport = tower::util::BoxCloneSyncService<
@@ -32,14 +31,19 @@ pub fn in_process(core: Arc<latchkey_core::AuthCore>) -> Admin {
     AdminServiceClient::new(Transport::new(service))
 }
 
-/// The AdminService of a deployment at `url`, presenting `admin_secret`.
-pub async fn remote(url: &str, admin_secret: &str) -> anyhow::Result<Admin> {
+/// The AdminService of a deployment at `url`, presenting `admin_secret`, over TLS when `tls`
+/// is given (an `https://` URL).
+pub async fn remote(
+    url: &str,
+    admin_secret: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> anyhow::Result<Admin> {
     use tower::ServiceExt;
     let bearer: http::HeaderValue = format!("Bearer {admin_secret}")
         .parse()
         .map_err(|_| anyhow::anyhow!("the admin secret must be printable ASCII"))?;
-    let channel = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| anyhow::anyhow!("bad --remote {url:?}: {e}"))?
+    let channel = crate::grpc_transport::endpoint(url, tls)
+        .map_err(|e| anyhow::anyhow!("--remote: {e}"))?
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("connecting to {url}: {e}"))?;

@@ -9,10 +9,11 @@ use latchkey_core::CoreSettings;
 use latchkey_core::registration::RegistrationPolicy;
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::{ScopePolicy, ScopeSet};
+use latchkey_core::secret::MIN_SHARED_SECRET_BYTES;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -37,10 +38,13 @@ pub enum LogFormat {
 pub enum Mode {
     /// `serve`: the gRPC services and the gateway in one process.
     All,
-    /// `serve auth`, and commands that open the database.
+    /// `serve auth`: the gRPC services alone.
     Auth,
     /// `serve gateway`: no database, no keys.
     Gateway,
+    /// Commands that open the database (`migrate`, `user`, `client`, …): no listener, so
+    /// none of the listener's settings (TLS, limits) are checked.
+    Database,
 }
 
 /// `LATCHKEY_REGISTRATION`, as written.
@@ -96,6 +100,27 @@ pub struct Settings {
     pub auth_url: String,
     /// The operators' credential for the gRPC AdminService; unset refuses every caller.
     pub admin_secret: Option<SecretString>,
+    /// The gRPC listener's certificate chain and private key (PEM files): both, or neither
+    /// for plaintext. Production refuses plaintext on any address but loopback.
+    pub grpc_tls_cert: Option<PathBuf>,
+    pub grpc_tls_key: Option<PathBuf>,
+    /// A CA bundle (PEM): when set, every gRPC caller must present a certificate it signed,
+    /// in addition to its credentials (the bearer secret or the client's Basic credentials).
+    pub grpc_tls_client_ca: Option<PathBuf>,
+    /// The gRPC listener's limits (see `latchkey_auth::server::Limits`).
+    pub grpc_max_receive_message_bytes: usize,
+    pub grpc_max_send_message_bytes: usize,
+    pub grpc_concurrency_per_connection: usize,
+    pub grpc_max_concurrent_streams: u32,
+    pub grpc_keepalive_interval_secs: u64,
+    pub grpc_keepalive_timeout_secs: u64,
+    /// The CA (PEM) that signed the AuthService's certificate, for the clients of an
+    /// `https://` AuthService: `serve gateway`, and `--remote`.
+    pub auth_ca_file: Option<PathBuf>,
+    /// The client certificate and key (PEM) those clients present when the AuthService
+    /// requires one: both or neither.
+    pub auth_client_cert: Option<PathBuf>,
+    pub auth_client_key: Option<PathBuf>,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub code_ttl_secs: i64,
@@ -165,6 +190,7 @@ const MAX_DAYS: u32 = 36_500;
 
 impl Default for Settings {
     fn default() -> Self {
+        let limits = latchkey_auth::server::Limits::default();
         Self {
             env: Environment::Development,
             issuer: "http://localhost:8080".into(),
@@ -176,6 +202,18 @@ impl Default for Settings {
             gateway_secret: None,
             auth_url: "http://127.0.0.1:50051".into(),
             admin_secret: None,
+            grpc_tls_cert: None,
+            grpc_tls_key: None,
+            grpc_tls_client_ca: None,
+            grpc_max_receive_message_bytes: limits.max_receive_message_bytes,
+            grpc_max_send_message_bytes: limits.max_send_message_bytes,
+            grpc_concurrency_per_connection: limits.concurrency_per_connection,
+            grpc_max_concurrent_streams: limits.max_concurrent_streams,
+            grpc_keepalive_interval_secs: limits.keepalive_interval.as_secs(),
+            grpc_keepalive_timeout_secs: limits.keepalive_timeout.as_secs(),
+            auth_ca_file: None,
+            auth_client_cert: None,
+            auth_client_key: None,
             access_token_ttl_secs: 3600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             code_ttl_secs: 300,
@@ -242,7 +280,8 @@ impl Settings {
         .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
     }
 
-    /// The checks that apply to a gateway running alone: issuer, CORS, its credential.
+    /// The checks that apply to a gateway running alone: issuer, CORS, its credential. How it
+    /// reaches the AuthService is checked by [`Self::validate`].
     pub fn gateway_problems(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
         match url::Url::parse(self.issuer.trim_end_matches('/')) {
@@ -265,10 +304,7 @@ impl Settings {
                 "production must list CORS origins explicitly (LATCHKEY_CORS_ORIGINS)".into(),
             );
         }
-        if self.gateway_secret.is_none() {
-            problems
-                .push("the gateway needs LATCHKEY_GATEWAY_SECRET to call the AuthService".into());
-        }
+        problems.extend(self.gateway_secret_problem(true));
         if problems.is_empty() {
             Ok(())
         } else {
@@ -276,33 +312,54 @@ impl Settings {
         }
     }
 
+    /// `LATCHKEY_GATEWAY_SECRET`, where a mode uses it: shorter than 32 bytes (empty
+    /// included) is refused; unset is refused when `required` (the gateway alone), and
+    /// allowed otherwise (`serve` makes one in process; `serve auth` then refuses every
+    /// gateway call).
+    fn gateway_secret_problem(&self, required: bool) -> Option<String> {
+        match &self.gateway_secret {
+            Some(s) if s.expose_secret().len() < MIN_SHARED_SECRET_BYTES => Some(format!(
+                "gateway_secret (LATCHKEY_GATEWAY_SECRET) must be at least {MIN_SHARED_SECRET_BYTES} bytes (openssl rand -base64 32)"
+            )),
+            None if required => {
+                Some("the gateway needs LATCHKEY_GATEWAY_SECRET to call the AuthService".into())
+            }
+            _ => None,
+        }
+    }
+
     /// Every check that applies to `mode`, with every problem reported at once. `serve`, each
     /// split mode, the commands and `check-config` all call it.
     pub fn validate(&self, mode: Mode) -> Result<Option<CoreSettings>, Vec<String>> {
-        match mode {
-            Mode::Gateway => self.gateway_problems().map(|()| None),
-            Mode::Auth => self.core_settings().map(Some),
-            Mode::All => {
-                let core = self.core_settings();
-                // The in-process gateway needs no secret of its own: `serve` makes one.
-                let gateway = if self.gateway_secret.is_none() {
-                    Ok(())
-                } else {
-                    self.gateway_problems()
-                };
-                match (core, gateway) {
-                    (Ok(core), Ok(())) => Ok(Some(core)),
-                    (Err(mut a), Err(b)) => {
-                        for p in b {
-                            if !a.contains(&p) {
-                                a.push(p);
-                            }
-                        }
-                        Err(a)
-                    }
-                    (Err(p), _) | (_, Err(p)) => Err(p),
+        let mut problems = Vec::new();
+        let core = match mode {
+            Mode::Gateway => None,
+            Mode::All | Mode::Auth | Mode::Database => match self.core_settings() {
+                Ok(core) => Some(core),
+                Err(p) => {
+                    merge(&mut problems, p);
+                    None
                 }
+            },
+        };
+        match mode {
+            Mode::Gateway => {
+                merge(
+                    &mut problems,
+                    self.gateway_problems().err().unwrap_or_default(),
+                );
+                merge(&mut problems, crate::grpc_transport::client_problems(self));
             }
+            Mode::All | Mode::Auth => {
+                merge(&mut problems, self.gateway_secret_problem(false));
+                merge(&mut problems, crate::grpc_transport::server_problems(self));
+            }
+            Mode::Database => {}
+        }
+        if problems.is_empty() {
+            Ok(core)
+        } else {
+            Err(problems)
         }
     }
 
@@ -329,10 +386,11 @@ impl Settings {
             )),
         }
         if let Some(secret) = &self.admin_secret
-            && secret.expose_secret().len() < 32
+            && secret.expose_secret().len() < MIN_SHARED_SECRET_BYTES
         {
-            problems
-                .push("admin_secret must be at least 32 bytes (openssl rand -base64 32)".into());
+            problems.push(format!(
+                "admin_secret (LATCHKEY_ADMIN_SECRET) must be at least {MIN_SHARED_SECRET_BYTES} bytes (openssl rand -base64 32)"
+            ));
         }
         if self.env == Environment::Production && self.database_url.starts_with("sqlite:") {
             problems
@@ -506,6 +564,15 @@ fn days(n: u32) -> Option<Duration> {
     (n > 0).then(|| Duration::days(i64::from(n)))
 }
 
+/// Adds the problems not already reported (two checks may find the same one).
+fn merge(into: &mut Vec<String>, more: impl IntoIterator<Item = String>) {
+    for p in more {
+        if !into.contains(&p) {
+            into.push(p);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,7 +600,7 @@ mod tests {
             env: Environment::Production,
             issuer: "https://auth.example.com".into(),
             cors_origins: "https://app.example.com".into(),
-            gateway_secret: Some("s".to_owned().into()),
+            gateway_secret: Some("a-gateway-secret-of-at-least-32-bytes".to_owned().into()),
             ..Settings::default()
         };
         assert!(s.gateway_problems().is_ok());
@@ -691,6 +758,52 @@ mod tests {
             assert_eq!(core.registration, RegistrationPolicy::InitialAccessToken);
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_shared_secret_shorter_than_32_bytes_is_refused_in_every_mode_that_uses_it() {
+        let long = "a-shared-secret-of-exactly-32-by";
+        assert_eq!(long.len(), MIN_SHARED_SECRET_BYTES);
+        for secret in ["", "short", &long[1..]] {
+            for mode in [Mode::Gateway, Mode::Auth, Mode::All] {
+                let s = Settings {
+                    gateway_secret: Some(secret.to_owned().into()),
+                    ..Settings::default()
+                };
+                let problems = s.validate(mode).expect_err("a short gateway secret");
+                assert!(
+                    problems.iter().any(|p| p.contains("gateway_secret")),
+                    "{mode:?} with {} bytes: {problems:?}",
+                    secret.len()
+                );
+            }
+            let s = Settings {
+                admin_secret: Some(secret.to_owned().into()),
+                ..Settings::default()
+            };
+            for mode in [Mode::Auth, Mode::All, Mode::Database] {
+                let problems = s.validate(mode).expect_err("a short admin secret");
+                assert!(
+                    problems.iter().any(|p| p.contains("admin_secret")),
+                    "{mode:?} with {} bytes: {problems:?}",
+                    secret.len()
+                );
+            }
+        }
+        for mode in [Mode::Gateway, Mode::Auth, Mode::All] {
+            let s = Settings {
+                gateway_secret: Some(long.to_owned().into()),
+                admin_secret: Some(long.to_owned().into()),
+                ..Settings::default()
+            };
+            assert!(s.validate(mode).is_ok(), "{mode:?} with 32 bytes");
+        }
+        // Commands that open the database never use the gateway's secret.
+        let s = Settings {
+            gateway_secret: Some(String::new().into()),
+            ..Settings::default()
+        };
+        assert!(s.validate(Mode::Database).is_ok());
     }
 
     #[test]

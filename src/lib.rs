@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod grpc_transport;
 pub mod maintenance;
 pub mod metrics_http;
 pub mod probes;
@@ -93,6 +94,8 @@ pub async fn start_all_with(
     http: TcpListener,
     grpc: TcpListener,
 ) -> anyhow::Result<Running> {
+    grpc_transport::install_crypto_provider();
+    let transport = listener_transport(settings, &grpc)?;
     let secret = match &settings.gateway_secret {
         Some(s) => s.expose_secret().to_owned(),
         None => latchkey_core::secret::generate(),
@@ -110,6 +113,7 @@ pub async fn start_all_with(
         services(settings, &app, Some(secret.clone())),
         app,
         grpc,
+        transport,
         rx.clone(),
     );
     // The gateway calls the same gRPC AuthService in process: the gRPC port still serves
@@ -132,18 +136,29 @@ pub async fn start_all_with(
     })
 }
 
+/// The TLS and limits of the gRPC listener `grpc`, or every problem with them. Checked
+/// against the address actually bound, before anything else starts.
+fn listener_transport(
+    settings: &Settings,
+    grpc: &TcpListener,
+) -> anyhow::Result<latchkey_auth::server::Transport> {
+    grpc_transport::server_transport(settings, grpc.local_addr()?)
+        .map_err(|p| anyhow::anyhow!("invalid configuration: {}", p.join("; ")))
+}
+
 /// Serves the AuthService on `grpc`, with the maintenance task beside it, until `rx` says
 /// stop; maintenance ends after the server has drained.
 fn spawn_auth(
     services: latchkey_auth::server::Services,
     app: Application,
     grpc: TcpListener,
+    transport: latchkey_auth::server::Transport,
     rx: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         let (stop_maintenance, maintenance_rx) = watch::channel(false);
         let maintenance = maintenance::spawn(&app, maintenance_rx);
-        let served = latchkey_auth::server::serve(services, grpc, stopped(rx)).await;
+        let served = latchkey_auth::server::serve(services, grpc, transport, stopped(rx)).await;
         let _ = stop_maintenance.send(true);
         for t in maintenance {
             let _ = t.await;
@@ -195,6 +210,8 @@ pub async fn start_auth_with(
     deps: Deps,
     grpc: TcpListener,
 ) -> anyhow::Result<Running> {
+    grpc_transport::install_crypto_provider();
+    let transport = listener_transport(settings, &grpc)?;
     let secret = settings
         .gateway_secret
         .as_ref()
@@ -210,7 +227,7 @@ pub async fn start_auth_with(
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let metrics = spawn_metrics(settings, Some(app.readiness.clone()), rx.clone()).await?;
-    let task = spawn_auth(services(settings, &app, secret), app, grpc, rx);
+    let task = spawn_auth(services(settings, &app, secret), app, grpc, transport, rx);
     Ok(Running {
         http_addr: None,
         grpc_addr: Some(grpc_addr),
@@ -255,8 +272,12 @@ pub async fn start_gateway(
         .context("LATCHKEY_GATEWAY_SECRET must be set to run the gateway on its own")?
         .expose_secret()
         .to_owned();
+    grpc_transport::install_crypto_provider();
+    let tls = grpc_transport::client_tls(settings, auth_url)
+        .map_err(|p| anyhow::anyhow!("invalid configuration: {}", p.join("; ")))?;
+    let endpoint = grpc_transport::endpoint(auth_url, tls).map_err(anyhow::Error::msg)?;
     let client =
-        latchkey_gateway::client::connect(auth_url, &secret).map_err(anyhow::Error::msg)?;
+        latchkey_gateway::client::connect(endpoint, &secret).map_err(anyhow::Error::msg)?;
     let router =
         latchkey_gateway::router(client, gateway_config(settings)).map_err(anyhow::Error::msg)?;
     let (stop, rx) = watch::channel(false);

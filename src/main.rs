@@ -214,7 +214,18 @@ fn fail(problems: Vec<String>) -> anyhow::Error {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref()).map_err(fail)?;
+    // Before anything reads a certificate: validation builds the listener's TLS.
+    latchkey::grpc_transport::install_crypto_provider();
+    let mut settings = Settings::load(cli.config.as_deref()).map_err(fail)?;
+    // `serve gateway --auth-url` wins over LATCHKEY_AUTH_URL, and is validated like it.
+    if let Command::Serve {
+        part: Some(ServePart::Gateway {
+            auth_url: Some(url),
+        }),
+    } = &cli.command
+    {
+        settings.auth_url = url.clone();
+    }
     let service = match &cli.command {
         Command::Serve {
             part: Some(ServePart::Gateway { .. }),
@@ -233,8 +244,11 @@ async fn main() -> anyhow::Result<()> {
             part: Some(ServePart::Gateway { .. }),
         } => Some(Mode::Gateway),
         Command::Serve { part: None } | Command::CheckConfig => Some(Mode::All),
+        Command::Serve {
+            part: Some(ServePart::Auth),
+        } => Some(Mode::Auth),
         _ if cli.remote.is_some() => None,
-        _ => Some(Mode::Auth),
+        _ => Some(Mode::Database),
     };
     if let Some(mode) = mode {
         settings.validate(mode).map_err(fail)?;
@@ -255,13 +269,10 @@ async fn main() -> anyhow::Result<()> {
                 latchkey::start_auth(&settings, TcpListener::bind(settings.grpc_addr).await?)
                     .await?
             }
-            Some(ServePart::Gateway { auth_url }) => {
-                let url = auth_url
-                    .clone()
-                    .unwrap_or_else(|| settings.auth_url.clone());
+            Some(ServePart::Gateway { .. }) => {
                 latchkey::start_gateway(
                     &settings,
-                    &url,
+                    &settings.auth_url,
                     TcpListener::bind(settings.http_addr).await?,
                 )
                 .await?
@@ -293,7 +304,9 @@ async fn main() -> anyhow::Result<()> {
                     "--remote needs LATCHKEY_ADMIN_SECRET, the deployment's admin secret"
                 )
             })?;
-            admin::remote(url, secrecy::ExposeSecret::expose_secret(secret)).await?
+            latchkey::grpc_transport::install_crypto_provider();
+            let tls = latchkey::grpc_transport::client_tls(&settings, url).map_err(fail)?;
+            admin::remote(url, secrecy::ExposeSecret::expose_secret(secret), tls).await?
         }
         None => admin::in_process(
             latchkey::Application::build(&settings, latchkey::Deps::default())

@@ -59,7 +59,7 @@ impl Application {
     /// replays the revocations in force.
     pub async fn build(settings: &Settings, deps: Deps) -> anyhow::Result<Self> {
         let core_settings = settings
-            .validate(crate::config::Mode::Auth)
+            .validate(crate::config::Mode::Database)
             .map_err(|p| anyhow::anyhow!(p.join("; ")))?
             .ok_or_else(|| anyhow::anyhow!("no core settings"))?;
         let (stores, store) = match deps.stores {

@@ -8,7 +8,9 @@
 //!   an RFC 9068 EdDSA access token with a key parsed once, as Latchkey's core does. The
 //!   token carries the claims Latchkey's does, so both sign inputs of the same size.
 //! - `ping`: a tonic unary RPC that does no work, served with the transport settings of
-//!   Latchkey's AuthService (`TCP_NODELAY`, 60 s keepalive, tonic's defaults otherwise).
+//!   Latchkey's AuthService (`TCP_NODELAY`, 60 s TCP keepalive, and its default limits:
+//!   128 RPCs at once and 256 streams per connection, HTTP/2 pings every 30 s, 1 MiB
+//!   messages in; tonic's defaults otherwise). Plaintext, as the bench's default is.
 //!
 //! Both run on mimalloc, Latchkey's allocator, so the ratios measure the server's work and
 //! not the allocator.
@@ -217,8 +219,18 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("bind {addr}"))?;
             println!("latchkey-ceiling ping listening on {addr}");
+            // The settings of Latchkey's AuthService (services/auth/src/server.rs, its
+            // `Limits::default()`), so that the floor pays for the same per-connection limits.
             tonic::transport::Server::builder()
-                .add_service(PingServer::new(Pong))
+                .concurrency_limit_per_connection(128)
+                .max_concurrent_streams(256)
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+                .add_service(
+                    PingServer::new(Pong)
+                        .max_decoding_message_size(1024 * 1024)
+                        .max_encoding_message_size(4 * 1024 * 1024),
+                )
                 .serve_with_incoming(
                     // The settings of Latchkey's AuthService (services/auth/src/server.rs).
                     tonic::transport::server::TcpIncoming::from(listener)

@@ -6,12 +6,16 @@
 //!   given the server's pid, requests per server CPU-second and the ratio to `--bare-rate`.
 //! - `ping`: the same load on `latchkey-ceiling ping`, a unary RPC that does no work: the
 //!   floor `verify` is compared with.
+//!
+//! `verify` and `ping` speak plaintext to an `http://` address (the default, on loopback), and
+//! TLS to an `https://` one, trusting `--ca-file` (and presenting `--client-cert` and
+//! `--client-key` when the server requires client certificates).
 
 mod flow;
 
 use anyhow::Context;
 use base64::Engine;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use latchkey_bench::ping::PingRequest;
 use latchkey_bench::ping::ping_client::PingClient;
@@ -22,12 +26,53 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// TLS to an `https://` server.
+#[derive(Args, Clone)]
+struct TlsArgs {
+    /// The CA (PEM) that signed the server's certificate.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
+    /// This client's certificate (PEM), when the server requires one.
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The client TLS for `url`: none for `http://`; the CA (and identity) for `https://`.
+    fn config(&self, url: &str) -> anyhow::Result<Option<ClientTlsConfig>> {
+        if !url.starts_with("https://") {
+            anyhow::ensure!(
+                self.ca_file.is_none() && self.client_cert.is_none(),
+                "--ca-file and --client-cert need an https:// address"
+            );
+            return Ok(None);
+        }
+        let ca = self
+            .ca_file
+            .as_ref()
+            .context("an https:// address needs --ca-file")?;
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(
+            std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?,
+        ));
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            tls = tls.identity(Identity::from_pem(
+                std::fs::read(cert)?,
+                std::fs::read(key)?,
+            ));
+        }
+        Ok(Some(tls))
+    }
 }
 
 #[derive(Subcommand)]
@@ -81,6 +126,8 @@ enum Cmd {
         bare_rate: Option<f64>,
         #[arg(long, default_value = "verify")]
         label: String,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Load `latchkey-ceiling ping` exactly as `verify` loads `VerifyToken`: the same
     /// connections, concurrency and `authorization` metadata, and a request of the same size.
@@ -103,6 +150,8 @@ enum Cmd {
         pid: Option<u32>,
         #[arg(long, default_value = "ping")]
         label: String,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
 }
 
@@ -171,10 +220,15 @@ async fn mint(
 }
 
 /// One HTTP/2 connection per 8 concurrent callers, as a resource server's pool would hold.
-async fn connect(grpc: &str, concurrency: usize) -> anyhow::Result<Vec<Channel>> {
+async fn connect(grpc: &str, tls: &TlsArgs, concurrency: usize) -> anyhow::Result<Vec<Channel>> {
+    let tls = tls.config(grpc)?;
     let mut v = Vec::new();
     for _ in 0..concurrency.div_ceil(8) {
-        v.push(Endpoint::from_shared(grpc.to_owned())?.connect().await?);
+        let mut endpoint = Endpoint::from_shared(grpc.to_owned())?;
+        if let Some(tls) = &tls {
+            endpoint = endpoint.tls_config(tls.clone())?;
+        }
+        v.push(endpoint.connect().await?);
     }
     Ok(v)
 }
@@ -206,6 +260,7 @@ fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
 #[allow(clippy::too_many_arguments)]
 async fn ping_load(
     grpc: &str,
+    tls: &TlsArgs,
     payload_bytes: usize,
     client_id: &str,
     client_secret: &str,
@@ -214,7 +269,7 @@ async fn ping_load(
     pid: Option<u32>,
     label: &str,
 ) -> anyhow::Result<()> {
-    let channels = connect(grpc, concurrency).await?;
+    let channels = connect(grpc, tls, concurrency).await?;
     let auth = basic(client_id, client_secret)?;
     let payload = vec![b'a'; payload_bytes];
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -265,6 +320,7 @@ async fn ping_load(
 #[allow(clippy::too_many_arguments)]
 async fn verify_load(
     grpc: &str,
+    tls: &TlsArgs,
     gateway_secret: &str,
     client_id: &str,
     client_secret: &str,
@@ -276,7 +332,7 @@ async fn verify_load(
     bare_rate: Option<f64>,
     label: &str,
 ) -> anyhow::Result<()> {
-    let channels = connect(grpc, concurrency).await?;
+    let channels = connect(grpc, tls, concurrency).await?;
     // All-distinct: no token is ever sent twice. The pool is sized for 40,000 verifications
     // per second, above what one server core does; should it run out, the run ends early.
     let distinct = tokens == 0;
@@ -397,9 +453,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             pid,
             label,
+            tls,
         } => {
             ping_load(
                 &grpc,
+                &tls,
                 payload_bytes,
                 &client_id,
                 &client_secret,
@@ -423,9 +481,11 @@ async fn main() -> anyhow::Result<()> {
             pid,
             bare_rate,
             label,
+            tls,
         } => {
             verify_load(
                 &grpc,
+                &tls,
                 &gateway_secret,
                 &client_id,
                 &client_secret,

@@ -100,11 +100,10 @@ fn credential(gateway_secret: &str) -> Result<GatewayCredential, String> {
         .map_err(|_| "the gateway secret must be printable ASCII".to_owned())
 }
 
-/// A lazily connecting client for `auth_url`.
-pub fn connect(auth_url: &str, gateway_secret: &str) -> Result<AuthClient, String> {
+/// A lazily connecting client for the AuthService at `endpoint` (with its TLS, when the
+/// binary configured some).
+pub fn connect(endpoint: Endpoint, gateway_secret: &str) -> Result<AuthClient, String> {
     use tower::ServiceExt;
-    let endpoint = Endpoint::from_shared(auth_url.to_owned())
-        .map_err(|e| format!("bad auth_url {auth_url:?}: {e}"))?;
     let channel: Channel = endpoint.connect_lazy();
     let transport = Transport::new(channel.map_err(|e| TransportError(e.into())));
     Ok(AuthClient::over(transport, credential(gateway_secret)?))

@@ -11,6 +11,10 @@
 //!
 //! The token is read only from the `Authorization` header (RFC 6750 §2.1; MCP forbids the
 //! query string).
+//!
+//! An `https://` AuthService is reached over TLS with the CA given in [`Tls`], and this
+//! resource server's own certificate when the AuthService requires client certificates
+//! (they add to the client credentials, never replace them).
 
 mod layer;
 mod local;
@@ -20,7 +24,7 @@ use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::verification_service_client::VerificationServiceClient;
 use std::sync::Arc;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub use layer::{Bearer, RequireBearer, RequireBearerLayer};
 
@@ -57,6 +61,68 @@ pub struct Config {
     pub revocation_staleness: std::time::Duration,
     /// Local mode: how long [`Verifier::connect`] waits for the revocations in force.
     pub startup_wait: std::time::Duration,
+    /// TLS to the AuthService; required for an `https://` `auth_url`, refused for `http://`.
+    pub tls: Option<Tls>,
+}
+
+/// How a resource server trusts the AuthService over TLS: the CA (PEM) that signed the
+/// AuthService's certificate, and this resource server's certificate and key (PEM) when the
+/// AuthService requires client certificates (`LATCHKEY_GRPC_TLS_CLIENT_CA`).
+#[derive(Clone)]
+pub struct Tls {
+    ca_pem: Vec<u8>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Tls {
+    // The private key never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("ca_pem_bytes", &self.ca_pem.len())
+            .field("client_certificate", &self.identity.is_some())
+            .finish()
+    }
+}
+
+impl Tls {
+    /// Trust the AuthService certificates signed by the CA in `ca_pem`.
+    pub fn new(ca_pem: impl Into<Vec<u8>>) -> Self {
+        Self {
+            ca_pem: ca_pem.into(),
+            identity: None,
+        }
+    }
+
+    /// Present this certificate chain and private key (both PEM) to the AuthService.
+    pub fn client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// The same, read from files: the CA, and optionally the client certificate and key.
+    pub fn from_files(
+        ca: &std::path::Path,
+        client: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> std::io::Result<Self> {
+        let tls = Self::new(std::fs::read(ca)?);
+        Ok(match client {
+            Some((cert, key)) => tls.client_certificate(std::fs::read(cert)?, std::fs::read(key)?),
+            None => tls,
+        })
+    }
+
+    fn client_config(&self) -> ClientTlsConfig {
+        let config =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(self.ca_pem.clone()));
+        match &self.identity {
+            Some((cert, key)) => config.identity(Identity::from_pem(cert, key)),
+            None => config,
+        }
+    }
 }
 
 impl Config {
@@ -78,7 +144,14 @@ impl Config {
             leeway_secs: 5,
             revocation_staleness: std::time::Duration::from_secs(10),
             startup_wait: std::time::Duration::from_secs(10),
+            tls: None,
         }
+    }
+
+    /// Reach the AuthService over TLS (an `https://` `auth_url`).
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn mode(mut self, mode: Mode) -> Self {
@@ -203,8 +276,25 @@ impl Verifier {
         // HTTP/2 pings find a connection that died without closing (a NAT or load balancer
         // dropping it) within a few seconds, so the revocation stream is known lost and local
         // mode can fail closed instead of waiting on it forever.
-        let channel = Endpoint::from_shared(config.auth_url.clone())
-            .map_err(|e| SetupError::Config(e.to_string()))?
+        let endpoint = Endpoint::from_shared(config.auth_url.clone())
+            .map_err(|e| SetupError::Config(e.to_string()))?;
+        let https = endpoint.uri().scheme_str() == Some("https");
+        let endpoint = match (&config.tls, https) {
+            (Some(tls), true) => endpoint.tls_config(tls.client_config())?,
+            (None, false) => endpoint,
+            (None, true) => {
+                return Err(SetupError::Config(
+                    "an https:// auth_url needs Config::tls: the CA that signed the AuthService's certificate".into(),
+                ));
+            }
+            // Never send credentials in clear when TLS was asked for.
+            (Some(_), false) => {
+                return Err(SetupError::Config(
+                    "Config::tls needs an https:// auth_url".into(),
+                ));
+            }
+        };
+        let channel = endpoint
             .http2_keep_alive_interval(std::time::Duration::from_secs(3))
             .keep_alive_timeout(std::time::Duration::from_secs(3))
             .keep_alive_while_idle(true)

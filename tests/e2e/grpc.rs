@@ -347,3 +347,51 @@ async fn grpc_health_reports_serving() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 }
+
+/// Defence in depth behind the configuration's refusal: services built with empty shared
+/// secrets still refuse an empty bearer, on each of the three services.
+#[tokio::test]
+async fn an_empty_bearer_opens_no_service_even_when_the_secrets_are_empty() {
+    let app = spawn_app().await;
+    let services = latchkey_auth::server::Services {
+        core: app
+            .running
+            .as_ref()
+            .and_then(|r| r.core.clone())
+            .expect("core"),
+        readiness: std::sync::Arc::new(latchkey_auth::readiness::AlwaysReady),
+        gateway_secret: Some(String::new()),
+        admin_secret: Some(String::new()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(latchkey_auth::server::serve(
+        services,
+        listener,
+        latchkey_auth::server::Transport::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    for (path, streaming) in [
+        ("/latchkey.v1.AuthService/GetServerMetadata", false),
+        ("/latchkey.v1.VerificationService/GetJwks", false),
+        ("/latchkey.v1.AdminService/ListUsers", false),
+    ] {
+        for authorization in ["Bearer ", "Bearer"] {
+            let (refused, how) =
+                call_raw(channel.clone(), path, streaming, Some(authorization)).await;
+            assert!(refused, "{path} with {authorization:?}: {how}");
+        }
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+}

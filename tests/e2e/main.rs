@@ -10,6 +10,7 @@ mod cli;
 mod discovery;
 mod errors;
 mod grpc;
+mod grpc_tls;
 mod keys;
 mod malformed;
 mod mcp;

@@ -5,8 +5,12 @@
 //! LATCHKEY_AUTH_URL=http://127.0.0.1:50051 RS_CLIENT_ID=… RS_CLIENT_SECRET=… \
 //! cargo run -p latchkey-example-mcp
 //! ```
+//!
+//! For an AuthService served over TLS, give an `https://` `LATCHKEY_AUTH_URL` and
+//! `LATCHKEY_AUTH_CA_FILE` (the CA that signed its certificate), and, when it requires client
+//! certificates, `LATCHKEY_AUTH_CLIENT_CERT` and `LATCHKEY_AUTH_CLIENT_KEY`.
 
-use latchkey_resource_server::{Config, Mode, Verifier};
+use latchkey_resource_server::{Config, Mode, Tls, Verifier};
 
 fn env(name: &str, default: Option<&str>) -> anyhow::Result<String> {
     match (std::env::var(name), default) {
@@ -36,6 +40,21 @@ async fn main() -> anyhow::Result<()> {
     )
     .mode(mode)
     .scopes_supported(&["mcp:tools"]);
+    let config = match std::env::var_os("LATCHKEY_AUTH_CA_FILE") {
+        Some(ca) => {
+            let cert = std::env::var_os("LATCHKEY_AUTH_CLIENT_CERT");
+            let key = std::env::var_os("LATCHKEY_AUTH_CLIENT_KEY");
+            let client: Option<(&std::path::Path, &std::path::Path)> = match (&cert, &key) {
+                (Some(c), Some(k)) => Some((c.as_ref(), k.as_ref())),
+                (None, None) => None,
+                _ => anyhow::bail!(
+                    "LATCHKEY_AUTH_CLIENT_CERT and LATCHKEY_AUTH_CLIENT_KEY go together"
+                ),
+            };
+            config.tls(Tls::from_files(ca.as_ref(), client)?)
+        }
+        None => config,
+    };
     let verifier = Verifier::connect(config).await?;
     let addr = env("MCP_LISTEN", Some("127.0.0.1:3000"))?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -102,9 +102,47 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* In-cluster URL of the AuthService, for the gateway. */}}
+{{/* In-cluster URL of the AuthService, for the gateway: https when gRPC has TLS. */}}
 {{- define "latchkey.authUrl" -}}
-{{- printf "http://%s.%s.svc:%d" (include "latchkey.componentName" (dict "ctx" . "component" "auth")) .Release.Namespace (int .Values.auth.service.port) }}
+{{- printf "%s://%s.%s.svc:%d" (ternary "https" "http" (eq (include "latchkey.grpcTls" .) "true")) (include "latchkey.componentName" (dict "ctx" . "component" "auth")) .Release.Namespace (int .Values.auth.service.port) }}
+{{- end }}
+
+{{/* "true" when the gRPC port serves TLS (a Secret named, or cert-manager), else "". */}}
+{{- define "latchkey.grpcTls" -}}
+{{- if or .Values.grpc.tls.secretName .Values.grpc.tls.certManager.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+Refuses gRPC TLS values that cannot work, and production values with plaintext gRPC: the
+gateway's secret, passwords and tokens would cross the pod network in clear. Renders nothing.
+*/}}
+{{- define "latchkey.checkGrpcTls" -}}
+{{- $tls := .Values.grpc.tls -}}
+{{- if and (eq .Values.config.env "production") (not (include "latchkey.grpcTls" .)) }}
+{{- fail "production needs TLS on gRPC: set grpc.tls.secretName (a Secret with tls.crt, tls.key and ca.crt) or grpc.tls.certManager.enabled=true with grpc.tls.certManager.issuerRef.name" }}
+{{- end }}
+{{- if and $tls.secretName $tls.certManager.enabled }}
+{{- fail "grpc.tls: set secretName or certManager.enabled, not both" }}
+{{- end }}
+{{- if and $tls.certManager.enabled (not $tls.certManager.issuerRef.name) }}
+{{- fail "grpc.tls.certManager.issuerRef.name is required with grpc.tls.certManager.enabled" }}
+{{- end }}
+{{- if and $tls.clientAuth.enabled (not (include "latchkey.grpcTls" .)) }}
+{{- fail "grpc.tls.clientAuth needs TLS: set grpc.tls.secretName or grpc.tls.certManager" }}
+{{- end }}
+{{- if and $tls.clientAuth.enabled $tls.secretName (not $tls.clientAuth.gatewaySecretName) }}
+{{- fail "grpc.tls.clientAuth.gatewaySecretName is required with grpc.tls.secretName: the gateway's client certificate" }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret with the AuthService's certificate, key and CA. */}}
+{{- define "latchkey.grpcTlsSecret" -}}
+{{- .Values.grpc.tls.secretName | default (printf "%s-grpc-tls" (include "latchkey.fullname" .)) }}
+{{- end }}
+
+{{/* The Secret with the gateway's client certificate (with clientAuth). */}}
+{{- define "latchkey.grpcGatewaySecret" -}}
+{{- .Values.grpc.tls.clientAuth.gatewaySecretName | default (printf "%s-grpc-gateway" (include "latchkey.fullname" .)) }}
 {{- end }}
 
 {{/*
@@ -130,6 +168,12 @@ LATCHKEY_METRICS_ADDR: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote
 LATCHKEY_CORS_ORIGINS: {{ join " " $cors | quote }}
 LATCHKEY_LOG_FORMAT: {{ .Values.config.logFormat | quote }}
 LATCHKEY_TRUST_FORWARDED_FOR: {{ $trustXff | toString | quote }}
+LATCHKEY_GRPC_MAX_RECEIVE_MESSAGE_BYTES: {{ int64 .Values.grpc.limits.maxReceiveMessageBytes | toString | quote }}
+LATCHKEY_GRPC_MAX_SEND_MESSAGE_BYTES: {{ int64 .Values.grpc.limits.maxSendMessageBytes | toString | quote }}
+LATCHKEY_GRPC_CONCURRENCY_PER_CONNECTION: {{ int64 .Values.grpc.limits.concurrencyPerConnection | toString | quote }}
+LATCHKEY_GRPC_MAX_CONCURRENT_STREAMS: {{ int64 .Values.grpc.limits.maxConcurrentStreams | toString | quote }}
+LATCHKEY_GRPC_KEEPALIVE_INTERVAL_SECS: {{ int64 .Values.grpc.limits.keepaliveIntervalSeconds | toString | quote }}
+LATCHKEY_GRPC_KEEPALIVE_TIMEOUT_SECS: {{ int64 .Values.grpc.limits.keepaliveTimeoutSeconds | toString | quote }}
 RUST_LOG: {{ .Values.config.logLevel | quote }}
 {{- with .Values.config.redisUrl }}
 LATCHKEY_REDIS_URL: {{ . | quote }}

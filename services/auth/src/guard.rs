@@ -9,7 +9,9 @@
 //! - AdminService: the operator's bearer secret.
 //!
 //! A credential of one service never opens another. Secrets are compared as SHA-256 digests
-//! in constant time.
+//! in constant time. An empty bearer never passes, and a configured secret shorter than
+//! [`secret::MIN_SHARED_SECRET_BYTES`] is treated as unset: configuration refuses both
+//! before a port opens, and the guard holds the line again should one reach it anyway.
 
 use crate::status::to_status;
 use futures_util::future::BoxFuture;
@@ -32,16 +34,32 @@ pub enum Guard {
     },
 }
 
+/// The digest a guard keeps of a configured shared secret, or `None` (nobody passes) when
+/// there is none or it is too short to be one.
+fn digest_of(configured: Option<&str>) -> Option<String> {
+    match configured {
+        Some(s) if s.len() >= secret::MIN_SHARED_SECRET_BYTES => Some(secret::hash(s)),
+        Some(_) => {
+            tracing::error!(
+                "a shared gRPC credential is shorter than {} bytes: its service refuses every caller",
+                secret::MIN_SHARED_SECRET_BYTES
+            );
+            None
+        }
+        None => None,
+    }
+}
+
 impl Guard {
-    /// Only the holder of `secret`; with none configured, nobody.
+    /// Only the holder of `secret`; with none configured (or one too short), nobody.
     pub fn bearer(secret: Option<&str>) -> Self {
-        Self::Bearer(secret.map(secret::hash))
+        Self::Bearer(digest_of(secret))
     }
 
     pub fn verification(core: Arc<AuthCore>, gateway_secret: Option<&str>) -> Self {
         Self::Verification {
             core,
-            gateway_secret_hash: gateway_secret.map(secret::hash),
+            gateway_secret_hash: digest_of(gateway_secret),
         }
     }
 
@@ -50,7 +68,8 @@ impl Guard {
         let bearer_matches = |hash: &Option<String>| {
             matches!(
                 (authorization.and_then(|v| v.strip_prefix("Bearer ")), hash),
-                (Some(presented), Some(hash)) if secret::verify(presented, hash)
+                (Some(presented), Some(hash))
+                    if !presented.is_empty() && secret::verify(presented, hash)
             )
         };
         match self {
@@ -150,4 +169,63 @@ pub fn caller<T>(req: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
         tracing::error!("a verification RPC ran without its guard");
         tonic::Status::internal("the caller was not authenticated")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_core::testing::TestCore;
+
+    /// Every way a guard could be handed an empty or short credential, against every way a
+    /// caller could present an empty one.
+    #[tokio::test]
+    async fn an_empty_bearer_never_passes_either_guard() {
+        let core = TestCore::builder().build().await.expect("core").core;
+        let long = "a-gateway-secret-of-forty-bytes-0123456789";
+        let configured: [(&str, Option<&str>); 4] = [
+            ("an empty secret", Some("")),
+            ("a short secret", Some("short")),
+            ("no secret", None),
+            ("a good secret", Some(long)),
+        ];
+        let presented: [Option<&str>; 4] = [Some("Bearer "), Some("Bearer"), Some(""), None];
+        for (what, secret) in configured {
+            let guards = [
+                ("bearer", Guard::bearer(secret)),
+                ("verification", Guard::verification(core.clone(), secret)),
+            ];
+            for (kind, guard) in &guards {
+                for authorization in presented {
+                    let admitted = guard.admit(authorization).await;
+                    assert!(
+                        matches!(admitted, Err(AuthError::Unauthenticated)),
+                        "{kind} guard with {what} admitted {authorization:?}: {admitted:?}"
+                    );
+                }
+            }
+        }
+        // A short configured secret is refused even when presented exactly.
+        for short in ["", "short"] {
+            let presented = format!("Bearer {short}");
+            assert!(
+                Guard::bearer(Some(short))
+                    .admit(Some(&presented))
+                    .await
+                    .is_err(),
+                "{short:?}"
+            );
+        }
+        // The good secret still passes: the refusals above are not a guard that refuses all.
+        let presented = format!("Bearer {long}");
+        assert!(matches!(
+            Guard::bearer(Some(long)).admit(Some(&presented)).await,
+            Ok(None)
+        ));
+        assert!(matches!(
+            Guard::verification(core, Some(long))
+                .admit(Some(&presented))
+                .await,
+            Ok(Some(Caller::Gateway))
+        ));
+    }
 }

@@ -1,6 +1,8 @@
 //! The gRPC server: the three services, each behind its guard, with health, reflection,
 //! metrics and trace propagation, on a listener the caller bound, until the caller's shutdown
-//! future completes.
+//! future completes. The caller also hands in how the socket is served ([`Transport`]): TLS
+//! (and client certificates) when configured, and the limits every connection is held to.
+//! The in-process path of `latchkey serve` has no socket, so none of that applies to it.
 
 use crate::admin_api::AdminApi;
 use crate::gateway_api::GatewayApi;
@@ -29,39 +31,106 @@ pub struct Services {
     pub admin_secret: Option<String>,
 }
 
+/// What every connection to the gRPC listener is held to. Requests wait for a slot beyond
+/// `concurrency_per_connection` (one caller cannot take every worker), and a message larger
+/// than its limit is refused with `RESOURCE_EXHAUSTED` before it is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest message a caller may send. The gateway forwards HTTP bodies of up to its
+    /// `max_body_bytes` inside its requests, so this stays well above that.
+    pub max_receive_message_bytes: usize,
+    /// The largest message sent back: tonic clients refuse more than 4 MiB by default.
+    pub max_send_message_bytes: usize,
+    /// RPCs one connection may have running at once; the rest wait.
+    pub concurrency_per_connection: usize,
+    /// HTTP/2 streams one connection may have open at once (the revocation and key watches
+    /// each hold one for as long as they follow).
+    pub max_concurrent_streams: u32,
+    /// How often an idle connection is pinged, and how long the answer may take before the
+    /// connection is closed: a peer that vanished without closing does not hold it forever.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_receive_message_bytes: 1024 * 1024,
+            max_send_message_bytes: 4 * 1024 * 1024,
+            concurrency_per_connection: 128,
+            max_concurrent_streams: 256,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How the gRPC listener is served.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    /// TLS (with the client CA when callers must present a certificate); `None` is plaintext.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    pub limits: Limits,
+}
+
+/// A generated server with the message limits applied, or left at tonic's defaults for the
+/// in-process path (which reads no socket, and whose hot path stays as it was).
+macro_rules! limited {
+    ($server:expr, $limits:expr) => {{
+        let server = $server;
+        match $limits {
+            Some(l) => server
+                .max_decoding_message_size(l.max_receive_message_bytes)
+                .max_encoding_message_size(l.max_send_message_bytes),
+            None => server,
+        }
+    }};
+}
+
 impl Services {
     /// The gateway's and the resource servers' services, each behind its guard.
-    fn add_public(&self, routes: Routes) -> Routes {
-        let gateway = GuardLayer::new(Guard::bearer(self.gateway_secret.as_deref())).layer(
-            AuthServiceServer::new(GatewayApi::new(self.core.clone(), self.readiness.clone())),
-        );
+    fn add_public(&self, routes: Routes, limits: Option<&Limits>) -> Routes {
+        let gateway =
+            GuardLayer::new(Guard::bearer(self.gateway_secret.as_deref())).layer(limited!(
+                AuthServiceServer::new(GatewayApi::new(self.core.clone(), self.readiness.clone())),
+                limits
+            ));
         let verification = GuardLayer::new(Guard::verification(
             self.core.clone(),
             self.gateway_secret.as_deref(),
         ))
-        .layer(VerificationServiceServer::new(VerificationApi::new(
-            self.core.clone(),
-        )));
+        .layer(limited!(
+            VerificationServiceServer::new(VerificationApi::new(self.core.clone())),
+            limits
+        ));
         routes.add_service(gateway).add_service(verification)
     }
 
-    fn admin(&self) -> crate::guard::Guarded<AdminServiceServer<AdminApi>> {
-        GuardLayer::new(Guard::bearer(self.admin_secret.as_deref()))
-            .layer(AdminServiceServer::new(AdminApi::new(self.core.clone())))
+    fn admin(&self, limits: &Limits) -> crate::guard::Guarded<AdminServiceServer<AdminApi>> {
+        GuardLayer::new(Guard::bearer(self.admin_secret.as_deref())).layer(limited!(
+            AdminServiceServer::new(AdminApi::new(self.core.clone())),
+            Some(limits)
+        ))
     }
 }
 
 /// The gateway's two services as one tower service, with their metrics, for a gateway in the
 /// same process: the same gRPC services, guards and messages, without a socket.
 pub fn in_process_service(services: &Services) -> crate::grpc_metrics::GrpcMetrics<Routes> {
-    let routes = services.add_public(Routes::default());
+    let routes = services.add_public(Routes::default(), None);
     crate::grpc_metrics::GrpcMetricsLayer.layer(routes)
 }
 
-/// Serves the three services, gRPC health and reflection on `listener` until `shutdown`.
+/// How long a TLS handshake may take before the connection is dropped, so that a peer that
+/// opens connections and never finishes a handshake holds nothing for long.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the three services, gRPC health and reflection on `listener` until `shutdown`,
+/// over `transport`.
 pub async fn serve(
     services: Services,
     listener: TcpListener,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -81,13 +150,26 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(latchkey_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    tracing::info!(addr = %listener.local_addr()?, "gRPC services listening");
+    let limits = transport.limits;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        tls = transport.tls.is_some(),
+        "gRPC services listening"
+    );
     let routes = services
-        .add_public(Routes::new(health))
+        .add_public(Routes::new(health), Some(&limits))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(services.admin());
-    tonic::transport::Server::builder()
+        .add_service(services.admin(&limits));
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = transport.tls {
+        server = server.tls_config(tls.timeout(TLS_HANDSHAKE_TIMEOUT))?;
+    }
+    server
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .trace_fn(crate::trace::grpc_span)
         .layer(crate::grpc_metrics::GrpcMetricsLayer)
         .add_routes(routes)

@@ -10,6 +10,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// The shortest shared credential accepted anywhere (the gateway's, the operators'): 32 bytes.
+/// Configuration refuses a shorter one before a port opens, and a guard given one anyway
+/// treats it as unset, so an empty or guessable credential never opens a service.
+pub const MIN_SHARED_SECRET_BYTES: usize = 32;
+
 /// A fresh 256-bit random secret, base64url without padding (43 characters).
 pub fn generate() -> String {
     let mut bytes = [0u8; 32];

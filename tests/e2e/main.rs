@@ -7,6 +7,7 @@ mod common;
 mod authorize;
 mod cli;
 mod discovery;
+mod edges;
 mod errors;
 mod grpc;
 mod keys;

@@ -27,6 +27,9 @@ pub struct Services {
     pub gateway_secret: Option<String>,
     /// The operators' credential; `None` refuses every caller of the AdminService.
     pub admin_secret: Option<String>,
+    /// Serve gRPC reflection: it lists every service and message to anyone who connects, so
+    /// it is for development and operators who opt in.
+    pub reflection: bool,
 }
 
 impl Services {
@@ -58,7 +61,8 @@ pub fn in_process_service(services: &Services) -> crate::grpc_metrics::GrpcMetri
     crate::grpc_metrics::GrpcMetricsLayer.layer(routes)
 }
 
-/// Serves the three services, gRPC health and reflection on `listener` until `shutdown`.
+/// Serves the three services, gRPC health, and reflection when enabled, on `listener` until
+/// `shutdown`.
 pub async fn serve(
     services: Services,
     listener: TcpListener,
@@ -82,11 +86,14 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     tracing::info!(addr = %listener.local_addr()?, "gRPC services listening");
-    let routes = services
+    let mut routes = services
         .add_public(Routes::new(health))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
         .add_service(services.admin());
+    if services.reflection {
+        routes = routes
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+    }
     tonic::transport::Server::builder()
         .trace_fn(crate::trace::grpc_span)
         .layer(crate::grpc_metrics::GrpcMetricsLayer)

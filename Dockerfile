@@ -28,9 +28,11 @@ WORKDIR /var/lib/latchkey
 # Inside a container, listen on every interface; the built-in defaults are loopback.
 ENV LATCHKEY_HTTP_ADDR=0.0.0.0:8080 \
     LATCHKEY_GRPC_ADDR=0.0.0.0:50051 \
-    LATCHKEY_METRICS_ADDR=0.0.0.0:9090
+    LATCHKEY_METRICS_ADDR=0.0.0.0:9090 \
+    LATCHKEY_FORWARD_AUTH_ADDR=0.0.0.0:8081
 USER 65532:65532
-# 8080 HTTP gateway, 50051 gRPC AuthService, 9090 admin (/metrics, /health/*).
-EXPOSE 8080 50051 9090
+# 8080 HTTP gateway, 50051 gRPC AuthService, 9090 admin (/metrics, /health/*), 8081
+# ForwardAuth (/verify): publish only 8080 to the world.
+EXPOSE 8080 8081 50051 9090
 ENTRYPOINT ["/usr/local/bin/latchkey"]
 CMD ["serve"]

@@ -27,6 +27,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 HTTP_PORT=${HTTP_PORT:-18080} GRPC_PORT=${GRPC_PORT:-15051} ADMIN_PORT=${ADMIN_PORT:-19464}
 TLS=${TLS:-1}
+FORWARD_AUTH_PORT=${FORWARD_AUTH_PORT:-18083}
 PEER_PORT=${PEER_PORT:-3400} CEIL_HTTP_PORT=${CEIL_HTTP_PORT:-18090} CEIL_GRPC_PORT=${CEIL_GRPC_PORT:-15060}
 GATEWAY_SECRET=bench-gateway-secret-0123456789abcdef
 RESOURCE=https://mcp.example.com/mcp
@@ -34,7 +35,7 @@ SCOPE=mcp:tools
 PEER_SECRET=bench-secret-0123456789abcdef0123456789abcdef
 
 for port in "$HTTP_PORT" "$GRPC_PORT" "$ADMIN_PORT" $((HTTP_PORT + 1)) $((GRPC_PORT + 1)) $((ADMIN_PORT + 1)) \
-  $((GRPC_PORT + 2)) $((ADMIN_PORT + 2)) "$PEER_PORT" "$CEIL_HTTP_PORT" "$CEIL_GRPC_PORT"; do
+  $((GRPC_PORT + 2)) $((ADMIN_PORT + 2)) "$FORWARD_AUTH_PORT" $((FORWARD_AUTH_PORT + 1)) "$PEER_PORT" "$CEIL_HTTP_PORT" "$CEIL_GRPC_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port on 127.0.0.1 is in use: set the *_PORT variables" >&2; exit 1
   fi
@@ -77,7 +78,7 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) machine: $(nproc) cores, $(awk -F': ' '/mode
 # except the per-IP limit on /token: every request here comes from 127.0.0.1, so it is set
 # too high to trip, and the limiter still counts every request.
 export LATCHKEY_HTTP_ADDR=127.0.0.1:$HTTP_PORT LATCHKEY_GRPC_ADDR=127.0.0.1:$GRPC_PORT \
-  LATCHKEY_ADMIN_ADDR=127.0.0.1:$ADMIN_PORT \
+  LATCHKEY_ADMIN_ADDR=127.0.0.1:$ADMIN_PORT LATCHKEY_FORWARD_AUTH_ADDR=127.0.0.1:$FORWARD_AUTH_PORT \
   LATCHKEY_ISSUER=http://127.0.0.1:$HTTP_PORT LATCHKEY_GATEWAY_SECRET=$GATEWAY_SECRET \
   LATCHKEY_RATE_LIMIT_TOKEN_PER_MIN=4000000000
 cd "$WORK"
@@ -91,7 +92,7 @@ echo "latchkey_idle_rss_mb=$LK_IDLE_RSS"
 # `madvise` mode, each heap mimalloc touches is backed by a whole 2 MiB page.
 mkdir "$WORK/nothp"
 (cd "$WORK/nothp" && LATCHKEY_HTTP_ADDR=127.0.0.1:$((HTTP_PORT + 1)) LATCHKEY_GRPC_ADDR=127.0.0.1:$((GRPC_PORT + 1)) \
-  LATCHKEY_ADMIN_ADDR=127.0.0.1:$((ADMIN_PORT + 1)) MIMALLOC_ALLOW_THP=0 \
+  LATCHKEY_ADMIN_ADDR=127.0.0.1:$((ADMIN_PORT + 1)) LATCHKEY_FORWARD_AUTH_ADDR=127.0.0.1:$((FORWARD_AUTH_PORT + 1)) MIMALLOC_ALLOW_THP=0 \
   exec taskset -c "$SERVER_CPU" "$BIN" serve >"$WORK/nothp.log" 2>&1) &
 NOTHP_PID=$!; PIDS+=("$NOTHP_PID")
 wait_for "http://127.0.0.1:$((HTTP_PORT + 1))/health"

@@ -10,10 +10,13 @@ use latchkey_core::registration::RegistrationPolicy;
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::{ScopePolicy, ScopeSet};
 use latchkey_core::secret::MIN_SHARED_SECRET_BYTES;
+use latchkey_gateway::HttpLimits;
+pub use latchkey_gateway::forwarded::{ForwardedHeader, TrustedProxies};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -153,8 +156,40 @@ pub struct Settings {
     pub rate_limit_authorize_per_min: u32,
     pub rate_limit_login_per_min: u32,
     pub rate_limit_register_per_min: u32,
-    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// ForwardAuth requests per minute per client; 0 turns the limit off.
+    pub rate_limit_forward_auth_per_min: u32,
+    /// The proxies in front of the gateway, as CIDRs or addresses, separated by commas or
+    /// spaces. Their forwarding headers name the client, its host and its scheme; nobody
+    /// else's are believed. Empty: the peer is the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Which header those proxies write: `x-forwarded-for` (with `X-Forwarded-Host` and
+    /// `X-Forwarded-Proto`) or RFC 7239 `forwarded`.
+    pub forwarded_header: ForwardedHeader,
+    /// Removed: it believed the left-most `X-Forwarded-For` value, which the client writes.
+    /// `true` is refused at start, naming `trusted_proxies`; `false` changes nothing.
+    pub trust_forwarded_for: Option<bool>,
+    /// ForwardAuth (`GET /verify`) listens here, never on the public port; unset turns it
+    /// off. Loopback by default: a proxy in the same pod or host, or the cluster through a
+    /// ClusterIP Service when set to 0.0.0.0.
+    pub forward_auth_addr: Option<SocketAddr>,
+    /// Serve gRPC reflection (lists every service to anyone who connects).
+    pub grpc_reflection: bool,
+    /// The gateway's public readiness answer names the database, Redis and what is degraded.
+    pub public_health_details: bool,
+    /// Every HTTP listener (gateway, ForwardAuth, metrics): the time to send a complete
+    /// request head, counted from the connection's opening or the head's first byte.
+    pub http_header_timeout_ms: u64,
+    /// A connection with nothing in flight is closed after this long. Keep it longer than
+    /// the idle timeout of the proxy in front (nginx 60 s, AWS ALB 60 s, Traefik 90 s).
+    pub http_idle_timeout_ms: u64,
+    /// The time to answer a request, reading its body included (408 after it).
+    pub http_request_timeout_ms: u64,
+    /// The time to receive a request body.
+    pub http_body_timeout_ms: u64,
+    /// Connections served at once, per listener; more wait in the backlog.
+    pub http_max_connections: u32,
+    /// HTTP/2 streams at once, per connection.
+    pub http2_max_concurrent_streams: u32,
     /// Prometheus metrics and health on a separate admin port; unset turns it off.
     pub metrics_addr: Option<SocketAddr>,
     /// base64 of 32 random bytes; encrypts signing keys at rest. Required in production.
@@ -235,7 +270,19 @@ impl Default for Settings {
             rate_limit_authorize_per_min: 120,
             rate_limit_login_per_min: 30,
             rate_limit_register_per_min: 20,
-            trust_forwarded_for: false,
+            rate_limit_forward_auth_per_min: 6000,
+            trusted_proxies: TrustedProxies::default(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
+            trust_forwarded_for: None,
+            forward_auth_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
+            grpc_reflection: false,
+            public_health_details: false,
+            http_header_timeout_ms: 10_000,
+            http_idle_timeout_ms: 120_000,
+            http_request_timeout_ms: 30_000,
+            http_body_timeout_ms: 10_000,
+            http_max_connections: 1024,
+            http2_max_concurrent_streams: 100,
             // 9464, not 9090: a developer's own Prometheus often holds 9090.
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             key_encryption_key: None,
@@ -280,10 +327,74 @@ impl Settings {
         .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
     }
 
+    /// The limits of every HTTP listener.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            header_timeout: StdDuration::from_millis(self.http_header_timeout_ms),
+            idle_timeout: StdDuration::from_millis(self.http_idle_timeout_ms),
+            request_timeout: StdDuration::from_millis(self.http_request_timeout_ms),
+            body_timeout: StdDuration::from_millis(self.http_body_timeout_ms),
+            max_connections: self.http_max_connections,
+            h2_max_streams: self.http2_max_concurrent_streams,
+        }
+    }
+
+    /// The checks of what faces clients over HTTP, for every mode: each runs an HTTP listener.
+    fn edge_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.trust_forwarded_for == Some(true) {
+            problems.push(
+                "LATCHKEY_TRUST_FORWARDED_FOR was removed: it believed the left-most X-Forwarded-For value, which the client writes. Set LATCHKEY_TRUSTED_PROXIES to your proxies' addresses instead (e.g. 10.0.0.0/8), and unset LATCHKEY_TRUST_FORWARDED_FOR".into(),
+            );
+        }
+        for net in self.trusted_proxies.ranges() {
+            if net.prefix_len() == 0 {
+                problems.push(format!(
+                    "trusted_proxies: {net} trusts every address, so any client could name its own; list your proxies' ranges"
+                ));
+            }
+        }
+        for (name, ms, min) in [
+            ("http_header_timeout_ms", self.http_header_timeout_ms, 100),
+            ("http_idle_timeout_ms", self.http_idle_timeout_ms, 1000),
+            ("http_request_timeout_ms", self.http_request_timeout_ms, 100),
+            ("http_body_timeout_ms", self.http_body_timeout_ms, 100),
+        ] {
+            if !(min..=3_600_000).contains(&ms) {
+                problems.push(format!(
+                    "{name} must be between {min} and 3600000 (one hour)"
+                ));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.http_max_connections) {
+            problems.push("http_max_connections must be between 1 and 1000000".into());
+        }
+        if !(1..=10_000).contains(&self.http2_max_concurrent_streams) {
+            problems.push("http2_max_concurrent_streams must be between 1 and 10000".into());
+        }
+        if let Some(fa) = self.forward_auth_addr
+            && fa.port() != 0
+            && [Some(self.http_addr), self.metrics_addr]
+                .into_iter()
+                .flatten()
+                .any(|other| {
+                    other.port() == fa.port()
+                        && (other.ip() == fa.ip()
+                            || other.ip().is_unspecified()
+                            || fa.ip().is_unspecified())
+                })
+        {
+            problems.push(format!(
+                "forward_auth_addr {fa} must be a port of its own, apart from http_addr and metrics_addr"
+            ));
+        }
+        problems
+    }
+
     /// The checks that apply to a gateway running alone: issuer, CORS, its credential. How it
     /// reaches the AuthService is checked by [`Self::validate`].
     pub fn gateway_problems(&self) -> Result<(), Vec<String>> {
-        let mut problems = Vec::new();
+        let mut problems = self.edge_problems();
         match url::Url::parse(self.issuer.trim_end_matches('/')) {
             Ok(u)
                 if matches!(u.scheme(), "http" | "https")
@@ -365,7 +476,7 @@ impl Settings {
 
     /// Parses the settings into the core's types, reporting every problem at once.
     pub fn core_settings(&self) -> Result<CoreSettings, Vec<String>> {
-        let mut problems = Vec::new();
+        let mut problems = self.edge_problems();
         let issuer = self.issuer.trim_end_matches('/').to_owned();
         match url::Url::parse(&issuer) {
             // A path in the issuer would move the well-known URI (RFC 8414 §3.1) and every
@@ -804,6 +915,94 @@ mod tests {
             ..Settings::default()
         };
         assert!(s.validate(Mode::Database).is_ok());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's (large) error type
+    fn trusted_proxies_replace_the_forwarded_for_switch_which_true_no_longer_starts() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "LATCHKEY_TRUSTED_PROXIES",
+                "10.0.0.0/8, fd00::/8 192.168.1.1",
+            );
+            jail.set_env("LATCHKEY_FORWARDED_HEADER", "forwarded");
+            let s = Settings::load(None).expect("load");
+            assert_eq!(s.trusted_proxies.ranges().len(), 3);
+            assert_eq!(s.forwarded_header, ForwardedHeader::Forwarded);
+            assert!(s.validate(Mode::All).is_ok());
+            jail.create_file(
+                "latchkey.toml",
+                r#"trusted_proxies = ["10.1.0.0/16", "::1"]"#,
+            )?;
+            jail.set_env("LATCHKEY_TRUSTED_PROXIES", "");
+            let s = Settings::load(Some(Path::new("latchkey.toml"))).expect("load");
+            assert!(
+                s.trusted_proxies.is_empty(),
+                "the variable overrides the file"
+            );
+            jail.clear_env();
+            let s = Settings::load(Some(Path::new("latchkey.toml"))).expect("load");
+            assert_eq!(s.trusted_proxies.ranges().len(), 2, "a list in the file");
+            jail.set_env("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/33");
+            let problems = Settings::load(None).expect_err("not a range");
+            assert!(
+                problems.iter().any(|p| p.contains("10.0.0.0/33")),
+                "{problems:?}"
+            );
+            jail.set_env("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8");
+            jail.set_env("LATCHKEY_TRUST_FORWARDED_FOR", "false");
+            let s = Settings::load(None).expect("load");
+            assert!(s.validate(Mode::All).is_ok(), "false changes nothing");
+            jail.set_env("LATCHKEY_TRUST_FORWARDED_FOR", "true");
+            let s = Settings::load(None).expect("load");
+            for mode in [Mode::All, Mode::Auth] {
+                let problems = s.validate(mode).expect_err("the old switch is refused");
+                assert!(
+                    problems
+                        .iter()
+                        .any(|p| p.contains("LATCHKEY_TRUSTED_PROXIES")),
+                    "{problems:?}"
+                );
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn edge_settings_out_of_range_are_reported_never_clamped() {
+        let s = Settings {
+            trusted_proxies: TrustedProxies::parse("10.0.0.0/8 0.0.0.0/0 ::/0").expect("parse"),
+            http_header_timeout_ms: 0,
+            http_idle_timeout_ms: 10,
+            http_request_timeout_ms: 4_000_000,
+            http_body_timeout_ms: 50,
+            http_max_connections: 0,
+            http2_max_concurrent_streams: 0,
+            forward_auth_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            gateway_secret: Some("s".repeat(32).into()),
+            ..Settings::default()
+        };
+        let problems = s.validate(Mode::Gateway).expect_err("out of range");
+        for needle in [
+            "0.0.0.0/0",
+            "::/0",
+            "http_header_timeout_ms",
+            "http_idle_timeout_ms",
+            "http_request_timeout_ms",
+            "http_body_timeout_ms",
+            "http_max_connections",
+            "http2_max_concurrent_streams",
+            "forward_auth_addr",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle}: {problems:?}"
+            );
+        }
+        assert_eq!(problems.len(), 9, "{problems:?}");
+        let limits = Settings::default().http_limits();
+        assert_eq!(limits.header_timeout, StdDuration::from_secs(10));
+        assert_eq!(limits.max_connections, 1024);
     }
 
     #[test]

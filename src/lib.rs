@@ -26,6 +26,10 @@ use tokio::task::JoinHandle;
 pub struct Running {
     pub http_addr: Option<SocketAddr>,
     pub grpc_addr: Option<SocketAddr>,
+    /// ForwardAuth's own listener, when the gateway runs here and it is configured.
+    pub forward_auth_addr: Option<SocketAddr>,
+    /// The metrics port, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     pub core: Option<Arc<AuthCore>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
@@ -57,15 +61,20 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 
 fn gateway_config(settings: &Settings) -> latchkey_gateway::GatewayConfig {
     latchkey_gateway::GatewayConfig {
-        secure_cookies: settings.issuer.starts_with("https://"),
+        https_issuer: settings.issuer.starts_with("https://"),
         max_body_bytes: settings.max_body_bytes,
         rate_limits: latchkey_gateway::ratelimit::RateLimits {
             token: settings.rate_limit_token_per_min,
             authorize: settings.rate_limit_authorize_per_min,
             login: settings.rate_limit_login_per_min,
             register: settings.rate_limit_register_per_min,
+            forward_auth: settings.rate_limit_forward_auth_per_min,
         },
-        trust_forwarded_for: settings.trust_forwarded_for,
+        proxies: latchkey_gateway::forwarded::ProxyTrust {
+            proxies: settings.trusted_proxies.clone(),
+            header: settings.forwarded_header,
+        },
+        health_details: settings.public_health_details,
         redis_url: settings.redis_url.clone(),
         forward_auth_audience: settings.forward_auth_audience.clone(),
         forward_auth_scopes: settings.forward_auth_scopes.clone(),
@@ -75,6 +84,50 @@ fn gateway_config(settings: &Settings) -> latchkey_gateway::GatewayConfig {
             .map(str::to_owned)
             .collect(),
     }
+}
+
+/// What a spawn started: the tasks, and the address it bound (for the gateway, ForwardAuth's;
+/// the public listener was bound by the caller).
+struct Served {
+    addr: Option<SocketAddr>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The gateway on `http`, and ForwardAuth on its own listener when configured.
+async fn spawn_gateway(
+    settings: &Settings,
+    client: latchkey_gateway::AuthClient,
+    http: TcpListener,
+    rx: &watch::Receiver<bool>,
+) -> anyhow::Result<Served> {
+    let routers =
+        latchkey_gateway::routers(client, gateway_config(settings)).map_err(anyhow::Error::msg)?;
+    let limits = settings.http_limits();
+    let mut tasks = Vec::new();
+    let forward_auth = match settings.forward_auth_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the ForwardAuth port {addr}"))?;
+            let bound = listener.local_addr()?;
+            let stop = stopped(rx.clone());
+            let router = routers.forward_auth;
+            tasks.push(tokio::spawn(async move {
+                Ok(latchkey_gateway::serve(router, listener, limits, stop).await?)
+            }));
+            Some(bound)
+        }
+        None => None,
+    };
+    let stop = stopped(rx.clone());
+    let router = routers.public;
+    tasks.push(tokio::spawn(async move {
+        Ok(latchkey_gateway::serve(router, http, limits, stop).await?)
+    }));
+    Ok(Served {
+        addr: forward_auth,
+        tasks,
+    })
 }
 
 /// `latchkey serve`: the AuthService and the gateway in one process. The gateway still calls
@@ -109,6 +162,11 @@ pub async fn start_all_with(
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
     let metrics = spawn_metrics(settings, Some(app.readiness.clone()), rx.clone()).await?;
+    // The gateway calls the same gRPC AuthService in process: the gRPC port still serves
+    // resource servers and other replicas, but the gateway's calls skip a loopback socket.
+    let client =
+        latchkey_gateway::client::in_process(in_process, &secret).map_err(anyhow::Error::msg)?;
+    let gateway = spawn_gateway(settings, client, http, &rx).await?;
     let auth_task = spawn_auth(
         services(settings, &app, Some(secret.clone())),
         app,
@@ -116,20 +174,14 @@ pub async fn start_all_with(
         transport,
         rx.clone(),
     );
-    // The gateway calls the same gRPC AuthService in process: the gRPC port still serves
-    // resource servers and other replicas, but the gateway's calls skip a loopback socket.
-    let client =
-        latchkey_gateway::client::in_process(in_process, &secret).map_err(anyhow::Error::msg)?;
-    let router =
-        latchkey_gateway::router(client, gateway_config(settings)).map_err(anyhow::Error::msg)?;
-    let gw_task =
-        tokio::spawn(async move { Ok(latchkey_gateway::serve(router, http, stopped(rx)).await?) });
     Ok(Running {
         http_addr: Some(http_addr),
         grpc_addr: Some(grpc_addr),
+        forward_auth_addr: gateway.addr,
+        metrics_addr: metrics.addr,
         core: Some(core),
         stop,
-        tasks: [vec![auth_task, gw_task], metrics]
+        tasks: [vec![auth_task], gateway.tasks, metrics.tasks]
             .into_iter()
             .flatten()
             .collect(),
@@ -182,6 +234,7 @@ fn services(
             .admin_secret
             .as_ref()
             .map(|s| s.expose_secret().to_owned()),
+        reflection: settings.grpc_reflection,
     }
 }
 
@@ -231,9 +284,11 @@ pub async fn start_auth_with(
     Ok(Running {
         http_addr: None,
         grpc_addr: Some(grpc_addr),
+        forward_auth_addr: None,
+        metrics_addr: metrics.addr,
         core: Some(core),
         stop,
-        tasks: [vec![task], metrics].into_iter().flatten().collect(),
+        tasks: [vec![task], metrics.tasks].into_iter().flatten().collect(),
     })
 }
 
@@ -242,22 +297,28 @@ async fn spawn_metrics(
     settings: &Settings,
     probes: Option<Arc<dyn latchkey_auth::readiness::Readiness>>,
     rx: watch::Receiver<bool>,
-) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<()>>>> {
+) -> anyhow::Result<Served> {
     metrics_http::recorder();
     let Some(addr) = settings.metrics_addr else {
-        return Ok(Vec::new());
+        return Ok(Served {
+            addr: None,
+            tasks: Vec::new(),
+        });
     };
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the metrics port {addr}"))?;
-    tracing::info!(%addr, "metrics and health listening");
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "metrics and health listening");
     let router = metrics_http::router(probes);
-    Ok(vec![tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stopped(rx))
-            .await?;
-        Ok(())
-    })])
+    let limits = settings.http_limits();
+    Ok(Served {
+        addr: Some(bound),
+        tasks: vec![tokio::spawn(async move {
+            latchkey_gateway::server::serve(router, listener, limits, stopped(rx)).await?;
+            Ok(())
+        })],
+    })
 }
 
 /// `latchkey serve gateway`: only the HTTP gateway, calling the AuthService at `auth_url`.
@@ -278,18 +339,20 @@ pub async fn start_gateway(
     let endpoint = grpc_transport::endpoint(auth_url, tls).map_err(anyhow::Error::msg)?;
     let client =
         latchkey_gateway::client::connect(endpoint, &secret).map_err(anyhow::Error::msg)?;
-    let router =
-        latchkey_gateway::router(client, gateway_config(settings)).map_err(anyhow::Error::msg)?;
     let (stop, rx) = watch::channel(false);
     let metrics = spawn_metrics(settings, None, rx.clone()).await?;
     let http_addr = http.local_addr()?;
-    let task =
-        tokio::spawn(async move { Ok(latchkey_gateway::serve(router, http, stopped(rx)).await?) });
+    let gateway = spawn_gateway(settings, client, http, &rx).await?;
     Ok(Running {
         http_addr: Some(http_addr),
         grpc_addr: None,
+        forward_auth_addr: gateway.addr,
+        metrics_addr: metrics.addr,
         core: None,
         stop,
-        tasks: [vec![task], metrics].into_iter().flatten().collect(),
+        tasks: [gateway.tasks, metrics.tasks]
+            .into_iter()
+            .flatten()
+            .collect(),
     })
 }

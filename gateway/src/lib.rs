@@ -7,28 +7,32 @@
 pub mod client;
 pub mod error;
 pub mod form;
+pub mod forwarded;
 mod metrics;
 mod pages;
 pub mod ratelimit;
 mod routes;
+pub mod server;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use client::AuthClient;
+pub use server::HttpLimits;
 
 /// What the gateway needs to know beyond the AuthService's answers.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Set `Secure` on cookies (the issuer is https).
-    pub secure_cookies: bool,
+    /// The issuer is https: the session cookie is `Secure` with the `__Host-` prefix, and
+    /// every public answer carries HSTS.
+    pub https_issuer: bool,
     pub max_body_bytes: usize,
     /// CORS origins for the public endpoints; `["*"]` allows any.
     pub cors_origins: Vec<String>,
@@ -36,8 +40,11 @@ pub struct GatewayConfig {
     pub forward_auth_audience: Option<String>,
     pub forward_auth_scopes: Option<String>,
     pub rate_limits: ratelimit::RateLimits,
-    /// Take the client IP from `X-Forwarded-For`.
-    pub trust_forwarded_for: bool,
+    /// The proxies whose forwarding headers are believed.
+    pub proxies: forwarded::ProxyTrust,
+    /// The public readiness answer names the database and Redis and what is degraded;
+    /// otherwise it says only ok, degraded or unavailable.
+    pub health_details: bool,
     /// Shared rate-limit counters.
     pub redis_url: Option<String>,
 }
@@ -68,26 +75,48 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
+/// The gateway's two routers: the public one, and ForwardAuth's, which is served on a
+/// listener of its own that only the cluster reaches (a public `/verify` would be a token
+/// oracle for anyone). They share one rate limiter.
+pub struct Routers {
+    pub public: Router,
+    pub forward_auth: Router,
+}
+
 /// The gateway's routes.
-pub fn router(client: AuthClient, config: GatewayConfig) -> Result<Router, String> {
+pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, String> {
     let limiter = std::sync::Arc::new(ratelimit::Limiter::new(config.redis_url.as_deref())?);
     let state = AppState {
         client,
         config: std::sync::Arc::new(config.clone()),
         limiter,
     };
+    let limited = |routes: Router<AppState>| {
+        routes
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                ratelimit::limit,
+            ))
+            .layer(axum::middleware::from_fn(metrics::record))
+            .with_state(state.clone())
+            .layer(DefaultBodyLimit::max(config.max_body_bytes))
+            .layer(TraceLayer::new_for_http().make_span_with(http_span))
+    };
     // Endpoints a browser-based client (MCP Inspector) calls cross-origin.
     let public = routes::public_routes().layer(cors(&config.cors_origins));
-    Ok(routes::browser_routes()
-        .merge(public)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ratelimit::limit,
-        ))
-        .layer(axum::middleware::from_fn(metrics::record))
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(TraceLayer::new_for_http().make_span_with(http_span)))
+    let mut public = limited(routes::browser_routes().merge(public));
+    if config.https_issuer {
+        // HSTS (RFC 6797): a year, for this host only; the domain's other hosts are not ours
+        // to pin.
+        public = public.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
+    Ok(Routers {
+        public,
+        forward_auth: limited(routes::forward_auth_routes()),
+    })
 }
 
 /// Reads `traceparent` from HTTP headers.
@@ -124,26 +153,16 @@ fn http_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     span
 }
 
-/// Serves the gateway on `listener` until `shutdown`, then drains in-flight requests.
+/// Serves a router of the gateway on `listener` within `limits` until `shutdown`, then
+/// drains in-flight requests.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    tracing::info!(addr = %listener.local_addr()?, "HTTP gateway listening");
-    // Small responses go out at once, not after a delayed ACK.
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
+    server::serve(router, listener, limits, shutdown).await
 }
 
 #[cfg(test)]

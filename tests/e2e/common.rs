@@ -33,6 +33,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub base: String,
     pub grpc_url: String,
+    /// ForwardAuth's own listener (`GET /verify`), never the public one.
+    pub forward_auth: String,
     pub running: Option<Running>,
     pub database_url: String,
 }
@@ -159,6 +161,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let database_url = fresh_database().await;
     let mut settings = Settings {
         metrics_addr: None,
+        forward_auth_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         issuer: base.clone(),
         database_url: database_url.clone(),
         gateway_secret: Some(GATEWAY_SECRET.to_owned().into()),
@@ -177,9 +180,18 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         settings,
         base,
         grpc_url,
+        forward_auth: forward_auth_base(&running),
         running: Some(running),
         database_url,
     }
+}
+
+/// The base URL of ForwardAuth's listener; empty when it is off.
+fn forward_auth_base(running: &Running) -> String {
+    running
+        .forward_auth_addr
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default()
 }
 
 /// Redis for the suites that share state, when `LATCHKEY_TEST_REDIS_URL` is set.
@@ -242,6 +254,7 @@ impl TestApp {
             settings: self.settings.clone(),
             base,
             grpc_url,
+            forward_auth: forward_auth_base(&running),
             running: Some(running),
             database_url: self.database_url.clone(),
         }
@@ -265,6 +278,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// A URL on ForwardAuth's listener.
+    pub fn forward_auth_url(&self, path: &str) -> String {
+        format!("{}{}", self.forward_auth, path)
     }
 
     /// The resource servers' service.

@@ -362,6 +362,7 @@ async fn an_empty_bearer_opens_no_service_even_when_the_secrets_are_empty() {
         readiness: std::sync::Arc::new(latchkey_auth::readiness::AlwaysReady),
         gateway_secret: Some(String::new()),
         admin_secret: Some(String::new()),
+        reflection: false,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

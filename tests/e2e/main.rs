@@ -8,6 +8,7 @@ mod authorize;
 mod bounds;
 mod cli;
 mod discovery;
+mod edges;
 mod errors;
 mod grpc;
 mod grpc_tls;

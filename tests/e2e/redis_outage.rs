@@ -81,7 +81,11 @@ async fn redis_stopping_and_coming_back() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
     .await;
-    let app = spawn_app_with(|s| s.redis_url = Some(url.clone())).await;
+    let app = spawn_app_with(|s| {
+        s.redis_url = Some(url.clone());
+        s.public_health_details = true;
+    })
+    .await;
     assert_eq!(ready(&app).await.1["redis"], "up");
     let (svc, secret) = app.operator_client(&[RESOURCE], None).await;
     let cc = || {

@@ -94,7 +94,8 @@ async fn rate_limits_answer_429_with_retry_after_per_ip_and_endpoint() {
     let a = spawn_app_with(|s| {
         s.redis_url = redis;
         s.rate_limit_register_per_min = 3;
-        s.trust_forwarded_for = true;
+        // The test client stands for a trusted proxy that names the client.
+        s.trusted_proxies = latchkey::config::TrustedProxies::parse("127.0.0.1").expect("ranges");
     })
     .await;
     // A peer shares the counters through Redis; without Redis, each instance counts alone.

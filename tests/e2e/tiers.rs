@@ -784,6 +784,7 @@ async fn production_refuses_to_serve_with_no_protected_resource() {
         ),
         gateway_secret: Some(GATEWAY_SECRET.to_owned().into()),
         metrics_addr: None,
+        forward_auth_addr: None,
         database_url: db.clone(),
         ..latchkey::Settings::default()
     };

@@ -563,7 +563,7 @@ async fn forward_auth_answers_proxies_with_identity_headers_or_a_challenge() {
     let (f, t) = user_tokens(&app).await;
     let token = at(&t);
     let get = |query: &str, bearer: Option<&str>| {
-        let mut req = http().get(format!("{}?{query}", app.url("/verify")));
+        let mut req = http().get(format!("{}?{query}", app.forward_auth_url("/verify")));
         if let Some(b) = bearer {
             req = req.header("authorization", format!("Bearer {b}"));
         }
@@ -673,7 +673,7 @@ async fn forward_auth_answers_proxies_with_identity_headers_or_a_challenge() {
 
     // Two Authorization headers: the backend might read the other one.
     let twice = http()
-        .get(app.url("/verify"))
+        .get(app.forward_auth_url("/verify"))
         .header("authorization", format!("Bearer {token}"))
         .header("authorization", "Bearer forged")
         .send()
@@ -693,7 +693,7 @@ async fn forward_auth_answers_proxies_with_identity_headers_or_a_challenge() {
 #[tokio::test]
 async fn the_gateway_serves_metadata_for_resources_behind_forward_auth() {
     let app = spawn_app_with(|s| {
-        s.trust_forwarded_for = true;
+        s.trusted_proxies = latchkey::config::TrustedProxies::parse("127.0.0.1").expect("ranges");
         s.resources = vec![latchkey::config::ResourceConfig {
             url: RESOURCE.into(),
             scopes: Some("mcp:tools".into()),

@@ -1,5 +1,9 @@
 //! The authorization endpoint and its two forms. The pending authorization's handle lives in
-//! an `HttpOnly`, `SameSite=Lax` cookie; each form carries the anti-CSRF token.
+//! an `HttpOnly`, `SameSite=Lax` cookie; each form carries the anti-CSRF token. With an https
+//! issuer the cookie is `Secure` and named with the `__Host-` prefix (RFC 6265bis §4.1.3.2):
+//! browsers then refuse it unless it came over https from this very host, with `Path=/` and
+//! no `Domain`, so a sibling subdomain cannot plant or overwrite it. A plain-http development
+//! server keeps the plain name, which browsers accept over http.
 
 use crate::AppState;
 use crate::error::OAuthError;
@@ -15,14 +19,26 @@ use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::OauthErrorCode;
 use latchkey_proto::v1::start_authorization_response::Outcome;
 
-const SESSION_COOKIE: &str = "latchkey_authz";
+/// The session cookie's name and path, with and without https.
+fn cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-latchkey_authz"
+    } else {
+        "latchkey_authz"
+    }
+}
 
-fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, value))
+fn cookie_path(https: bool) -> &'static str {
+    // `__Host-` requires `Path=/`; over http the cookie stays with the authorization pages.
+    if https { "/" } else { "/authorize" }
+}
+
+fn session_cookie(value: String, https: bool) -> Cookie<'static> {
+    Cookie::build((cookie_name(https), value))
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(secure)
-        .path("/authorize")
+        .secure(https)
+        .path(cookie_path(https))
         .build()
 }
 
@@ -44,8 +60,8 @@ fn see_other(location: &str) -> Response {
 }
 
 /// Shows the page for where the authorization stands: login, or consent once logged in.
-fn prompt_page(jar: CookieJar, secure: bool, p: pb::AuthorizationPrompt, error: &str) -> Response {
-    let jar = jar.add(session_cookie(p.session_id.clone(), secure));
+fn prompt_page(jar: CookieJar, https: bool, p: pb::AuthorizationPrompt, error: &str) -> Response {
+    let jar = jar.add(session_cookie(p.session_id.clone(), https));
     let page = if p.authenticated {
         pages::render(
             StatusCode::OK,
@@ -81,7 +97,8 @@ pub(crate) async fn start(State(s): State<AppState>, request: Request) -> Respon
     let jar = CookieJar::from_headers(request.headers());
     // The same address the rate limits count, so that the core's bound on authorizations in
     // progress per network sees through trusted proxies alike.
-    let client_address = crate::ratelimit::client_ip(&request, s.config.trust_forwarded_for)
+    let peer = crate::forwarded::peer(request.extensions());
+    let client_address = crate::ratelimit::client_ip(request.headers(), peer, &s.config.proxies)
         .map(|ip| ip.to_string());
     let q = Params::parse(request.uri().query().unwrap_or_default().as_bytes());
     let req = pb::StartAuthorizationRequest {
@@ -99,7 +116,7 @@ pub(crate) async fn start(State(s): State<AppState>, request: Request) -> Respon
     };
     match s.client.auth.clone().start_authorization(req).await {
         Ok(r) => match r.into_inner().outcome {
-            Some(Outcome::Prompt(p)) => prompt_page(jar, s.config.secure_cookies, p, ""),
+            Some(Outcome::Prompt(p)) => prompt_page(jar, s.config.https_issuer, p, ""),
             Some(Outcome::ErrorRedirect(uri)) => see_other(&uri),
             Some(Outcome::ErrorNotice(n)) => pages::render(
                 StatusCode::BAD_REQUEST,
@@ -126,8 +143,8 @@ pub(crate) async fn start(State(s): State<AppState>, request: Request) -> Respon
     }
 }
 
-fn session_id(jar: &CookieJar) -> Result<String, OAuthError> {
-    jar.get(SESSION_COOKIE)
+fn session_id(jar: &CookieJar, https: bool) -> Result<String, OAuthError> {
+    jar.get(cookie_name(https))
         .map(|c| c.value().to_owned())
         .ok_or_else(|| {
             OAuthError::invalid_request(
@@ -145,7 +162,7 @@ pub(crate) async fn login(
     let result = async {
         let form = form_body(&headers, body)?;
         let req = pb::SubmitLoginRequest {
-            session_id: session_id(&jar)?,
+            session_id: session_id(&jar, s.config.https_issuer)?,
             csrf_token: form.get("csrf_token").unwrap_or_default(),
             email: form.get("email").unwrap_or_default(),
             password: form.get("password").unwrap_or_default(),
@@ -155,7 +172,7 @@ pub(crate) async fn login(
     .await;
     match result {
         Ok(r) => match r.prompt {
-            Some(p) => prompt_page(jar, s.config.secure_cookies, p, &r.error_message),
+            Some(p) => prompt_page(jar, s.config.https_issuer, p, &r.error_message),
             None => pages::error_page(&OAuthError::new(
                 OauthErrorCode::ServerError,
                 "empty answer",
@@ -174,7 +191,7 @@ pub(crate) async fn consent(
     let result = async {
         let form = form_body(&headers, body)?;
         let req = pb::SubmitConsentRequest {
-            session_id: session_id(&jar)?,
+            session_id: session_id(&jar, s.config.https_issuer)?,
             csrf_token: form.get("csrf_token").unwrap_or_default(),
             approve: form.get("decision").as_deref() == Some("allow"),
         };
@@ -190,7 +207,13 @@ pub(crate) async fn consent(
     .await;
     match result {
         Ok(r) => {
-            let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/authorize"));
+            let https = s.config.https_issuer;
+            // A browser takes the removal of a `__Host-` cookie only with the prefix's rules.
+            let jar = jar.remove(
+                Cookie::build(cookie_name(https))
+                    .path(cookie_path(https))
+                    .secure(https),
+            );
             (jar, see_other(&r.redirect_uri)).into_response()
         }
         // The client was deleted while the user decided.

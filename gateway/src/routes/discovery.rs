@@ -2,10 +2,13 @@
 
 use crate::AppState;
 use crate::error::OAuthError;
-use axum::extract::State;
+use crate::forwarded;
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_proto::v1 as pb;
+use std::net::SocketAddr;
 
 fn json_document(doc: pb::JsonDocument, cache: &'static str) -> Response {
     let mut res = doc.json.into_response();
@@ -31,28 +34,27 @@ pub(crate) async fn metadata(State(s): State<AppState>) -> Result<Response, OAut
 
 /// RFC 9728 metadata for a resource guarded by ForwardAuth: the proxy routes the resource
 /// origin's `/.well-known/oauth-protected-resource/…` here, keeping the `Host` (or setting
-/// `X-Forwarded-Host` and `X-Forwarded-Proto` when forwarded headers are trusted). The
+/// `X-Forwarded-Host` and `X-Forwarded-Proto`, believed from a trusted proxy only). The
 /// resource is rebuilt from that origin and the rest of the path (RFC 9728 §3.1) and must be
 /// one this server knows.
 pub(crate) async fn resource_metadata(
     State(s): State<AppState>,
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Result<Response, OAuthError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let forwarded = |name: &str| {
-        s.config
-            .trust_forwarded_for
-            .then(|| header(name))
-            .flatten()
-            // The last value is the one our proxy wrote; earlier ones came from the client.
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim)
+    let (forwarded_host, forwarded_proto) = match peer {
+        Some(Extension(ConnectInfo(peer))) => {
+            forwarded::forwarded_origin(&headers, peer.ip(), &s.config.proxies)
+        }
+        None => (None, None),
     };
-    let host = forwarded("x-forwarded-host")
-        .or_else(|| header("host"))
+    let host = forwarded_host
+        .or_else(|| headers.get("host").and_then(|v| v.to_str().ok()))
+        // HTTP/2 carries the host in the request target, not in a Host field.
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .unwrap_or_default();
-    let scheme = forwarded("x-forwarded-proto").unwrap_or(if s.config.secure_cookies {
+    let scheme = forwarded_proto.unwrap_or(if s.config.https_issuer {
         "https"
     } else {
         "http"
@@ -77,7 +79,7 @@ pub(crate) async fn resource_metadata(
     // The answer depends on the host it was asked for: a shared cache must key on it.
     res.headers_mut().insert(
         header::VARY,
-        HeaderValue::from_static("host, x-forwarded-host, x-forwarded-proto"),
+        HeaderValue::from_static("host, forwarded, x-forwarded-host, x-forwarded-proto"),
     );
     Ok(res)
 }
@@ -101,25 +103,51 @@ pub(crate) async fn live() -> Response {
         .into_response()
 }
 
-/// Readiness: 503 when the AuthService or its database is unreachable; 200 with the
-/// degraded parts listed when only Redis is (tokens keep working; logins do not).
+/// Readiness: 503 when the AuthService or its database is unreachable; 200 when only Redis
+/// is (tokens keep working; logins do not). What is down, and why, is said only when the
+/// operator opted in: the metrics port, which is never public, always says it.
 pub(crate) async fn ready(State(s): State<AppState>) -> Response {
-    match s.client.auth.clone().check_readiness(pb::CheckReadinessRequest {}).await {
+    let (status, body) = match s
+        .client
+        .auth
+        .clone()
+        .check_readiness(pb::CheckReadinessRequest {})
+        .await
+    {
         Ok(r) => {
             let r = r.into_inner();
-            let status = if !r.database { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-            let body = serde_json::json!({
-                "status": if !r.database { "unavailable" } else if r.degraded.is_empty() { "ok" } else { "degraded" },
-                "database": if r.database { "up" } else { "down" },
-                "redis": r.redis.map(|up| if up { "up" } else { "down" }).unwrap_or("not configured"),
-                "degraded": r.degraded,
-            });
-            (status, axum::Json(body)).into_response()
+            let status = if r.database {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let word = if !r.database {
+                "unavailable"
+            } else if r.degraded.is_empty() {
+                "ok"
+            } else {
+                "degraded"
+            };
+            let body = if s.config.health_details {
+                serde_json::json!({
+                    "status": word,
+                    "database": if r.database { "up" } else { "down" },
+                    "redis": r.redis.map(|up| if up { "up" } else { "down" }).unwrap_or("not configured"),
+                    "degraded": r.degraded,
+                })
+            } else {
+                serde_json::json!({ "status": word })
+            };
+            (status, body)
         }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({ "status": "unavailable", "degraded": ["the AuthService is unreachable"] })),
-        )
-            .into_response(),
-    }
+        Err(_) => {
+            let body = if s.config.health_details {
+                serde_json::json!({ "status": "unavailable", "degraded": ["the AuthService is unreachable"] })
+            } else {
+                serde_json::json!({ "status": "unavailable" })
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, body)
+        }
+    };
+    (status, axum::Json(body)).into_response()
 }

@@ -1,7 +1,8 @@
 //! ForwardAuth (`GET /verify`) for Traefik `forwardAuth` and nginx `auth_request`: the proxy
 //! forwards the client's `Authorization` header, and we answer 200 with the caller's identity
 //! in headers, or 401/403 with an RFC 6750 challenge. The decision is the AuthService's
-//! `VerifyToken`.
+//! `VerifyToken`. It is served on a listener of its own (`LATCHKEY_FORWARD_AUTH_ADDR`) that
+//! only the proxies reach, never on the public one, and it is rate-limited per client.
 
 use crate::AppState;
 use crate::error::OAuthError;

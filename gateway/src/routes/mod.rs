@@ -45,5 +45,9 @@ pub(crate) fn browser_routes() -> Router<AppState> {
         .route("/health", get(discovery::ready))
         .route("/health/live", get(discovery::live))
         .route("/health/ready", get(discovery::ready))
-        .route("/verify", get(forward_auth::verify))
+}
+
+/// ForwardAuth, on its own listener: a reverse proxy in the cluster asks it, never a client.
+pub(crate) fn forward_auth_routes() -> Router<AppState> {
+    Router::new().route("/verify", get(forward_auth::verify))
 }

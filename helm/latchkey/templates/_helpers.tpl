@@ -158,8 +158,11 @@ same variables inline. `latchkey migrate` validates the whole configuration firs
 {{- define "latchkey.configData" -}}
 {{- $issuer := include "latchkey.issuer" . -}}
 {{- $cors := .Values.config.corsOrigins | default (list $issuer) -}}
-{{- $trustXff := .Values.config.trustForwardedFor -}}
-{{- if kindIs "invalid" $trustXff }}{{ $trustXff = .Values.ingress.enabled }}{{ end -}}
+{{- $proxies := .Values.config.trustedProxies -}}
+{{- if kindIs "invalid" $proxies }}
+{{- $proxies = ternary (list "10.0.0.0/8" "172.16.0.0/12" "192.168.0.0/16" "fc00::/7") (list) .Values.ingress.enabled }}
+{{- end -}}
+{{- $http := .Values.config.http -}}
 LATCHKEY_ENV: {{ .Values.config.env | quote }}
 LATCHKEY_ISSUER: {{ $issuer | quote }}
 LATCHKEY_HTTP_ADDR: "0.0.0.0:8080"
@@ -167,7 +170,18 @@ LATCHKEY_GRPC_ADDR: "0.0.0.0:50051"
 LATCHKEY_METRICS_ADDR: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
 LATCHKEY_CORS_ORIGINS: {{ join " " $cors | quote }}
 LATCHKEY_LOG_FORMAT: {{ .Values.config.logFormat | quote }}
-LATCHKEY_TRUST_FORWARDED_FOR: {{ $trustXff | toString | quote }}
+LATCHKEY_TRUSTED_PROXIES: {{ join "," $proxies | quote }}
+LATCHKEY_FORWARDED_HEADER: {{ .Values.config.forwardedHeader | quote }}
+LATCHKEY_FORWARD_AUTH_ADDR: {{ printf "0.0.0.0:%d" (int .Values.gateway.forwardAuth.port) | quote }}
+LATCHKEY_RATE_LIMIT_FORWARD_AUTH_PER_MIN: {{ .Values.gateway.forwardAuth.rateLimitPerMin | int64 | toString | quote }}
+LATCHKEY_PUBLIC_HEALTH_DETAILS: {{ .Values.gateway.publicHealthDetails | toString | quote }}
+LATCHKEY_GRPC_REFLECTION: {{ .Values.auth.grpcReflection | toString | quote }}
+LATCHKEY_HTTP_HEADER_TIMEOUT_MS: {{ $http.headerTimeoutMs | int64 | toString | quote }}
+LATCHKEY_HTTP_IDLE_TIMEOUT_MS: {{ $http.idleTimeoutMs | int64 | toString | quote }}
+LATCHKEY_HTTP_REQUEST_TIMEOUT_MS: {{ $http.requestTimeoutMs | int64 | toString | quote }}
+LATCHKEY_HTTP_BODY_TIMEOUT_MS: {{ $http.bodyTimeoutMs | int64 | toString | quote }}
+LATCHKEY_HTTP_MAX_CONNECTIONS: {{ $http.maxConnections | int64 | toString | quote }}
+LATCHKEY_HTTP2_MAX_CONCURRENT_STREAMS: {{ $http.http2MaxConcurrentStreams | int64 | toString | quote }}
 LATCHKEY_GRPC_MAX_RECEIVE_MESSAGE_BYTES: {{ int64 .Values.grpc.limits.maxReceiveMessageBytes | toString | quote }}
 LATCHKEY_GRPC_MAX_SEND_MESSAGE_BYTES: {{ int64 .Values.grpc.limits.maxSendMessageBytes | toString | quote }}
 LATCHKEY_GRPC_CONCURRENCY_PER_CONNECTION: {{ int64 .Values.grpc.limits.concurrencyPerConnection | toString | quote }}

@@ -29,6 +29,9 @@ pub struct Services {
     pub gateway_secret: Option<String>,
     /// The operators' credential; `None` refuses every caller of the AdminService.
     pub admin_secret: Option<String>,
+    /// Serve gRPC reflection: it lists every service and message to anyone who connects, so
+    /// it is for development and operators who opt in.
+    pub reflection: bool,
 }
 
 /// What every connection to the gRPC listener is held to. Requests wait for a slot beyond
@@ -125,8 +128,8 @@ pub fn in_process_service(services: &Services) -> crate::grpc_metrics::GrpcMetri
 /// opens connections and never finishes a handshake holds nothing for long.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the three services, gRPC health and reflection on `listener` until `shutdown`,
-/// over `transport`.
+/// Serves the three services, gRPC health, and reflection when enabled, on `listener` until
+/// `shutdown`, over `transport`.
 pub async fn serve(
     services: Services,
     listener: TcpListener,
@@ -156,11 +159,14 @@ pub async fn serve(
         tls = transport.tls.is_some(),
         "gRPC services listening"
     );
-    let routes = services
+    let mut routes = services
         .add_public(Routes::new(health), Some(&limits))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
         .add_service(services.admin(&limits));
+    if services.reflection {
+        routes = routes
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+    }
     let mut server = tonic::transport::Server::builder();
     if let Some(tls) = transport.tls {
         server = server.tls_config(tls.timeout(TLS_HANDSHAKE_TIMEOUT))?;

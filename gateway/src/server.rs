@@ -1,0 +1,463 @@
+//! The HTTP server under every listener: the public gateway, ForwardAuth and the metrics port.
+//! `axum::serve` exposes none of the limits a server facing slow or hostile clients needs, so
+//! connections are served here with hyper directly, one function for every listener.
+//!
+//! What a connection may do:
+//! - send a complete request head within `header_timeout` of opening, and, for every later
+//!   request on it, within `header_timeout` of its first byte. Otherwise it is closed without
+//!   an answer (slowloris);
+//! - stay open with nothing in flight for `idle_timeout`, then it is closed gracefully (HTTP/2:
+//!   GOAWAY). This is kept apart from the header timeout on purpose: hyper's own HTTP/1 header
+//!   timer also counts the idle time before a request, so using it as the header timeout would
+//!   close keep-alive connections that a proxy in front still believes open, and the proxy's
+//!   next POST on one of them would fail with a 502;
+//! - have a request answered within `request_timeout` (408 after it), and its body read
+//!   within `body_timeout`;
+//! - HTTP/2: at most `h2_max_streams` streams at once, bounded header lists, keep-alive pings.
+//!
+//! At most `max_connections` are served at once; beyond that, new connections wait in the
+//! kernel's backlog until one closes.
+//!
+//! A response sent before its request body was read (the body was too large) is followed by
+//! a lingering close: the write side is shut, and what the client still sends is read and
+//! discarded, up to a bound, so that the client reads the answer instead of a reset.
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use http::StatusCode;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt;
+use tower_http::timeout::{RequestBodyDeadlineLayer, TimeoutLayer};
+
+/// The largest request head, on HTTP/1 (hyper's read buffer) and HTTP/2 (header list).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// HTTP/2 keep-alive pings: a peer that does not answer within this is gone.
+const H2_KEEPALIVE: Duration = Duration::from_secs(20);
+/// At most this much of an unread body is read and discarded in a lingering close.
+const LINGER_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The limits of one HTTP listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// To send a complete request head.
+    pub header_timeout: Duration,
+    /// With nothing in flight, before the connection is closed.
+    pub idle_timeout: Duration,
+    /// To answer a request, reading its body included (408 after it).
+    pub request_timeout: Duration,
+    /// To receive a request body.
+    pub body_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: u32,
+    /// HTTP/2 streams at once, per connection.
+    pub h2_max_streams: u32,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            h2_max_streams: 100,
+        }
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown`, then stops accepting,
+/// lets in-flight requests finish (each within its request timeout), and returns once every
+/// connection is closed. Handlers see the peer as `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let router = router
+        .layer(RequestBodyDeadlineLayer::new(limits.body_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ));
+    let builder = Arc::new(builder(&limits));
+    let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let (stop, stopped) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        // A slot first, then the connection: when every slot is taken, new connections wait
+        // in the backlog rather than being accepted and left unserved.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Small responses go out at once, not after a delayed ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        let connection = Connection {
+            builder: builder.clone(),
+            router: router.clone(),
+            limits,
+            stopped: stopped.clone(),
+        };
+        tokio::spawn(async move {
+            connection.run(stream, peer).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    // Every connection holds a slot until it has closed.
+    let _ = slots.acquire_many(limits.max_connections).await;
+    Ok(())
+}
+
+fn builder(limits: &HttpLimits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // A backstop only: hyper's timer runs from the end of the previous response, idle
+        // time included, so the header timeout proper is the connection's watchdog (below).
+        .header_read_timeout(limits.idle_timeout + limits.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_streams)
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_pending_accept_reset_streams(Some(20))
+        .keep_alive_interval(Some(H2_KEEPALIVE))
+        .keep_alive_timeout(H2_KEEPALIVE);
+    builder
+}
+
+/// As hyper's server did: a connection error is the client's and is skipped; anything else
+/// (most often out of file descriptors) is logged, and accepting pauses for a second.
+async fn accept_error(e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; pausing for a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// One connection's share of the server.
+struct Connection {
+    builder: Arc<Builder<TokioExecutor>>,
+    router: Router,
+    limits: HttpLimits,
+    stopped: watch::Receiver<bool>,
+}
+
+/// What the watchdog decides on waking.
+enum Verdict {
+    /// Look again after this long.
+    Wait(Duration),
+    /// A request head is late: close without an answer.
+    Abort,
+    /// Idle for too long: close gracefully.
+    Close,
+}
+
+/// What a connection has been doing, shared by its requests, its socket and its watchdog.
+/// Times are milliseconds since the connection opened.
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    /// When the first byte of a request head arrived with nothing in flight; [`NONE`] when
+    /// no head is being received.
+    head_started: AtomicU64,
+    /// When the last request in flight finished.
+    last_done: AtomicU64,
+    /// An HTTP/2 connection: bytes with no request in flight are pings and settings, not the
+    /// start of a request head.
+    h2: AtomicBool,
+    /// Wakes the watchdog when a head starts.
+    wake: Notify,
+}
+
+const NONE: u64 = u64::MAX;
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            head_started: AtomicU64::new(NONE),
+            last_done: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(NONE - 1)
+    }
+
+    /// Bytes arrived from the client.
+    fn on_bytes(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.h2.load(Ordering::Relaxed)
+            && self.head_started.load(Ordering::Relaxed) == NONE
+        {
+            self.head_started.store(self.now(), Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+    }
+
+    /// A request head is complete: the request goes to the router.
+    fn on_request(self: &Arc<Self>, version: http::Version) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.head_started.store(NONE, Ordering::Relaxed);
+        if version == http::Version::HTTP_2 {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+        InFlight(self.clone())
+    }
+
+    fn verdict(&self, limits: &HttpLimits) -> Verdict {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(NONE - 1);
+        let now = self.now();
+        let due = |at: u64, on_time: Verdict| {
+            if now >= at {
+                on_time
+            } else {
+                Verdict::Wait(Duration::from_millis(at - now))
+            }
+        };
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            // The request timeout bounds what is in flight.
+            return Verdict::Wait(limits.header_timeout);
+        }
+        // The first request's head is due a header timeout after the connection opened,
+        // whenever its first byte came: waiting before sending is no better than sending slowly.
+        if self.requests.load(Ordering::Relaxed) == 0 {
+            return due(ms(limits.header_timeout), Verdict::Abort);
+        }
+        let started = self.head_started.load(Ordering::Relaxed);
+        if started != NONE {
+            return due(
+                started.saturating_add(ms(limits.header_timeout)),
+                Verdict::Abort,
+            );
+        }
+        let last = self.last_done.load(Ordering::Relaxed);
+        due(last.saturating_add(ms(limits.idle_timeout)), Verdict::Close)
+    }
+}
+
+/// A request in flight; its end is recorded when it is dropped, answered or abandoned.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.last_done.store(self.0.now(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, peer: SocketAddr) {
+        let Connection {
+            builder,
+            router,
+            limits,
+            mut stopped,
+        } = self;
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(Io {
+            stream,
+            activity: activity.clone(),
+            linger: None,
+            linger_for: limits.body_timeout,
+        });
+        let requests = activity.clone();
+        let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            let in_flight = requests.on_request(req.version());
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let answer = router.clone().oneshot(req);
+            async move {
+                let res = answer.await;
+                drop(in_flight);
+                res
+            }
+        });
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let watchdog = tokio::time::sleep(limits.header_timeout);
+        tokio::pin!(watchdog);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                done = conn.as_mut() => {
+                    if let Err(e) = done {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = watchdog.as_mut() => {
+                    if closing {
+                        // A graceful close that outlived a request's allowance and a
+                        // lingering close's.
+                        return;
+                    }
+                    match activity.verdict(&limits) {
+                        Verdict::Wait(d) => watchdog.as_mut().reset(Instant::now() + d),
+                        Verdict::Abort => {
+                            tracing::debug!(%peer, "request head not received in time; closing");
+                            return;
+                        }
+                        Verdict::Close => {
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                            watchdog
+                                .as_mut()
+                                .reset(Instant::now() + limits.request_timeout + limits.body_timeout);
+                        }
+                    }
+                }
+                () = activity.wake.notified(), if !closing => {
+                    if let Verdict::Wait(d) = activity.verdict(&limits) {
+                        watchdog.as_mut().reset(Instant::now() + d);
+                    } else {
+                        watchdog.as_mut().reset(Instant::now());
+                    }
+                }
+                // Only `true` is ever sent, and an error means the server is gone: stop.
+                _ = stopped.changed(), if !closing => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                    watchdog
+                        .as_mut()
+                        .reset(Instant::now() + limits.request_timeout + limits.body_timeout);
+                }
+            }
+        }
+    }
+}
+
+/// The connection's socket: it tells [`Activity`] when bytes arrive, and closes lingering.
+struct Io {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+    /// Set once the write side is shut: the bound on draining what the client still sends.
+    linger: Option<Linger>,
+    linger_for: Duration,
+}
+
+struct Linger {
+    until: Pin<Box<Sleep>>,
+    drained: u64,
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.stream).poll_read(cx, buf))?;
+        if buf.filled().len() > before {
+            self.activity.on_bytes();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    /// A lingering close. Closing a socket with unread data in it makes the kernel send a
+    /// reset, and a reset can destroy the answer before the client has read it: a client
+    /// still sending a body the server refused would see EPIPE, not the 413. So the write
+    /// side is shut first (the client reads the answer, then end of file), and what the client
+    /// still sends is read and discarded until it closes, or the bounds are reached.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.linger.is_none() {
+            ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+            this.linger = Some(Linger {
+                until: Box::pin(tokio::time::sleep(this.linger_for)),
+                drained: 0,
+            });
+        }
+        let Some(linger) = this.linger.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut scratch = [0u8; 8192];
+        loop {
+            if linger.drained >= LINGER_MAX_BYTES || linger.until.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => linger.drained += buf.filled().len() as u64,
+                // The client is gone: nothing left to protect.
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

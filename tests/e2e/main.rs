@@ -14,6 +14,7 @@ mod malformed;
 mod mcp;
 mod migration;
 mod observability;
+mod outage;
 mod races;
 mod redis_outage;
 mod registration;

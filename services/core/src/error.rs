@@ -8,6 +8,9 @@ use std::fmt;
 
 const MAX_DESCRIPTION: usize = 200;
 
+/// The retry hint of a `temporarily_unavailable` that brings none of its own.
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+
 /// An OAuth protocol error, or an internal failure the client must not see the details of.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -143,6 +146,18 @@ impl AuthError {
         }
     }
 
+    /// For `temporarily_unavailable`, how many seconds the client should wait before it
+    /// retries (HTTP `Retry-After`, RFC 9110 §10.2.3); `None` for every other error.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::TemporarilyUnavailable(Reason::DatabaseUnavailable { retry_after_secs }) => {
+                Some((*retry_after_secs).max(1))
+            }
+            Self::TemporarilyUnavailable(_) => Some(DEFAULT_RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+
     /// Wraps any failure of a dependency (storage, crypto) as an internal error.
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(err))
@@ -243,8 +258,13 @@ pub enum Reason {
     PasswordTooShort,
     PasswordTooLong,
 
-    /// RFC 6749 §5.2 `temporarily_unavailable`: a shared dependency (Redis, the database) is down.
+    /// RFC 6749 §5.2 `temporarily_unavailable`: a shared dependency (Redis) is down.
     DependencyUnavailable,
+    /// RFC 6749 §5.2 `temporarily_unavailable`: the database cannot be reached; retry after
+    /// the given number of seconds (HTTP `Retry-After`, gRPC `RetryInfo`).
+    DatabaseUnavailable {
+        retry_after_secs: u64,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -353,6 +373,9 @@ impl fmt::Display for Reason {
             Self::PasswordTooLong => f.write_str("password is too long"),
             Self::DependencyUnavailable => {
                 f.write_str("a service this request needs is unavailable; retry later")
+            }
+            Self::DatabaseUnavailable { .. } => {
+                f.write_str("the server's storage is unavailable; retry later")
             }
         }
     }

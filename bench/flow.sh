@@ -23,7 +23,9 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true; }
 trap cleanup EXIT
 
+# Sessions in Redis are sealed under a key derived from the key-encryption key: Redis needs one.
 export LATCHKEY_DATABASE_URL=${PG_ADMIN%/*}/$DB LATCHKEY_REDIS_URL=$REDIS \
+  LATCHKEY_KEY_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64) \
   LATCHKEY_HTTP_ADDR=127.0.0.1:$HTTP_PORT LATCHKEY_GRPC_ADDR=127.0.0.1:$GRPC_PORT LATCHKEY_METRICS_ADDR=127.0.0.1:19091 \
   LATCHKEY_FORWARD_AUTH_ADDR=127.0.0.1:18084 \
   LATCHKEY_ISSUER=http://127.0.0.1:$HTTP_PORT RUST_LOG=warn \

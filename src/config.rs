@@ -92,8 +92,15 @@ pub struct Settings {
     pub grpc_addr: SocketAddr,
     /// `sqlite://latchkey.db?mode=rwc` (default) or `postgres://…`.
     pub database_url: String,
-    /// Shared state for several replicas.
+    /// Shared state for several replicas. Production needs a password in it (Redis AUTH) or
+    /// `rediss://`; sessions kept in it are sealed, which needs the key-encryption key.
     pub redis_url: Option<String>,
+    /// PostgreSQL: how long a request waits for a connection, opening one included, before
+    /// the database counts as unreachable (milliseconds).
+    pub database_acquire_timeout_ms: u64,
+    /// PostgreSQL: once the database is found unreachable, how long requests that need it
+    /// are answered 503 at once before one is let through to try again (milliseconds).
+    pub database_fail_fast_ms: u64,
     /// How often each replica reads new revocations from the database (milliseconds).
     pub revocation_poll_ms: u64,
     /// The gateway's credential for the AuthService. `latchkey serve` generates one
@@ -233,6 +240,8 @@ impl Default for Settings {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: "sqlite://latchkey.db?mode=rwc".into(),
             redis_url: None,
+            database_acquire_timeout_ms: 2000,
+            database_fail_fast_ms: 1000,
             revocation_poll_ms: 1000,
             gateway_secret: None,
             auth_url: "http://127.0.0.1:50051".into(),
@@ -391,10 +400,42 @@ impl Settings {
         problems
     }
 
+    /// How the database pool behaves (PostgreSQL), from the validated settings.
+    pub fn pool_settings(&self) -> latchkey_store::PoolSettings {
+        latchkey_store::PoolSettings {
+            acquire_timeout: std::time::Duration::from_millis(self.database_acquire_timeout_ms),
+            fail_fast: std::time::Duration::from_millis(self.database_fail_fast_ms),
+        }
+    }
+
+    /// The Redis URL's problems, for every component that connects to Redis: it must parse,
+    /// and in production it must authenticate (a password: Redis AUTH) or run over TLS
+    /// (`rediss://`), since whoever reaches an open Redis can read and write shared state.
+    fn redis_problems(&self, problems: &mut Vec<String>) {
+        let Some(raw) = &self.redis_url else {
+            return;
+        };
+        // The URL carries the password: it is never echoed in a problem.
+        let url = match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix") => u,
+            _ => {
+                problems
+                    .push("redis_url must be a redis://, rediss:// or redis+unix:// URL".into());
+                return;
+            }
+        };
+        let password = url.password().is_some_and(|p| !p.is_empty())
+            || url.query_pairs().any(|(k, v)| k == "pass" && !v.is_empty());
+        if self.env == Environment::Production && url.scheme() != "rediss" && !password {
+            problems.push("production needs Redis AUTH or TLS: put the password in LATCHKEY_REDIS_URL (redis://:PASSWORD@host:6379) or use rediss://".into());
+        }
+    }
+
     /// The checks that apply to a gateway running alone: issuer, CORS, its credential. How it
     /// reaches the AuthService is checked by [`Self::validate`].
     pub fn gateway_problems(&self) -> Result<(), Vec<String>> {
         let mut problems = self.edge_problems();
+        self.redis_problems(&mut problems);
         match url::Url::parse(self.issuer.trim_end_matches('/')) {
             Ok(u)
                 if matches!(u.scheme(), "http" | "https")
@@ -506,6 +547,25 @@ impl Settings {
         if self.env == Environment::Production && self.database_url.starts_with("sqlite:") {
             problems
                 .push("production needs PostgreSQL: set LATCHKEY_DATABASE_URL=postgres://…".into());
+        }
+        for (name, ms) in [
+            (
+                "database_acquire_timeout_ms",
+                self.database_acquire_timeout_ms,
+            ),
+            ("database_fail_fast_ms", self.database_fail_fast_ms),
+        ] {
+            if !(100..=60_000).contains(&ms) {
+                problems.push(format!("{name} must be between 100 and 60000"));
+            }
+        }
+        self.redis_problems(&mut problems);
+        // Production asks for the key-encryption key in any case (below).
+        if self.redis_url.is_some()
+            && self.key_encryption_key.is_none()
+            && self.env != Environment::Production
+        {
+            problems.push("LATCHKEY_REDIS_URL needs LATCHKEY_KEY_ENCRYPTION_KEY: sessions and revocation messages in Redis are sealed under a key derived from it (openssl rand -base64 32)".into());
         }
         let kek = match &self.key_encryption_key {
             Some(k) => match latchkey_core::keys::Kek::from_base64(k.expose_secret()) {
@@ -869,6 +929,141 @@ mod tests {
             assert_eq!(core.registration, RegistrationPolicy::InitialAccessToken);
             Ok(())
         });
+    }
+
+    const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn production_with_redis(url: &str) -> Settings {
+        Settings {
+            env: Environment::Production,
+            issuer: "https://auth.example.com".into(),
+            cors_origins: "https://app.example.com".into(),
+            database_url: "postgres://latchkey@db.example.com/latchkey".into(),
+            key_encryption_key: Some(KEK.to_owned().into()),
+            gateway_secret: Some("g".repeat(32).into()),
+            redis_url: Some(url.into()),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn production_refuses_a_redis_url_without_auth_or_tls() {
+        for (url, ok, case) in [
+            (
+                "redis://redis.example.com:6379",
+                false,
+                "neither password nor TLS",
+            ),
+            (
+                "redis://latchkey@redis.example.com:6379",
+                false,
+                "a user with no password",
+            ),
+            (
+                "redis://:@redis.example.com:6379",
+                false,
+                "an empty password",
+            ),
+            (
+                "redis://:s3cret@redis.example.com:6379",
+                true,
+                "a password (AUTH)",
+            ),
+            (
+                "redis://latchkey:s3cret@redis.example.com:6379/2",
+                true,
+                "an ACL user and password",
+            ),
+            ("rediss://redis.example.com:6380", true, "TLS"),
+            (
+                "redis+unix:///run/redis.sock?pass=s3cret",
+                true,
+                "a socket with a password",
+            ),
+        ] {
+            let s = production_with_redis(url);
+            for mode in [Mode::Auth, Mode::Gateway, Mode::All] {
+                let problems = s.validate(mode).err().unwrap_or_default();
+                let refused = problems.iter().any(|p| p.contains("Redis AUTH or TLS"));
+                assert_eq!(!refused, ok, "{case} in {mode:?}: {problems:?}");
+                if !ok {
+                    assert!(
+                        problems.iter().all(|p| !p.contains("redis.example.com")),
+                        "the URL, which may hold a password, is not echoed: {problems:?}"
+                    );
+                }
+            }
+        }
+        let dev = Settings {
+            redis_url: Some("redis://127.0.0.1:6379".into()),
+            key_encryption_key: Some(KEK.to_owned().into()),
+            ..Settings::default()
+        };
+        assert!(
+            dev.validate(Mode::All).is_ok(),
+            "development may use an open local Redis"
+        );
+    }
+
+    #[test]
+    fn redis_needs_the_key_encryption_key_and_a_redis_url() {
+        let s = Settings {
+            redis_url: Some("redis://127.0.0.1:6379".into()),
+            ..Settings::default()
+        };
+        let problems = s.validate(Mode::Auth).expect_err("no KEK");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("LATCHKEY_KEY_ENCRYPTION_KEY")),
+            "{problems:?}"
+        );
+        let gateway = Settings {
+            gateway_secret: Some("g".repeat(32).into()),
+            ..s.clone()
+        };
+        assert!(
+            gateway.validate(Mode::Gateway).is_ok(),
+            "the gateway keeps no sessions, so it needs no key-encryption key"
+        );
+        let bad = Settings {
+            redis_url: Some("http://127.0.0.1:6379".into()),
+            key_encryption_key: Some(KEK.to_owned().into()),
+            ..Settings::default()
+        };
+        let problems = bad.validate(Mode::Auth).expect_err("not a Redis URL");
+        assert!(
+            problems.iter().any(|p| p.contains("redis_url")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn database_timeouts_out_of_range_are_reported() {
+        for (acquire, fail_fast, ok) in [
+            (2000, 1000, true),
+            (100, 60_000, true),
+            (0, 1000, false),
+            (2000, 99, false),
+            (60_001, 1000, false),
+        ] {
+            let s = Settings {
+                database_acquire_timeout_ms: acquire,
+                database_fail_fast_ms: fail_fast,
+                ..Settings::default()
+            };
+            assert_eq!(
+                s.validate(Mode::Auth).is_ok(),
+                ok,
+                "acquire {acquire} ms, fail fast {fail_fast} ms"
+            );
+        }
+        let s = Settings::default();
+        assert_eq!(
+            s.pool_settings(),
+            latchkey_store::PoolSettings::default(),
+            "the documented defaults are the store's"
+        );
     }
 
     #[test]

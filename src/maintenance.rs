@@ -83,6 +83,12 @@ pub fn spawn(app: &Application, stop: watch::Receiver<bool>) -> Vec<JoinHandle<(
                     let read = core.sync_directory(since).await;
                     match (polled, read) {
                         (Ok(_), Ok(_)) => since = started - POLL_OVERLAP_SECS,
+                        // The store has said once that the database is unreachable; a line
+                        // per poll would add nothing.
+                        (Err(AuthError::TemporarilyUnavailable(_)), _)
+                        | (_, Err(AuthError::TemporarilyUnavailable(_))) => {
+                            tracing::debug!("revocation poll skipped: the database is unavailable");
+                        }
                         (Err(e), _) => tracing::warn!(error = %cause(&e), "revocation poll failed"),
                         (_, Err(e)) => tracing::warn!(error = %cause(&e), "reading changed clients and resources failed"),
                     }

@@ -65,11 +65,16 @@ impl Application {
         let (stores, store) = match deps.stores {
             Some(stores) => (stores, None),
             None => {
-                let store = SeaStore::connect(&settings.database_url).await?;
+                let store =
+                    SeaStore::connect_with(&settings.database_url, settings.pool_settings())
+                        .await?;
                 store.migrate().await?;
                 (Stores::from_backend(Arc::new(store.clone())), Some(store))
             }
         };
+        // Sessions and revocation messages in Redis are sealed under keys derived from it;
+        // validation refuses Redis without it.
+        let kek = core_settings.key_encryption_key.clone();
         let keys = AuthCore::load_or_create_keys(
             stores.keys.as_ref(),
             deps.clock.as_ref(),
@@ -86,11 +91,15 @@ impl Application {
         );
         let redis = match &settings.redis_url {
             Some(url) => {
-                let redis = Redis::connect(url).map_err(anyhow::Error::msg)?;
+                let kek = kek.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("LATCHKEY_REDIS_URL needs LATCHKEY_KEY_ENCRYPTION_KEY")
+                })?;
+                let redis = Redis::connect(url, kek).map_err(anyhow::Error::msg)?;
                 core = core
                     .with_revocation_bus(Arc::new(redis.clone()))
                     .with_session_store(Arc::new(RedisSessionStore::new(
                         redis.clone(),
+                        kek,
                         &settings.issuer,
                     )))
                     .with_lockout_store(Arc::new(RedisLockout::new(redis.clone())));

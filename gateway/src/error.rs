@@ -16,13 +16,20 @@ use tonic_types::StatusExt;
 pub struct OAuthError {
     pub code: OauthErrorCode,
     pub description: String,
+    /// Seconds to wait before retrying, from the status's `google.rpc.RetryInfo`; sent as
+    /// `Retry-After` with every 503.
+    pub retry_after: Option<u64>,
 }
+
+/// `Retry-After` of a 503 that came with no hint (the AuthService itself unreachable).
+const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 
 impl OAuthError {
     pub fn new(code: OauthErrorCode, description: impl Into<String>) -> Self {
         Self {
             code,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -77,6 +84,11 @@ impl OAuthError {
                 description: info
                     .and_then(|i| i.metadata.get("error_description").cloned())
                     .unwrap_or_default(),
+                retry_after: status
+                    .get_details_retry_info()
+                    .and_then(|r| r.retry_delay)
+                    // Whole seconds, rounded up: RFC 9110 §10.2.3 has no fractions.
+                    .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
             },
             _ => {
                 tracing::error!(
@@ -88,6 +100,13 @@ impl OAuthError {
                 Self::server_error()
             }
         }
+    }
+
+    /// `Retry-After` (RFC 9110 §10.2.3) for an answer with this error: on every 503, the
+    /// AuthService's hint or one second.
+    pub fn retry_after_header(&self) -> Option<HeaderValue> {
+        (self.http_status() == StatusCode::SERVICE_UNAVAILABLE)
+            .then(|| HeaderValue::from(self.retry_after.unwrap_or(DEFAULT_RETRY_AFTER_SECS).max(1)))
     }
 
     /// The HTTP status of the code. Exhaustive: a new code does not compile until it has one.
@@ -131,6 +150,9 @@ impl IntoResponse for OAuthError {
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(retry) = self.retry_after_header() {
+            h.insert(header::RETRY_AFTER, retry);
+        }
         if self.code == OauthErrorCode::InvalidToken {
             // RFC 6750 §3: a bearer credential (an initial access token at /register).
             h.insert(
@@ -225,5 +247,7 @@ mod tests {
         let e = OAuthError::from_status(&tonic::Status::unavailable("down"));
         assert_eq!(e.http_status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.error(), "temporarily_unavailable");
+        let res = e.into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
     }
 }

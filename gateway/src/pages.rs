@@ -84,13 +84,17 @@ pub fn error_page(err: &crate::error::OAuthError) -> Response {
         s if s.is_server_error() => s,
         _ => StatusCode::BAD_REQUEST,
     };
-    render(
+    let mut res = render(
         status,
         &ErrorPage {
             code: err.error(),
             description: &err.description,
         },
-    )
+    );
+    if let Some(retry) = err.retry_after_header() {
+        res.headers_mut().insert(header::RETRY_AFTER, retry);
+    }
+    res
 }
 
 /// The page for an unknown `client_id` at `/authorize`: the application must register again.

@@ -23,6 +23,8 @@ pub const GATEWAY_SECRET: &str = "test-gateway-secret-0123456789abcdef";
 pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef0123";
 pub const PASSWORD: &str = "correct horse battery";
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
+/// The key-encryption key of every app that uses Redis (base64 of the bytes 0 to 31).
+pub const TEST_KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// One isolated system: its own database, its own ports.
 pub struct TestApp {
@@ -169,6 +171,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         ..Settings::default()
     };
     configure(&mut settings);
+    // Sessions and revocation messages in Redis are sealed under a key derived from the
+    // key-encryption key, so Redis needs one (as production does anyway).
+    if settings.redis_url.is_some() && settings.key_encryption_key.is_none() {
+        settings.key_encryption_key = Some(TEST_KEK.to_owned().into());
+    }
     let clock = Arc::new(OffsetClock::default());
     let running = latchkey::start_all_with(&settings, deps(&clock), http, grpc)
         .await

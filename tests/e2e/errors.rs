@@ -56,6 +56,9 @@ fn every_error() -> Vec<AuthError> {
         AuthError::InvalidToken(Reason::Token(TokenFault::Expired)),
         AuthError::InsufficientScope(Reason::ScopesRequired(vec!["mcp:tools".into()])),
         AuthError::TemporarilyUnavailable(Reason::DependencyUnavailable),
+        AuthError::TemporarilyUnavailable(Reason::DatabaseUnavailable {
+            retry_after_secs: 7,
+        }),
         AuthError::Unauthenticated,
         AuthError::Conflict(Reason::EmailTaken),
         AuthError::NotFound(Reason::NoSuchUser),
@@ -71,6 +74,7 @@ async fn every_auth_error_reaches_http_with_its_status_code_and_rfc_error() {
         assert_eq!(err.code(), code, "core code of {err:?}");
         let description = err.description();
         let case = format!("{err:?}");
+        let retry_after = err.retry_after_secs();
 
         let http = OAuthError::from_status(&to_status(err));
         assert_eq!(http.code.rfc_code(), Some(code), "{case}");
@@ -87,6 +91,20 @@ async fn every_auth_error_reaches_http_with_its_status_code_and_rfc_error() {
             _ => None,
         };
         assert_eq!(challenge.as_deref(), want_challenge, "{case}");
+        // RFC 9110 §10.2.3: every 503 says when to come back, and nothing else does.
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        if status == 503 {
+            assert!(retry_after.is_some(), "{case}");
+            assert_eq!(retry, retry_after.map(|s| s.to_string()), "{case}");
+            if case.contains("DatabaseUnavailable") {
+                assert_eq!(retry.as_deref(), Some("7"), "the store's hint: {case}");
+            }
+        } else {
+            assert_eq!(retry, None, "{case}");
+        }
 
         let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
             .await

@@ -17,6 +17,7 @@ mod malformed;
 mod mcp;
 mod migration;
 mod observability;
+mod outage;
 mod property;
 mod races;
 mod redis_outage;

@@ -103,17 +103,24 @@ pub(crate) async fn live() -> Response {
         .into_response()
 }
 
+/// How long readiness waits for the AuthService's answer. The AuthService bounds its own
+/// checks well below this; this bounds a slow or unreachable AuthService.
+const READINESS_BUDGET: std::time::Duration = std::time::Duration::from_millis(900);
+
 /// Readiness: 503 when the AuthService or its database is unreachable; 200 when only Redis
-/// is (tokens keep working; logins do not). What is down, and why, is said only when the
+/// is (tokens keep working; logins do not). It answers within a second in every case, so that
+/// a probe never times out instead of failing. What is down, and why, is said only when the
 /// operator opted in: the metrics port, which is never public, always says it.
 pub(crate) async fn ready(State(s): State<AppState>) -> Response {
-    let (status, body) = match s
-        .client
-        .auth
-        .clone()
-        .check_readiness(pb::CheckReadinessRequest {})
-        .await
-    {
+    let mut auth = s.client.auth.clone();
+    let check = auth.check_readiness(pb::CheckReadinessRequest {});
+    let answer = match tokio::time::timeout(READINESS_BUDGET, check).await {
+        Ok(answer) => answer,
+        Err(_) => Err(tonic::Status::deadline_exceeded(
+            "readiness check took too long",
+        )),
+    };
+    let (status, body) = match answer {
         Ok(r) => {
             let r = r.into_inner();
             let status = if r.database {

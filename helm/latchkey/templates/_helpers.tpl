@@ -192,6 +192,8 @@ RUST_LOG: {{ .Values.config.logLevel | quote }}
 {{- with .Values.config.redisUrl }}
 LATCHKEY_REDIS_URL: {{ . | quote }}
 {{- end }}
+LATCHKEY_DATABASE_ACQUIRE_TIMEOUT_MS: {{ .Values.config.databaseAcquireTimeoutMs | int | toString | quote }}
+LATCHKEY_DATABASE_FAIL_FAST_MS: {{ .Values.config.databaseFailFastMs | int | toString | quote }}
 LATCHKEY_REGISTRATION: {{ .Values.config.registration | quote }}
 {{- with .Values.config.resources }}
 LATCHKEY_RESOURCES: {{ include "latchkey.resourcesEnv" . | quote }}

@@ -9,7 +9,7 @@ use latchkey_proto::v1::{OauthErrorCode, OauthErrorDetail};
 use prost::Message;
 use std::collections::HashMap;
 use tonic::{Code, Status};
-use tonic_types::{ErrorInfo, pb};
+use tonic_types::{ErrorInfo, RetryInfo, pb};
 
 /// The `ErrorInfo.domain` of OAuth errors.
 pub const OAUTH_DOMAIN: &str = "oauth2";
@@ -77,16 +77,30 @@ pub fn to_status(err: AuthError) -> Status {
         domain: OAUTH_DOMAIN.to_owned(),
         metadata,
     };
+    let mut details = vec![
+        prost_types::Any {
+            type_url: ErrorInfo::TYPE_URL.to_owned(),
+            value: info.encode_to_vec(),
+        },
+        OauthErrorDetail::any(oauth),
+    ];
+    // google.rpc.RetryInfo: when to try again, which the gateway sends as `Retry-After`.
+    if let Some(secs) = err.retry_after_secs() {
+        let retry = pb::RetryInfo {
+            retry_delay: Some(prost_types::Duration {
+                seconds: i64::try_from(secs).unwrap_or(i64::MAX),
+                nanos: 0,
+            }),
+        };
+        details.push(prost_types::Any {
+            type_url: RetryInfo::TYPE_URL.to_owned(),
+            value: retry.encode_to_vec(),
+        });
+    }
     let details = pb::Status {
         code: code as i32,
         message: description.clone(),
-        details: vec![
-            prost_types::Any {
-                type_url: ErrorInfo::TYPE_URL.to_owned(),
-                value: info.encode_to_vec(),
-            },
-            OauthErrorDetail::any(oauth),
-        ],
+        details,
     };
     Status::with_details(code, description, details.encode_to_vec().into())
 }
@@ -117,6 +131,25 @@ mod tests {
         let info = s.get_details_error_info().expect("ErrorInfo");
         assert_eq!(info.reason, "server_error");
         assert!(!format!("{:?}", s.details()).contains("connection reset"));
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_with_a_retry_delay_and_nothing_else_is() {
+        let s = to_status(AuthError::TemporarilyUnavailable(
+            Reason::DatabaseUnavailable {
+                retry_after_secs: 3,
+            },
+        ));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert_eq!(
+            s.get_details_error_info().map(|i| i.reason),
+            Some("temporarily_unavailable".to_owned())
+        );
+        let delay = s.get_details_retry_info().and_then(|r| r.retry_delay);
+        assert_eq!(delay, Some(std::time::Duration::from_secs(3)));
+        let other = to_status(AuthError::internal(Outer(Inner)));
+        assert_eq!(other.code(), Code::Internal);
+        assert!(other.get_details_retry_info().is_none());
     }
 
     #[test]

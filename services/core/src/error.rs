@@ -8,6 +8,9 @@ use std::fmt;
 
 const MAX_DESCRIPTION: usize = 200;
 
+/// The retry hint of a `temporarily_unavailable` that brings none of its own.
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+
 /// An OAuth protocol error, or an internal failure the client must not see the details of.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -140,6 +143,18 @@ impl AuthError {
             | Self::NotFound(r) => r.to_string(),
             Self::Unauthenticated => "the caller is not authenticated".into(),
             Self::Internal(_) => "the server failed to process the request".into(),
+        }
+    }
+
+    /// For `temporarily_unavailable`, how many seconds the client should wait before it
+    /// retries (HTTP `Retry-After`, RFC 9110 §10.2.3); `None` for every other error.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::TemporarilyUnavailable(Reason::DatabaseUnavailable { retry_after_secs }) => {
+                Some((*retry_after_secs).max(1))
+            }
+            Self::TemporarilyUnavailable(_) => Some(DEFAULT_RETRY_AFTER_SECS),
+            _ => None,
         }
     }
 
@@ -287,7 +302,7 @@ pub enum Reason {
     PasswordTooShort,
     PasswordTooLong,
 
-    /// RFC 6749 §5.2 `temporarily_unavailable`: a shared dependency (Redis, the database) is down.
+    /// RFC 6749 §5.2 `temporarily_unavailable`: a shared dependency (Redis) is down.
     DependencyUnavailable,
 
     // Bounds on what a caller can make the server hold (see `limits`).
@@ -306,6 +321,11 @@ pub enum Reason {
     /// The client has as many access-token revocations in force as it may, and the token
     /// belongs to no grant that could be revoked instead.
     TooManyRevocations,
+    /// RFC 6749 §5.2 `temporarily_unavailable`: the database cannot be reached; retry after
+    /// the given number of seconds (HTTP `Retry-After`, gRPC `RetryInfo`).
+    DatabaseUnavailable {
+        retry_after_secs: u64,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -437,6 +457,9 @@ impl fmt::Display for Reason {
             }
             Self::TooManyRevocations => {
                 f.write_str("this client has too many revoked tokens in force; retry later")
+            }
+            Self::DatabaseUnavailable { .. } => {
+                f.write_str("the server's storage is unavailable; retry later")
             }
         }
     }

@@ -32,6 +32,19 @@ impl Usage {
         e.1 = e.1.max(at);
     }
 
+    /// Puts back a batch that could not be written, merged with what was counted since.
+    fn put_back(&self, batch: Vec<ClientUsage>) {
+        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for u in batch {
+            if pending.len() >= MAX_PENDING_CLIENTS && !pending.contains_key(&u.client_id) {
+                continue;
+            }
+            let e = pending.entry(u.client_id).or_insert((0, u.last_used_at));
+            e.0 += u.tokens_issued;
+            e.1 = e.1.max(u.last_used_at);
+        }
+    }
+
     fn take(&self) -> Vec<ClientUsage> {
         let pending = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
         pending
@@ -51,12 +64,21 @@ impl AuthCore {
         self.usage.record(client_id, self.clock.now().timestamp());
     }
 
-    /// Writes the usage counted since the last call. On failure the batch is lost, which
-    /// costs figures, never a decision. Returns how many clients it covered.
+    /// Writes the usage counted since the last call. Returns how many clients it covered.
+    ///
+    /// While the database is unavailable the batch is kept for the next call: the last use of
+    /// a client decides when an unused one expires, so an outage must not erase it. Any other
+    /// failure loses the batch, which costs figures, never a decision.
     pub async fn flush_usage(&self) -> AuthResult<usize> {
         let batch = self.usage.take();
-        self.stores.maintenance.record_usage(&batch).await?;
-        Ok(batch.len())
+        match self.stores.maintenance.record_usage(&batch).await {
+            Ok(()) => Ok(batch.len()),
+            Err(e @ crate::store::StoreError::DatabaseUnavailable { .. }) => {
+                self.usage.put_back(batch);
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes what can no longer be used (or, with `dry_run`, counts it): `dynamic` clients
@@ -146,5 +168,32 @@ mod tests {
             ]
         );
         assert!(u.take().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_batch_put_back_adds_to_what_was_counted_since() {
+        let u = Usage::default();
+        u.record("a", 10);
+        let batch = u.take();
+        u.record("a", 40);
+        u.record("b", 5);
+        u.put_back(batch);
+        let mut again = u.take();
+        again.sort_by(|x, y| x.client_id.cmp(&y.client_id));
+        assert_eq!(
+            again,
+            vec![
+                ClientUsage {
+                    client_id: "a".into(),
+                    tokens_issued: 2,
+                    last_used_at: 40
+                },
+                ClientUsage {
+                    client_id: "b".into(),
+                    tokens_issued: 1,
+                    last_used_at: 5
+                },
+            ]
+        );
     }
 }

@@ -116,6 +116,15 @@ impl Kek {
         Ok(Self(key))
     }
 
+    /// A 256-bit key for one `purpose`, derived with HKDF-SHA256 (RFC 5869): keys for
+    /// different purposes are independent, and none of them reveals this key.
+    pub(crate) fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut okm = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, so expand cannot fail.
+        let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, &self.0).expand(purpose.as_bytes(), &mut okm);
+        okm
+    }
+
     fn seal(&self, kid: &str, plain: &[u8]) -> Result<Vec<u8>, AuthError> {
         let mut nonce = [0u8; 12];
         rand::fill(&mut nonce[..]);

@@ -30,6 +30,7 @@ pub mod registration;
 pub mod resource;
 pub mod revocation;
 pub mod scope;
+pub mod sealing;
 pub mod secret;
 pub mod session;
 pub mod settings;

@@ -27,6 +27,12 @@ pub enum StoreError {
     /// A shared-state service (Redis) cannot be reached; the operation may be retried later.
     #[error("{0} unavailable")]
     Unavailable(String),
+    /// The database cannot be reached: a connection could not be had in time, broke, or is
+    /// known to be down (the store fails fast for a short while after a failure). The
+    /// request may be retried after `retry_after_secs`. A write that failed this way did not
+    /// happen, except that a commit cut off in flight may have landed.
+    #[error("database unavailable")]
+    DatabaseUnavailable { retry_after_secs: u64 },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -37,6 +43,13 @@ impl From<StoreError> for crate::error::AuthError {
             StoreError::Unavailable(what) => {
                 tracing::warn!(%what, "shared state unavailable");
                 Self::TemporarilyUnavailable(crate::error::Reason::DependencyUnavailable)
+            }
+            // Not logged per request: the store logs when the database goes away and when it
+            // is back, and an outage under load would otherwise write a line per request.
+            StoreError::DatabaseUnavailable { retry_after_secs } => {
+                Self::TemporarilyUnavailable(crate::error::Reason::DatabaseUnavailable {
+                    retry_after_secs,
+                })
             }
             e => Self::internal(e),
         }

@@ -8,13 +8,21 @@
 //! Redis only makes propagation fast: each event is also in
 //! the database, which every replica polls, so a lost message or a Redis outage delays a
 //! revocation by at most the poll interval and never loses it.
+//!
+//! Whoever can write to Redis must not be able to sign anyone in or revoke anyone's tokens:
+//! sessions and revocation messages are sealed (`latchkey_core::sealing`) under keys derived
+//! from the key-encryption key, a session bound to the Redis key it is stored under. A value
+//! that does not open is treated as absent. What a Redis writer can still do is in
+//! SECURITY.md.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
 use futures::StreamExt;
 use latchkey_core::denylist::{Denylist, RevocationBus, RevocationEvent};
+use latchkey_core::keys::Kek;
 use latchkey_core::lockout::{LockoutPolicy, LockoutStore};
+use latchkey_core::sealing::{Purpose, Sealer};
 use latchkey_core::session::{Admission, AuthorizationSession, SessionStore};
 use latchkey_core::store::{StoreError, StoreResult};
 use std::sync::Arc;
@@ -29,6 +37,8 @@ pub const REVOCATION_CHANNEL: &str = "latchkey:revocations";
 pub struct Redis {
     pub(crate) pool: deadpool_redis::Pool,
     url: String,
+    /// Seals revocation messages, bound to the channel.
+    revocations: Sealer,
 }
 
 impl std::fmt::Debug for Redis {
@@ -38,13 +48,15 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    pub fn connect(url: &str) -> Result<Self, String> {
+    /// A pool for `url`; revocation messages are sealed under a key derived from `kek`.
+    pub fn connect(url: &str, kek: &Kek) -> Result<Self, String> {
         let pool = deadpool_redis::Config::from_url(url)
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .map_err(|e| format!("redis pool: {e}"))?;
         Ok(Self {
             pool,
             url: url.to_owned(),
+            revocations: Sealer::new(kek, Purpose::RevocationMessage),
         })
     }
 
@@ -99,10 +111,15 @@ impl Redis {
             tokio::select! {
                 msg = messages.next() => {
                     let Some(msg) = msg else { return Err("subscription closed".into()) };
-                    let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
-                    match serde_json::from_slice::<RevocationEvent>(&payload) {
-                        Ok(ev) => { denylist.apply(&ev); }
-                        Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation message"),
+                    // Only a message another replica sealed is applied: anyone who can publish
+                    // on Redis could otherwise revoke any user's or client's tokens.
+                    let opened = self
+                        .revocations
+                        .open(REVOCATION_CHANNEL.as_bytes(), msg.get_payload_bytes());
+                    match opened.map(|plain| serde_json::from_slice::<RevocationEvent>(&plain)) {
+                        Ok(Ok(ev)) => { denylist.apply(&ev); }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "ignoring a malformed revocation message"),
+                        Err(_) => tracing::warn!("ignoring a revocation message that is not sealed by this deployment"),
                     }
                 }
                 _ = stop.changed() => return Ok(()),
@@ -114,7 +131,11 @@ impl Redis {
 #[async_trait]
 impl RevocationBus for Redis {
     async fn publish(&self, ev: &RevocationEvent) -> Result<(), String> {
-        let payload = serde_json::to_string(ev).map_err(|e| e.to_string())?;
+        let plain = serde_json::to_vec(ev).map_err(|e| e.to_string())?;
+        let payload = self
+            .revocations
+            .seal(REVOCATION_CHANNEL.as_bytes(), &plain)
+            .map_err(|e| e.to_string())?;
         let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
         redis::cmd("PUBLISH")
             .arg(REVOCATION_CHANNEL)
@@ -129,20 +150,27 @@ impl RevocationBus for Redis {
 /// Authorization sessions in Redis, so that any replica can continue a login another one
 /// started. Each session expires with its own TTL; Redis's `maxmemory` bounds them all.
 ///
+/// Each is sealed, with its Redis key as associated data: a session written by hand, altered,
+/// or copied from another key does not open, and is treated as no session. (A session holds
+/// who signed in; in plain JSON, a Redis writer could have signed in as anyone.)
+///
 /// The sessions in progress per client network are a sorted set per network (member: the
 /// session's key, score: its expiry), read and written by one script, so that replicas
 /// opening sessions for one network at once cannot pass its bound together.
 pub struct RedisSessionStore {
     redis: Redis,
+    sealer: Sealer,
     /// Separates the per-network sets of deployments (issuers) that share one Redis.
     namespace: String,
 }
 
 impl RedisSessionStore {
-    /// `namespace` names the deployment, e.g. its issuer.
-    pub fn new(redis: Redis, namespace: &str) -> Self {
+    /// Sessions in `redis`, sealed under a key derived from `kek`; `namespace` names the
+    /// deployment, e.g. its issuer.
+    pub fn new(redis: Redis, kek: &Kek, namespace: &str) -> Self {
         Self {
             redis,
+            sealer: Sealer::new(kek, Purpose::AuthorizationSession),
             namespace: namespace.to_owned(),
         }
     }
@@ -150,9 +178,42 @@ impl RedisSessionStore {
     fn network_key(&self, network: &str) -> String {
         format!("latchkey:authz-net:{}:{network}", self.namespace)
     }
+
+    /// `session`, sealed for the Redis key `redis_key`.
+    fn seal(&self, redis_key: &str, session: &AuthorizationSession) -> StoreResult<Vec<u8>> {
+        let plain = serde_json::to_vec(session).map_err(store_err)?;
+        self.sealer
+            .seal(redis_key.as_bytes(), &plain)
+            .map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+
+    /// The session in `raw`, read from `redis_key`, unless it is absent, expired at `now`,
+    /// or does not open. One that does not open is logged, without its content.
+    fn decode(
+        &self,
+        redis_key: &str,
+        raw: Option<Vec<u8>>,
+        now: DateTime<Utc>,
+    ) -> Option<AuthorizationSession> {
+        let raw = raw?;
+        let Ok(plain) = self.sealer.open(redis_key.as_bytes(), &raw) else {
+            tracing::warn!(
+                "an authorization session in Redis did not open (written by hand, altered, moved from another session, or sealed under another key-encryption key); treated as no session"
+            );
+            return None;
+        };
+        match serde_json::from_slice::<AuthorizationSession>(&plain) {
+            Ok(session) => (session.expires_at > now).then_some(session),
+            Err(e) => {
+                tracing::warn!(error = %e, "an authorization session in Redis has a shape this version does not read; treated as no session");
+                None
+            }
+        }
+    }
 }
 
-fn session_key(key: &str) -> String {
+/// The Redis key of the session stored under `key` (the SHA-256 of its handle).
+pub fn session_key(key: &str) -> String {
     format!("latchkey:authz:{key}")
 }
 
@@ -192,13 +253,14 @@ impl SessionStore for RedisSessionStore {
             self.put(key, session, now).await?;
             return Ok(Admission::Opened);
         };
-        let value = serde_json::to_string(session).map_err(store_err)?;
+        let redis_key = session_key(key);
+        let value = self.seal(&redis_key, session)?;
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
         let opened: i64 = redis::cmd("EVAL")
             .arg(OPEN_SCRIPT)
             .arg(2)
             .arg(self.network_key(network))
-            .arg(session_key(key))
+            .arg(&redis_key)
             .arg(now.timestamp())
             .arg(per_network)
             .arg(session.expires_at.timestamp())
@@ -222,12 +284,13 @@ impl SessionStore for RedisSessionStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let ttl = ttl(session, now);
-        let value = serde_json::to_string(session).map_err(store_err)?;
+        let redis_key = session_key(key);
+        let value = self.seal(&redis_key, session)?;
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
-            .arg(session_key(key))
+            .arg(&redis_key)
             .arg(value)
             .arg("EX")
             .arg(ttl)
@@ -261,13 +324,14 @@ impl SessionStore for RedisSessionStore {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationSession>> {
+        let redis_key = session_key(key);
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
-        let raw: Option<String> = redis::cmd("GET")
-            .arg(session_key(key))
+        let raw: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&redis_key)
             .query_async(&mut conn)
             .await
             .map_err(store_err)?;
-        decode(raw, now)
+        Ok(self.decode(&redis_key, raw, now))
     }
 
     async fn take(
@@ -275,14 +339,15 @@ impl SessionStore for RedisSessionStore {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationSession>> {
+        let redis_key = session_key(key);
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
         // GETDEL is atomic: of two concurrent takes, one gets the session.
-        let raw: Option<String> = redis::cmd("GETDEL")
-            .arg(session_key(key))
+        let raw: Option<Vec<u8>> = redis::cmd("GETDEL")
+            .arg(&redis_key)
             .query_async(&mut conn)
             .await
             .map_err(store_err)?;
-        let session = decode(raw, now)?;
+        let session = self.decode(&redis_key, raw, now);
         // Its place in its network is free again.
         if let Some(network) = session.as_ref().and_then(|s| s.network.as_ref()) {
             redis::cmd("ZREM")
@@ -293,16 +358,6 @@ impl SessionStore for RedisSessionStore {
                 .map_err(store_err)?;
         }
         Ok(session)
-    }
-}
-
-fn decode(raw: Option<String>, now: DateTime<Utc>) -> StoreResult<Option<AuthorizationSession>> {
-    match raw {
-        None => Ok(None),
-        Some(s) => {
-            let session: AuthorizationSession = serde_json::from_str(&s).map_err(store_err)?;
-            Ok((session.expires_at > now).then_some(session))
-        }
     }
 }
 

@@ -5,8 +5,11 @@
 //! transaction: the database, not the process, decides which of two concurrent requests
 //! wins, so it holds across replicas too.
 
+mod availability;
 mod convert;
 mod entity;
+
+pub use availability::PoolSettings;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,6 +32,7 @@ use sea_orm::{
     DatabaseConnection, DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     SqlErr, TransactionTrait,
 };
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -36,7 +40,12 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct SeaStore {
     db: DatabaseConnection,
+    /// PostgreSQL only: fails fast while the database is unreachable (`availability.rs`).
+    breaker: Option<Arc<availability::Breaker>>,
 }
+
+/// How long a readiness check waits for the database: a probe must answer within a second.
+const PING_BUDGET: Duration = Duration::from_millis(500);
 
 fn backend(e: DbErr) -> StoreError {
     StoreError::Backend(Box::new(e))
@@ -61,12 +70,25 @@ impl SeaStore {
             .collect())
     }
 
-    /// Connects to `url` (`sqlite://file.db?mode=rwc` or `postgres://…`).
+    /// Connects to `url` (`sqlite://file.db?mode=rwc` or `postgres://…`) with the default
+    /// [`PoolSettings`].
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        Self::connect_with(url, PoolSettings::default()).await
+    }
+
+    /// Connects to `url`; `pool` applies to PostgreSQL (see `availability.rs`).
+    pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Self, DbErr> {
+        let sqlite = url.starts_with("sqlite:");
+        let max_connections = if sqlite { 8 } else { 20 };
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false)
-            .max_connections(if url.starts_with("sqlite:") { 8 } else { 20 })
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(max_connections)
+            // SQLite: a writer may wait for the file lock, and nothing else can make it wait.
+            .acquire_timeout(if sqlite {
+                Duration::from_secs(10)
+            } else {
+                pool.acquire_timeout
+            })
             .map_sqlx_sqlite_opts(|o| {
                 // WAL lets readers run beside the one writer; the busy timeout makes a writer
                 // wait for the lock instead of failing.
@@ -76,7 +98,47 @@ impl SeaStore {
             });
         Ok(Self {
             db: Database::connect(opts).await?,
+            breaker: (!sqlite).then(|| Arc::new(availability::Breaker::new(pool))),
         })
+    }
+
+    /// Runs one storage operation through the breaker: refused at once while the database
+    /// is known to be unreachable; otherwise run, and what its outcome says about the
+    /// database recorded. Unreachability becomes [`StoreError::DatabaseUnavailable`].
+    async fn guard<T>(
+        &self,
+        op: impl std::future::Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let Some(breaker) = &self.breaker else {
+            return op.await;
+        };
+        let ticket = breaker.admit()?;
+        let result = op.await;
+        let failure = match &result {
+            Ok(_) => availability::Failure::Answered,
+            Err(e) => availability::classify(e, || breaker.answered_lately()),
+        };
+        match (failure, result) {
+            (availability::Failure::Answered, result) => {
+                ticket.reachable();
+                result
+            }
+            (availability::Failure::Busy, _) => {
+                // Proves nothing either way: it must not count as an answer, or a pool that
+                // stays busy through the start of an outage would never let the breaker open.
+                drop(ticket);
+                Err(StoreError::DatabaseUnavailable {
+                    retry_after_secs: 1,
+                })
+            }
+            (availability::Failure::Unreachable, result) => {
+                match &result {
+                    Err(StoreError::Backend(cause)) => ticket.unreachable(cause),
+                    _ => ticket.unreachable(&"unreachable"),
+                }
+                Err(breaker.refusal())
+            }
+        }
     }
 
     /// Applies pending migrations.
@@ -84,9 +146,42 @@ impl SeaStore {
         Migrator::up(&self.db, None).await
     }
 
-    /// Whether the database answers.
+    /// Whether the database answers, within half a second. While the breaker is open this
+    /// answers `false` at once; when a probe is due, this ping may be it. A ping that only
+    /// ran out of time does not open the breaker: a slow answer is not proof of an outage.
     pub async fn ping(&self) -> bool {
-        self.db.ping().await.is_ok()
+        let ticket = match &self.breaker {
+            Some(b) => match b.admit() {
+                Ok(t) => Some(t),
+                Err(_) => return false,
+            },
+            None => None,
+        };
+        match tokio::time::timeout(PING_BUDGET, self.db.ping()).await {
+            Ok(Ok(())) => {
+                if let Some(t) = ticket {
+                    t.reachable();
+                }
+                true
+            }
+            Ok(Err(e)) => {
+                let e = backend(e);
+                if let (Some(t), Some(b)) = (ticket, &self.breaker) {
+                    match availability::classify(&e, || b.answered_lately()) {
+                        availability::Failure::Unreachable => match &e {
+                            StoreError::Backend(cause) => t.unreachable(cause),
+                            other => t.unreachable(other),
+                        },
+                        availability::Failure::Answered => t.reachable(),
+                        availability::Failure::Busy => drop(t),
+                    }
+                }
+                false
+            }
+            // No answer within the budget. Others' queries completing meanwhile mean a busy
+            // pool, not a dead database; a SQLite file that is slow is busy, never gone.
+            Err(_) => self.breaker.as_ref().is_none_or(|b| b.answered_lately()),
+        }
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -101,23 +196,29 @@ impl SeaStore {
 #[async_trait]
 impl ClientStore for SeaStore {
     async fn insert_client(&self, c: &Client) -> StoreResult<()> {
-        let txn = self.db.begin().await.map_err(backend)?;
-        insert_client_rows(&txn, c).await?;
-        txn.commit().await.map_err(backend)
+        self.guard(async {
+            let txn = self.db.begin().await.map_err(backend)?;
+            insert_client_rows(&txn, c).await?;
+            txn.commit().await.map_err(backend)
+        })
+        .await
     }
 
     async fn clients_updated_since(&self, since: i64) -> StoreResult<Vec<Client>> {
-        let models = clients::Entity::find()
-            .filter(clients::Column::UpdatedAt.gte(since))
-            .all(&self.db)
-            .await
-            .map_err(backend)?;
-        let mut out = Vec::with_capacity(models.len());
-        for m in models {
-            let resources = self.client_resources(&m.id).await?;
-            out.push(convert::client(m, resources)?);
-        }
-        Ok(out)
+        self.guard(async {
+            let models = clients::Entity::find()
+                .filter(clients::Column::UpdatedAt.gte(since))
+                .all(&self.db)
+                .await
+                .map_err(backend)?;
+            let mut out = Vec::with_capacity(models.len());
+            for m in models {
+                let resources = self.client_resources(&m.id).await?;
+                out.push(convert::client(m, resources)?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn set_client_tier(
@@ -126,36 +227,45 @@ impl ClientStore for SeaStore {
         tier: ClientTier,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let res = clients::Entity::update_many()
-            .col_expr(clients::Column::Tier, Expr::value(tier.as_str()))
-            .col_expr(clients::Column::UpdatedAt, Expr::value(ts(now)))
-            .filter(clients::Column::Id.eq(id))
-            .exec(&self.db)
-            .await
-            .map_err(backend)?;
-        Ok(res.rows_affected > 0)
+        self.guard(async {
+            let res = clients::Entity::update_many()
+                .col_expr(clients::Column::Tier, Expr::value(tier.as_str()))
+                .col_expr(clients::Column::UpdatedAt, Expr::value(ts(now)))
+                .filter(clients::Column::Id.eq(id))
+                .exec(&self.db)
+                .await
+                .map_err(backend)?;
+            Ok(res.rows_affected > 0)
+        })
+        .await
     }
 
     async fn insert_initial_access_token(&self, t: &InitialAccessToken) -> StoreResult<()> {
-        initial_access_tokens::Entity::insert(
-            convert::initial_access_token_model(t).into_active_model(),
-        )
-        .exec_without_returning(&self.db)
+        self.guard(async {
+            initial_access_tokens::Entity::insert(
+                convert::initial_access_token_model(t).into_active_model(),
+            )
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(insert_err("initial access token"))?;
+            Ok(())
+        })
         .await
-        .map_err(insert_err("initial access token"))?;
-        Ok(())
     }
 
     async fn find_initial_access_token(
         &self,
         token_hash: &str,
     ) -> StoreResult<Option<InitialAccessToken>> {
-        initial_access_tokens::Entity::find_by_id(token_hash.to_owned())
-            .one(&self.db)
-            .await
-            .map_err(backend)?
-            .map(convert::initial_access_token)
-            .transpose()
+        self.guard(async {
+            initial_access_tokens::Entity::find_by_id(token_hash.to_owned())
+                .one(&self.db)
+                .await
+                .map_err(backend)?
+                .map(convert::initial_access_token)
+                .transpose()
+        })
+        .await
     }
 
     async fn insert_client_redeeming(
@@ -164,62 +274,71 @@ impl ClientStore for SeaStore {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let txn = self.db.begin().await.map_err(backend)?;
-        let res = initial_access_tokens::Entity::update_many()
-            .col_expr(initial_access_tokens::Column::UsedAt, Expr::value(ts(now)))
-            .col_expr(
-                initial_access_tokens::Column::UsedBy,
-                Expr::value(c.id.clone()),
-            )
-            .filter(initial_access_tokens::Column::TokenHash.eq(token_hash))
-            .filter(initial_access_tokens::Column::UsedAt.is_null())
-            .filter(initial_access_tokens::Column::ExpiresAt.gt(ts(now)))
-            .exec(&txn)
-            .await
-            .map_err(backend)?;
-        if res.rows_affected != 1 {
-            txn.rollback().await.map_err(backend)?;
-            return Ok(false);
-        }
-        insert_client_rows(&txn, c).await?;
-        txn.commit().await.map_err(backend)?;
-        Ok(true)
+        self.guard(async {
+            let txn = self.db.begin().await.map_err(backend)?;
+            let res = initial_access_tokens::Entity::update_many()
+                .col_expr(initial_access_tokens::Column::UsedAt, Expr::value(ts(now)))
+                .col_expr(
+                    initial_access_tokens::Column::UsedBy,
+                    Expr::value(c.id.clone()),
+                )
+                .filter(initial_access_tokens::Column::TokenHash.eq(token_hash))
+                .filter(initial_access_tokens::Column::UsedAt.is_null())
+                .filter(initial_access_tokens::Column::ExpiresAt.gt(ts(now)))
+                .exec(&txn)
+                .await
+                .map_err(backend)?;
+            if res.rows_affected != 1 {
+                txn.rollback().await.map_err(backend)?;
+                return Ok(false);
+            }
+            insert_client_rows(&txn, c).await?;
+            txn.commit().await.map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
-        let Some(m) = clients::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
-            .await
-            .map_err(backend)?
-        else {
-            return Ok(None);
-        };
-        let resources = self.client_resources(id).await?;
-        convert::client(m, resources).map(Some)
+        self.guard(async {
+            let Some(m) = clients::Entity::find_by_id(id.to_owned())
+                .one(&self.db)
+                .await
+                .map_err(backend)?
+            else {
+                return Ok(None);
+            };
+            let resources = self.client_resources(id).await?;
+            convert::client(m, resources).map(Some)
+        })
+        .await
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-        let models = clients::Entity::find()
-            .order_by_asc(clients::Column::CreatedAt)
-            .all(&self.db)
-            .await
-            .map_err(backend)?;
-        let mut owned: std::collections::HashMap<String, Vec<String>> =
-            std::collections::HashMap::new();
-        for r in client_resources::Entity::find()
-            .all(&self.db)
-            .await
-            .map_err(backend)?
-        {
-            owned.entry(r.client_id).or_default().push(r.resource);
-        }
-        models
-            .into_iter()
-            .map(|m| {
-                let resources = owned.remove(&m.id).unwrap_or_default();
-                convert::client(m, resources)
-            })
-            .collect()
+        self.guard(async {
+            let models = clients::Entity::find()
+                .order_by_asc(clients::Column::CreatedAt)
+                .all(&self.db)
+                .await
+                .map_err(backend)?;
+            let mut owned: std::collections::HashMap<String, Vec<String>> =
+                std::collections::HashMap::new();
+            for r in client_resources::Entity::find()
+                .all(&self.db)
+                .await
+                .map_err(backend)?
+            {
+                owned.entry(r.client_id).or_default().push(r.resource);
+            }
+            models
+                .into_iter()
+                .map(|m| {
+                    let resources = owned.remove(&m.id).unwrap_or_default();
+                    convert::client(m, resources)
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn set_client_resources(
@@ -228,49 +347,55 @@ impl ClientStore for SeaStore {
         resources: &[String],
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let txn = self.db.begin().await.map_err(backend)?;
-        clients::Entity::update_many()
-            .col_expr(clients::Column::UpdatedAt, Expr::value(ts(now)))
-            .filter(clients::Column::Id.eq(id))
-            .exec(&txn)
-            .await
-            .map_err(backend)?;
-        if clients::Entity::find_by_id(id.to_owned())
-            .one(&txn)
-            .await
-            .map_err(backend)?
-            .is_none()
-        {
-            txn.rollback().await.map_err(backend)?;
-            return Ok(false);
-        }
-        client_resources::Entity::delete_many()
-            .filter(client_resources::Column::ClientId.eq(id))
-            .exec(&txn)
-            .await
-            .map_err(backend)?;
-        for r in resources {
-            let row = client_resources::Model {
-                client_id: id.to_owned(),
-                resource: r.clone(),
-            };
-            client_resources::Entity::insert(row.into_active_model())
-                .exec_without_returning(&txn)
+        self.guard(async {
+            let txn = self.db.begin().await.map_err(backend)?;
+            clients::Entity::update_many()
+                .col_expr(clients::Column::UpdatedAt, Expr::value(ts(now)))
+                .filter(clients::Column::Id.eq(id))
+                .exec(&txn)
                 .await
                 .map_err(backend)?;
-        }
-        txn.commit().await.map_err(backend)?;
-        Ok(true)
+            if clients::Entity::find_by_id(id.to_owned())
+                .one(&txn)
+                .await
+                .map_err(backend)?
+                .is_none()
+            {
+                txn.rollback().await.map_err(backend)?;
+                return Ok(false);
+            }
+            client_resources::Entity::delete_many()
+                .filter(client_resources::Column::ClientId.eq(id))
+                .exec(&txn)
+                .await
+                .map_err(backend)?;
+            for r in resources {
+                let row = client_resources::Model {
+                    client_id: id.to_owned(),
+                    resource: r.clone(),
+                };
+                client_resources::Entity::insert(row.into_active_model())
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(backend)?;
+            }
+            txn.commit().await.map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn delete_client(&self, id: &str) -> StoreResult<bool> {
-        // Foreign keys cascade to grants (and through them codes and refresh tokens),
-        // consents, usage figures and owned resources.
-        let res = clients::Entity::delete_by_id(id.to_owned())
-            .exec(&self.db)
-            .await
-            .map_err(backend)?;
-        Ok(res.rows_affected > 0)
+        self.guard(async {
+            // Foreign keys cascade to grants (and through them codes and refresh tokens),
+            // consents, usage figures and owned resources.
+            let res = clients::Entity::delete_by_id(id.to_owned())
+                .exec(&self.db)
+                .await
+                .map_err(backend)?;
+            Ok(res.rows_affected > 0)
+        })
+        .await
     }
 
     async fn count_clients(&self, tier: ClientTier) -> StoreResult<u64> {
@@ -286,51 +411,74 @@ impl ClientStore for SeaStore {
 #[async_trait]
 impl UserStore for SeaStore {
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
-        users::Entity::insert(convert::user_model(u).into_active_model())
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(insert_err("email"))?;
-        Ok(())
+        self.guard(async {
+            users::Entity::insert(convert::user_model(u).into_active_model())
+                .exec_without_returning(&self.db)
+                .await
+                .map_err(insert_err("email"))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        users::Entity::find()
-            .filter(users::Column::Email.eq(email))
-            .one(&self.db)
-            .await
-            .map_err(backend)?
-            .map(convert::user)
-            .transpose()
+        self.guard(async {
+            users::Entity::find()
+                .filter(users::Column::Email.eq(email))
+                .one(&self.db)
+                .await
+                .map_err(backend)?
+                .map(convert::user)
+                .transpose()
+        })
+        .await
     }
 
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<User>> {
-        users::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await
-            .map_err(backend)?
-            .map(convert::user)
-            .transpose()
+        self.guard(async {
+            users::Entity::find_by_id(id.to_string())
+                .one(&self.db)
+                .await
+                .map_err(backend)?
+                .map(convert::user)
+                .transpose()
+        })
+        .await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        users::Entity::find()
-            .order_by_asc(users::Column::Email)
-            .all(&self.db)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(convert::user)
-            .collect()
+        self.guard(async {
+            users::Entity::find()
+                .order_by_asc(users::Column::Email)
+                .all(&self.db)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(convert::user)
+                .collect()
+        })
+        .await
     }
 
     async fn set_user_disabled(&self, email: &str, disabled: bool) -> StoreResult<Option<User>> {
-        users::Entity::update_many()
-            .col_expr(users::Column::Disabled, Expr::value(disabled))
-            .filter(users::Column::Email.eq(email))
-            .exec(&self.db)
-            .await
-            .map_err(backend)?;
-        self.find_user_by_email(email).await
+        self.guard(async {
+            users::Entity::update_many()
+                .col_expr(users::Column::Disabled, Expr::value(disabled))
+                .filter(users::Column::Email.eq(email))
+                .exec(&self.db)
+                .await
+                .map_err(backend)?;
+            // Read inline rather than through `find_user_by_email`: one operation, one pass
+            // through the breaker.
+            users::Entity::find()
+                .filter(users::Column::Email.eq(email))
+                .one(&self.db)
+                .await
+                .map_err(backend)?
+                .map(convert::user)
+                .transpose()
+        })
+        .await
     }
 }
 
@@ -341,25 +489,31 @@ impl GrantStore for SeaStore {
         grant: &Grant,
         code: &AuthorizationCode,
     ) -> StoreResult<()> {
-        let txn = self.db.begin().await.map_err(backend)?;
-        grants::Entity::insert(convert::grant_model(grant).into_active_model())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(backend)?;
-        authorization_codes::Entity::insert(convert::code_model(code).into_active_model())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(backend)?;
-        txn.commit().await.map_err(backend)
+        self.guard(async {
+            let txn = self.db.begin().await.map_err(backend)?;
+            grants::Entity::insert(convert::grant_model(grant).into_active_model())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(backend)?;
+            authorization_codes::Entity::insert(convert::code_model(code).into_active_model())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(backend)?;
+            txn.commit().await.map_err(backend)
+        })
+        .await
     }
 
     async fn find_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>> {
-        authorization_codes::Entity::find_by_id(code_hash.to_owned())
-            .one(&self.db)
-            .await
-            .map_err(backend)?
-            .map(convert::code)
-            .transpose()
+        self.guard(async {
+            authorization_codes::Entity::find_by_id(code_hash.to_owned())
+                .one(&self.db)
+                .await
+                .map_err(backend)?
+                .map(convert::code)
+                .transpose()
+        })
+        .await
     }
 
     async fn redeem_code(
@@ -368,47 +522,59 @@ impl GrantStore for SeaStore {
         now: DateTime<Utc>,
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<bool> {
-        let txn = self.db.begin().await.map_err(backend)?;
-        let res = authorization_codes::Entity::update_many()
-            .col_expr(
-                authorization_codes::Column::ConsumedAt,
-                Expr::value(ts(now)),
-            )
-            .filter(authorization_codes::Column::CodeHash.eq(code_hash))
-            .filter(authorization_codes::Column::ConsumedAt.is_null())
-            .exec(&txn)
-            .await
-            .map_err(backend)?;
-        finish_single_use(txn, res.rows_affected, refresh).await
+        self.guard(async {
+            let txn = self.db.begin().await.map_err(backend)?;
+            let res = authorization_codes::Entity::update_many()
+                .col_expr(
+                    authorization_codes::Column::ConsumedAt,
+                    Expr::value(ts(now)),
+                )
+                .filter(authorization_codes::Column::CodeHash.eq(code_hash))
+                .filter(authorization_codes::Column::ConsumedAt.is_null())
+                .exec(&txn)
+                .await
+                .map_err(backend)?;
+            finish_single_use(txn, res.rows_affected, refresh).await
+        })
+        .await
     }
 
     async fn find_grant(&self, id: Uuid) -> StoreResult<Option<Grant>> {
-        grants::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await
-            .map_err(backend)?
-            .map(convert::grant)
-            .transpose()
+        self.guard(async {
+            grants::Entity::find_by_id(id.to_string())
+                .one(&self.db)
+                .await
+                .map_err(backend)?
+                .map(convert::grant)
+                .transpose()
+        })
+        .await
     }
 
     async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
-        let res = grants::Entity::update_many()
-            .col_expr(grants::Column::RevokedAt, Expr::value(ts(now)))
-            .filter(grants::Column::Id.eq(id.to_string()))
-            .filter(grants::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await
-            .map_err(backend)?;
-        Ok(res.rows_affected == 1)
+        self.guard(async {
+            let res = grants::Entity::update_many()
+                .col_expr(grants::Column::RevokedAt, Expr::value(ts(now)))
+                .filter(grants::Column::Id.eq(id.to_string()))
+                .filter(grants::Column::RevokedAt.is_null())
+                .exec(&self.db)
+                .await
+                .map_err(backend)?;
+            Ok(res.rows_affected == 1)
+        })
+        .await
     }
 
     async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
-        refresh_tokens::Entity::find_by_id(token_hash.to_owned())
-            .one(&self.db)
-            .await
-            .map_err(backend)?
-            .map(convert::refresh)
-            .transpose()
+        self.guard(async {
+            refresh_tokens::Entity::find_by_id(token_hash.to_owned())
+                .one(&self.db)
+                .await
+                .map_err(backend)?
+                .map(convert::refresh)
+                .transpose()
+        })
+        .await
     }
 
     async fn rotate_refresh_token(
@@ -417,15 +583,18 @@ impl GrantStore for SeaStore {
         now: DateTime<Utc>,
         new: &RefreshToken,
     ) -> StoreResult<bool> {
-        let txn = self.db.begin().await.map_err(backend)?;
-        let res = refresh_tokens::Entity::update_many()
-            .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(ts(now)))
-            .filter(refresh_tokens::Column::TokenHash.eq(old_hash))
-            .filter(refresh_tokens::Column::ConsumedAt.is_null())
-            .exec(&txn)
-            .await
-            .map_err(backend)?;
-        finish_single_use(txn, res.rows_affected, Some(new)).await
+        self.guard(async {
+            let txn = self.db.begin().await.map_err(backend)?;
+            let res = refresh_tokens::Entity::update_many()
+                .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(ts(now)))
+                .filter(refresh_tokens::Column::TokenHash.eq(old_hash))
+                .filter(refresh_tokens::Column::ConsumedAt.is_null())
+                .exec(&txn)
+                .await
+                .map_err(backend)?;
+            finish_single_use(txn, res.rows_affected, Some(new)).await
+        })
+        .await
     }
 
     async fn record_consent(
@@ -436,58 +605,70 @@ impl GrantStore for SeaStore {
         resource: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        consents::ActiveModel::from(consents::Model {
-            id: Uuid::new_v4().to_string(),
-            user_id: user_id.to_string(),
-            client_id: client_id.to_owned(),
-            scope: scope.to_owned(),
-            resource: resource.to_owned(),
-            granted_at: ts(now),
+        self.guard(async {
+            consents::ActiveModel::from(consents::Model {
+                id: Uuid::new_v4().to_string(),
+                user_id: user_id.to_string(),
+                client_id: client_id.to_owned(),
+                scope: scope.to_owned(),
+                resource: resource.to_owned(),
+                granted_at: ts(now),
+            })
+            .insert(&self.db)
+            .await
+            .map_err(backend)?;
+            Ok(())
         })
-        .insert(&self.db)
         .await
-        .map_err(backend)?;
-        Ok(())
     }
 }
 
 #[async_trait]
 impl RevocationStore for SeaStore {
     async fn record_revocation(&self, ev: &RevocationEvent) -> StoreResult<()> {
-        let row = revocation_events::Model {
-            id: ev.id.clone(),
-            kind: ev.kind.as_str().to_owned(),
-            subject: ev.subject.clone(),
-            revoked_at: ev.revoked_at,
-            expires_at: ev.expires_at,
-            client_id: ev.client_id.clone(),
-        };
-        revocation_events::Entity::insert(row.into_active_model())
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.guard(async {
+            let row = revocation_events::Model {
+                id: ev.id.clone(),
+                kind: ev.kind.as_str().to_owned(),
+                subject: ev.subject.clone(),
+                revoked_at: ev.revoked_at,
+                expires_at: ev.expires_at,
+                client_id: ev.client_id.clone(),
+            };
+            revocation_events::Entity::insert(row.into_active_model())
+                .exec_without_returning(&self.db)
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn revocations_since(&self, since: i64, now: i64) -> StoreResult<Vec<RevocationEvent>> {
-        revocation_events::Entity::find()
-            .filter(revocation_events::Column::RevokedAt.gte(since))
-            .filter(revocation_events::Column::ExpiresAt.gt(now))
-            .all(&self.db)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(convert::revocation)
-            .collect()
+        self.guard(async {
+            revocation_events::Entity::find()
+                .filter(revocation_events::Column::RevokedAt.gte(since))
+                .filter(revocation_events::Column::ExpiresAt.gt(now))
+                .all(&self.db)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(convert::revocation)
+                .collect()
+        })
+        .await
     }
 
     async fn prune_revocations(&self, now: i64) -> StoreResult<u64> {
-        let res = revocation_events::Entity::delete_many()
-            .filter(revocation_events::Column::ExpiresAt.lte(now))
-            .exec(&self.db)
-            .await
-            .map_err(backend)?;
-        Ok(res.rows_affected)
+        self.guard(async {
+            let res = revocation_events::Entity::delete_many()
+                .filter(revocation_events::Column::ExpiresAt.lte(now))
+                .exec(&self.db)
+                .await
+                .map_err(backend)?;
+            Ok(res.rows_affected)
+        })
+        .await
     }
 
     async fn count_token_revocations(&self, client_id: &str, now: i64) -> StoreResult<u64> {
@@ -505,66 +686,81 @@ impl RevocationStore for SeaStore {
 #[async_trait]
 impl KeyStore for SeaStore {
     async fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
-        signing_keys::Entity::find()
-            .order_by_asc(signing_keys::Column::ActivatesAt)
-            .all(&self.db)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(convert::key)
-            .collect()
+        self.guard(async {
+            signing_keys::Entity::find()
+                .order_by_asc(signing_keys::Column::ActivatesAt)
+                .all(&self.db)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(convert::key)
+                .collect()
+        })
+        .await
     }
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
-        signing_keys::Entity::insert(convert::key_model(key).into_active_model())
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(insert_err("signing key"))?;
-        Ok(())
+        self.guard(async {
+            signing_keys::Entity::insert(convert::key_model(key).into_active_model())
+                .exec_without_returning(&self.db)
+                .await
+                .map_err(insert_err("signing key"))?;
+            Ok(())
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl ResourceStore for SeaStore {
     async fn list_resources(&self) -> StoreResult<Vec<ProtectedResource>> {
-        Ok(protected_resources::Entity::find()
-            .order_by_asc(protected_resources::Column::CreatedAt)
-            .all(&self.db)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(convert::resource)
-            .collect())
+        self.guard(async {
+            Ok(protected_resources::Entity::find()
+                .order_by_asc(protected_resources::Column::CreatedAt)
+                .all(&self.db)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(convert::resource)
+                .collect())
+        })
+        .await
     }
 
     async fn insert_resource(&self, r: &ProtectedResource) -> StoreResult<()> {
-        let txn = self.db.begin().await.map_err(backend)?;
-        if r.is_default {
-            protected_resources::Entity::update_many()
-                .col_expr(protected_resources::Column::IsDefault, Expr::value(false))
-                .exec(&txn)
+        self.guard(async {
+            let txn = self.db.begin().await.map_err(backend)?;
+            if r.is_default {
+                protected_resources::Entity::update_many()
+                    .col_expr(protected_resources::Column::IsDefault, Expr::value(false))
+                    .exec(&txn)
+                    .await
+                    .map_err(backend)?;
+            }
+            let row = protected_resources::Model {
+                url: r.resource.as_str().to_owned(),
+                scopes: r.scopes.as_ref().map(ToString::to_string),
+                is_default: r.is_default,
+                created_at: ts(Utc::now()),
+            };
+            protected_resources::Entity::insert(row.into_active_model())
+                .exec_without_returning(&txn)
                 .await
-                .map_err(backend)?;
-        }
-        let row = protected_resources::Model {
-            url: r.resource.as_str().to_owned(),
-            scopes: r.scopes.as_ref().map(ToString::to_string),
-            is_default: r.is_default,
-            created_at: ts(Utc::now()),
-        };
-        protected_resources::Entity::insert(row.into_active_model())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(insert_err("resource"))?;
-        txn.commit().await.map_err(backend)
+                .map_err(insert_err("resource"))?;
+            txn.commit().await.map_err(backend)
+        })
+        .await
     }
 
     async fn delete_resource(&self, url: &str) -> StoreResult<bool> {
-        let res = protected_resources::Entity::delete_by_id(url.to_owned())
-            .exec(&self.db)
-            .await
-            .map_err(backend)?;
-        Ok(res.rows_affected > 0)
+        self.guard(async {
+            let res = protected_resources::Entity::delete_by_id(url.to_owned())
+                .exec(&self.db)
+                .await
+                .map_err(backend)?;
+            Ok(res.rows_affected > 0)
+        })
+        .await
     }
 }
 
@@ -657,77 +853,80 @@ impl PurgeRules {
 #[async_trait]
 impl MaintenanceStore for SeaStore {
     async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired> {
-        let rules = PurgeRules { now: ts(now) };
-        if dry_run {
-            use sea_orm::PaginatorTrait;
-            return Ok(Expired {
-                codes: authorization_codes::Entity::find()
-                    .filter(rules.codes())
-                    .count(&self.db)
-                    .await
-                    .map_err(backend)?,
-                refresh_tokens: refresh_tokens::Entity::find()
-                    .filter(rules.refresh_tokens())
-                    .count(&self.db)
-                    .await
-                    .map_err(backend)?,
-                grants: grants::Entity::find()
-                    .filter(rules.grants())
-                    .count(&self.db)
-                    .await
-                    .map_err(backend)?,
-                initial_access_tokens: initial_access_tokens::Entity::find()
+        self.guard(async {
+            let rules = PurgeRules { now: ts(now) };
+            if dry_run {
+                use sea_orm::PaginatorTrait;
+                return Ok(Expired {
+                    codes: authorization_codes::Entity::find()
+                        .filter(rules.codes())
+                        .count(&self.db)
+                        .await
+                        .map_err(backend)?,
+                    refresh_tokens: refresh_tokens::Entity::find()
+                        .filter(rules.refresh_tokens())
+                        .count(&self.db)
+                        .await
+                        .map_err(backend)?,
+                    grants: grants::Entity::find()
+                        .filter(rules.grants())
+                        .count(&self.db)
+                        .await
+                        .map_err(backend)?,
+                    initial_access_tokens: initial_access_tokens::Entity::find()
+                        .filter(rules.initial_access_tokens())
+                        .count(&self.db)
+                        .await
+                        .map_err(backend)?,
+                    revocation_events: revocation_events::Entity::find()
+                        .filter(rules.revocation_events())
+                        .count(&self.db)
+                        .await
+                        .map_err(backend)?,
+                    ..Expired::default()
+                });
+            }
+            // Codes and refresh tokens before grants: a grant is judged by what this purge keeps,
+            // so the order changes nothing in what goes, but this way a dead grant has nothing
+            // left to cascade to, and the counts are those of the dry run.
+            let codes = authorization_codes::Entity::delete_many()
+                .filter(rules.codes())
+                .exec(&self.db)
+                .await
+                .map_err(backend)?
+                .rows_affected;
+            let refresh_tokens = refresh_tokens::Entity::delete_many()
+                .filter(rules.refresh_tokens())
+                .exec(&self.db)
+                .await
+                .map_err(backend)?
+                .rows_affected;
+            let grants = grants::Entity::delete_many()
+                .filter(rules.grants())
+                .exec(&self.db)
+                .await
+                .map_err(backend)?
+                .rows_affected;
+            Ok(Expired {
+                codes,
+                refresh_tokens,
+                grants,
+                initial_access_tokens: initial_access_tokens::Entity::delete_many()
                     .filter(rules.initial_access_tokens())
-                    .count(&self.db)
+                    .exec(&self.db)
                     .await
-                    .map_err(backend)?,
-                revocation_events: revocation_events::Entity::find()
+                    .map_err(backend)?
+                    .rows_affected,
+                revocation_events: revocation_events::Entity::delete_many()
                     .filter(rules.revocation_events())
-                    .count(&self.db)
+                    .exec(&self.db)
                     .await
-                    .map_err(backend)?,
+                    .map_err(backend)?
+                    .rows_affected,
                 ..Expired::default()
-            });
-        }
-        // Codes and refresh tokens before grants: a grant is judged by what this purge keeps,
-        // so the order changes nothing in what goes, but this way a dead grant has nothing
-        // left to cascade to, and the counts are those of the dry run.
-        let codes = authorization_codes::Entity::delete_many()
-            .filter(rules.codes())
-            .exec(&self.db)
-            .await
-            .map_err(backend)?
-            .rows_affected;
-        let refresh_tokens = refresh_tokens::Entity::delete_many()
-            .filter(rules.refresh_tokens())
-            .exec(&self.db)
-            .await
-            .map_err(backend)?
-            .rows_affected;
-        let grants = grants::Entity::delete_many()
-            .filter(rules.grants())
-            .exec(&self.db)
-            .await
-            .map_err(backend)?
-            .rows_affected;
-        Ok(Expired {
-            codes,
-            refresh_tokens,
-            grants,
-            initial_access_tokens: initial_access_tokens::Entity::delete_many()
-                .filter(rules.initial_access_tokens())
-                .exec(&self.db)
-                .await
-                .map_err(backend)?
-                .rows_affected,
-            revocation_events: revocation_events::Entity::delete_many()
-                .filter(rules.revocation_events())
-                .exec(&self.db)
-                .await
-                .map_err(backend)?
-                .rows_affected,
-            ..Expired::default()
+            })
         })
+        .await
     }
 
     async fn idle_dynamic_clients(
@@ -816,111 +1015,117 @@ impl MaintenanceStore for SeaStore {
     }
 
     async fn stats(&self, now: DateTime<Utc>) -> StoreResult<StoreStats> {
-        use sea_orm::PaginatorTrait;
-        let mut by_tier: std::collections::BTreeMap<String, u64> = Default::default();
-        for c in clients::Entity::find()
-            .all(&self.db)
-            .await
-            .map_err(backend)?
-        {
-            *by_tier.entry(c.tier).or_default() += 1;
-        }
-        let live_families: std::collections::HashSet<String> = refresh_tokens::Entity::find()
-            .filter(refresh_tokens::Column::ConsumedAt.is_null())
-            .filter(refresh_tokens::Column::ExpiresAt.gt(ts(now)))
-            .all(&self.db)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(|r| r.grant_id)
-            .collect();
-        let revoked: std::collections::HashSet<String> = grants::Entity::find()
-            .filter(grants::Column::RevokedAt.is_not_null())
-            .all(&self.db)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(|g| g.id)
-            .collect();
-        let usage = client_usage::Entity::find()
-            .all(&self.db)
-            .await
-            .map_err(backend)?;
-        Ok(StoreStats {
-            clients_by_tier: by_tier.into_iter().collect(),
-            users: users::Entity::find()
-                .count(&self.db)
+        self.guard(async {
+            use sea_orm::PaginatorTrait;
+            let mut by_tier: std::collections::BTreeMap<String, u64> = Default::default();
+            for c in clients::Entity::find()
+                .all(&self.db)
                 .await
-                .map_err(backend)?,
-            grants: grants::Entity::find()
-                .count(&self.db)
+                .map_err(backend)?
+            {
+                *by_tier.entry(c.tier).or_default() += 1;
+            }
+            let live_families: std::collections::HashSet<String> = refresh_tokens::Entity::find()
+                .filter(refresh_tokens::Column::ConsumedAt.is_null())
+                .filter(refresh_tokens::Column::ExpiresAt.gt(ts(now)))
+                .all(&self.db)
                 .await
-                .map_err(backend)?,
-            revoked_grants: revoked.len() as u64,
-            live_refresh_families: live_families.difference(&revoked).count() as u64,
-            tokens_issued: usage
-                .iter()
-                .map(|u| u64::try_from(u.tokens_issued).unwrap_or(0))
-                .sum(),
-            last_use: usage.iter().map(|u| u.last_used_at).max(),
+                .map_err(backend)?
+                .into_iter()
+                .map(|r| r.grant_id)
+                .collect();
+            let revoked: std::collections::HashSet<String> = grants::Entity::find()
+                .filter(grants::Column::RevokedAt.is_not_null())
+                .all(&self.db)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(|g| g.id)
+                .collect();
+            let usage = client_usage::Entity::find()
+                .all(&self.db)
+                .await
+                .map_err(backend)?;
+            Ok(StoreStats {
+                clients_by_tier: by_tier.into_iter().collect(),
+                users: users::Entity::find()
+                    .count(&self.db)
+                    .await
+                    .map_err(backend)?,
+                grants: grants::Entity::find()
+                    .count(&self.db)
+                    .await
+                    .map_err(backend)?,
+                revoked_grants: revoked.len() as u64,
+                live_refresh_families: live_families.difference(&revoked).count() as u64,
+                tokens_issued: usage
+                    .iter()
+                    .map(|u| u64::try_from(u.tokens_issued).unwrap_or(0))
+                    .sum(),
+                last_use: usage.iter().map(|u| u.last_used_at).max(),
+            })
         })
+        .await
     }
 
     async fn record_usage(&self, batch: &[ClientUsage]) -> StoreResult<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        // One transaction per batch; a replica writes at most one batch a minute.
-        let txn = self.db.begin().await.map_err(backend)?;
-        for u in batch {
-            if clients::Entity::find_by_id(u.client_id.clone())
-                .one(&txn)
-                .await
-                .map_err(backend)?
-                .is_none()
-            {
-                continue;
+        self.guard(async {
+            if batch.is_empty() {
+                return Ok(());
             }
-            let added = i64::try_from(u.tokens_issued).unwrap_or(i64::MAX);
-            let res = client_usage::Entity::update_many()
-                .col_expr(
-                    client_usage::Column::TokensIssued,
-                    Expr::col(client_usage::Column::TokensIssued).add(added),
-                )
-                .col_expr(
-                    client_usage::Column::LastUsedAt,
-                    Expr::value(u.last_used_at),
-                )
-                .filter(client_usage::Column::ClientId.eq(u.client_id.clone()))
-                .filter(client_usage::Column::LastUsedAt.lte(u.last_used_at))
-                .exec(&txn)
-                .await
-                .map_err(backend)?;
-            if res.rows_affected == 1 {
-                continue;
-            }
-            let res = client_usage::Entity::update_many()
-                .col_expr(
-                    client_usage::Column::TokensIssued,
-                    Expr::col(client_usage::Column::TokensIssued).add(added),
-                )
-                .filter(client_usage::Column::ClientId.eq(u.client_id.clone()))
-                .exec(&txn)
-                .await
-                .map_err(backend)?;
-            if res.rows_affected == 0 {
-                let row = client_usage::Model {
-                    client_id: u.client_id.clone(),
-                    tokens_issued: added,
-                    last_used_at: u.last_used_at,
-                };
-                client_usage::Entity::insert(row.into_active_model())
-                    .exec_without_returning(&txn)
+            // One transaction per batch; a replica writes at most one batch a minute.
+            let txn = self.db.begin().await.map_err(backend)?;
+            for u in batch {
+                if clients::Entity::find_by_id(u.client_id.clone())
+                    .one(&txn)
+                    .await
+                    .map_err(backend)?
+                    .is_none()
+                {
+                    continue;
+                }
+                let added = i64::try_from(u.tokens_issued).unwrap_or(i64::MAX);
+                let res = client_usage::Entity::update_many()
+                    .col_expr(
+                        client_usage::Column::TokensIssued,
+                        Expr::col(client_usage::Column::TokensIssued).add(added),
+                    )
+                    .col_expr(
+                        client_usage::Column::LastUsedAt,
+                        Expr::value(u.last_used_at),
+                    )
+                    .filter(client_usage::Column::ClientId.eq(u.client_id.clone()))
+                    .filter(client_usage::Column::LastUsedAt.lte(u.last_used_at))
+                    .exec(&txn)
                     .await
                     .map_err(backend)?;
+                if res.rows_affected == 1 {
+                    continue;
+                }
+                let res = client_usage::Entity::update_many()
+                    .col_expr(
+                        client_usage::Column::TokensIssued,
+                        Expr::col(client_usage::Column::TokensIssued).add(added),
+                    )
+                    .filter(client_usage::Column::ClientId.eq(u.client_id.clone()))
+                    .exec(&txn)
+                    .await
+                    .map_err(backend)?;
+                if res.rows_affected == 0 {
+                    let row = client_usage::Model {
+                        client_id: u.client_id.clone(),
+                        tokens_issued: added,
+                        last_used_at: u.last_used_at,
+                    };
+                    client_usage::Entity::insert(row.into_active_model())
+                        .exec_without_returning(&txn)
+                        .await
+                        .map_err(backend)?;
+                }
             }
-        }
-        txn.commit().await.map_err(backend)
+            txn.commit().await.map_err(backend)
+        })
+        .await
     }
 }
 

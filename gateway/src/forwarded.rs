@@ -116,7 +116,7 @@ pub fn client_addr(headers: &HeaderMap, peer: IpAddr, trust: &ProxyTrust) -> IpA
         ForwardedHeader::Forwarded => {
             'fields: for field in headers.get_all("forwarded").iter().rev() {
                 let Ok(field) = field.to_str() else { break };
-                for element in split_unquoted(field, ',').into_iter().rev() {
+                for element in elements(field).rev() {
                     if !step(param(element, "for").and_then(node_addr)) {
                         break 'fields;
                     }
@@ -157,7 +157,7 @@ pub fn forwarded_origin<'h>(
                 .iter()
                 .next_back()
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| split_unquoted(v, ',').pop());
+                .and_then(|v| elements(v).next_back());
             (
                 element.and_then(|e| param(e, "host")),
                 element.and_then(|e| param(e, "proto")),
@@ -208,38 +208,29 @@ fn node_addr(node: &str) -> Option<IpAddr> {
 
 /// The value of `name` in one `Forwarded` element (`for=…;proto=…;host=…`), unquoted.
 fn param<'a>(element: &'a str, name: &str) -> Option<&'a str> {
-    split_unquoted(element, ';').into_iter().find_map(|pair| {
+    element.split(';').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         if !k.trim().eq_ignore_ascii_case(name) {
             return None;
         }
         let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(v);
-        // A quoted-pair would need unescaping; no address or host has one.
-        (!v.contains('\\')).then_some(v)
+        let v = match v.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"')?,
+            None => v,
+        };
+        // A quote left inside is a quoted-string that does not close where it should: the
+        // element is not one a proxy wrote. A quoted-pair would need unescaping; no address
+        // or host has one.
+        (!v.contains('"') && !v.contains('\\')).then_some(v)
     })
 }
 
-/// Splits on `sep` outside double quotes.
-fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut quoted = false;
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c == sep && !quoted => {
-                parts.push(&s[start..i]);
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    parts.push(&s[start..]);
-    parts
+/// The elements of a `Forwarded` value, split at every comma. RFC 7239 lets a
+/// quoted-string hold a comma, but no `for`, `host` or `proto` value does, and honouring
+/// quotes would let a client's unclosed quote swallow the element a trusted proxy appended
+/// after it (`for=6.6.6.6;x=", for=<the real client>`), and so name its own address.
+fn elements(value: &str) -> impl DoubleEndedIterator<Item = &str> {
+    value.split(',')
 }
 
 #[cfg(test)]
@@ -285,6 +276,20 @@ mod tests {
                 XForwardedFor,
                 "10.0.0.1",
                 "a trusted peer with no header",
+            ),
+            (
+                "10.0.0.1",
+                &[("forwarded", "for=6.6.6.6;x=\", for=198.51.100.1")],
+                Forwarded,
+                "198.51.100.1",
+                "a client's unclosed quote does not swallow the element the proxy appended",
+            ),
+            (
+                "10.0.0.1",
+                &[("forwarded", "for=\"6.6.6.6, for=10.0.0.2")],
+                Forwarded,
+                "10.0.0.2",
+                "an element with an unclosed quote names nobody: the walk stops at the last proxy",
             ),
             (
                 "203.0.113.9",
@@ -390,8 +395,8 @@ mod tests {
                 "10.0.0.1",
                 &[("forwarded", "for=6.6.6.6;by=\"a,b\", for=10.2.2.2")],
                 Forwarded,
-                "6.6.6.6",
-                "a quoted comma does not split",
+                "10.2.2.2",
+                "a quoted comma splits too (no for, host or proto holds one): the walk stops at the last proxy",
             ),
             (
                 "10.0.0.1",

@@ -162,6 +162,8 @@ async fn a_database_outage_is_answered_at_once_and_recovery_loses_nothing() {
         let mut url = url::Url::parse(&s.database_url).expect("database URL");
         url.set_port(Some(port)).expect("a port");
         s.database_url = url.to_string();
+        // The readiness answer below names what is down.
+        s.public_health_details = true;
     })
     .await;
 

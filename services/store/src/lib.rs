@@ -400,11 +400,14 @@ impl ClientStore for SeaStore {
 
     async fn count_clients(&self, tier: ClientTier) -> StoreResult<u64> {
         use sea_orm::PaginatorTrait;
-        clients::Entity::find()
-            .filter(clients::Column::Tier.eq(tier.as_str()))
-            .count(&self.db)
-            .await
-            .map_err(backend)
+        self.guard(async {
+            clients::Entity::find()
+                .filter(clients::Column::Tier.eq(tier.as_str()))
+                .count(&self.db)
+                .await
+                .map_err(backend)
+        })
+        .await
     }
 }
 
@@ -673,13 +676,16 @@ impl RevocationStore for SeaStore {
 
     async fn count_token_revocations(&self, client_id: &str, now: i64) -> StoreResult<u64> {
         use sea_orm::PaginatorTrait;
-        revocation_events::Entity::find()
-            .filter(revocation_events::Column::ClientId.eq(client_id))
-            .filter(revocation_events::Column::Kind.eq(RevokedKind::Token.as_str()))
-            .filter(revocation_events::Column::ExpiresAt.gt(now))
-            .count(&self.db)
-            .await
-            .map_err(backend)
+        self.guard(async {
+            revocation_events::Entity::find()
+                .filter(revocation_events::Column::ClientId.eq(client_id))
+                .filter(revocation_events::Column::Kind.eq(RevokedKind::Token.as_str()))
+                .filter(revocation_events::Column::ExpiresAt.gt(now))
+                .count(&self.db)
+                .await
+                .map_err(backend)
+        })
+        .await
     }
 }
 

@@ -309,6 +309,19 @@ impl Default for Settings {
     }
 }
 
+/// Whether trusting `net` as proxies would trust clients on the open internet: wider than
+/// /8 for IPv4 (10.0.0.0/8 is the widest private range), or than /32 for IPv6 outside the
+/// unique-local fc00::/7. `0.0.0.0/1` plus `128.0.0.0/1` trusts as much as `0.0.0.0/0`.
+fn trusts_the_internet(net: &ipnet::IpNet) -> bool {
+    match net {
+        ipnet::IpNet::V4(n) => n.prefix_len() < 8,
+        ipnet::IpNet::V6(n) => {
+            let ula: ipnet::Ipv6Net = "fc00::/7".parse().expect("a valid literal range");
+            n.prefix_len() < 32 && !ula.contains(n)
+        }
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `file` (if given), then `LATCHKEY_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, Vec<String>> {
@@ -357,9 +370,9 @@ impl Settings {
             );
         }
         for net in self.trusted_proxies.ranges() {
-            if net.prefix_len() == 0 {
+            if trusts_the_internet(net) {
                 problems.push(format!(
-                    "trusted_proxies: {net} trusts every address, so any client could name its own; list your proxies' ranges"
+                    "trusted_proxies: {net} is wider than any proxy network (at most /8 for IPv4, /32 for IPv6 outside fc00::/7), so clients on the internet could name their own address; list your proxies' ranges"
                 ));
             }
         }
@@ -1166,7 +1179,10 @@ mod tests {
     #[test]
     fn edge_settings_out_of_range_are_reported_never_clamped() {
         let s = Settings {
-            trusted_proxies: TrustedProxies::parse("10.0.0.0/8 0.0.0.0/0 ::/0").expect("parse"),
+            trusted_proxies: TrustedProxies::parse(
+                "10.0.0.0/8 fc00::/7 fd12::/16 0.0.0.0/0 ::/0 128.0.0.0/1 8000::/1 2001::/16",
+            )
+            .expect("parse"),
             http_header_timeout_ms: 0,
             http_idle_timeout_ms: 10,
             http_request_timeout_ms: 4_000_000,
@@ -1181,6 +1197,9 @@ mod tests {
         for needle in [
             "0.0.0.0/0",
             "::/0",
+            "128.0.0.0/1",
+            "8000::/1",
+            "2001::/16",
             "http_header_timeout_ms",
             "http_idle_timeout_ms",
             "http_request_timeout_ms",
@@ -1194,7 +1213,7 @@ mod tests {
                 "{needle}: {problems:?}"
             );
         }
-        assert_eq!(problems.len(), 9, "{problems:?}");
+        assert_eq!(problems.len(), 12, "{problems:?}");
         let limits = Settings::default().http_limits();
         assert_eq!(limits.header_timeout, StdDuration::from_secs(10));
         assert_eq!(limits.max_connections, 1024);

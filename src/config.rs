@@ -6,6 +6,7 @@ use chrono::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use latchkey_core::CoreSettings;
+use latchkey_core::lockout::Backoff;
 use latchkey_core::registration::RegistrationPolicy;
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::{ScopePolicy, ScopeSet};
@@ -154,10 +155,16 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// `pretty` or `json`; JSON by default in production.
     pub log_format: Option<LogFormat>,
-    /// Sign-in lockout: failures before the first lock, its length, and the cap.
+    /// Sign-in lockout per account and client network (an IPv4 address, an IPv6 /64):
+    /// failures before the first lock, its length, and the cap. 0 failures: no lock.
     pub lockout_threshold: u32,
     pub lockout_base_secs: i64,
     pub lockout_max_secs: i64,
+    /// Sign-in delay per account across every network: failures before each further
+    /// attempt must wait, the first wait, and the cap. 0 failures: no delay.
+    pub lockout_account_threshold: u32,
+    pub lockout_account_base_secs: i64,
+    pub lockout_account_max_secs: i64,
     /// Requests per minute per client IP, by endpoint group; 0 turns a limit off.
     pub rate_limit_token_per_min: u32,
     pub rate_limit_authorize_per_min: u32,
@@ -275,6 +282,9 @@ impl Default for Settings {
             lockout_threshold: 5,
             lockout_base_secs: 60,
             lockout_max_secs: 3600,
+            lockout_account_threshold: 20,
+            lockout_account_base_secs: 1,
+            lockout_account_max_secs: 60,
             rate_limit_token_per_min: 600,
             rate_limit_authorize_per_min: 120,
             rate_limit_login_per_min: 30,
@@ -669,6 +679,19 @@ impl Settings {
                     .into(),
             );
         }
+        if self.lockout_account_base_secs < 1
+            || self.lockout_account_max_secs < self.lockout_account_base_secs
+        {
+            problems.push(
+                "lockout_account_base_secs must be at least 1, and lockout_account_max_secs at least lockout_account_base_secs"
+                    .into(),
+            );
+        }
+        // The account-wide delay is the one anybody can impose on the owner from any
+        // network: a day-long one would be a lock in all but name.
+        if self.lockout_account_max_secs > 3600 {
+            problems.push("lockout_account_max_secs must be at most 3600".into());
+        }
         problems.extend(self.bound_problems());
         match scopes {
             Some(scopes) if problems.is_empty() => Ok(CoreSettings {
@@ -682,9 +705,16 @@ impl Settings {
                 key_publish_secs: self.key_publish_secs,
                 key_rotation_secs: i64::from(self.key_rotation_days) * 86_400,
                 lockout: latchkey_core::lockout::LockoutPolicy {
-                    threshold: self.lockout_threshold,
-                    base_secs: self.lockout_base_secs,
-                    max_secs: self.lockout_max_secs,
+                    network: Backoff {
+                        threshold: self.lockout_threshold,
+                        base_secs: self.lockout_base_secs,
+                        max_secs: self.lockout_max_secs,
+                    },
+                    account: Backoff {
+                        threshold: self.lockout_account_threshold,
+                        base_secs: self.lockout_account_base_secs,
+                        max_secs: self.lockout_account_max_secs,
+                    },
                     // Failures are forgotten after an hour, or after the longest lock.
                     window_secs: self.lockout_max_secs.max(3600),
                 },
@@ -819,6 +849,8 @@ mod tests {
             revocation_poll_ms: 5,
             key_reload_secs: 0,
             lockout_base_secs: 0,
+            lockout_account_base_secs: 10,
+            lockout_account_max_secs: 5,
             admin_secret: Some("short".to_owned().into()),
             ..Settings::default()
         };
@@ -827,6 +859,7 @@ mod tests {
             "revocation_poll_ms",
             "key_reload_secs",
             "lockout_base_secs",
+            "lockout_account_max_secs at least",
             "admin_secret",
         ] {
             assert!(
@@ -901,6 +934,41 @@ mod tests {
             defaults.dynamic_client_secret_ttl, None,
             "secrets do not expire unless the operator says so"
         );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's (large) error type
+    fn the_account_wide_sign_in_delay_comes_from_the_environment_and_is_bounded() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_LOCKOUT_ACCOUNT_THRESHOLD", "12");
+            jail.set_env("LATCHKEY_LOCKOUT_ACCOUNT_BASE_SECS", "2");
+            jail.set_env("LATCHKEY_LOCKOUT_ACCOUNT_MAX_SECS", "120");
+            let core = Settings::load(None)
+                .expect("load")
+                .core_settings()
+                .expect("valid");
+            assert_eq!(
+                core.lockout.account,
+                Backoff {
+                    threshold: 12,
+                    base_secs: 2,
+                    max_secs: 120
+                }
+            );
+            assert_eq!(core.lockout.network.threshold, 5, "the per-network default");
+            jail.set_env("LATCHKEY_LOCKOUT_ACCOUNT_MAX_SECS", "86400");
+            let problems = Settings::load(None)
+                .expect("load")
+                .core_settings()
+                .expect_err("a day-long delay is a lock");
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.contains("lockout_account_max_secs must be at most 3600")),
+                "{problems:?}"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod abuse;
 mod authorize;
 mod bounds;
 mod cli;

@@ -458,7 +458,6 @@ async fn a_session_written_to_redis_by_hand_signs_nobody_in() {
         csrf_hash: latchkey_core::secret::hash(&attacker.csrf),
         user_id: Some(victim_id),
         user_email: Some(victim.clone()),
-        failed_logins: 0,
         expires_at: app.core().now() + chrono::Duration::minutes(10),
         network: None,
     };

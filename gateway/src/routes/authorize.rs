@@ -11,13 +11,15 @@ use crate::form::{Params, form_body};
 use crate::pages::{self, ConsentPage, LoginPage};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::OauthErrorCode;
 use latchkey_proto::v1::start_authorization_response::Outcome;
+use std::net::IpAddr;
 
 /// The session cookie's name and path, with and without https.
 fn cookie_name(https: bool) -> &'static str {
@@ -153,9 +155,27 @@ fn session_id(jar: &CookieJar, https: bool) -> Result<String, OAuthError> {
         })
 }
 
+/// The user agent's address, as the rate limits count it (trusted proxies and all): the
+/// AuthService's sign-in lockout counts failures per network of this address.
+pub(crate) struct ClientAddress(Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = crate::forwarded::peer(&parts.extensions);
+        Ok(Self(crate::ratelimit::client_ip(
+            &parts.headers,
+            peer,
+            &s.config.proxies,
+        )))
+    }
+}
+
 pub(crate) async fn login(
     State(s): State<AppState>,
     jar: CookieJar,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -166,6 +186,7 @@ pub(crate) async fn login(
             csrf_token: form.get("csrf_token").unwrap_or_default(),
             email: form.get("email").unwrap_or_default(),
             password: form.get("password").unwrap_or_default(),
+            client_address: client.map(|ip| ip.to_string()),
         };
         Ok::<_, OAuthError>(s.client.auth.clone().submit_login(req).await?.into_inner())
     }

@@ -129,7 +129,13 @@ impl AuthService for GatewayApi {
         let r = req.into_inner();
         let out = self
             .core
-            .submit_login(&r.session_id, &r.csrf_token, &r.email, &r.password)
+            .submit_login(
+                &r.session_id,
+                &r.csrf_token,
+                &r.email,
+                &r.password,
+                r.client_address.as_deref(),
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::SubmitLoginResponse {

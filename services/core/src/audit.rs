@@ -7,7 +7,7 @@
 //! | `outcome` | `success`, `failure`, `denied`, `locked` |
 //! | `client_id`, `user_id`, `grant_id`, `kid` | identifiers, absent when not applicable |
 //! | `client_tier` | `operator`, `dynamic`, `metadata_document`; absent when no client is known |
-//! | `detail` | a fixed word: the grant type, the revocation kind, why a client was refused or deleted |
+//! | `detail` | a fixed word: the grant type, the revocation kind, why a client was refused or deleted, the limit that refused a sign-in (`network`, `account`, `capacity`) |
 //!
 //! Never a token, code, secret, password, or email.
 

@@ -12,6 +12,7 @@
 use crate::AuthCore;
 use crate::client_network::ClientNetwork;
 use crate::error::{AuthError, AuthResult, Reason};
+use crate::lockout::Verdict;
 use crate::model::{AuthorizationCode, Grant, GrantType};
 use crate::password;
 use crate::pkce::CodeChallenge;
@@ -20,6 +21,7 @@ use crate::resource;
 use crate::scope::ScopeSet;
 use crate::secret;
 use crate::session::{Admission, AuthorizationSession};
+use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
 /// The authorization request's parameters, as sent.
@@ -88,8 +90,21 @@ pub struct LoginOutcome {
 
 const LOGIN_FAILED: &str = "Invalid email or password.";
 const LOCKED_OUT: &str = "Too many failed sign-in attempts. Try again later.";
-/// Failed sign-ins one authorization session allows before it is dropped.
-const MAX_FAILED_LOGINS: u32 = 5;
+/// Sign-in attempts one authorization session allows; the session is dropped when the last
+/// of them fails.
+const MAX_LOGIN_ATTEMPTS: u32 = 5;
+
+/// The network of the address the gateway passed, if any; an address that is no IP address
+/// is refused (the gateway only ever sends one).
+fn client_network(address: Option<&str>) -> AuthResult<Option<ClientNetwork>> {
+    address
+        .map(|a| {
+            ClientNetwork::parse(a).ok_or(AuthError::InvalidRequest(Reason::Malformed(
+                "client_address",
+            )))
+        })
+        .transpose()
+}
 
 /// Appends parameters to a validated redirect URI.
 fn redirect_with(uri: &str, params: &[(&str, &str)]) -> AuthResult<String> {
@@ -124,12 +139,7 @@ impl AuthCore {
         // Step 0: bounds on what the request may make us store or echo. Shown, never
         // redirected (see `limits`).
         crate::limits::check_authorization_request(&req)?;
-        let network = match req.client_address.as_deref() {
-            None => None,
-            Some(a) => Some(ClientNetwork::parse(a).ok_or(AuthError::InvalidRequest(
-                Reason::Malformed("client_address"),
-            ))?),
-        };
+        let network = client_network(req.client_address.as_deref())?;
         // Step 1: client and redirect URI. Errors here are shown, never redirected.
         for p in ["client_id", "redirect_uri"] {
             if req.repeated.iter().any(|r| r == p) {
@@ -177,7 +187,6 @@ impl AuthCore {
                     csrf_hash: secret::hash(&csrf_token),
                     user_id: None,
                     user_email: None,
-                    failed_logins: 0,
                     expires_at: self.clock.now() + self.settings.session_ttl,
                     network: network.as_ref().map(|n| n.as_str().to_owned()),
                 };
@@ -284,59 +293,77 @@ impl AuthCore {
         Ok((key, session))
     }
 
-    /// Checks the user's email and password for a pending authorization.
+    /// Checks the user's email and password for a pending authorization. `client_address` is
+    /// the address the sign-in came from, as the gateway determined it (the one its rate
+    /// limits count); the lockout counts failures per account and per network of that
+    /// address ([`ClientNetwork`]), and all attempts without one as one network.
+    ///
+    /// Every attempt is counted before its password is checked, and the count and the
+    /// judgement are one atomic step in the store: per authorization session, per account and
+    /// network, and per account. So a burst of concurrent attempts gets at most as many
+    /// password checks as the limits allow, and a right password that arrives once the
+    /// account is locked is refused like a wrong one.
     pub async fn submit_login(
         &self,
         session_id: &str,
         csrf_token: &str,
         email: &str,
         password_in: &str,
+        client_address: Option<&str>,
     ) -> AuthResult<LoginOutcome> {
+        let network = client_network(client_address)?;
         let (key, mut session) = self.session(session_id, csrf_token).await?;
+        // RFC 6749 §10.10: bound password guessing per authorization. Attempts refused by
+        // the lockout count too: the bound is on what this session may ask.
+        let attempt = self
+            .sessions
+            .count_login_attempt(&key, self.clock.now())
+            .await?
+            .ok_or(AuthError::InvalidRequest(Reason::SessionExpired))?;
+        if attempt > MAX_LOGIN_ATTEMPTS {
+            self.sessions.take(&key, self.clock.now()).await?;
+            return Err(AuthError::AccessDenied(Reason::TooManyFailedLogins));
+        }
         let normalized = email.trim().to_lowercase();
         // Keyed whether or not the account exists, so a lock reveals nothing.
         let account = secret::hash(&normalized);
         let now = self.clock.now().timestamp();
-        if self.lockout.locked_for(&account, now).await?.is_some() {
-            crate::audit::Audit {
-                event: "login",
-                outcome: "locked",
-                client_id: &session.client_id,
-                ..Default::default()
+        let locks = match self
+            .lockout
+            .admit(&account, network.as_ref(), now, &self.settings.lockout)
+            .await?
+        {
+            Verdict::Check { locks } => locks,
+            Verdict::Refused { limit, .. } => {
+                crate::audit::Audit {
+                    event: "login",
+                    outcome: "locked",
+                    client_id: &session.client_id,
+                    detail: limit.as_str(),
+                    ..Default::default()
+                }
+                .emit();
+                return Ok(LoginOutcome {
+                    prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
+                    error: Some(LOCKED_OUT),
+                });
             }
-            .emit();
-            return Ok(LoginOutcome {
-                prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
-                error: Some(LOCKED_OUT),
-            });
-        }
+        };
         // An address no account can have is not looked up (PostgreSQL refuses NUL in text);
         // it fails like any unknown account.
         let user = match crate::users::normalize_email(&normalized) {
             Ok(email) => self.stores.users.find_user_by_email(&email).await?,
             Err(_) => None,
         };
-        // argon2 takes tens of milliseconds: keep it off the async workers.
-        let candidate = password_in.to_owned();
-        let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let password_ok = password::bounded(move || match stored {
-            Some(hash) => password::verify(&candidate, &hash),
-            None => {
-                password::verify_dummy(&candidate);
-                false
-            }
-        })
-        .await?;
+        let password_ok = self
+            .check_password(password_in, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
         let ok = password_ok && user.as_ref().is_some_and(|u| !u.disabled);
         if ok {
-            self.lockout.reset(&account).await?;
-        } else if self
-            .lockout
-            .record_failure(&account, now, &self.settings.lockout)
-            .await?
-            .is_some()
-        {
-            tracing::warn!(client_id = %session.client_id, "account locked after repeated failed sign-ins");
+            // The attempt was counted as a failure before the check; it was not one.
+            self.lockout.release(&account, network.as_ref()).await?;
+        } else if locks {
+            tracing::warn!(client_id = %session.client_id, "sign-ins to one account are locked or slowed after repeated failures");
         }
         match user.filter(|_| ok) {
             Some(user) => {
@@ -374,19 +401,32 @@ impl AuthCore {
                     ..Default::default()
                 }
                 .emit();
-                session.failed_logins += 1;
-                // RFC 6749 §10.10: bound password guessing per authorization.
-                if session.failed_logins >= MAX_FAILED_LOGINS {
+                if attempt >= MAX_LOGIN_ATTEMPTS {
                     self.sessions.take(&key, self.clock.now()).await?;
                     return Err(AuthError::AccessDenied(Reason::TooManyFailedLogins));
                 }
-                self.sessions.put(&key, &session, self.clock.now()).await?;
                 Ok(LoginOutcome {
                     prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
                     error: Some(LOGIN_FAILED),
                 })
             }
         }
+    }
+
+    /// Verifies `candidate` against `stored` with argon2, or spends the time of one
+    /// verification when there is no account, so that the answer takes as long either way.
+    /// argon2 takes tens of milliseconds: it runs off the async workers.
+    async fn check_password(&self, candidate: &str, stored: Option<String>) -> AuthResult<bool> {
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
+        let candidate = candidate.to_owned();
+        password::bounded(move || match stored {
+            Some(hash) => password::verify(&candidate, &hash),
+            None => {
+                password::verify_dummy(&candidate);
+                false
+            }
+        })
+        .await
     }
 
     /// Records the user's decision and returns where to send the browser: the redirect URI

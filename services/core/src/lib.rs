@@ -70,6 +70,8 @@ pub struct AuthCore {
     directory: directory::Directory,
     usage: housekeeping::Usage,
     lockout: Arc<dyn lockout::LockoutStore>,
+    /// Passwords checked with argon2 so far (see [`AuthCore::password_checks`]).
+    password_checks: std::sync::atomic::AtomicU64,
 }
 
 impl AuthCore {
@@ -93,6 +95,7 @@ impl AuthCore {
             directory: directory::Directory::default(),
             usage: housekeeping::Usage::default(),
             lockout: Arc::new(lockout::MemoryLockout::default()),
+            password_checks: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -112,6 +115,14 @@ impl AuthCore {
     pub fn with_revocation_bus(mut self, bus: Arc<dyn RevocationBus>) -> Self {
         self.bus = bus;
         self
+    }
+
+    /// How many sign-in attempts this core has checked with argon2 since it started (the
+    /// stand-in check for an unknown account included). Every other attempt was refused
+    /// before its password was looked at: this is the number the lockout bounds.
+    pub fn password_checks(&self) -> u64 {
+        self.password_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn settings(&self) -> &CoreSettings {

@@ -38,9 +38,6 @@ pub struct AuthorizationSession {
     /// Set once the user has logged in.
     pub user_id: Option<Uuid>,
     pub user_email: Option<String>,
-    /// Failed sign-in attempts so far.
-    #[serde(default)]
-    pub failed_logins: u32,
     pub expires_at: DateTime<Utc>,
     /// The network the authorization started from ([`crate::client_network::ClientNetwork`]),
     /// which its place in the per-network bound belongs to. `None` when the caller passed no
@@ -87,6 +84,11 @@ pub trait SessionStore: Send + Sync {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationSession>>;
+    /// Counts one sign-in attempt on the session and returns how many there have been,
+    /// this one included; `None` if the session is unknown or expired at `now`. Atomic: of
+    /// concurrent calls on one session, each gets a different count, so concurrent posts of
+    /// the login form cannot share one attempt. A `put` under the same key keeps the count.
+    async fn count_login_attempt(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<u32>>;
     /// Forgets the sessions expired at `now` (with `dry_run`, only counts them); returns how
     /// many. A store whose entries expire on their own (Redis) has nothing to do.
     async fn purge_expired(&self, _now: DateTime<Utc>, _dry_run: bool) -> StoreResult<u64> {
@@ -137,6 +139,8 @@ struct Inner {
 struct Entry {
     session: AuthorizationSession,
     seq: u64,
+    /// Sign-in attempts counted on it ([`SessionStore::count_login_attempt`]).
+    login_attempts: u32,
 }
 
 impl Inner {
@@ -155,6 +159,7 @@ impl Inner {
     }
 
     fn insert(&mut self, key: &str, session: &AuthorizationSession, capacity: usize) {
+        let login_attempts = self.sessions.get(key).map_or(0, |e| e.login_attempts);
         self.remove(key);
         if self.sessions.len() >= capacity {
             self.evict_one();
@@ -170,6 +175,7 @@ impl Inner {
             Entry {
                 session: session.clone(),
                 seq,
+                login_attempts,
             },
         );
     }
@@ -302,6 +308,18 @@ impl SessionStore for MemorySessionStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationSession>> {
         Ok(self.lock().remove(key).filter(|s| s.expires_at > now))
+    }
+
+    async fn count_login_attempt(&self, key: &str, now: DateTime<Utc>) -> StoreResult<Option<u32>> {
+        Ok(self
+            .lock()
+            .sessions
+            .get_mut(key)
+            .filter(|e| e.session.expires_at > now)
+            .map(|e| {
+                e.login_attempts = e.login_attempts.saturating_add(1);
+                e.login_attempts
+            }))
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<u64> {

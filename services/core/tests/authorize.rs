@@ -10,7 +10,7 @@ use common::*;
 use latchkey_core::AuthError;
 use latchkey_core::authorize::{AuthorizationRequest, StartOutcome};
 use latchkey_core::error::Reason;
-use latchkey_core::lockout::LockoutPolicy;
+use latchkey_core::lockout::Backoff;
 use latchkey_core::model::GrantType;
 use latchkey_core::store::UserStore;
 
@@ -427,7 +427,10 @@ async fn login_and_consent_refuse_a_wrong_csrf_token_or_an_unknown_session() {
         ),
     ];
     for (session, csrf, why) in cases {
-        let login = t.core.submit_login(session, csrf, EMAIL, PASSWORD).await;
+        let login = t
+            .core
+            .submit_login(session, csrf, EMAIL, PASSWORD, None)
+            .await;
         assert_eq!(err_code(login, why), "invalid_request", "{why}: login");
     }
     let consent = t
@@ -471,7 +474,13 @@ async fn a_session_expires_after_the_session_ttl() {
     advance(&t, ttl);
     let login = t
         .core
-        .submit_login(&unsigned.session_id, &unsigned.csrf_token, EMAIL, PASSWORD)
+        .submit_login(
+            &unsigned.session_id,
+            &unsigned.csrf_token,
+            EMAIL,
+            PASSWORD,
+            None,
+        )
         .await;
     let consent = t
         .core
@@ -563,7 +572,13 @@ async fn a_failed_login_says_the_same_for_an_unknown_account_a_disabled_one_and_
         let prompt = start(&t, authorization_request("app")).await;
         let out = t
             .core
-            .submit_login(&prompt.session_id, &prompt.csrf_token, email, password)
+            .submit_login(
+                &prompt.session_id,
+                &prompt.csrf_token,
+                email,
+                password,
+                None,
+            )
             .await
             .expect("a failed login is answered");
         assert!(!out.prompt.authenticated, "{why}");
@@ -590,7 +605,7 @@ async fn the_email_is_matched_after_trimming_and_lower_casing() {
 #[tokio::test]
 async fn five_failed_logins_end_the_authorization() {
     // The account lockout is set out of reach, so that the per-session limit is what acts.
-    let t = core_with(|s| s.lockout.threshold = 100).await;
+    let t = core_with(|s| s.lockout.network.threshold = 100).await;
     client("app").seed(&t).await;
     seed_user(&t, EMAIL).await;
     let prompt = start(&t, authorization_request("app")).await;
@@ -603,6 +618,7 @@ async fn five_failed_logins_end_the_authorization() {
                 &prompt.csrf_token,
                 EMAIL,
                 "wrong password!",
+                None,
             )
             .await
             .unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
@@ -615,11 +631,18 @@ async fn five_failed_logins_end_the_authorization() {
             &prompt.csrf_token,
             EMAIL,
             "wrong password!",
+            None,
         )
         .await;
     let then_right = t
         .core
-        .submit_login(&prompt.session_id, &prompt.csrf_token, EMAIL, PASSWORD)
+        .submit_login(
+            &prompt.session_id,
+            &prompt.csrf_token,
+            EMAIL,
+            PASSWORD,
+            None,
+        )
         .await;
 
     assert_eq!(err_code(fifth, "the fifth failure"), "access_denied");
@@ -632,11 +655,10 @@ async fn five_failed_logins_end_the_authorization() {
 #[tokio::test]
 async fn an_account_locked_after_repeated_failures_opens_again_when_the_lock_expires() {
     let t = core_with(|s| {
-        s.lockout = LockoutPolicy {
+        s.lockout.network = Backoff {
             threshold: 2,
             base_secs: 60,
             max_secs: 600,
-            window_secs: 3600,
         }
     })
     .await;
@@ -651,6 +673,7 @@ async fn an_account_locked_after_repeated_failures_opens_again_when_the_lock_exp
                 &prompt.csrf_token,
                 EMAIL,
                 "wrong password!",
+                None,
             )
             .await
             .expect("answered");
@@ -659,13 +682,25 @@ async fn an_account_locked_after_repeated_failures_opens_again_when_the_lock_exp
     let prompt = start(&t, authorization_request("app")).await;
     let locked = t
         .core
-        .submit_login(&prompt.session_id, &prompt.csrf_token, EMAIL, PASSWORD)
+        .submit_login(
+            &prompt.session_id,
+            &prompt.csrf_token,
+            EMAIL,
+            PASSWORD,
+            None,
+        )
         .await
         .expect("answered");
     advance(&t, 60);
     let unlocked = t
         .core
-        .submit_login(&prompt.session_id, &prompt.csrf_token, EMAIL, PASSWORD)
+        .submit_login(
+            &prompt.session_id,
+            &prompt.csrf_token,
+            EMAIL,
+            PASSWORD,
+            None,
+        )
         .await
         .expect("answered");
 

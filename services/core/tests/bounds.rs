@@ -241,7 +241,6 @@ fn session(
         csrf_hash: "h".into(),
         user_id: None,
         user_email: None,
-        failed_logins: 0,
         expires_at,
         network: network.map(str::to_owned),
     }
@@ -293,7 +292,7 @@ async fn through_the_core_a_full_store_costs_the_oldest_pending_sign_in_its_sess
     let third = start(&t, from("192.0.2.3", authorization_request("app"))).await;
     match t
         .core
-        .submit_login(&first.session_id, &first.csrf_token, EMAIL, PASSWORD)
+        .submit_login(&first.session_id, &first.csrf_token, EMAIL, PASSWORD, None)
         .await
     {
         Err(AuthError::InvalidRequest(Reason::SessionExpired)) => {}

@@ -232,7 +232,13 @@ async fn disabling_a_user_stops_their_tokens_and_their_sign_in() {
     let prompt = start(&t, authorization_request("app")).await;
     let out = t
         .core
-        .submit_login(&prompt.session_id, &prompt.csrf_token, EMAIL, PASSWORD)
+        .submit_login(
+            &prompt.session_id,
+            &prompt.csrf_token,
+            EMAIL,
+            PASSWORD,
+            None,
+        )
         .await
         .expect("answered");
     assert!(out.error.is_some(), "sign-in refused");

@@ -19,9 +19,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
 use futures::StreamExt;
+use latchkey_core::client_network::ClientNetwork;
 use latchkey_core::denylist::{Denylist, RevocationBus, RevocationEvent};
 use latchkey_core::keys::Kek;
-use latchkey_core::lockout::{LockoutPolicy, LockoutStore};
+use latchkey_core::lockout::{Limit, LockoutPolicy, LockoutStore, Verdict, network_name};
 use latchkey_core::sealing::{Purpose, Sealer};
 use latchkey_core::session::{Admission, AuthorizationSession, SessionStore};
 use latchkey_core::store::{StoreError, StoreResult};
@@ -217,6 +218,22 @@ pub fn session_key(key: &str) -> String {
     format!("latchkey:authz:{key}")
 }
 
+/// The session's sign-in attempt counter, beside the session rather than in it, so that
+/// counting is one `INCR` and never a read-modify-write of the session's value.
+fn attempts_key(key: &str) -> String {
+    format!("latchkey:authz:{key}:attempts")
+}
+
+/// Counts an attempt on a live session: KEYS[1] is the session, KEYS[2] its counter, which
+/// lives exactly as long as the session. Returns the count, or nil when there is no session.
+const COUNT_ATTEMPT_SCRIPT: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return false end
+local n = redis.call('INCR', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) else redis.call('EXPIRE', KEYS[2], 3600) end
+return n
+";
+
 fn store_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
@@ -359,10 +376,33 @@ impl SessionStore for RedisSessionStore {
         }
         Ok(session)
     }
+
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        _now: DateTime<Utc>,
+    ) -> StoreResult<Option<u32>> {
+        // The session's own expiry was judged on the core's clock when it was read; here
+        // Redis's TTL, which ends with it, says whether it is still there.
+        let mut conn = self.redis.pool.get().await.map_err(store_err)?;
+        redis::cmd("EVAL")
+            .arg(COUNT_ATTEMPT_SCRIPT)
+            .arg(2)
+            .arg(session_key(key))
+            .arg(attempts_key(key))
+            .query_async::<Option<u32>>(&mut conn)
+            .await
+            .map_err(store_err)
+    }
 }
 
-/// Sign-in lockout counters in Redis, shared by every replica. The lock is a key holding the
-/// instant it ends, judged on the core's clock; its Redis TTL only collects it afterwards.
+/// Sign-in lockout counters in Redis, shared by every replica (see
+/// [`latchkey_core::lockout`]). Each counter is a hash (`failures`, `last`, `until`), judged
+/// and counted by one Lua script, so that concurrent attempts on any replica are counted one
+/// after another. Instants are on the core's clock; a counter's Redis TTL only collects it
+/// once it no longer matters. Both of an account's counters carry the account in a hash tag,
+/// so that they would share one slot (as a script's keys must) should this ever run on a
+/// Redis Cluster; today it talks to one node.
 pub struct RedisLockout {
     redis: Redis,
 }
@@ -373,59 +413,100 @@ impl RedisLockout {
     }
 }
 
-/// How long a lock key outlives its end, so that replicas whose clocks differ a little still
-/// read it.
+/// How long a counter outlives the point where it stops mattering, so that replicas whose
+/// clocks differ a little still read it.
 const LOCK_KEY_SLACK_SECS: i64 = 60;
+
+fn lockout_keys(account: &str, network: Option<&ClientNetwork>) -> [String; 2] {
+    [
+        format!(
+            "latchkey:lockout:{{{account}}}:net:{}",
+            network_name(network)
+        ),
+        format!("latchkey:lockout:{{{account}}}:all"),
+    ]
+}
+
+/// Judges and counts one attempt: KEYS[1] is the account-and-network counter, KEYS[2] the
+/// account's; ARGV: now, window, slack, then threshold, base and max for each. Returns
+/// `{0, which, wait}` when refused (1: network, 2: account) and `{1, locks}` when counted.
+/// The arithmetic is `Counter` and `Backoff` in `latchkey_core::lockout`.
+const ADMIT_SCRIPT: &str = r"
+local now, window, slack = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local counters = {}
+for i = 1, 2 do
+  local v = redis.call('HMGET', KEYS[i], 'failures', 'last', 'until')
+  counters[i] = {failures = tonumber(v[1]) or 0, last = tonumber(v[2]) or 0, untl = tonumber(v[3]) or 0}
+end
+for i = 1, 2 do
+  if counters[i].untl > now then
+    return {0, i, counters[i].untl - now}
+  end
+end
+local locks = 0
+for i = 1, 2 do
+  local c = counters[i]
+  local threshold = tonumber(ARGV[1 + 3 * i])
+  local base, max = tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
+  if now - c.last >= window then c.failures = 0 end
+  c.failures = c.failures + 1
+  c.last = now
+  if threshold > 0 and c.failures >= threshold then
+    local wait = math.min(base * 2 ^ math.min(c.failures - threshold, 30), max)
+    c.untl = now + wait
+    locks = 1
+  end
+  redis.call('HSET', KEYS[i], 'failures', c.failures, 'last', c.last, 'until', string.format('%d', c.untl))
+  redis.call('EXPIRE', KEYS[i], math.max(window, c.untl - now) + slack)
+end
+return {1, locks}
+";
 
 #[async_trait]
 impl LockoutStore for RedisLockout {
-    async fn locked_for(&self, account: &str, now: i64) -> StoreResult<Option<i64>> {
-        let mut conn = self.redis.pool.get().await.map_err(store_err)?;
-        let until: Option<i64> = redis::cmd("GET")
-            .arg(format!("latchkey:lockout:{account}:until"))
-            .query_async(&mut conn)
-            .await
-            .map_err(store_err)?;
-        Ok(until.map(|u| u - now).filter(|left| *left > 0))
-    }
-
-    async fn record_failure(
+    async fn admit(
         &self,
         account: &str,
+        network: Option<&ClientNetwork>,
         now: i64,
         policy: &LockoutPolicy,
-    ) -> StoreResult<Option<i64>> {
+    ) -> StoreResult<Verdict> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
-        let count_key = format!("latchkey:lockout:{account}:failures");
-        let (failures, _): (u32, i64) = redis::pipe()
-            .atomic()
-            .cmd("INCR")
-            .arg(&count_key)
-            .cmd("EXPIRE")
-            .arg(&count_key)
+        let [net_key, acct_key] = lockout_keys(account, network);
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(ADMIT_SCRIPT)
+            .arg(2)
+            .arg(net_key)
+            .arg(acct_key)
+            .arg(now)
             .arg(policy.window_secs.max(1))
-            .query_async(&mut conn)
-            .await
-            .map_err(store_err)?;
-        let lock = policy.lock_secs(failures);
-        if let Some(secs) = lock {
-            redis::cmd("SET")
-                .arg(format!("latchkey:lockout:{account}:until"))
-                .arg(now + secs)
-                .arg("EX")
-                .arg(secs.max(1) + LOCK_KEY_SLACK_SECS)
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(store_err)?;
+            .arg(LOCK_KEY_SLACK_SECS);
+        for b in [policy.network, policy.account] {
+            eval.arg(b.threshold).arg(b.base_secs).arg(b.max_secs);
         }
-        Ok(lock)
+        let answer: Vec<i64> = eval.query_async(&mut conn).await.map_err(store_err)?;
+        match answer.as_slice() {
+            [1, locks] => Ok(Verdict::Check { locks: *locks == 1 }),
+            [0, which, wait] => Ok(Verdict::Refused {
+                limit: if *which == 1 {
+                    Limit::Network
+                } else {
+                    Limit::Account
+                },
+                wait_secs: *wait,
+            }),
+            other => Err(store_err(format!(
+                "unexpected lockout script answer {other:?}"
+            ))),
+        }
     }
 
-    async fn reset(&self, account: &str) -> StoreResult<()> {
+    async fn release(&self, account: &str, network: Option<&ClientNetwork>) -> StoreResult<()> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
+        let [net_key, acct_key] = lockout_keys(account, network);
         redis::cmd("DEL")
-            .arg(format!("latchkey:lockout:{account}:failures"))
-            .arg(format!("latchkey:lockout:{account}:until"))
+            .arg(net_key)
+            .arg(acct_key)
             .query_async::<()>(&mut conn)
             .await
             .map_err(store_err)

@@ -249,7 +249,13 @@ pub async fn start(t: &TestCore, req: AuthorizationRequest) -> Prompt {
 pub async fn login(t: &TestCore, prompt: &Prompt, email: &str) -> Prompt {
     let out = t
         .core
-        .submit_login(&prompt.session_id, &prompt.csrf_token, email, PASSWORD)
+        .submit_login(
+            &prompt.session_id,
+            &prompt.csrf_token,
+            email,
+            PASSWORD,
+            None,
+        )
         .await
         .expect("the login is answered");
     assert_eq!(out.error, None, "the login succeeds");

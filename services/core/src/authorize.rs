@@ -313,6 +313,16 @@ impl AuthCore {
     ) -> AuthResult<LoginOutcome> {
         let network = client_network(client_address)?;
         let (key, mut session) = self.session(session_id, csrf_token).await?;
+        let normalized = email.trim().to_lowercase();
+        // The account is looked up before anything is counted, so that a database outage
+        // (answered 503) never counts against the session, the account or the network. Every
+        // attempt pays the same lookup, whatever the lockout then says. An address no account
+        // can have is not looked up (PostgreSQL refuses NUL in text); it fails like any
+        // unknown account.
+        let user = match crate::users::normalize_email(&normalized) {
+            Ok(email) => self.stores.users.find_user_by_email(&email).await?,
+            Err(_) => None,
+        };
         // RFC 6749 §10.10: bound password guessing per authorization. Attempts refused by
         // the lockout count too: the bound is on what this session may ask.
         let attempt = self
@@ -324,7 +334,6 @@ impl AuthCore {
             self.sessions.take(&key, self.clock.now()).await?;
             return Err(AuthError::AccessDenied(Reason::TooManyFailedLogins));
         }
-        let normalized = email.trim().to_lowercase();
         // Keyed whether or not the account exists, so a lock reveals nothing.
         let account = secret::hash(&normalized);
         let now = self.clock.now().timestamp();
@@ -348,12 +357,6 @@ impl AuthCore {
                     error: Some(LOCKED_OUT),
                 });
             }
-        };
-        // An address no account can have is not looked up (PostgreSQL refuses NUL in text);
-        // it fails like any unknown account.
-        let user = match crate::users::normalize_email(&normalized) {
-            Ok(email) => self.stores.users.find_user_by_email(&email).await?,
-            Err(_) => None,
         };
         let password_ok = self
             .check_password(password_in, user.as_ref().map(|u| u.password_hash.clone()))

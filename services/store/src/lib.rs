@@ -102,6 +102,25 @@ impl SeaStore {
         })
     }
 
+    /// The rows of `E` that `condition` selects: deleted, or with `dry_run` only counted.
+    async fn purge<E>(&self, condition: Condition, dry_run: bool) -> StoreResult<u64>
+    where
+        E: EntityTrait,
+        E::Model: Sync,
+    {
+        use sea_orm::PaginatorTrait;
+        if dry_run {
+            E::find().filter(condition).count(&self.db).await
+        } else {
+            E::delete_many()
+                .filter(condition)
+                .exec(&self.db)
+                .await
+                .map(|r| r.rows_affected)
+        }
+        .map_err(backend)
+    }
+
     /// Runs one storage operation through the breaker: refused at once while the database
     /// is known to be unreachable; otherwise run, and what its outcome says about the
     /// database recorded. Unreachability becomes [`StoreError::DatabaseUnavailable`].
@@ -861,74 +880,25 @@ impl MaintenanceStore for SeaStore {
     async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired> {
         self.guard(async {
             let rules = PurgeRules { now: ts(now) };
-            if dry_run {
-                use sea_orm::PaginatorTrait;
-                return Ok(Expired {
-                    codes: authorization_codes::Entity::find()
-                        .filter(rules.codes())
-                        .count(&self.db)
-                        .await
-                        .map_err(backend)?,
-                    refresh_tokens: refresh_tokens::Entity::find()
-                        .filter(rules.refresh_tokens())
-                        .count(&self.db)
-                        .await
-                        .map_err(backend)?,
-                    grants: grants::Entity::find()
-                        .filter(rules.grants())
-                        .count(&self.db)
-                        .await
-                        .map_err(backend)?,
-                    initial_access_tokens: initial_access_tokens::Entity::find()
-                        .filter(rules.initial_access_tokens())
-                        .count(&self.db)
-                        .await
-                        .map_err(backend)?,
-                    revocation_events: revocation_events::Entity::find()
-                        .filter(rules.revocation_events())
-                        .count(&self.db)
-                        .await
-                        .map_err(backend)?,
-                    ..Expired::default()
-                });
-            }
             // Codes and refresh tokens before grants: a grant is judged by what this purge keeps,
             // so the order changes nothing in what goes, but this way a dead grant has nothing
             // left to cascade to, and the counts are those of the dry run.
-            let codes = authorization_codes::Entity::delete_many()
-                .filter(rules.codes())
-                .exec(&self.db)
-                .await
-                .map_err(backend)?
-                .rows_affected;
-            let refresh_tokens = refresh_tokens::Entity::delete_many()
-                .filter(rules.refresh_tokens())
-                .exec(&self.db)
-                .await
-                .map_err(backend)?
-                .rows_affected;
-            let grants = grants::Entity::delete_many()
-                .filter(rules.grants())
-                .exec(&self.db)
-                .await
-                .map_err(backend)?
-                .rows_affected;
             Ok(Expired {
-                codes,
-                refresh_tokens,
-                grants,
-                initial_access_tokens: initial_access_tokens::Entity::delete_many()
-                    .filter(rules.initial_access_tokens())
-                    .exec(&self.db)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected,
-                revocation_events: revocation_events::Entity::delete_many()
-                    .filter(rules.revocation_events())
-                    .exec(&self.db)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected,
+                codes: self
+                    .purge::<authorization_codes::Entity>(rules.codes(), dry_run)
+                    .await?,
+                refresh_tokens: self
+                    .purge::<refresh_tokens::Entity>(rules.refresh_tokens(), dry_run)
+                    .await?,
+                grants: self
+                    .purge::<grants::Entity>(rules.grants(), dry_run)
+                    .await?,
+                initial_access_tokens: self
+                    .purge::<initial_access_tokens::Entity>(rules.initial_access_tokens(), dry_run)
+                    .await?,
+                revocation_events: self
+                    .purge::<revocation_events::Entity>(rules.revocation_events(), dry_run)
+                    .await?,
                 ..Expired::default()
             })
         })

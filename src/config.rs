@@ -202,6 +202,9 @@ pub struct Settings {
     pub http_body_timeout_ms: u64,
     /// Connections served at once, per listener; more wait in the backlog.
     pub http_max_connections: u32,
+    /// Connections served at once from one client network (an IPv4 address, an IPv6 /64),
+    /// per listener; more are closed. Trusted proxies have no share; 0 turns it off.
+    pub http_max_connections_per_network: u32,
     /// HTTP/2 streams at once, per connection.
     pub http2_max_concurrent_streams: u32,
     /// Prometheus metrics and health on a separate admin port; unset turns it off.
@@ -301,6 +304,7 @@ impl Default for Settings {
             http_request_timeout_ms: 30_000,
             http_body_timeout_ms: 10_000,
             http_max_connections: 1024,
+            http_max_connections_per_network: 128,
             http2_max_concurrent_streams: 100,
             // 9464, not 9090: a developer's own Prometheus often holds 9090.
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
@@ -367,6 +371,7 @@ impl Settings {
             request_timeout: StdDuration::from_millis(self.http_request_timeout_ms),
             body_timeout: StdDuration::from_millis(self.http_body_timeout_ms),
             max_connections: self.http_max_connections,
+            max_connections_per_network: self.http_max_connections_per_network,
             h2_max_streams: self.http2_max_concurrent_streams,
         }
     }
@@ -400,6 +405,12 @@ impl Settings {
         }
         if !(1..=1_000_000).contains(&self.http_max_connections) {
             problems.push("http_max_connections must be between 1 and 1000000".into());
+        }
+        if self.http_max_connections_per_network > self.http_max_connections {
+            problems.push(format!(
+                "http_max_connections_per_network ({}) must be at most http_max_connections ({}); 0 turns it off",
+                self.http_max_connections_per_network, self.http_max_connections
+            ));
         }
         if !(1..=10_000).contains(&self.http2_max_concurrent_streams) {
             problems.push("http2_max_concurrent_streams must be between 1 and 10000".into());
@@ -1272,7 +1283,8 @@ mod tests {
             "http_idle_timeout_ms",
             "http_request_timeout_ms",
             "http_body_timeout_ms",
-            "http_max_connections",
+            "http_max_connections must",
+            "http_max_connections_per_network (128) must be at most http_max_connections (0)",
             "http2_max_concurrent_streams",
             "forward_auth_addr",
         ] {
@@ -1281,10 +1293,11 @@ mod tests {
                 "{needle}: {problems:?}"
             );
         }
-        assert_eq!(problems.len(), 12, "{problems:?}");
+        assert_eq!(problems.len(), 13, "{problems:?}");
         let limits = Settings::default().http_limits();
         assert_eq!(limits.header_timeout, StdDuration::from_secs(10));
         assert_eq!(limits.max_connections, 1024);
+        assert_eq!(limits.max_connections_per_network, 128);
     }
 
     #[test]

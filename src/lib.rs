@@ -76,6 +76,7 @@ fn gateway_config(settings: &Settings) -> latchkey_gateway::GatewayConfig {
         },
         health_details: settings.public_health_details,
         redis_url: settings.redis_url.clone(),
+        redis_namespace: settings.issuer.clone(),
         forward_auth_audience: settings.forward_auth_audience.clone(),
         forward_auth_scopes: settings.forward_auth_scopes.clone(),
         cors_origins: settings
@@ -112,8 +113,16 @@ async fn spawn_gateway(
             let bound = listener.local_addr()?;
             let stop = stopped(rx.clone());
             let router = routers.forward_auth;
+            // Its callers are the proxies, each carrying many clients: no share per network.
+            let limits = latchkey_gateway::HttpLimits {
+                max_connections_per_network: 0,
+                ..limits
+            };
             tasks.push(tokio::spawn(async move {
-                Ok(latchkey_gateway::serve(router, listener, limits, stop).await?)
+                Ok(
+                    latchkey_gateway::serve(router, listener, limits, Default::default(), stop)
+                        .await?,
+                )
             }));
             Some(bound)
         }
@@ -121,8 +130,9 @@ async fn spawn_gateway(
     };
     let stop = stopped(rx.clone());
     let router = routers.public;
+    let proxies = settings.trusted_proxies.clone();
     tasks.push(tokio::spawn(async move {
-        Ok(latchkey_gateway::serve(router, http, limits, stop).await?)
+        Ok(latchkey_gateway::serve(router, http, limits, proxies, stop).await?)
     }));
     Ok(Served {
         addr: forward_auth,
@@ -315,7 +325,14 @@ async fn spawn_metrics(
     Ok(Served {
         addr: Some(bound),
         tasks: vec![tokio::spawn(async move {
-            latchkey_gateway::server::serve(router, listener, limits, stopped(rx)).await?;
+            latchkey_gateway::server::serve(
+                router,
+                listener,
+                limits,
+                Default::default(),
+                stopped(rx),
+            )
+            .await?;
             Ok(())
         })],
     })

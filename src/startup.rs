@@ -102,7 +102,10 @@ impl Application {
                         kek,
                         &settings.issuer,
                     )))
-                    .with_lockout_store(Arc::new(RedisLockout::new(redis.clone())));
+                    .with_lockout_store(Arc::new(RedisLockout::new(
+                        redis.clone(),
+                        &settings.issuer,
+                    )));
                 if !redis.ping().await {
                     // Keep starting: revocations still flow through the database, and logins
                     // resume when Redis is back. Readiness reports it.

@@ -13,7 +13,7 @@
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 use serde::Deserialize;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 /// The header trusted proxies record the chain in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -171,19 +171,6 @@ pub fn forwarded_origin<'h>(
     });
     let proto = proto.filter(|p| p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("http"));
     (host, proto)
-}
-
-/// The key a client's requests are counted under: its address, with IPv6 grouped by /64.
-/// One subscriber usually holds a whole /64, so counting each address would let anyone
-/// multiply a limit by 2^64.
-pub fn rate_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let network = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(network))
-        }
-        v4 => v4,
-    }
 }
 
 /// The peer of a request, as the server recorded it.
@@ -457,20 +444,6 @@ mod tests {
             forwarded_origin(&h, ip("10.0.0.1"), &t),
             (Some("mcp.example.com"), Some("https"))
         );
-    }
-
-    #[test]
-    fn ipv6_clients_are_counted_by_their_64() {
-        assert_eq!(
-            rate_key(ip("2001:db8:1:2:aaaa::1")),
-            rate_key(ip("2001:db8:1:2:bbbb::2"))
-        );
-        assert_ne!(
-            rate_key(ip("2001:db8:1:2::1")),
-            rate_key(ip("2001:db8:1:3::1"))
-        );
-        assert_eq!(rate_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
-        assert_eq!(rate_key(ip("192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct GatewayConfig {
     pub health_details: bool,
     /// Shared rate-limit counters.
     pub redis_url: Option<String>,
+    /// Keeps this deployment's counters in Redis apart from another's (the issuer).
+    pub redis_namespace: String,
 }
 
 #[derive(Clone)]
@@ -85,7 +87,10 @@ pub struct Routers {
 
 /// The gateway's routes.
 pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, String> {
-    let limiter = std::sync::Arc::new(ratelimit::Limiter::new(config.redis_url.as_deref())?);
+    let limiter = std::sync::Arc::new(ratelimit::Limiter::new(
+        config.redis_url.as_deref(),
+        &config.redis_namespace,
+    )?);
     let state = AppState {
         client,
         config: std::sync::Arc::new(config.clone()),
@@ -154,15 +159,16 @@ fn http_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
 }
 
 /// Serves a router of the gateway on `listener` within `limits` until `shutdown`, then
-/// drains in-flight requests.
+/// drains in-flight requests. Connections from `proxies` have no per-network share.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
     limits: HttpLimits,
+    proxies: forwarded::TrustedProxies,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
-    server::serve(router, listener, limits, shutdown).await
+    server::serve(router, listener, limits, proxies, shutdown).await
 }
 
 #[cfg(test)]

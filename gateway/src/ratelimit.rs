@@ -4,7 +4,7 @@
 //! limiter outage must not become a login outage.
 //!
 //! The client is who [`crate::forwarded`] says it is (never what a header alone claims), and
-//! IPv6 clients are counted by /64.
+//! it is counted by its network ([`latchkey_network`]: IPv6 by /64).
 
 use crate::AppState;
 use crate::forwarded::{self, ProxyTrust};
@@ -13,14 +13,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use deadpool_redis::redis;
+use latchkey_network::Network;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const WINDOW_SECS: u64 = 60;
-/// Clients counted at once in memory, over every group.
+/// Networks counted at once in memory, over every group.
 const MAX_MEMORY_KEYS: usize = 100_000;
+/// Wider networks counted at once in memory, once the networks' map is full.
+const MAX_WIDER_KEYS: usize = 20_000;
 
 /// Requests per minute per client, by endpoint group; 0 turns a limit off.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,40 +61,68 @@ impl Group {
 
 /// The in-memory counters of the current window.
 ///
-/// The map never holds more than [`MAX_MEMORY_KEYS`] clients, and nobody's count is ever
-/// evicted to make room: if it were, a party with enough addresses could wipe another
-/// client's count by filling the map. Clients that arrive once it is full share one count per
-/// group until the window ends. Every count starts again with the next window, so the map is
-/// emptied then, and keeps its allocation.
+/// Clients count by network ([`Network::of`]: an IPv4 address, an IPv6 /64), and the maps
+/// are bounded. Nobody's count is ever evicted to make room: if it were, a party with enough
+/// addresses could wipe another client's count by filling the map. Once the networks' map is
+/// full, newcomers count by their wider network ([`Network::wider`]: an IPv6 /48, an IPv4
+/// /24), so that a holder of one /48, who has 65,536 /64s, fills the map and then shares one
+/// count, while newcomers from elsewhere still count apart. Once that map is full too,
+/// newcomers share one count per group. Every count starts again with the next window, so the
+/// maps are emptied then, and keep their allocation.
 #[derive(Default)]
 pub struct Counters {
     window: u64,
-    counts: HashMap<(Group, IpAddr), u32>,
+    counts: HashMap<(Group, Network), u32>,
+    wider: HashMap<(Group, Network), u32>,
     overflow: [u32; Group::ALL],
+    full_reported: bool,
     overflow_reported: bool,
 }
 
+/// Counts one hit on `key` in `map`, unless `key` is new and `map` holds `max` keys already.
+fn count_in(
+    map: &mut HashMap<(Group, Network), u32>,
+    key: (Group, Network),
+    max: usize,
+) -> Option<u32> {
+    if let Some(count) = map.get_mut(&key) {
+        *count = count.saturating_add(1);
+        return Some(*count);
+    }
+    (map.len() < max).then(|| {
+        map.insert(key, 1);
+        1
+    })
+}
+
 impl Counters {
-    fn hit(&mut self, window: u64, group: Group, key: IpAddr) -> u32 {
+    fn hit(&mut self, window: u64, group: Group, network: Network) -> u32 {
         if self.window != window {
             self.window = window;
             self.counts.clear();
+            self.wider.clear();
             self.overflow = [0; Group::ALL];
+            self.full_reported = false;
             self.overflow_reported = false;
         }
-        if let Some(count) = self.counts.get_mut(&(group, key)) {
-            *count = count.saturating_add(1);
-            return *count;
+        if let Some(count) = count_in(&mut self.counts, (group, network), MAX_MEMORY_KEYS) {
+            return count;
         }
-        if self.counts.len() < MAX_MEMORY_KEYS {
-            self.counts.insert((group, key), 1);
-            return 1;
+        if !self.full_reported {
+            self.full_reported = true;
+            tracing::warn!(
+                networks = MAX_MEMORY_KEYS,
+                "rate limiter full for this minute: new clients count by their /48 (IPv6) or /24 (IPv4)"
+            );
+        }
+        if let Some(count) = count_in(&mut self.wider, (group, network.wider()), MAX_WIDER_KEYS) {
+            return count;
         }
         if !self.overflow_reported {
             self.overflow_reported = true;
             tracing::warn!(
-                clients = MAX_MEMORY_KEYS,
-                "rate limiter full for this minute: new clients share one count per endpoint"
+                networks = MAX_WIDER_KEYS,
+                "rate limiter full for this minute, wider networks included: new clients share one count per endpoint"
             );
         }
         let count = &mut self.overflow[group as usize];
@@ -102,22 +133,30 @@ impl Counters {
 
 pub enum Limiter {
     Memory(Mutex<Counters>),
-    Redis(deadpool_redis::Pool),
+    /// Counters shared by the replicas; `namespace` keeps deployments that share one Redis
+    /// apart.
+    Redis {
+        pool: deadpool_redis::Pool,
+        namespace: String,
+    },
 }
 
 impl Limiter {
-    pub fn new(redis_url: Option<&str>) -> Result<Self, String> {
+    pub fn new(redis_url: Option<&str>, namespace: &str) -> Result<Self, String> {
         match redis_url {
             Some(url) => deadpool_redis::Config::from_url(url)
                 .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-                .map(Limiter::Redis)
+                .map(|pool| Limiter::Redis {
+                    pool,
+                    namespace: namespace.to_owned(),
+                })
                 .map_err(|e| format!("redis pool: {e}")),
             None => Ok(Limiter::Memory(Mutex::default())),
         }
     }
 
     /// Counts a hit; `Some(seconds)` to wait when over `limit`.
-    async fn hit(&self, group: Group, key: IpAddr, limit: u32) -> Result<Option<u64>, String> {
+    async fn hit(&self, group: Group, key: Network, limit: u32) -> Result<Option<u64>, String> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -132,9 +171,12 @@ impl Limiter {
                     .hit(window, group, key);
                 Ok((count > limit).then_some(retry))
             }
-            Limiter::Redis(pool) => {
+            Limiter::Redis { pool, namespace } => {
                 let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                let k = format!("latchkey:ratelimit:{}:{key}:{window}", group.name());
+                let k = format!(
+                    "latchkey:ratelimit:{namespace}:{}:{key}:{window}",
+                    group.name()
+                );
                 let (count, _): (u32, i64) = redis::pipe()
                     .atomic()
                     .cmd("INCR")
@@ -196,7 +238,7 @@ pub(crate) async fn limit(State(s): State<AppState>, req: Request, next: Next) -
     let Some(ip) = client_ip(req.headers(), peer, &s.config.proxies) else {
         return next.run(req).await;
     };
-    match s.limiter.hit(group, forwarded::rate_key(ip), max).await {
+    match s.limiter.hit(group, Network::of(ip), max).await {
         Ok(None) => next.run(req).await,
         Ok(Some(retry_after)) => {
             tracing::info!(endpoint = group.name(), "rate limit exceeded");
@@ -218,38 +260,68 @@ pub(crate) async fn limit(State(s): State<AppState>, req: Request, next: Next) -
 mod tests {
     use super::*;
 
-    fn v4(n: u32) -> IpAddr {
-        IpAddr::from(n.to_be_bytes())
+    fn v4(n: u32) -> Network {
+        Network::of(IpAddr::from(n.to_be_bytes()))
+    }
+
+    /// The n-th /64 of the /48 numbered `site`.
+    fn v6(site: u16, n: u16) -> Network {
+        Network::of(IpAddr::from(std::net::Ipv6Addr::new(
+            0x2001, 0xdb8, site, n, 0, 0, 0, 1,
+        )))
     }
 
     #[test]
-    fn a_full_map_never_resets_a_count_and_newcomers_share_one() {
+    fn a_full_map_never_resets_a_count_and_newcomers_count_by_their_wider_network() {
         let mut c = Counters::default();
         let victim = v4(1);
         for _ in 0..7 {
             c.hit(10, Group::Login, victim);
         }
-        // Fill the map from as many addresses as it holds.
-        for n in 2..=MAX_MEMORY_KEYS as u32 {
-            c.hit(10, Group::Login, v4(n));
+        // One /48 fills the map with its /64s.
+        let mut n = 0u32;
+        while c.counts.len() < MAX_MEMORY_KEYS {
+            c.hit(10, Group::Login, v6(1, (n % 65_536) as u16));
+            c.hit(10, Group::Register, v6(1, (n % 65_536) as u16));
+            n += 1;
         }
-        assert_eq!(c.counts.len(), MAX_MEMORY_KEYS);
         assert_eq!(
             c.hit(10, Group::Login, victim),
             8,
             "the victim's count survives"
         );
-        // Newcomers, however many addresses they use, share one count per group.
-        let base = MAX_MEMORY_KEYS as u32 + 10;
-        for n in 0..5 {
-            assert_eq!(c.hit(10, Group::Login, v4(base + n)), n + 1);
-        }
-        assert_eq!(c.hit(10, Group::Register, v4(base)), 1);
+        // The same /48's further /64s share one count ...
+        let first = c.hit(10, Group::Login, v6(1, 60_000));
+        assert_eq!(c.hit(10, Group::Login, v6(1, 60_001)), first + 1);
+        // ... and a newcomer from another /48, or another IPv4 /24, counts apart.
+        assert_eq!(c.hit(10, Group::Login, v6(2, 0)), 1);
+        assert_eq!(c.hit(10, Group::Login, v6(2, 1)), 2, "the same /48");
+        assert_eq!(c.hit(10, Group::Login, v4(0x0a00_0001)), 1);
+        assert_eq!(c.hit(10, Group::Login, v4(0x0b00_0001)), 1);
         assert_eq!(c.counts.len(), MAX_MEMORY_KEYS, "the map does not grow");
         // The next window starts every count again.
         assert_eq!(c.hit(11, Group::Login, victim), 1);
-        assert_eq!(c.hit(11, Group::Login, v4(base)), 1);
-        assert_eq!(c.counts.len(), 2);
+        assert_eq!(c.hit(11, Group::Login, v6(1, 60_000)), 1);
+        assert_eq!((c.counts.len(), c.wider.len()), (2, 0));
+    }
+
+    #[test]
+    fn once_the_wider_map_is_full_too_newcomers_share_one_count_per_group() {
+        let mut c = Counters::default();
+        for n in 0..MAX_MEMORY_KEYS as u32 {
+            c.hit(1, Group::Token, v4(n));
+        }
+        // Each /24 past the networks' map takes one wider key.
+        for n in 0..MAX_WIDER_KEYS as u32 {
+            c.hit(1, Group::Token, v4(0x8000_0000 + (n << 8)));
+        }
+        assert_eq!(c.wider.len(), MAX_WIDER_KEYS);
+        let base = 0x8000_0000 + ((MAX_WIDER_KEYS as u32 + 10) << 8);
+        for n in 0..5 {
+            assert_eq!(c.hit(1, Group::Token, v4(base + (n << 8))), n + 1);
+        }
+        assert_eq!(c.hit(1, Group::Register, v4(base)), 1);
+        assert_eq!(c.wider.len(), MAX_WIDER_KEYS, "the wider map does not grow");
     }
 
     #[test]

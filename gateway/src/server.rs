@@ -16,24 +16,36 @@
 //! - HTTP/2: at most `h2_max_streams` streams at once, bounded header lists, keep-alive pings.
 //!
 //! At most `max_connections` are served at once; beyond that, new connections wait in the
-//! kernel's backlog until one closes.
+//! kernel's backlog until one closes. One client network ([`latchkey_network`]: an IPv4
+//! address, an IPv6 /64) holds at most `max_connections_per_network` of them, so that one
+//! host cannot take every slot; a connection past its network's share is closed at once.
+//! Trusted proxies carry many clients' connections and have no share: their own per-client
+//! limits come first.
+//!
+//! A partial request head that arrives in the same read as the end of the previous request
+//! is waited for up to the idle timeout, not the header timeout (what hyper has buffered is
+//! not visible here). It holds a connection no longer than an idle keep-alive connection
+//! may, and both count against the network's share.
 //!
 //! A response sent before its request body was read (the body was too large) is followed by
 //! a lingering close: the write side is shut, and what the client still sends is read and
 //! discarded, up to a bound, so that the client reads the answer instead of a reset.
 
+use crate::forwarded::TrustedProxies;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use latchkey_network::Network;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -63,6 +75,9 @@ pub struct HttpLimits {
     pub body_timeout: Duration,
     /// Connections served at once.
     pub max_connections: u32,
+    /// Connections served at once from one client network, unless it is a trusted proxy; 0
+    /// for no share.
+    pub max_connections_per_network: u32,
     /// HTTP/2 streams at once, per connection.
     pub h2_max_streams: u32,
 }
@@ -75,6 +90,7 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_network: 128,
             h2_max_streams: 100,
         }
     }
@@ -82,11 +98,13 @@ impl Default for HttpLimits {
 
 /// Serves `router` on `listener` within `limits` until `shutdown`, then stops accepting,
 /// lets in-flight requests finish (each within its request timeout), and returns once every
-/// connection is closed. Handlers see the peer as `ConnectInfo<SocketAddr>`.
+/// connection is closed. Handlers see the peer as `ConnectInfo<SocketAddr>`. Peers in
+/// `proxies` have no per-network share.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
     limits: HttpLimits,
+    proxies: TrustedProxies,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let router = router
@@ -97,6 +115,11 @@ pub async fn serve(
         ));
     let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let shares = Arc::new(Shares {
+        per_network: limits.max_connections_per_network,
+        proxies,
+        held: Mutex::default(),
+    });
     let (stop, stopped) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -119,6 +142,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(share) = shares.take(peer.ip()) else {
+            metrics::counter!("latchkey_http_connections_refused_total", "reason" => "network_share")
+                .increment(1);
+            tracing::debug!(%peer, "the client network holds its share of connections; closing");
+            continue;
+        };
         // Small responses go out at once, not after a delayed ACK.
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
@@ -131,6 +160,7 @@ pub async fn serve(
         };
         tokio::spawn(async move {
             connection.run(stream, peer).await;
+            drop(share);
             drop(slot);
         });
     }
@@ -159,6 +189,56 @@ fn builder(limits: &HttpLimits) -> Builder<TokioExecutor> {
         .keep_alive_interval(Some(H2_KEEPALIVE))
         .keep_alive_timeout(H2_KEEPALIVE);
     builder
+}
+
+/// The connections each client network holds.
+struct Shares {
+    per_network: u32,
+    proxies: TrustedProxies,
+    /// Only networks holding a connection are here, so it holds at most `max_connections`.
+    held: Mutex<HashMap<Network, u32>>,
+}
+
+/// A connection's place in its network's share; given back when dropped.
+struct Share {
+    shares: Arc<Shares>,
+    network: Network,
+}
+
+impl Shares {
+    /// A place for a connection from `ip`: `Ok(None)` when it has no share to count against
+    /// (no share is set, or the peer is a trusted proxy), `Err` when its network's is full.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Result<Option<Share>, ()> {
+        if self.per_network == 0 || self.proxies.contains(ip) {
+            return Ok(None);
+        }
+        let network = Network::of(ip);
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(network).or_default();
+        if *n >= self.per_network {
+            if *n == 0 {
+                held.remove(&network);
+            }
+            return Err(());
+        }
+        *n += 1;
+        Ok(Some(Share {
+            shares: self.clone(),
+            network,
+        }))
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut held = self.shares.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.network) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.network);
+            }
+        }
+    }
 }
 
 /// As hyper's server did: a connection error is the client's and is skipped; anything else

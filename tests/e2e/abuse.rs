@@ -197,6 +197,43 @@ async fn a_lock_earned_from_one_network_leaves_the_owner_signing_in_from_another
 }
 
 #[tokio::test]
+async fn a_lock_in_one_deployment_leaves_the_same_account_of_another_on_one_redis_alone() {
+    if test_redis_url().is_none() {
+        eprintln!("LATCHKEY_TEST_REDIS_URL is unset: the shared-Redis case runs in CI");
+        return;
+    }
+    let locking = |s: &mut Settings| {
+        unthrottled(s);
+        s.lockout_threshold = 2;
+    };
+    let (a, b) = (spawn_app_with(locking).await, spawn_app_with(locking).await);
+    let email = fresh_email();
+    a.add_user(&email).await;
+    b.add_user(&email).await;
+    let (in_a, in_b) = (
+        a.public_client(CALLBACK).await,
+        b.public_client(CALLBACK).await,
+    );
+    for n in 1..=2 {
+        assert_eq!(
+            sign_in(&a, &in_a, "127.0.0.2", &email, WRONG).await,
+            Answer::Failed,
+            "failure {n}"
+        );
+    }
+
+    let locked = sign_in(&a, &in_a, "127.0.0.2", &email, PASSWORD).await;
+    let other = sign_in(&b, &in_b, "127.0.0.2", &email, PASSWORD).await;
+
+    assert_eq!(locked, Answer::Locked, "locked where the failures were");
+    assert_eq!(
+        other,
+        Answer::SignedIn,
+        "another issuer's account is its own"
+    );
+}
+
+#[tokio::test]
 async fn failures_from_many_networks_delay_the_account_everywhere_for_a_bounded_time() {
     let app = spawn_app_with(|s| {
         unthrottled(s);

@@ -370,6 +370,7 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     let app = spawn_app_with(|s| {
         s.http_header_timeout_ms = 1000;
         s.http_max_connections = 2;
+        s.http_max_connections_per_network = 0;
     })
     .await;
     let addr = addr_of(&app.base);
@@ -392,6 +393,84 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         took >= Duration::from_millis(700),
         "served after {took:?}: the cap of 2 did not hold it back"
     );
+}
+
+/// A connection to `addr` from the loopback address `from`.
+async fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(from.parse().expect("an address"), 0))
+        .expect("bind");
+    socket.connect(addr).await.expect("connect")
+}
+
+/// What a connection from `from` gets for one request: the status line, or `None` when the
+/// server closed it without an answer.
+async fn status_from(from: &str, addr: SocketAddr) -> Option<String> {
+    let mut stream = connect_from(from, addr).await;
+    let _ = stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while !got.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got);
+    text.lines().next().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn one_network_holds_only_its_share_of_connections_and_trusted_proxies_have_none() {
+    let app = spawn_app_with(|s| {
+        s.http_header_timeout_ms = 3000;
+        s.http_max_connections_per_network = 2;
+        s.trusted_proxies = proxies("127.0.0.3");
+    })
+    .await;
+    let addr = addr_of(&app.base);
+    // Two idle connections from one host take its share.
+    let held = [
+        connect_from("127.0.0.2", addr).await,
+        connect_from("127.0.0.2", addr).await,
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let past_share = status_from("127.0.0.2", addr).await;
+    let other_host = status_from("127.0.0.1", addr).await;
+    let mut proxy = Vec::new();
+    for _ in 0..2 {
+        proxy.push(connect_from("127.0.0.3", addr).await);
+    }
+    let third_from_proxy = status_from("127.0.0.3", addr).await;
+    // A connection that closes gives its place back.
+    drop(held);
+    let mut again = None;
+    for _ in 0..50 {
+        again = status_from("127.0.0.2", addr).await;
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(past_share, None, "closed without an answer past the share");
+    assert_eq!(
+        other_host.as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "another network"
+    );
+    assert_eq!(
+        third_from_proxy.as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "a trusted proxy has no share"
+    );
+    assert_eq!(again.as_deref(), Some("HTTP/1.1 200 OK"), "a place freed");
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@
 //! - the sessions in progress per client network (an IPv4 address, an IPv6 /64), checked
 //!   when a session opens: the first line of defence, so that one network cannot fill the
 //!   store;
-//! - for the in-memory store, a capacity: when it is full, the session closest to its expiry
+//! - for the in-memory store, the sessions in progress per IPv6 /48 as well (a holder of one
+//!   has 65,536 /64s), and a capacity: when it is full, the session closest to its expiry
 //!   gives way to the new one (see [`MemorySessionStore`]). Redis is bounded by its own
 //!   `maxmemory`, and expires sessions by their TTL.
 
@@ -19,6 +20,7 @@ use std::sync::Mutex;
 use uuid::Uuid;
 
 use crate::store::StoreResult;
+use latchkey_network::Network;
 
 /// A validated authorization request waiting for the user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +101,12 @@ pub trait SessionStore: Send + Sync {
 /// The in-memory store's capacity unless configured otherwise.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
+/// An IPv6 /48 may hold this many times the sessions one network may. A /48 is what one site
+/// is usually given; without this bound, its holder could fill the in-memory store from its
+/// 65,536 /64s. IPv4 has no such bound: IPv4 addresses are scarce, and a bound on a /24 would
+/// fall on the users of a shared NAT pool.
+pub const WIDER_NETWORK_SHARE: u32 = 4;
+
 /// Expired sessions forgotten per call on the request path, so that no request pays for a
 /// large backlog; maintenance forgets the rest.
 const EXPIRE_PER_CALL: usize = 64;
@@ -126,7 +134,7 @@ struct Inner {
     sessions: HashMap<String, Entry>,
     /// (expires_at, sequence) -> key: the order sessions expire in.
     queue: BTreeMap<(DateTime<Utc>, u64), String>,
-    /// Live sessions per network.
+    /// Live sessions per network, and per IPv6 /48 ([`places`]).
     networks: HashMap<String, u32>,
     next: u64,
     evicted: u64,
@@ -143,16 +151,28 @@ struct Entry {
     login_attempts: u32,
 }
 
+/// Where a session of `network` counts: its network, and for IPv6 its /48 too.
+fn places(network: &str) -> impl Iterator<Item = String> {
+    let wider = network
+        .parse::<Network>()
+        .ok()
+        .filter(|n| n.is_ipv6())
+        .map(|n| n.wider().to_string());
+    std::iter::once(network.to_owned()).chain(wider)
+}
+
 impl Inner {
     fn remove(&mut self, key: &str) -> Option<AuthorizationSession> {
         let entry = self.sessions.remove(key)?;
         self.queue.remove(&(entry.session.expires_at, entry.seq));
-        if let Some(net) = &entry.session.network
-            && let Some(n) = self.networks.get_mut(net)
-        {
-            *n -= 1;
-            if *n == 0 {
-                self.networks.remove(net);
+        if let Some(net) = &entry.session.network {
+            for place in places(net) {
+                if let Some(n) = self.networks.get_mut(&place) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.networks.remove(&place);
+                    }
+                }
             }
         }
         Some(entry.session)
@@ -168,7 +188,9 @@ impl Inner {
         self.next += 1;
         self.queue.insert((session.expires_at, seq), key.to_owned());
         if let Some(net) = &session.network {
-            *self.networks.entry(net.clone()).or_default() += 1;
+            for place in places(net) {
+                *self.networks.entry(place).or_default() += 1;
+            }
         }
         self.sessions.insert(
             key.to_owned(),
@@ -211,8 +233,16 @@ impl Inner {
         n
     }
 
-    fn live_in(&self, network: &str) -> u32 {
-        self.networks.get(network).copied().unwrap_or(0)
+    /// Whether `network`, or its /48, holds as many live sessions as it may.
+    fn is_full(&self, network: &str, per_network: u32) -> bool {
+        places(network).enumerate().any(|(i, place)| {
+            let bound = if i == 0 {
+                per_network
+            } else {
+                per_network.saturating_mul(WIDER_NETWORK_SHARE)
+            };
+            self.networks.get(&place).copied().unwrap_or(0) >= bound
+        })
     }
 }
 
@@ -265,9 +295,9 @@ impl SessionStore for MemorySessionStore {
             // Expired sessions of this network may still be counted: forget expired sessions
             // (a batch at most: the lock is held) before refusing, so that the refusal is
             // about live ones.
-            if inner.live_in(net) >= per_network {
+            if inner.is_full(net, per_network) {
                 inner.expire(now, EXPIRE_PER_BATCH);
-                if inner.live_in(net) >= per_network {
+                if inner.is_full(net, per_network) {
                     return Ok(Admission::NetworkFull);
                 }
             }

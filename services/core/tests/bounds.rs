@@ -9,7 +9,9 @@ use common::*;
 use latchkey_core::authorize::{AuthorizationRequest, StartOutcome};
 use latchkey_core::denylist::RevokedKind;
 use latchkey_core::model::{AuthMethod, ClientTier, GrantType};
-use latchkey_core::session::{Admission, AuthorizationSession, MemorySessionStore, SessionStore};
+use latchkey_core::session::{
+    Admission, AuthorizationSession, MemorySessionStore, SessionStore, WIDER_NETWORK_SHARE,
+};
 use latchkey_core::store::ClientStore;
 use latchkey_core::{AuthError, Reason};
 use serde_json::json;
@@ -244,6 +246,73 @@ fn session(
         expires_at,
         network: network.map(str::to_owned),
     }
+}
+
+#[tokio::test]
+async fn an_ipv6_48_holds_a_bounded_share_of_the_in_memory_store_whatever_its_64s() {
+    let store = MemorySessionStore::new(10_000);
+    let now = chrono::Utc::now();
+    let expires = now + Duration::seconds(600);
+    let per_network = 3;
+    let mut opened = 0;
+    // 200 /64s of one /48, each within its own bound.
+    for n in 0..200u32 {
+        let network = format!("2001:db8:1:{n:x}::/64");
+        for i in 0..per_network {
+            let admission = store
+                .open(
+                    &format!("a{n}-{i}"),
+                    &session(Some(&network), expires),
+                    now,
+                    per_network,
+                )
+                .await
+                .expect("open");
+            opened += u32::from(admission == Admission::Opened);
+        }
+    }
+    assert_eq!(opened, per_network * WIDER_NETWORK_SHARE);
+    // Another /48 and IPv4 networks keep their own bounds.
+    for (key, network) in [
+        ("b", "2001:db8:2:0::/64"),
+        ("c", "192.0.2.1"),
+        ("d", "192.0.2.2"),
+    ] {
+        assert_eq!(
+            store
+                .open(key, &session(Some(network), expires), now, per_network)
+                .await
+                .expect("open"),
+            Admission::Opened,
+            "{network}"
+        );
+    }
+    // Taking a session frees its place in its /48 too.
+    assert!(store.take("a0-0", now).await.expect("take").is_some());
+    assert_eq!(
+        store
+            .open(
+                "e",
+                &session(Some("2001:db8:1:ffff::/64"), expires),
+                now,
+                per_network
+            )
+            .await
+            .expect("open"),
+        Admission::Opened
+    );
+    assert_eq!(
+        store
+            .open(
+                "f",
+                &session(Some("2001:db8:1:fffe::/64"), expires),
+                now,
+                per_network
+            )
+            .await
+            .expect("open"),
+        Admission::NetworkFull
+    );
 }
 
 #[tokio::test]

@@ -405,27 +405,35 @@ impl SessionStore for RedisSessionStore {
 /// Redis Cluster; today it talks to one node.
 pub struct RedisLockout {
     redis: Redis,
+    /// Separates the counters of deployments (issuers) that share one Redis: an account of
+    /// one is not locked by failures on another's.
+    namespace: String,
 }
 
 impl RedisLockout {
-    pub fn new(redis: Redis) -> Self {
-        Self { redis }
+    /// Counters in `redis`; `namespace` names the deployment, e.g. its issuer.
+    pub fn new(redis: Redis, namespace: &str) -> Self {
+        Self {
+            redis,
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    fn keys(&self, account: &str, network: Option<&ClientNetwork>) -> [String; 2] {
+        let ns = &self.namespace;
+        [
+            format!(
+                "latchkey:lockout:{{{account}}}:{ns}:net:{}",
+                network_name(network)
+            ),
+            format!("latchkey:lockout:{{{account}}}:{ns}:all"),
+        ]
     }
 }
 
 /// How long a counter outlives the point where it stops mattering, so that replicas whose
 /// clocks differ a little still read it.
 const LOCK_KEY_SLACK_SECS: i64 = 60;
-
-fn lockout_keys(account: &str, network: Option<&ClientNetwork>) -> [String; 2] {
-    [
-        format!(
-            "latchkey:lockout:{{{account}}}:net:{}",
-            network_name(network)
-        ),
-        format!("latchkey:lockout:{{{account}}}:all"),
-    ]
-}
 
 /// Judges and counts one attempt: KEYS[1] is the account-and-network counter, KEYS[2] the
 /// account's; ARGV: now, window, slack, then threshold, base and max for each. Returns
@@ -472,7 +480,7 @@ impl LockoutStore for RedisLockout {
         policy: &LockoutPolicy,
     ) -> StoreResult<Verdict> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
-        let [net_key, acct_key] = lockout_keys(account, network);
+        let [net_key, acct_key] = self.keys(account, network);
         let mut eval = redis::cmd("EVAL");
         eval.arg(ADMIT_SCRIPT)
             .arg(2)
@@ -503,7 +511,7 @@ impl LockoutStore for RedisLockout {
 
     async fn release(&self, account: &str, network: Option<&ClientNetwork>) -> StoreResult<()> {
         let mut conn = self.redis.pool.get().await.map_err(store_err)?;
-        let [net_key, acct_key] = lockout_keys(account, network);
+        let [net_key, acct_key] = self.keys(account, network);
         redis::cmd("DEL")
             .arg(net_key)
             .arg(acct_key)

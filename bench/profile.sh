@@ -2,7 +2,8 @@
 # Where `latchkey serve` spends its CPU under one load, and what its idle memory is made of:
 # perf (cpu-clock, so it works without hardware counters) on the server pinned to SERVER_CPU
 # while wrk loads one endpoint from LOAD_CPU, then the top symbols. Loopback only.
-# Usage: bench/profile.sh token|introspect_c1|ceiling_token   (SECS=8; needs perf and wrk)
+# Usage: bench/profile.sh token|introspect_c1|introspect_c32|ceiling_token   (SECS=8; needs perf
+# and wrk). NO_BUILD=1 profiles the binaries already in $CARGO_TARGET_DIR (another commit's).
 # ceiling_token profiles latchkey-ceiling's /token under the same load, to subtract from token.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,7 +16,7 @@ HTTP_PORT=${HTTP_PORT:-18180} GRPC_PORT=${GRPC_PORT:-15151} ADMIN_PORT=${ADMIN_P
 RESOURCE=https://mcp.example.com/mcp
 OUT=${OUT:-$PWD/profile-$SCENARIO}
 
-cargo build --release -q -p latchkey -p latchkey-bench --manifest-path "$ROOT/Cargo.toml"
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p latchkey -p latchkey-bench --manifest-path "$ROOT/Cargo.toml"
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/latchkey
 CEILING=${CARGO_TARGET_DIR:-$ROOT/target}/release/latchkey-ceiling
 WORK=$(mktemp -d)
@@ -52,9 +53,9 @@ case $SCENARIO in
     PID=$!; PIDS+=("$PID")
     for _ in $(seq 1 50); do curl -sf -o /dev/null -H "Authorization: $WRK_AUTH" "http://127.0.0.1:$((HTTP_PORT + 10))/token" -d "$TOKEN_BODY" && break; sleep 0.1; done
     export WRK_BODY=$TOKEN_BODY; URL=http://127.0.0.1:$((HTTP_PORT + 10))/token; CONNS=32 ;;
-  introspect_c1)
+  introspect_c1|introspect_c32)
     AT=$(curl -s -H "Authorization: $WRK_AUTH" "http://127.0.0.1:$HTTP_PORT/token" -d "$TOKEN_BODY" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-    export WRK_BODY="token=$AT"; URL=http://127.0.0.1:$HTTP_PORT/introspect; CONNS=1 ;;
+    export WRK_BODY="token=$AT"; URL=http://127.0.0.1:$HTTP_PORT/introspect; CONNS=${SCENARIO#introspect_c} ;;
   *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac
 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d3s -s "$SHARED/wrk-post.lua" "$URL" >/dev/null

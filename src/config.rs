@@ -9,7 +9,7 @@ use latchkey_core::CoreSettings;
 use latchkey_core::lockout::Backoff;
 use latchkey_core::registration::RegistrationPolicy;
 use latchkey_core::resource::{ProtectedResource, Resource};
-use latchkey_core::scope::{ScopePolicy, ScopeSet};
+use latchkey_core::scope::{ScopePolicy, ScopeSet, UnknownScopes};
 use latchkey_core::secret::MIN_SHARED_SECRET_BYTES;
 use latchkey_gateway::HttpLimits;
 pub use latchkey_gateway::forwarded::{ForwardedHeader, TrustedProxies};
@@ -66,6 +66,23 @@ impl From<RegistrationSetting> for RegistrationPolicy {
             RegistrationSetting::Open => Self::Open,
             RegistrationSetting::InitialAccessToken => Self::InitialAccessToken,
             RegistrationSetting::Off => Self::Off,
+        }
+    }
+}
+
+/// `LATCHKEY_UNKNOWN_SCOPES`, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownScopesSetting {
+    Ignore,
+    Reject,
+}
+
+impl From<UnknownScopesSetting> for UnknownScopes {
+    fn from(s: UnknownScopesSetting) -> Self {
+        match s {
+            UnknownScopesSetting::Ignore => Self::Ignore,
+            UnknownScopesSetting::Reject => Self::Reject,
         }
     }
 }
@@ -139,6 +156,9 @@ pub struct Settings {
     pub leeway_secs: u64,
     /// Supported scopes, space-separated (`offline_access` is always added).
     pub scopes: String,
+    /// Requested scopes this server does not support: ignored (the token response's `scope`
+    /// says what was granted), or refused with `invalid_scope` (RFC 6749 §3.3 allows either).
+    pub unknown_scopes: UnknownScopesSetting,
     /// Scopes granted when a request names none.
     pub default_scopes: String,
     pub resources: Vec<ResourceConfig>,
@@ -203,8 +223,9 @@ pub struct Settings {
     /// Connections served at once, per listener; more wait in the backlog.
     pub http_max_connections: u32,
     /// Connections served at once from one client network (an IPv4 address, an IPv6 /64),
-    /// per listener; more are closed. Trusted proxies have no share; 0 turns it off.
-    pub http_max_connections_per_network: u32,
+    /// per listener, while it is more than half full; more are refused. Trusted proxies have
+    /// no share; 0 turns it off. Unset: an eighth of `http_max_connections`.
+    pub http_max_connections_per_network: Option<u32>,
     /// HTTP/2 streams at once, per connection.
     pub http2_max_concurrent_streams: u32,
     /// Prometheus metrics and health on a separate admin port; unset turns it off.
@@ -231,6 +252,9 @@ pub struct Settings {
     /// A `dynamic` client unused this many days, with no live refresh token, is deleted
     /// (0: never).
     pub dynamic_client_idle_days: u32,
+    /// A `dynamic` client never used this many hours after it registered, with nothing
+    /// pending, is deleted (0: only the idle rule applies).
+    pub dynamic_client_unused_hours: u32,
     /// Days a `dynamic` confidential client's secret stays valid (0: it does not expire).
     pub dynamic_client_secret_days: u32,
     /// Absolute maximum age of a refresh grant in days, RFC 9700 §4.14.2 (0: none).
@@ -274,6 +298,7 @@ impl Default for Settings {
             session_ttl_secs: 600,
             leeway_secs: 5,
             scopes: "mcp:tools mcp:resources mcp:prompts".into(),
+            unknown_scopes: UnknownScopesSetting::Ignore,
             default_scopes: "mcp:tools mcp:resources mcp:prompts".into(),
             resources: Vec::new(),
             registration: RegistrationSetting::Open,
@@ -304,7 +329,7 @@ impl Default for Settings {
             http_request_timeout_ms: 30_000,
             http_body_timeout_ms: 10_000,
             http_max_connections: 1024,
-            http_max_connections_per_network: 128,
+            http_max_connections_per_network: None,
             http2_max_concurrent_streams: 100,
             // 9464, not 9090: a developer's own Prometheus often holds 9090.
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
@@ -317,6 +342,7 @@ impl Default for Settings {
             session_capacity: latchkey_core::session::DEFAULT_CAPACITY,
             max_token_revocations_per_client: 1000,
             dynamic_client_idle_days: 90,
+            dynamic_client_unused_hours: 24,
             dynamic_client_secret_days: 0,
             refresh_max_age_days: 90,
         }
@@ -371,7 +397,9 @@ impl Settings {
             request_timeout: StdDuration::from_millis(self.http_request_timeout_ms),
             body_timeout: StdDuration::from_millis(self.http_body_timeout_ms),
             max_connections: self.http_max_connections,
-            max_connections_per_network: self.http_max_connections_per_network,
+            max_connections_per_network: self
+                .http_max_connections_per_network
+                .unwrap_or(self.http_max_connections / 8),
             h2_max_streams: self.http2_max_concurrent_streams,
         }
     }
@@ -406,10 +434,12 @@ impl Settings {
         if !(1..=1_000_000).contains(&self.http_max_connections) {
             problems.push("http_max_connections must be between 1 and 1000000".into());
         }
-        if self.http_max_connections_per_network > self.http_max_connections {
+        if let Some(share) = self.http_max_connections_per_network
+            && share > self.http_max_connections
+        {
             problems.push(format!(
-                "http_max_connections_per_network ({}) must be at most http_max_connections ({}); 0 turns it off",
-                self.http_max_connections_per_network, self.http_max_connections
+                "http_max_connections_per_network ({share}) must be at most http_max_connections ({}); 0 turns it off",
+                self.http_max_connections
             ));
         }
         if !(1..=10_000).contains(&self.http2_max_concurrent_streams) {
@@ -649,7 +679,10 @@ impl Settings {
             ScopeSet::parse(&self.scopes),
             ScopeSet::parse(&self.default_scopes),
         ) {
-            (Ok(s), Ok(d)) => ScopePolicy::new(s, d).map_err(|e| problems.push(e)).ok(),
+            (Ok(s), Ok(d)) => ScopePolicy::new(s, d)
+                .map(|p| p.with_unknown(self.unknown_scopes.into()))
+                .map_err(|e| problems.push(e))
+                .ok(),
             _ => {
                 problems
                     .push("scopes and default_scopes must be space-separated scope tokens".into());
@@ -737,6 +770,8 @@ impl Settings {
                 max_sessions_per_network: self.max_sessions_per_address,
                 max_token_revocations_per_client: self.max_token_revocations_per_client,
                 dynamic_client_idle: days(self.dynamic_client_idle_days),
+                dynamic_client_unused: (self.dynamic_client_unused_hours > 0)
+                    .then(|| Duration::hours(i64::from(self.dynamic_client_unused_hours))),
                 dynamic_client_secret_ttl: days(self.dynamic_client_secret_days),
                 refresh_max_age: days(self.refresh_max_age_days),
             }),
@@ -765,6 +800,11 @@ impl Settings {
         // One network must not be able to fill the store on its own.
         if (self.session_capacity as u64) < u64::from(self.max_sessions_per_address) {
             problems.push("session_capacity must be at least max_sessions_per_address".into());
+        }
+        if self.dynamic_client_unused_hours > MAX_DAYS {
+            problems.push(format!(
+                "dynamic_client_unused_hours must be at most {MAX_DAYS}"
+            ));
         }
         for (name, v) in [
             ("dynamic_client_idle_days", self.dynamic_client_idle_days),
@@ -1267,6 +1307,7 @@ mod tests {
             http_request_timeout_ms: 4_000_000,
             http_body_timeout_ms: 50,
             http_max_connections: 0,
+            http_max_connections_per_network: Some(128),
             http2_max_concurrent_streams: 0,
             forward_auth_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             gateway_secret: Some("s".repeat(32).into()),

@@ -41,7 +41,7 @@ impl TrustedProxies {
             .map(|s| {
                 s.parse::<IpNet>()
                     .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map(|net| net.trunc())
+                    .map(|net| canonical(net.trunc()))
                     .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))
             })
             .collect::<Result<Vec<_>, _>>()
@@ -59,6 +59,20 @@ impl TrustedProxies {
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// An IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`) as the IPv4 range it names: peers are
+/// compared in their IPv4 form, so a mapped range would otherwise match nobody.
+fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        net => net,
     }
 }
 
@@ -448,6 +462,15 @@ mod tests {
 
     #[test]
     fn proxy_ranges_parse_from_commas_spaces_and_single_addresses() {
+        let mapped =
+            TrustedProxies::parse("::ffff:127.0.0.3/128, ::ffff:10.1.0.0/112").expect("parse");
+        assert!(
+            mapped.contains(ip("127.0.0.3")),
+            "an IPv4-mapped entry names its IPv4 address"
+        );
+        assert!(mapped.contains(ip("::ffff:127.0.0.3")));
+        assert!(mapped.contains(ip("10.1.255.1")));
+        assert!(!mapped.contains(ip("10.2.0.1")));
         let p = TrustedProxies::parse("10.0.0.0/8, 192.168.1.7\tfd00::/8,,").expect("parse");
         assert_eq!(p.ranges().len(), 3);
         assert!(p.contains(ip("192.168.1.7")));

@@ -59,16 +59,44 @@ impl Group {
     }
 }
 
+/// An IPv6 /48 may make this many times the requests one network may: its holder has 65,536
+/// /64s, each counted apart. IPv4 has no such count (a /24 is often a shared NAT pool), except
+/// as the fallback below.
+pub const WIDER_NETWORK_SHARE: u32 = 4;
+
+/// What one hit counted: the network's count in this window (`None` when the map of networks
+/// was full), and its wider network's, when that is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counted {
+    own: Option<u32>,
+    wider: Option<u32>,
+}
+
+impl Counted {
+    /// Over `limit`: the network's own count is, or its /48's is over its share. A newcomer
+    /// to a full map is judged by its wider network's count (or the shared one) alone.
+    fn over(self, limit: u32) -> bool {
+        match self.own {
+            Some(n) => {
+                n > limit
+                    || self
+                        .wider
+                        .is_some_and(|w| w > limit.saturating_mul(WIDER_NETWORK_SHARE))
+            }
+            None => self.wider.is_some_and(|w| w > limit),
+        }
+    }
+}
+
 /// The in-memory counters of the current window.
 ///
-/// Clients count by network ([`Network::of`]: an IPv4 address, an IPv6 /64), and the maps
-/// are bounded. Nobody's count is ever evicted to make room: if it were, a party with enough
-/// addresses could wipe another client's count by filling the map. Once the networks' map is
-/// full, newcomers count by their wider network ([`Network::wider`]: an IPv6 /48, an IPv4
-/// /24), so that a holder of one /48, who has 65,536 /64s, fills the map and then shares one
-/// count, while newcomers from elsewhere still count apart. Once that map is full too,
-/// newcomers share one count per group. Every count starts again with the next window, so the
-/// maps are emptied then, and keep their allocation.
+/// Clients count by network ([`Network::of`]: an IPv4 address, an IPv6 /64), and IPv6 clients
+/// by their /48 as well ([`WIDER_NETWORK_SHARE`]). The maps are bounded, and nobody's count
+/// is ever evicted to make room: if it were, a party with enough addresses could wipe another
+/// client's count by filling the map. Once the networks' map is full, a newcomer counts by its
+/// wider network alone (a /48, or an IPv4 /24); once that map is full too, newcomers share one
+/// count per group. Every count starts again with the next window, so the maps are emptied
+/// then, and keep their allocation.
 #[derive(Default)]
 pub struct Counters {
     window: u64,
@@ -96,7 +124,7 @@ fn count_in(
 }
 
 impl Counters {
-    fn hit(&mut self, window: u64, group: Group, network: Network) -> u32 {
+    fn hit(&mut self, window: u64, group: Group, network: Network) -> Counted {
         if self.window != window {
             self.window = window;
             self.counts.clear();
@@ -105,29 +133,36 @@ impl Counters {
             self.full_reported = false;
             self.overflow_reported = false;
         }
-        if let Some(count) = count_in(&mut self.counts, (group, network), MAX_MEMORY_KEYS) {
-            return count;
-        }
-        if !self.full_reported {
+        let own = count_in(&mut self.counts, (group, network), MAX_MEMORY_KEYS);
+        if own.is_none() && !self.full_reported {
             self.full_reported = true;
             tracing::warn!(
                 networks = MAX_MEMORY_KEYS,
                 "rate limiter full for this minute: new clients count by their /48 (IPv6) or /24 (IPv4)"
             );
         }
-        if let Some(count) = count_in(&mut self.wider, (group, network.wider()), MAX_WIDER_KEYS) {
-            return count;
+        if own.is_some() && !network.is_ipv6() {
+            return Counted { own, wider: None };
         }
-        if !self.overflow_reported {
-            self.overflow_reported = true;
-            tracing::warn!(
-                networks = MAX_WIDER_KEYS,
-                "rate limiter full for this minute, wider networks included: new clients share one count per endpoint"
-            );
+        let wider = match count_in(&mut self.wider, (group, network.wider()), MAX_WIDER_KEYS) {
+            Some(count) => count,
+            None => {
+                if !self.overflow_reported {
+                    self.overflow_reported = true;
+                    tracing::warn!(
+                        networks = MAX_WIDER_KEYS,
+                        "rate limiter full for this minute, wider networks included: new clients share one count per endpoint"
+                    );
+                }
+                let count = &mut self.overflow[group as usize];
+                *count = count.saturating_add(1);
+                *count
+            }
+        };
+        Counted {
+            own,
+            wider: Some(wider),
         }
-        let count = &mut self.overflow[group as usize];
-        *count = count.saturating_add(1);
-        *count
     }
 }
 
@@ -165,29 +200,43 @@ impl Limiter {
         let retry = WINDOW_SECS - now % WINDOW_SECS;
         match self {
             Limiter::Memory(counters) => {
-                let count = counters
+                let counted = counters
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .hit(window, group, key);
-                Ok((count > limit).then_some(retry))
+                Ok(counted.over(limit).then_some(retry))
             }
             Limiter::Redis { pool, namespace } => {
                 let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                let k = format!(
-                    "latchkey:ratelimit:{namespace}:{}:{key}:{window}",
-                    group.name()
-                );
-                let (count, _): (u32, i64) = redis::pipe()
-                    .atomic()
-                    .cmd("INCR")
-                    .arg(&k)
-                    .cmd("EXPIRE")
-                    .arg(&k)
-                    .arg(WINDOW_SECS * 2)
+                let name = |n: Network| {
+                    format!(
+                        "latchkey:ratelimit:{namespace}:{}:{n}:{window}",
+                        group.name()
+                    )
+                };
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                let mut keys = vec![name(key)];
+                if key.is_ipv6() {
+                    keys.push(name(key.wider()));
+                }
+                for k in &keys {
+                    pipe.cmd("INCR")
+                        .arg(k)
+                        .cmd("EXPIRE")
+                        .arg(k)
+                        .arg(WINDOW_SECS * 2)
+                        .ignore();
+                }
+                let counts: Vec<u32> = pipe
                     .query_async(&mut conn)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok((count > limit).then_some(retry))
+                let counted = Counted {
+                    own: counts.first().copied(),
+                    wider: counts.get(1).copied(),
+                };
+                Ok(counted.over(limit).then_some(retry))
             }
         }
     }
@@ -272,37 +321,70 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_48_gets_a_bounded_multiple_of_one_networks_limit() {
+        let mut c = Counters::default();
+        let limit = 5;
+        let mut allowed = 0;
+        // Many /64s of one /48, each within its own limit.
+        for n in 0..100 {
+            for _ in 0..limit {
+                if !c.hit(1, Group::Register, v6(1, n)).over(limit) {
+                    allowed += 1;
+                }
+            }
+        }
+        assert_eq!(allowed, limit * WIDER_NETWORK_SHARE);
+        // Another /48, and IPv4 addresses of one /24, keep their own limits.
+        assert!(!c.hit(1, Group::Register, v6(2, 0)).over(limit));
+        for n in 0..50 {
+            assert!(
+                !c.hit(1, Group::Register, v4(0x0a00_0000 + n)).over(limit),
+                "{n}"
+            );
+        }
+        // A network over its own limit is over, whatever its /48.
+        for _ in 0..limit {
+            c.hit(1, Group::Token, v6(3, 0));
+        }
+        assert!(c.hit(1, Group::Token, v6(3, 0)).over(limit));
+    }
+
+    #[test]
     fn a_full_map_never_resets_a_count_and_newcomers_count_by_their_wider_network() {
         let mut c = Counters::default();
         let victim = v4(1);
         for _ in 0..7 {
             c.hit(10, Group::Login, victim);
         }
-        // One /48 fills the map with its /64s.
-        let mut n = 0u32;
+        // Fill the map from as many IPv4 addresses as it holds.
+        let mut n = 2;
         while c.counts.len() < MAX_MEMORY_KEYS {
-            c.hit(10, Group::Login, v6(1, (n % 65_536) as u16));
-            c.hit(10, Group::Register, v6(1, (n % 65_536) as u16));
+            c.hit(10, Group::Login, v4(n));
             n += 1;
         }
+        let victim_count = c.hit(10, Group::Login, victim);
+        assert_eq!(victim_count.own, Some(8), "the victim's count survives");
+        // Newcomers count by their /24 (IPv4) or /48 (IPv6) alone, against the plain limit.
+        let newcomer = c.hit(10, Group::Login, v4(0xc000_0201));
         assert_eq!(
-            c.hit(10, Group::Login, victim),
-            8,
-            "the victim's count survives"
+            newcomer,
+            Counted {
+                own: None,
+                wider: Some(1)
+            }
         );
-        // The same /48's further /64s share one count ...
-        let first = c.hit(10, Group::Login, v6(1, 60_000));
-        assert_eq!(c.hit(10, Group::Login, v6(1, 60_001)), first + 1);
-        // ... and a newcomer from another /48, or another IPv4 /24, counts apart.
-        assert_eq!(c.hit(10, Group::Login, v6(2, 0)), 1);
-        assert_eq!(c.hit(10, Group::Login, v6(2, 1)), 2, "the same /48");
-        assert_eq!(c.hit(10, Group::Login, v4(0x0a00_0001)), 1);
-        assert_eq!(c.hit(10, Group::Login, v4(0x0b00_0001)), 1);
+        let same_24 = c.hit(10, Group::Login, v4(0xc000_0202));
+        assert_eq!(same_24.wider, Some(2));
+        assert!(same_24.over(1) && !same_24.over(2));
+        assert_eq!(
+            c.hit(10, Group::Login, v4(0xc100_0001)).wider,
+            Some(1),
+            "another /24"
+        );
         assert_eq!(c.counts.len(), MAX_MEMORY_KEYS, "the map does not grow");
         // The next window starts every count again.
-        assert_eq!(c.hit(11, Group::Login, victim), 1);
-        assert_eq!(c.hit(11, Group::Login, v6(1, 60_000)), 1);
-        assert_eq!((c.counts.len(), c.wider.len()), (2, 0));
+        assert_eq!(c.hit(11, Group::Login, victim).own, Some(1));
+        assert_eq!((c.counts.len(), c.wider.len()), (1, 0));
     }
 
     #[test]
@@ -311,25 +393,27 @@ mod tests {
         for n in 0..MAX_MEMORY_KEYS as u32 {
             c.hit(1, Group::Token, v4(n));
         }
-        // Each /24 past the networks' map takes one wider key.
         for n in 0..MAX_WIDER_KEYS as u32 {
             c.hit(1, Group::Token, v4(0x8000_0000 + (n << 8)));
         }
         assert_eq!(c.wider.len(), MAX_WIDER_KEYS);
         let base = 0x8000_0000 + ((MAX_WIDER_KEYS as u32 + 10) << 8);
         for n in 0..5 {
-            assert_eq!(c.hit(1, Group::Token, v4(base + (n << 8))), n + 1);
+            assert_eq!(
+                c.hit(1, Group::Token, v4(base + (n << 8))).wider,
+                Some(n + 1)
+            );
         }
-        assert_eq!(c.hit(1, Group::Register, v4(base)), 1);
+        assert_eq!(c.hit(1, Group::Register, v4(base)).wider, Some(1));
         assert_eq!(c.wider.len(), MAX_WIDER_KEYS, "the wider map does not grow");
     }
 
     #[test]
     fn each_group_counts_apart() {
         let mut c = Counters::default();
-        assert_eq!(c.hit(1, Group::Token, v4(1)), 1);
-        assert_eq!(c.hit(1, Group::Token, v4(1)), 2);
-        assert_eq!(c.hit(1, Group::Register, v4(1)), 1);
-        assert_eq!(c.hit(1, Group::Token, v4(2)), 1);
+        assert_eq!(c.hit(1, Group::Token, v4(1)).own, Some(1));
+        assert_eq!(c.hit(1, Group::Token, v4(1)).own, Some(2));
+        assert_eq!(c.hit(1, Group::Register, v4(1)).own, Some(1));
+        assert_eq!(c.hit(1, Group::Token, v4(2)).own, Some(1));
     }
 }

@@ -15,12 +15,16 @@
 //!   within `body_timeout`;
 //! - HTTP/2: at most `h2_max_streams` streams at once, bounded header lists, keep-alive pings.
 //!
-//! At most `max_connections` are served at once; beyond that, new connections wait in the
-//! kernel's backlog until one closes. One client network ([`latchkey_network`]: an IPv4
-//! address, an IPv6 /64) holds at most `max_connections_per_network` of them, so that one
-//! host cannot take every slot; a connection past its network's share is closed at once.
-//! Trusted proxies carry many clients' connections and have no share: their own per-client
-//! limits come first.
+//! At most `max_connections` are served at once. When every slot is taken, the idle
+//! keep-alive connection of the network holding the most is closed to make room (an idle
+//! connection costs its holder nothing, so holding slots takes requests in flight, each bounded
+//! by the timeouts); with none idle, new connections wait in the kernel's backlog until one
+//! closes. While more than half the slots are taken, one client network
+//! ([`latchkey_network`]: an IPv4 address, an IPv6 /64) holds at most
+//! `max_connections_per_network` of them; a connection past its network's share is answered
+//! 503 with `Retry-After` and closed. Below half, the share does not apply, so that many users
+//! behind one NAT are not refused on a quiet server. Trusted proxies carry many clients'
+//! connections and have no share: their own per-client limits come first.
 //!
 //! A partial request head that arrives in the same read as the end of the previous request
 //! is waited for up to the idle timeout, not the header timeout (what hyper has buffered is
@@ -75,8 +79,8 @@ pub struct HttpLimits {
     pub body_timeout: Duration,
     /// Connections served at once.
     pub max_connections: u32,
-    /// Connections served at once from one client network, unless it is a trusted proxy; 0
-    /// for no share.
+    /// Connections served at once from one client network, unless it is a trusted proxy,
+    /// while more than half of `max_connections` are taken; 0 for no share.
     pub max_connections_per_network: u32,
     /// HTTP/2 streams at once, per connection.
     pub h2_max_streams: u32,
@@ -120,18 +124,15 @@ pub async fn serve(
         proxies,
         held: Mutex::default(),
     });
+    let registry = Arc::new(Registry::default());
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_AT_ONCE));
+    let half = limits.max_connections as usize / 2;
     let (stop, stopped) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        // A slot first, then the connection: when every slot is taken, new connections wait
-        // in the backlog rather than being accepted and left unserved.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
+        // The connection first, then its slot: when every slot is taken, an idle connection
+        // is asked to make room for it; with none idle, it waits for a slot (and those after
+        // it wait in the kernel's backlog) rather than being left unserved.
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -142,24 +143,40 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(share) = shares.take(peer.ip()) else {
-            metrics::counter!("latchkey_http_connections_refused_total", "reason" => "network_share")
-                .increment(1);
-            tracing::debug!(%peer, "the client network holds its share of connections; closing");
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                registry.evict_one_idle();
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let busy = slots.available_permits() < half;
+        let Ok(share) = shares.take(peer.ip(), busy) else {
+            refuse(stream, &refusals);
             continue;
         };
         // Small responses go out at once, not after a delayed ACK.
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
+        let activity = Arc::new(Activity::new());
+        let registered = registry.add(Network::of(peer.ip()), activity.clone());
         let connection = Connection {
             builder: builder.clone(),
             router: router.clone(),
             limits,
             stopped: stopped.clone(),
+            activity,
         };
         tokio::spawn(async move {
             connection.run(stream, peer).await;
+            drop(registered);
             drop(share);
             drop(slot);
         });
@@ -191,6 +208,113 @@ fn builder(limits: &HttpLimits) -> Builder<TokioExecutor> {
     builder
 }
 
+/// Connections past their network's share answered at once (the rest are only closed), so
+/// that a flood of them holds few sockets.
+const MAX_REFUSALS_AT_ONCE: usize = 64;
+/// How long a refused connection is given to read its answer.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+/// What a connection past its network's share reads before it is closed.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: 62\r\n\r\ntoo many connections from your network; retry in a few seconds";
+
+/// Answers a connection past its network's share with a 503, and closes it lingering (as
+/// [`Io::poll_shutdown`] does), so that the client reads why instead of a reset. At most
+/// [`MAX_REFUSALS_AT_ONCE`] at once, each for [`REFUSAL_LINGER`] at most; past that, the
+/// connection is only closed. Counted, and logged at most once a minute.
+fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    metrics::counter!("latchkey_http_connections_refused_total", "reason" => "network_share")
+        .increment(1);
+    static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST_WARNED.swap(now, Ordering::Relaxed) + 60 <= now {
+        tracing::warn!(
+            "a client network holds its share of connections (LATCHKEY_HTTP_MAX_CONNECTIONS_PER_NETWORK) while the listener is busy: its new connections are refused; see latchkey_http_connections_refused_total"
+        );
+    }
+    let Ok(permit) = refusals.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+            stream.write_all(REFUSAL).await?;
+            stream.shutdown().await?;
+            let mut scratch = [0u8; 4096];
+            let mut drained = 0usize;
+            while drained < 64 * 1024 {
+                match stream.read(&mut scratch).await? {
+                    0 => break,
+                    n => drained += n,
+                }
+            }
+            io::Result::Ok(())
+        })
+        .await;
+        drop(permit);
+    });
+}
+
+/// Every connection being served, so that an idle one can be closed to make room.
+#[derive(Default)]
+struct Registry {
+    next: AtomicU64,
+    live: Mutex<HashMap<u64, (Network, Arc<Activity>)>>,
+}
+
+/// A connection's place in the [`Registry`]; given back when dropped.
+struct Registered {
+    registry: Arc<Registry>,
+    id: u64,
+}
+
+impl Registry {
+    fn add(self: &Arc<Self>, network: Network, activity: Arc<Activity>) -> Registered {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, (network, activity));
+        Registered {
+            registry: self.clone(),
+            id,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Network, Arc<Activity>)>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks one idle keep-alive connection to close: one of the network holding the most
+    /// connections, the longest idle of those. Connections that have not finished a request
+    /// yet are never chosen: they are due within the header timeout, and may be a client
+    /// whose first request is on its way.
+    fn evict_one_idle(&self) {
+        let live = self.lock();
+        let mut per_network: HashMap<Network, usize> = HashMap::new();
+        for (network, _) in live.values() {
+            *per_network.entry(*network).or_default() += 1;
+        }
+        let victim = live
+            .values()
+            .filter(|(_, a)| a.is_idle())
+            .max_by_key(|(network, a)| {
+                (
+                    per_network.get(network).copied().unwrap_or(0),
+                    std::cmp::Reverse(a.last_done.load(Ordering::Relaxed)),
+                )
+            });
+        if let Some((_, activity)) = victim {
+            activity.evicting.store(true, Ordering::Relaxed);
+            activity.evict.notify_one();
+            metrics::counter!("latchkey_http_connections_evicted_total").increment(1);
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+    }
+}
+
 /// The connections each client network holds.
 struct Shares {
     per_network: u32,
@@ -207,15 +331,16 @@ struct Share {
 
 impl Shares {
     /// A place for a connection from `ip`: `Ok(None)` when it has no share to count against
-    /// (no share is set, or the peer is a trusted proxy), `Err` when its network's is full.
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Result<Option<Share>, ()> {
+    /// (no share is set, or the peer is a trusted proxy), `Err` when its network's is full
+    /// and the listener is `busy`.
+    fn take(self: &Arc<Self>, ip: IpAddr, busy: bool) -> Result<Option<Share>, ()> {
         if self.per_network == 0 || self.proxies.contains(ip) {
             return Ok(None);
         }
         let network = Network::of(ip);
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let n = held.entry(network).or_default();
-        if *n >= self.per_network {
+        if busy && *n >= self.per_network {
             if *n == 0 {
                 held.remove(&network);
             }
@@ -262,6 +387,7 @@ struct Connection {
     router: Router,
     limits: HttpLimits,
     stopped: watch::Receiver<bool>,
+    activity: Arc<Activity>,
 }
 
 /// What the watchdog decides on waking.
@@ -290,6 +416,13 @@ struct Activity {
     h2: AtomicBool,
     /// Wakes the watchdog when a head starts.
     wake: Notify,
+    /// Asks the connection to close gracefully, to make room for a new one.
+    evict: Notify,
+    /// Already asked: not chosen again.
+    evicting: AtomicBool,
+    /// Closed while idle (to make room, or after the idle timeout): no request body can be
+    /// unread, so the close does not linger.
+    idle_close: AtomicBool,
 }
 
 const NONE: u64 = u64::MAX;
@@ -304,7 +437,18 @@ impl Activity {
             last_done: AtomicU64::new(0),
             h2: AtomicBool::new(false),
             wake: Notify::new(),
+            evict: Notify::new(),
+            evicting: AtomicBool::new(false),
+            idle_close: AtomicBool::new(false),
         }
+    }
+
+    /// Idle between requests: at least one finished, none in flight, no head arriving.
+    fn is_idle(&self) -> bool {
+        self.requests.load(Ordering::Relaxed) > 0
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_started.load(Ordering::Relaxed) == NONE
+            && !self.evicting.load(Ordering::Relaxed)
     }
 
     fn now(&self) -> u64 {
@@ -381,8 +525,8 @@ impl Connection {
             router,
             limits,
             mut stopped,
+            activity,
         } = self;
-        let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Io {
             stream,
             activity: activity.clone(),
@@ -426,6 +570,7 @@ impl Connection {
                             return;
                         }
                         Verdict::Close => {
+                            activity.idle_close.store(true, Ordering::Relaxed);
                             conn.as_mut().graceful_shutdown();
                             closing = true;
                             watchdog
@@ -440,6 +585,15 @@ impl Connection {
                     } else {
                         watchdog.as_mut().reset(Instant::now());
                     }
+                }
+                // Room is needed for a new connection, and this one is idle.
+                () = activity.evict.notified(), if !closing => {
+                    activity.idle_close.store(true, Ordering::Relaxed);
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                    watchdog
+                        .as_mut()
+                        .reset(Instant::now() + limits.request_timeout + limits.body_timeout);
                 }
                 // Only `true` is ever sent, and an error means the server is gone: stop.
                 _ = stopped.changed(), if !closing => {
@@ -515,6 +669,9 @@ impl AsyncWrite for Io {
     /// still sends is read and discarded until it closes, or the bounds are reached.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.activity.idle_close.load(Ordering::Relaxed) {
+            return Pin::new(&mut this.stream).poll_shutdown(cx);
+        }
         if this.linger.is_none() {
             ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
             this.linger = Some(Linger {

@@ -35,7 +35,8 @@ pub struct Challenge<'a> {
     /// The RFC 6750 §3.1 code; none when the request had no credentials.
     pub error: Option<&'a str>,
     pub error_description: Option<&'a str>,
-    /// Every scope the operation needs, space-separated.
+    /// Every scope the operation needs, space-separated. `offline_access` is left out: it
+    /// names no access to a resource, and MCP (2026-07-28) keeps it out of challenges.
     pub scope: Option<&'a str>,
 }
 
@@ -57,8 +58,14 @@ impl Challenge<'_> {
         if let Some(description) = self.error_description {
             param("error_description", description);
         }
-        if let Some(s) = self.scope.filter(|s| !s.is_empty()) {
-            param("scope", s);
+        if let Some(s) = self.scope {
+            let s: Vec<&str> = s
+                .split(' ')
+                .filter(|t| !t.is_empty() && *t != "offline_access")
+                .collect();
+            if !s.is_empty() {
+                param("scope", &s.join(" "));
+            }
         }
         format!("Bearer {}", parts.join(", "))
     }
@@ -117,13 +124,19 @@ mod tests {
             c.header_value(),
             "Bearer realm=\"latchkey\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource\", error=\"invalid_token\", error_description=\"bad sig\", scope=\"mcp:tools\""
         );
-        assert_eq!(
-            Challenge {
-                scope: Some(""),
+        for (scope, header) in [
+            ("", "Bearer "),
+            ("offline_access", "Bearer "),
+            (
+                "mcp:tools offline_access  mcp:prompts",
+                "Bearer scope=\"mcp:tools mcp:prompts\"",
+            ),
+        ] {
+            let c = Challenge {
+                scope: Some(scope),
                 ..Default::default()
-            }
-            .header_value(),
-            "Bearer "
-        );
+            };
+            assert_eq!(c.header_value(), header, "{scope:?}");
+        }
     }
 }

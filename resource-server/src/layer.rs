@@ -3,11 +3,12 @@
 
 use crate::{Claims, Rejection, Verifier};
 use axum::extract::FromRequestParts;
-use axum::http::{HeaderValue, Request, StatusCode, header, request::Parts};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 /// Requires a bearer token for the resource with the given scopes. Made by
 /// [`Verifier::require`].
@@ -35,16 +36,44 @@ impl RequireBearerLayer {
     }
 }
 
+/// The request headers an MCP client sends cross-origin, and the answer's headers it reads.
+const ALLOWED_HEADERS: [&str; 5] = [
+    "authorization",
+    "content-type",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "last-event-id",
+];
+const EXPOSED_HEADERS: [&str; 2] = ["www-authenticate", "mcp-session-id"];
+
+/// CORS for a resource's answers, its challenges included: preflights are answered before any
+/// token is asked for. `*` allows any origin; no origin turns it off.
+pub(crate) fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers(ALLOWED_HEADERS.map(HeaderName::from_static))
+        .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
 impl<S> Layer<S> for RequireBearerLayer {
-    type Service = RequireBearer<S>;
+    /// The guard inside CORS, so that a preflight, which carries no token, is answered, and a
+    /// refusal can be read by the page that asked.
+    type Service = Cors<RequireBearer<S>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireBearer {
+        self.verifier.cors().layer(RequireBearer {
             inner,
             verifier: self.verifier.clone(),
             scopes: self.scopes.clone(),
             users_only: self.users_only,
-        }
+        })
     }
 }
 

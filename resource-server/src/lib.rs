@@ -63,6 +63,12 @@ pub struct Config {
     pub startup_wait: std::time::Duration,
     /// TLS to the AuthService; required for an `https://` `auth_url`, refused for `http://`.
     pub tls: Option<Tls>,
+    /// Browser origins that may call this resource and read its answers (CORS): `["*"]`,
+    /// the default, for any; an empty list turns CORS off. The metadata and the guarded
+    /// routes answer preflights, allow the MCP request headers and expose
+    /// `WWW-Authenticate` and `Mcp-Session-Id`. Bearer tokens are never sent by a browser
+    /// on its own, so allowing any origin gives a page nothing it does not already hold.
+    pub cors_origins: Vec<String>,
 }
 
 /// How a resource server trusts the AuthService over TLS: the CA (PEM) that signed the
@@ -145,7 +151,14 @@ impl Config {
             revocation_staleness: std::time::Duration::from_secs(10),
             startup_wait: std::time::Duration::from_secs(10),
             tls: None,
+            cors_origins: vec!["*".to_owned()],
         }
+    }
+
+    /// The browser origins allowed to call this resource ([`Config::cors_origins`]).
+    pub fn cors_origins(mut self, origins: &[&str]) -> Self {
+        self.cors_origins = origins.iter().map(|o| o.to_string()).collect();
+        self
     }
 
     /// Reach the AuthService over TLS (an `https://` `auth_url`).
@@ -337,16 +350,23 @@ impl Verifier {
         Resource::from_stored(c.resource.clone()).metadata_document(&c.issuer, &scopes)
     }
 
-    /// Serves the metadata at [`Self::metadata_path`].
+    /// Serves the metadata at [`Self::metadata_path`], readable from the allowed origins.
     pub fn metadata_router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         let doc = self.metadata();
-        axum::Router::new().route(
-            self.metadata_path(),
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { axum::Json(doc) }
-            }),
-        )
+        axum::Router::new()
+            .route(
+                self.metadata_path(),
+                axum::routing::get(move || {
+                    let doc = doc.clone();
+                    async move { axum::Json(doc) }
+                }),
+            )
+            .layer(self.cors())
+    }
+
+    /// CORS for this resource's answers ([`Config::cors_origins`]).
+    pub(crate) fn cors(&self) -> tower_http::cors::CorsLayer {
+        layer::cors(&self.0.config.cors_origins)
     }
 
     /// A tower layer that requires a bearer token for this resource with every one of

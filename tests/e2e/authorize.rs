@@ -213,7 +213,11 @@ async fn errors_after_redirect_validation_go_back_with_state_and_iss() {
             "invalid_request",
             "missing response_type",
         ),
-        (with("scope", "admin"), "invalid_scope", "unknown scope"),
+        (
+            with("scope", "mcp:tools \"x\""),
+            "invalid_scope",
+            "malformed scope",
+        ),
         (
             with("resource", "https://mcp.example.com/mcp#frag"),
             "invalid_target",

@@ -2,7 +2,7 @@ use crate::common::*;
 use serde_json::Value;
 
 #[tokio::test]
-async fn both_metadata_documents_carry_the_same_issuer_and_only_what_is_implemented() {
+async fn the_metadata_carries_the_issuer_and_only_what_is_implemented() {
     let app = spawn_app().await;
     let a: Value = http()
         .get(app.url("/.well-known/oauth-authorization-server"))
@@ -12,16 +12,15 @@ async fn both_metadata_documents_carry_the_same_issuer_and_only_what_is_implemen
         .json()
         .await
         .expect("json");
-    let o: Value = http()
+    // No OpenID Provider metadata while no ID token is issued: a client that validates it as
+    // such would refuse the RFC 8414 document, and moves on past a 404.
+    let oidc = http()
         .get(app.url("/.well-known/openid-configuration"))
         .send()
         .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+        .expect("get");
+    assert_eq!(oidc.status(), 404);
     assert_eq!(a["issuer"], Value::String(app.base.clone()));
-    assert_eq!(a["issuer"], o["issuer"], "same issuer byte for byte");
     assert_eq!(
         a["code_challenge_methods_supported"],
         serde_json::json!(["S256"])

@@ -370,7 +370,7 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     let app = spawn_app_with(|s| {
         s.http_header_timeout_ms = 1000;
         s.http_max_connections = 2;
-        s.http_max_connections_per_network = 0;
+        s.http_max_connections_per_network = Some(0);
     })
     .await;
     let addr = addr_of(&app.base);
@@ -427,39 +427,59 @@ async fn status_from(from: &str, addr: SocketAddr) -> Option<String> {
 }
 
 #[tokio::test]
-async fn one_network_holds_only_its_share_of_connections_and_trusted_proxies_have_none() {
+async fn on_a_busy_listener_one_network_holds_only_its_share_and_trusted_proxies_have_none() {
     let app = spawn_app_with(|s| {
         s.http_header_timeout_ms = 3000;
-        s.http_max_connections_per_network = 2;
+        s.http_max_connections = 6;
+        s.http_max_connections_per_network = Some(2);
         s.trusted_proxies = proxies("127.0.0.3");
     })
     .await;
     let addr = addr_of(&app.base);
-    // Two idle connections from one host take its share.
-    let held = [
+    // A quiet listener: the share does not apply yet.
+    let quiet = [
         connect_from("127.0.0.2", addr).await,
         connect_from("127.0.0.2", addr).await,
     ];
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let third_when_quiet = status_from("127.0.0.2", addr).await;
+    drop(quiet);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Two idle connections from one host and two from the proxy: more than half taken.
+    let held = [
+        connect_from("127.0.0.2", addr).await,
+        connect_from("127.0.0.2", addr).await,
+    ];
+    let proxy = [
+        connect_from("127.0.0.3", addr).await,
+        connect_from("127.0.0.3", addr).await,
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let past_share = status_from("127.0.0.2", addr).await;
-    let other_host = status_from("127.0.0.1", addr).await;
-    let mut proxy = Vec::new();
-    for _ in 0..2 {
-        proxy.push(connect_from("127.0.0.3", addr).await);
-    }
     let third_from_proxy = status_from("127.0.0.3", addr).await;
+    let other_host = status_from("127.0.0.1", addr).await;
     // A connection that closes gives its place back.
     drop(held);
     let mut again = None;
     for _ in 0..50 {
         again = status_from("127.0.0.2", addr).await;
-        if again.is_some() {
+        if again.as_deref() == Some("HTTP/1.1 200 OK") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    drop(proxy);
 
-    assert_eq!(past_share, None, "closed without an answer past the share");
+    assert_eq!(
+        third_when_quiet.as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "a quiet listener"
+    );
+    assert_eq!(
+        past_share.as_deref(),
+        Some("HTTP/1.1 503 Service Unavailable"),
+        "past the share, an answer the client can read"
+    );
     assert_eq!(
         other_host.as_deref(),
         Some("HTTP/1.1 200 OK"),
@@ -471,6 +491,45 @@ async fn one_network_holds_only_its_share_of_connections_and_trusted_proxies_hav
         "a trusted proxy has no share"
     );
     assert_eq!(again.as_deref(), Some("HTTP/1.1 200 OK"), "a place freed");
+}
+
+#[tokio::test]
+async fn a_full_listener_closes_an_idle_keep_alive_connection_to_make_room() {
+    let app = spawn_app_with(|s| {
+        s.http_max_connections = 3;
+        s.http_max_connections_per_network = Some(0);
+    })
+    .await;
+    let addr = addr_of(&app.base);
+    // Three keep-alive connections, each idle after one request.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect_from("127.0.0.2", addr).await;
+        c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let res = read_response(&mut c).await;
+        assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+        idle.push(c);
+    }
+    let start = Instant::now();
+    let newcomer = status_from("127.0.0.1", addr).await;
+    let took = start.elapsed();
+    let mut closed = 0;
+    for c in &mut idle {
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(500), c.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+
+    assert_eq!(newcomer.as_deref(), Some("HTTP/1.1 200 OK"));
+    assert!(
+        took < Duration::from_secs(3),
+        "served after {took:?}, not after an idle timeout"
+    );
+    assert_eq!(closed, 1, "one idle connection made room");
 }
 
 #[tokio::test]

@@ -340,3 +340,101 @@ async fn two_authorization_headers_are_refused() {
     assert!(param(&challenge, "resource_metadata").is_some());
     let _ = server.stop.send(());
 }
+
+/// What a browser at `origin` is allowed to read of `res`: the CORS headers of the answer.
+fn cors_headers(res: &reqwest::Response) -> (Option<String>, String) {
+    let get = |name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    (
+        get("access-control-allow-origin"),
+        get("access-control-expose-headers").unwrap_or_default(),
+    )
+}
+
+/// A browser-based MCP client can read the metadata and the 401 (its `WWW-Authenticate`), and
+/// its preflight is answered before any token is asked for; an operator can narrow the origins.
+#[tokio::test]
+async fn a_browser_client_can_read_the_metadata_and_the_challenge_from_an_allowed_origin() {
+    let app = spawn_app().await;
+    let server = mcp_server(&app, Mode::Remote).await;
+    let origin = "https://inspector.example";
+    let preflight = http()
+        .request(reqwest::Method::OPTIONS, &server.url)
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, mcp-protocol-version, mcp-session-id",
+        )
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = preflight
+        .headers()
+        .get("access-control-allow-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    for h in ["authorization", "mcp-protocol-version", "mcp-session-id"] {
+        assert!(allowed.contains(h), "{h} in {allowed}");
+    }
+    let unauthorized = http()
+        .post(&server.url)
+        .header("origin", origin)
+        .json(&initialize())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unauthorized.status(), 401);
+    let (allow, expose) = cors_headers(&unauthorized);
+    assert_eq!(allow.as_deref(), Some("*"));
+    assert!(expose.contains("www-authenticate"), "{expose}");
+    assert!(expose.contains("mcp-session-id"), "{expose}");
+    let metadata = http()
+        .get(server.verifier.metadata_url())
+        .header("origin", origin)
+        .send()
+        .await
+        .expect("metadata");
+    assert_eq!(metadata.status(), 200);
+    assert_eq!(cors_headers(&metadata).0.as_deref(), Some("*"));
+    let _ = server.stop.send(());
+
+    // Narrowed to one origin: another reads nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let resource = format!(
+        "http://127.0.0.1:{}/mcp",
+        listener.local_addr().expect("addr").port()
+    );
+    let (id, secret) = app.resource_server(&[resource.as_str()]).await;
+    let config = Config::new(&resource, &app.base, &app.grpc_url, &id, &secret)
+        .cors_origins(&["https://allowed.example"]);
+    let verifier = Verifier::connect(config).await.expect("verifier");
+    let router = latchkey_example_mcp::router(&verifier, Vec::new());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    for (from, readable) in [
+        ("https://allowed.example", true),
+        ("https://other.example", false),
+    ] {
+        let res = http()
+            .post(&resource)
+            .header("origin", from)
+            .json(&initialize())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(res.status(), 401);
+        let (allow, _) = cors_headers(&res);
+        assert_eq!(allow.is_some(), readable, "{from}: {allow:?}");
+        if readable {
+            assert_eq!(allow.as_deref(), Some(from));
+        }
+    }
+}

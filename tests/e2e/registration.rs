@@ -118,8 +118,8 @@ async fn bad_metadata_gets_invalid_client_metadata() {
             "unsupported auth method",
         ),
         (
-            json!({"redirect_uris": ["https://a.example.com/cb"], "scope": "admin"}),
-            "unknown scope",
+            json!({"redirect_uris": ["https://a.example.com/cb"], "scope": "mcp:tools \\x"}),
+            "malformed scope",
         ),
         (
             json!({"redirect_uris": ["https://a.example.com/cb"], "response_types": ["token"]}),

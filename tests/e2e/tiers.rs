@@ -876,3 +876,94 @@ async fn a_deleted_resource_stops_its_grants_codes_and_refresh_tokens() {
         "a refresh token for it: {body}"
     );
 }
+
+/// RFC 6749 §3.3 lets a server ignore scopes it does not know, or refuse them. By default they
+/// are ignored and the answer's `scope` says what was granted (mcp-remote asks for `openid
+/// email profile`); `LATCHKEY_UNKNOWN_SCOPES=reject` refuses them.
+#[tokio::test]
+async fn unknown_scopes_are_ignored_unless_the_operator_refuses_them() {
+    for reject in [false, true] {
+        let app = spawn_app_with(|s| {
+            if reject {
+                s.unknown_scopes = latchkey::config::UnknownScopesSetting::Reject;
+            }
+        })
+        .await;
+        app.core()
+            .add_resource(RESOURCE, None, true)
+            .await
+            .expect("resource");
+        let (id, secret) = app
+            .operator_client(
+                &[RESOURCE],
+                Some(json!({"grant_types": ["client_credentials"], "response_types": [], "scope": "mcp:tools mcp:prompts"})),
+            )
+            .await;
+        let asked = [
+            ("mcp:tools openid", "mcp:tools"),
+            ("openid email profile", "mcp:prompts mcp:tools"),
+        ];
+        for (scope, granted) in asked {
+            let (s, body) = client_credentials(&app, &id, &secret, &[("scope", scope)]).await;
+            if reject {
+                assert_eq!(
+                    (s, body["error"].as_str()),
+                    (400, Some("invalid_scope")),
+                    "{scope}"
+                );
+                assert!(
+                    body["error_description"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("unknown scope: "),
+                    "names the scope: {body}"
+                );
+            } else {
+                assert_eq!(s, 200, "{scope}: {body}");
+                assert_eq!(body["scope"], granted, "{scope}");
+                let (_, claims) = jwt_parts(body["access_token"].as_str().expect("at"));
+                assert_eq!(claims["scope"], granted, "{scope}");
+            }
+        }
+        // A known scope the client may not have is refused either way.
+        let (s, body) =
+            client_credentials(&app, &id, &secret, &[("scope", "mcp:resources openid")]).await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (400, Some("invalid_scope")),
+            "reject {reject}"
+        );
+    }
+}
+
+/// A host-only resource names one thing with or without its trailing slash: Claude Code sends
+/// `https://h/` for a resource registered as `https://h`.
+#[tokio::test]
+async fn a_host_only_resource_is_the_same_with_or_without_its_trailing_slash() {
+    const HOST_ONLY: &str = "https://host-only.example.com";
+    let app = spawn_app().await;
+    app.core()
+        .add_resource(&format!("{HOST_ONLY}/"), None, true)
+        .await
+        .expect("resource");
+    let (id, secret) = app
+        .operator_client(
+            &[HOST_ONLY],
+            Some(json!({"grant_types": ["client_credentials"], "response_types": []})),
+        )
+        .await;
+    for asked in [format!("{HOST_ONLY}/"), HOST_ONLY.to_owned()] {
+        let (s, body) = client_credentials(&app, &id, &secret, &[("resource", &asked)]).await;
+        assert_eq!(s, 200, "{asked}: {body}");
+        let (_, claims) = jwt_parts(body["access_token"].as_str().expect("at"));
+        assert_eq!(claims["aud"], HOST_ONLY, "{asked}");
+    }
+    let (s, body) = client_credentials(
+        &app,
+        &id,
+        &secret,
+        &[("resource", "https://host-only.example.com/mcp")],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_target")));
+}

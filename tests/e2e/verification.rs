@@ -736,3 +736,35 @@ async fn the_gateway_serves_metadata_for_resources_behind_forward_auth() {
         assert_eq!(res.status(), 404, "{why}");
     }
 }
+
+/// MCP 2026-07-28: `offline_access` names no access to a resource, so a resource that
+/// accepts every scope lists every one but that, and a challenge never asks for it.
+#[tokio::test]
+async fn offline_access_is_never_a_scope_of_a_resource() {
+    let app = spawn_app_with(|s| {
+        s.trusted_proxies = latchkey::config::TrustedProxies::parse("127.0.0.1").expect("ranges");
+        s.resources = vec![latchkey::config::ResourceConfig {
+            url: RESOURCE.into(),
+            scopes: None,
+            default: true,
+        }];
+    })
+    .await;
+    let res = http()
+        .get(app.url("/.well-known/oauth-protected-resource/mcp"))
+        .header("x-forwarded-host", "mcp.example.com")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    let doc: serde_json::Value = res.json().await.expect("json");
+    let mut scopes: Vec<&str> = doc["scopes_supported"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    scopes.sort_unstable();
+    assert_eq!(scopes, ["mcp:prompts", "mcp:resources", "mcp:tools"]);
+}

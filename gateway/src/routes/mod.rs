@@ -17,10 +17,11 @@ pub(crate) fn public_routes() -> Router<AppState> {
             "/.well-known/oauth-authorization-server",
             get(discovery::metadata),
         )
-        .route(
-            "/.well-known/openid-configuration",
-            get(discovery::metadata),
-        )
+        // No `/.well-known/openid-configuration` until Latchkey issues ID tokens: the RFC 8414
+        // document under that name is rejected by clients that validate it as OpenID
+        // Provider metadata (it has no `id_token_signing_alg_values_supported`), and adding
+        // that field would advertise ID tokens that are never issued. MCP clients look for
+        // RFC 8414 metadata first, and move on past a 404.
         .route(
             "/.well-known/oauth-protected-resource",
             get(discovery::resource_metadata),

@@ -181,7 +181,9 @@ LATCHKEY_HTTP_IDLE_TIMEOUT_MS: {{ $http.idleTimeoutMs | int64 | toString | quote
 LATCHKEY_HTTP_REQUEST_TIMEOUT_MS: {{ $http.requestTimeoutMs | int64 | toString | quote }}
 LATCHKEY_HTTP_BODY_TIMEOUT_MS: {{ $http.bodyTimeoutMs | int64 | toString | quote }}
 LATCHKEY_HTTP_MAX_CONNECTIONS: {{ $http.maxConnections | int64 | toString | quote }}
+{{- if not (kindIs "invalid" $http.maxConnectionsPerNetwork) }}
 LATCHKEY_HTTP_MAX_CONNECTIONS_PER_NETWORK: {{ $http.maxConnectionsPerNetwork | int64 | toString | quote }}
+{{- end }}
 LATCHKEY_HTTP2_MAX_CONCURRENT_STREAMS: {{ $http.http2MaxConcurrentStreams | int64 | toString | quote }}
 LATCHKEY_GRPC_MAX_RECEIVE_MESSAGE_BYTES: {{ int64 .Values.grpc.limits.maxReceiveMessageBytes | toString | quote }}
 LATCHKEY_GRPC_MAX_SEND_MESSAGE_BYTES: {{ int64 .Values.grpc.limits.maxSendMessageBytes | toString | quote }}
@@ -205,6 +207,7 @@ LATCHKEY_SCOPES: {{ . | quote }}
 {{- with .Values.config.defaultScopes }}
 LATCHKEY_DEFAULT_SCOPES: {{ . | quote }}
 {{- end }}
+LATCHKEY_UNKNOWN_SCOPES: {{ .Values.config.unknownScopes | quote }}
 LATCHKEY_MAX_DYNAMIC_CLIENTS: {{ .Values.config.limits.maxDynamicClients | int64 | toString | quote }}
 LATCHKEY_MAX_SESSIONS_PER_ADDRESS: {{ .Values.config.limits.maxSessionsPerAddress | int64 | toString | quote }}
 LATCHKEY_SESSION_CAPACITY: {{ .Values.config.limits.sessionCapacity | int64 | toString | quote }}
@@ -216,6 +219,7 @@ LATCHKEY_LOCKOUT_ACCOUNT_THRESHOLD: {{ .Values.config.lockout.accountThreshold |
 LATCHKEY_LOCKOUT_ACCOUNT_BASE_SECS: {{ .Values.config.lockout.accountBaseSeconds | int64 | toString | quote }}
 LATCHKEY_LOCKOUT_ACCOUNT_MAX_SECS: {{ .Values.config.lockout.accountMaxSeconds | int64 | toString | quote }}
 LATCHKEY_DYNAMIC_CLIENT_IDLE_DAYS: {{ .Values.config.retention.dynamicClientIdleDays | int64 | toString | quote }}
+LATCHKEY_DYNAMIC_CLIENT_UNUSED_HOURS: {{ .Values.config.retention.dynamicClientUnusedHours | int64 | toString | quote }}
 LATCHKEY_DYNAMIC_CLIENT_SECRET_DAYS: {{ .Values.config.retention.dynamicClientSecretDays | int64 | toString | quote }}
 LATCHKEY_REFRESH_MAX_AGE_DAYS: {{ .Values.config.retention.refreshMaxAgeDays | int64 | toString | quote }}
 {{- with .Values.config.otel.endpoint }}

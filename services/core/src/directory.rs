@@ -195,7 +195,18 @@ impl AuthCore {
         let normal = Resource::parse(url)
             .map(|r| r.as_str().to_owned())
             .unwrap_or_else(|_| url.to_owned());
-        let existed = self.stores.resources.delete_resource(&normal).await?;
+        let mut existed = self.stores.resources.delete_resource(&normal).await?;
+        // An earlier version stored a host-only resource as written, slash included.
+        if !existed
+            && !normal.ends_with('/')
+            && Resource::from_stored(format!("{normal}/")).as_str() == normal
+        {
+            existed = self
+                .stores
+                .resources
+                .delete_resource(&format!("{normal}/"))
+                .await?;
+        }
         self.directory
             .set_resources(self.stores.resources.list_resources().await?);
         Ok(existed)

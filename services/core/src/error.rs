@@ -153,6 +153,10 @@ impl AuthError {
             Self::TemporarilyUnavailable(Reason::DatabaseUnavailable { retry_after_secs }) => {
                 Some((*retry_after_secs).max(1))
             }
+            // Room is made when a never-used registration is old enough to give way.
+            Self::TemporarilyUnavailable(Reason::DynamicClientLimit) => {
+                Some(u64::try_from(crate::registration::GIVE_WAY_AFTER.num_seconds()).unwrap_or(1))
+            }
             Self::TemporarilyUnavailable(_) => Some(DEFAULT_RETRY_AFTER_SECS),
             _ => None,
         }

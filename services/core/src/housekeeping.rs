@@ -6,6 +6,7 @@
 use crate::AuthCore;
 use crate::error::AuthResult;
 use crate::store::{ClientUsage, Expired, StoreStats};
+use chrono::DateTime;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -95,21 +96,28 @@ impl AuthCore {
         Ok(gone)
     }
 
-    /// Deletes the `dynamic` clients unused for the configured time that hold no live
-    /// refresh token (nor a code waiting to be redeemed), at most a batch per call. Each goes
+    /// Deletes the `dynamic` clients unused for the configured time, or never used for the
+    /// shorter one after registering, that hold no live refresh token (nor a code waiting to
+    /// be redeemed), at most a batch per call. Each goes
     /// as an operator's deletion does: with everything issued to it, and a revocation of its
     /// access tokens on every replica. Its next request at `/token` is answered 401
     /// `invalid_client`, and `/authorize` tells the user it must register again: MCP clients
     /// then register anew. Returns how many were (or, with `dry_run`, would be) deleted.
     async fn purge_idle_clients(&self, dry_run: bool) -> AuthResult<u64> {
-        let Some(idle) = self.settings.dynamic_client_idle else {
+        let (idle, unused) = (
+            self.settings.dynamic_client_idle,
+            self.settings.dynamic_client_unused,
+        );
+        if idle.is_none() && unused.is_none() {
             return Ok(0);
-        };
+        }
         let now = self.clock.now();
+        // A rule that is off selects nothing: nothing was created before the epoch.
+        let since = |d: Option<chrono::Duration>| d.map_or(DateTime::UNIX_EPOCH, |d| now - d);
         let idle_ids = self
             .stores
             .maintenance
-            .idle_dynamic_clients(now - idle, now, IDLE_CLIENTS_PER_BATCH)
+            .idle_dynamic_clients(since(idle), since(unused), now, IDLE_CLIENTS_PER_BATCH)
             .await?;
         if dry_run {
             return Ok(idle_ids.len() as u64);

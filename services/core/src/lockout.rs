@@ -188,6 +188,9 @@ impl Counter {
 /// and network, and its account), of about 150 bytes each: some 15 MB when full.
 pub const MEMORY_CAPACITY: usize = 100_000;
 
+/// A network may own at most this fraction of the in-memory table (see [`MemoryLockout`]).
+pub const QUOTA_DIVISOR: usize = 100;
+
 /// The counters in process memory, for a single replica.
 ///
 /// The table is bounded, and a flood of new keys must not be able to push a lock out of it:
@@ -197,22 +200,90 @@ pub const MEMORY_CAPACITY: usize = 100_000;
 /// failure older than the window) are swept, at most once a second; if that frees no room,
 /// an attempt that would need a new counter is refused, as if locked, and the refusal is
 /// logged. This fails closed: a locked account stays locked, and nobody guesses uncounted.
-/// The cost is that, while full, accounts with no counter yet cannot sign in. Filling the
-/// table takes tens of thousands of admitted attempts, each paying an argon2 check and the
-/// per-address rate limit, and the table drains within the window once they stop; with
-/// Redis configured, this store is not used at all.
+/// The cost is that, while full, accounts with no counter yet cannot sign in.
+///
+/// So that a few networks cannot fill it (each attempt on a new account makes two counters,
+/// and a counter lasts the window, an hour), every counter belongs to the network whose attempt
+/// made it, and a network may own at most [`QUOTA_DIVISOR`]th of the table: past that, its
+/// attempts that need a new counter are refused, and nobody else's. For the quota a network is
+/// an IPv4 address or an IPv6 /48 (a holder of one has 65,536 /64s). Filling the table then
+/// takes a hundred such networks, each paying an argon2 check per attempt and the per-address
+/// rate limit. With Redis configured, this store is not used at all.
 #[derive(Debug)]
 pub struct MemoryLockout {
     table: Mutex<Table>,
     capacity: usize,
+    quota: usize,
 }
 
 #[derive(Debug, Default)]
 struct Table {
-    counters: HashMap<String, Counter>,
-    /// When the spent counters were last swept (so a full table is swept once a second,
-    /// not once an attempt).
+    /// Each counter, with the network that made it.
+    counters: HashMap<String, (Counter, String)>,
+    /// How many counters each network made.
+    owned: HashMap<String, usize>,
+    /// When the spent counters were last swept (so a full table or quota is swept once a
+    /// second, not once an attempt).
     last_sweep: Option<i64>,
+}
+
+impl Table {
+    fn counter(&self, key: &str) -> Counter {
+        self.counters.get(key).map(|(c, _)| *c).unwrap_or_default()
+    }
+
+    fn owned_by(&self, owner: &str) -> usize {
+        self.owned.get(owner).copied().unwrap_or(0)
+    }
+
+    fn put(&mut self, key: String, counter: Counter, owner: &str) {
+        match self.counters.get_mut(&key) {
+            Some((c, _)) => *c = counter,
+            None => {
+                *self.owned.entry(owner.to_owned()).or_default() += 1;
+                self.counters.insert(key, (counter, owner.to_owned()));
+            }
+        }
+    }
+
+    fn disown(owned: &mut HashMap<String, usize>, owner: &str) {
+        if let Some(n) = owned.get_mut(owner) {
+            *n -= 1;
+            if *n == 0 {
+                owned.remove(owner);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some((_, owner)) = self.counters.remove(key) {
+            Self::disown(&mut self.owned, &owner);
+        }
+    }
+
+    /// Forgets the counters that no longer matter, at most once a second.
+    fn sweep(&mut self, now: i64, window_secs: i64) {
+        if self.last_sweep == Some(now) {
+            return;
+        }
+        self.last_sweep = Some(now);
+        let owned = &mut self.owned;
+        self.counters.retain(|_, (c, owner)| {
+            let keep = !c.is_spent(now, window_secs);
+            if !keep {
+                Self::disown(owned, owner);
+            }
+            keep
+        });
+    }
+}
+
+/// The network a counter is charged to: an IPv4 address, or an IPv6 /48.
+fn owner(network: Option<&ClientNetwork>) -> String {
+    match network {
+        Some(n) if n.network().is_ipv6() => n.network().wider().to_string(),
+        other => network_name(other).to_owned(),
+    }
 }
 
 impl Default for MemoryLockout {
@@ -222,11 +293,21 @@ impl Default for MemoryLockout {
 }
 
 impl MemoryLockout {
-    /// A store that holds at most `capacity` counters.
+    /// A store that holds at most `capacity` counters, at most a [`QUOTA_DIVISOR`]th of them
+    /// (and at least two) made by one network.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             table: Mutex::default(),
             capacity,
+            quota: (capacity / QUOTA_DIVISOR).max(2),
+        }
+    }
+
+    /// At most `quota` counters made by one network (at least two: one attempt's worth).
+    pub fn with_quota(self, quota: usize) -> Self {
+        Self {
+            quota: quota.max(2),
+            ..self
         }
     }
 
@@ -258,9 +339,10 @@ impl LockoutStore for MemoryLockout {
         policy: &LockoutPolicy,
     ) -> StoreResult<Verdict> {
         let (net_key, acct_key) = (network_key(account, network), account.to_owned());
+        let owner = owner(network);
         let mut table = self.lock();
-        let mut net = table.counters.get(&net_key).copied().unwrap_or_default();
-        let mut acct = table.counters.get(&acct_key).copied().unwrap_or_default();
+        let mut net = table.counter(&net_key);
+        let mut acct = table.counter(&acct_key);
         if let Some(wait_secs) = net.wait(now) {
             return Ok(Verdict::Refused {
                 limit: Limit::Network,
@@ -277,17 +359,20 @@ impl LockoutStore for MemoryLockout {
             .iter()
             .filter(|k| !table.counters.contains_key(k.as_str()))
             .count();
-        if table.counters.len() + new > self.capacity {
-            if table.last_sweep != Some(now) {
-                table.last_sweep = Some(now);
-                table
-                    .counters
-                    .retain(|_, c| !c.is_spent(now, policy.window_secs));
-            }
-            if table.counters.len() + new > self.capacity {
+        let full = |t: &Table| {
+            new > 0
+                && (t.counters.len() + new > self.capacity || t.owned_by(&owner) + new > self.quota)
+        };
+        if full(&table) {
+            table.sweep(now, policy.window_secs);
+            if full(&table) {
+                let table_full = table.counters.len() + new > self.capacity;
                 tracing::warn!(
                     capacity = self.capacity,
-                    "the sign-in lockout table is full: sign-ins that need a new counter are refused until counters expire"
+                    quota = self.quota,
+                    network = %owner,
+                    table_full,
+                    "the sign-in lockout table cannot count this attempt: sign-ins that need a new counter are refused (from this network only, unless the whole table is full) until counters expire"
                 );
                 return Ok(Verdict::Refused {
                     limit: Limit::Capacity,
@@ -297,8 +382,8 @@ impl LockoutStore for MemoryLockout {
         }
         let locks_net = net.count(now, &policy.network, policy.window_secs);
         let locks_acct = acct.count(now, &policy.account, policy.window_secs);
-        table.counters.insert(net_key, net);
-        table.counters.insert(acct_key, acct);
+        table.put(net_key, net, &owner);
+        table.put(acct_key, acct, &owner);
         Ok(Verdict::Check {
             locks: locks_net || locks_acct,
         })
@@ -306,8 +391,8 @@ impl LockoutStore for MemoryLockout {
 
     async fn release(&self, account: &str, network: Option<&ClientNetwork>) -> StoreResult<()> {
         let mut table = self.lock();
-        table.counters.remove(&network_key(account, network));
-        table.counters.remove(account);
+        table.remove(&network_key(account, network));
+        table.remove(account);
         Ok(())
     }
 }

@@ -32,6 +32,10 @@ const MAX_TYPE_LEN: usize = 64;
 const MAX_SCOPE_LEN: usize = crate::limits::MAX_SCOPE_LEN;
 /// The longest an initial access token may live.
 pub const MAX_INITIAL_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
+/// How old a never-used `dynamic` client must be before it gives way to a new registration at
+/// the bound: older than any authorization in progress, so that no client mid-way through
+/// its first sign-in loses its registration.
+pub const GIVE_WAY_AFTER: chrono::Duration = chrono::Duration::hours(1);
 
 /// Who may register a client at `/register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -337,6 +341,18 @@ impl AuthCore {
     ///
     /// The count is read before the insert, so registrations racing at the bound may pass
     /// it by as many as run at once; the registration rate limit keeps that small.
+
+    /// Makes room for one more `dynamic` client, or refuses: past `max_dynamic_clients`,
+    /// the oldest registration that was never used and is older than [`GIVE_WAY_AFTER`]
+    /// gives way (it holds no grant, no code and no token: its client registers again if it
+    /// ever comes back). Only when there is none is the registration refused, with 503
+    /// `temporarily_unavailable`: the metadata is fine, and the same request succeeds once
+    /// room is made (or the operator raises the bound), which a client reading a 400 would
+    /// never try. So a flood of registrations that are never used cannot keep everyone else
+    /// out; to do so, it would have to complete an authorization for each.
+    ///
+    /// The count is read before the insert, so registrations racing at the bound may pass
+    /// it by as many as run at once; the registration rate limit keeps that small.
     async fn ensure_room_for_dynamic_client(&self) -> AuthResult<()> {
         let held = self
             .stores
@@ -346,10 +362,30 @@ impl AuthCore {
         if held < self.settings.max_dynamic_clients {
             return Ok(());
         }
+        let now = self.clock.now();
+        let unused = self
+            .stores
+            .maintenance
+            .idle_dynamic_clients(chrono::DateTime::UNIX_EPOCH, now - GIVE_WAY_AFTER, now, 1)
+            .await?;
+        if let Some(id) = unused.first()
+            && self.delete_client(id).await?
+        {
+            crate::audit::Audit {
+                event: "client_deleted",
+                outcome: "success",
+                client_id: id,
+                client_tier: ClientTier::Dynamic.as_str(),
+                detail: "gave_way",
+                ..Default::default()
+            }
+            .emit();
+            return Ok(());
+        }
         tracing::warn!(
             held,
             limit = self.settings.max_dynamic_clients,
-            "registration refused: the bound on self-registered clients is reached (LATCHKEY_MAX_DYNAMIC_CLIENTS)"
+            "registration refused: the bound on self-registered clients is reached, and none unused can give way (LATCHKEY_MAX_DYNAMIC_CLIENTS)"
         );
         crate::audit::Audit {
             event: "client_registered",
@@ -629,11 +665,11 @@ impl AuthCore {
             }
             Some(Value::String(s)) => {
                 let set = ScopeSet::parse(s).map_err(|_| bad(MetadataFault::MalformedScope))?;
-                if let Some(unknown) = self.settings.scopes.first_unsupported(&set) {
-                    return Err(AuthError::InvalidClientMetadata(Reason::ScopeUnknown(
-                        unknown,
-                    )));
-                }
+                // Scopes this server does not know are dropped unless the operator refuses
+                // them; a client left with none is registered without a scope restriction.
+                let set = self.settings.scopes.known(set).map_err(|unknown| {
+                    AuthError::InvalidClientMetadata(Reason::ScopeUnknown(unknown))
+                })?;
                 (!set.is_empty()).then_some(set)
             }
             Some(_) => return Err(AuthError::InvalidClientMetadata(Reason::Malformed("scope"))),

@@ -3,8 +3,10 @@
 use crate::error::{AuthError, Reason};
 use url::{Host, Url};
 
-/// A normalized resource URI: lower-case scheme and host, no fragment. It is the `aud` of
-/// every access token issued for it, so the normal form must be stable.
+/// A normalized resource URI: lower-case scheme and host, no fragment, and for a host-only
+/// resource no trailing slash (`https://h` and `https://h/` name one resource; Claude Code
+/// sends the slash). It is the `aud` of every access token issued for it, so the normal form
+/// must be stable.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Resource(String);
 
@@ -37,14 +39,8 @@ impl Resource {
             _ => return Err(bad("must be https, or http on a loopback host")),
         }
         // The url crate lower-cases scheme and host and drops default ports. It also turns an
-        // empty path into "/"; undo that so `https://mcp.example.com` stays as written.
-        let mut normal = url.to_string();
-        let authority_only =
-            url.path() == "/" && url.query().is_none() && !s.trim_end().ends_with('/');
-        if authority_only {
-            normal.pop();
-        }
-        Ok(Self(normal))
+        // empty path into "/"; a host-only resource is written without it.
+        Ok(Self(canonical(url.as_str()).to_owned()))
     }
 
     /// RFC 9728 §3.1: where this resource's metadata lives, as a path on the resource's
@@ -73,24 +69,52 @@ impl Resource {
 
     /// The RFC 9728 §2 protected resource metadata document: this resource, its
     /// authorization server, bearer tokens in the header only (RFC 6750 §2.1), and its scopes
-    /// (left out when there are none to name). The gateway serves it for resources behind
-    /// ForwardAuth, and `latchkey-resource-server` for its own.
+    /// (left out when there are none to name). `offline_access` is never among them: it names
+    /// no access to the resource, and MCP (2026-07-28) keeps it out. The gateway serves this
+    /// for resources behind ForwardAuth, and `latchkey-resource-server` for its own.
     pub fn metadata_document(&self, issuer: &str, scopes: &[&str]) -> serde_json::Value {
         let mut doc = serde_json::json!({
             "resource": self.0,
             "authorization_servers": [issuer],
             "bearer_methods_supported": ["header"],
         });
+        let scopes: Vec<&str> = scopes
+            .iter()
+            .copied()
+            .filter(|s| *s != crate::scope::OFFLINE_ACCESS)
+            .collect();
         if !scopes.is_empty() {
             doc["scopes_supported"] = serde_json::json!(scopes);
         }
         doc
     }
 
-    /// Restores a resource that was normalized before it was stored.
+    /// Restores a resource that was normalized before it was stored (by an earlier version,
+    /// a host-only one may still carry its trailing slash).
     pub fn from_stored(s: String) -> Self {
-        Self(s)
+        match canonical(&s).len() {
+            n if n < s.len() => Self(s[..n].to_owned()),
+            _ => Self(s),
+        }
     }
+}
+
+/// A normalized resource without the trailing slash of a host-only one: `https://h/` is
+/// `https://h`, while `https://h/mcp/` and `https://h/?q` keep theirs.
+fn canonical(s: &str) -> &str {
+    let Some((_, rest)) = s.split_once("://") else {
+        return s;
+    };
+    match rest.find('/') {
+        Some(i) if i + 1 == rest.len() => &s[..s.len() - 1],
+        _ => s,
+    }
+}
+
+/// Whether two normalized resources (a token's `aud`, a stored grant's resource, a resource
+/// server's own) name the same resource.
+pub fn same(a: &str, b: &str) -> bool {
+    canonical(a) == canonical(b)
 }
 
 /// A protected resource registered with this server.
@@ -162,16 +186,16 @@ pub fn resolve_listed<'a>(
     }
     let chosen = match requested {
         [] => match listed {
-            [only] => Resource(only.clone()),
+            [only] => Resource::from_stored(only.clone()),
             _ => registered
                 .iter()
-                .find(|p| p.is_default && listed.iter().any(|l| l == p.resource.as_str()))
+                .find(|p| p.is_default && listed.iter().any(|l| same(l, p.resource.as_str())))
                 .map(|p| p.resource.clone())
                 .ok_or(AuthError::InvalidTarget(Reason::ResourceAmbiguous))?,
         },
         [one] => {
             let r = Resource::parse(one)?;
-            if !listed.iter().any(|l| l == r.as_str()) {
+            if !listed.iter().any(|l| same(l, r.as_str())) {
                 return Err(AuthError::InvalidTarget(Reason::ResourceUnknown(r.0)));
             }
             r
@@ -285,6 +309,15 @@ mod tests {
     }
 
     #[test]
+    fn the_metadata_document_never_lists_offline_access() {
+        let r = Resource::parse("https://mcp.example.com/mcp").expect("valid");
+        let doc = r.metadata_document("https://as.example.com", &["mcp:tools", "offline_access"]);
+        assert_eq!(doc["scopes_supported"], serde_json::json!(["mcp:tools"]));
+        let doc = r.metadata_document("https://as.example.com", &["offline_access"]);
+        assert!(doc.get("scopes_supported").is_none(), "{doc}");
+    }
+
+    #[test]
     fn the_metadata_location_follows_rfc_9728() {
         for (resource, path, url) in [
             (
@@ -324,7 +357,15 @@ mod tests {
         let cases = [
             ("HTTPS://MCP.Example.COM/Mcp", "https://mcp.example.com/Mcp"),
             ("https://mcp.example.com", "https://mcp.example.com"),
-            ("https://mcp.example.com/", "https://mcp.example.com/"),
+            ("https://mcp.example.com/", "https://mcp.example.com"),
+            (
+                "https://mcp.example.com/?v=1",
+                "https://mcp.example.com/?v=1",
+            ),
+            (
+                "https://mcp.example.com/mcp/",
+                "https://mcp.example.com/mcp/",
+            ),
             (
                 "https://mcp.example.com:443/mcp",
                 "https://mcp.example.com/mcp",
@@ -338,6 +379,23 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn a_host_only_resource_is_one_resource_with_or_without_its_slash() {
+        assert!(same("https://h.example", "https://h.example/"));
+        assert!(same("https://h.example/", "https://h.example/"));
+        assert!(!same("https://h.example/mcp", "https://h.example/mcp/"));
+        assert!(!same("https://h.example/?a", "https://h.example?a"));
+        assert!(!same("https://h.example", "https://g.example/"));
+        assert_eq!(
+            Resource::from_stored("https://h.example/".into()).as_str(),
+            "https://h.example"
+        );
+        assert_eq!(
+            Resource::from_stored("https://h.example/mcp/".into()).as_str(),
+            "https://h.example/mcp/"
+        );
     }
 
     #[test]

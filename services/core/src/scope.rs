@@ -74,11 +74,25 @@ impl fmt::Display for ScopeSet {
     }
 }
 
-/// Which scopes this server knows, and what a request without `scope` gets.
+/// What a requested scope this server does not support comes to. RFC 6749 §3.3 lets the
+/// server ignore it or refuse the request. Clients ask for scopes of their own habit (OpenID's
+/// `openid email profile`, say), so they are ignored unless the operator chooses otherwise,
+/// and the token response's `scope` says what was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownScopes {
+    #[default]
+    Ignore,
+    /// `invalid_scope`, naming the first one.
+    Reject,
+}
+
+/// Which scopes this server knows, what a request without `scope` gets, and what becomes of
+/// the ones it does not know.
 #[derive(Debug, Clone)]
 pub struct ScopePolicy {
     supported: ScopeSet,
     default: ScopeSet,
+    unknown: UnknownScopes,
 }
 
 impl ScopePolicy {
@@ -92,7 +106,25 @@ impl ScopePolicy {
                 unknown.join(" ")
             ));
         }
-        Ok(Self { supported, default })
+        Ok(Self {
+            supported,
+            default,
+            unknown: UnknownScopes::default(),
+        })
+    }
+
+    pub fn with_unknown(self, unknown: UnknownScopes) -> Self {
+        Self { unknown, ..self }
+    }
+
+    /// What a client asked for, less what this server does not support when unknown scopes
+    /// are ignored; when they are refused, the first unsupported one.
+    pub fn known(&self, asked: ScopeSet) -> Result<ScopeSet, String> {
+        match (self.first_unsupported(&asked), self.unknown) {
+            (None, _) => Ok(asked),
+            (Some(_), UnknownScopes::Ignore) => Ok(asked.intersection(&self.supported)),
+            (Some(first), UnknownScopes::Reject) => Err(first),
+        }
     }
 
     pub fn supported(&self) -> &ScopeSet {
@@ -110,32 +142,34 @@ impl ScopePolicy {
         &self.default
     }
 
-    /// The scopes a request gets: the defaults when `scope` is absent or empty, otherwise the
-    /// requested ones, each of which must be supported and, when `allowed` is given, allowed.
+    /// The scopes a request gets. Unknown ones are ignored or refused ([`UnknownScopes`]).
+    /// A request that names no scope but `offline_access` (none at all, or only ignored ones)
+    /// gets the defaults, with `offline_access` when it asked for it. Otherwise every scope it
+    /// names must be supported and, when `allowed` is given, allowed.
     pub fn resolve(
         &self,
         requested: Option<&str>,
         allowed: Option<&ScopeSet>,
     ) -> Result<ScopeSet, AuthError> {
-        let requested = match requested {
-            Some(s) if !s.trim().is_empty() => ScopeSet::parse(s)?,
-            _ => {
-                let defaults = match allowed {
-                    Some(allowed) => self.default.intersection(allowed),
-                    None => self.default.clone(),
-                };
-                // RFC 6749 §3.3: with no usable default, the request fails.
-                if defaults.is_empty() {
-                    return Err(AuthError::InvalidScope(Reason::NoDefaultScope));
-                }
-                return Ok(defaults);
-            }
+        let requested = match requested.filter(|s| !s.trim().is_empty()) {
+            Some(s) => self
+                .known(ScopeSet::parse(s)?)
+                .map_err(|first| AuthError::InvalidScope(Reason::ScopeUnknown(first)))?,
+            None => ScopeSet::default(),
         };
-        let unknown = requested.difference(&self.supported);
-        if let Some(first) = unknown.first() {
-            return Err(AuthError::InvalidScope(Reason::ScopeUnknown(
-                (*first).to_owned(),
-            )));
+        if requested.iter().all(|s| s == OFFLINE_ACCESS) {
+            let defaults = match allowed {
+                Some(allowed) => self.default.intersection(allowed),
+                None => self.default.clone(),
+            };
+            return match (defaults.is_empty(), requested.is_empty()) {
+                // RFC 6749 §3.3: with no usable default, the request fails.
+                (true, true) => Err(AuthError::InvalidScope(Reason::NoDefaultScope)),
+                // `offline_access` alone, as asked, when there is no default to add.
+                (true, false) => Ok(requested),
+                (false, true) => Ok(defaults),
+                (false, false) => Ok(defaults.with(OFFLINE_ACCESS)),
+            };
         }
         if let Some(allowed) = allowed {
             let allowed = allowed.clone().with(OFFLINE_ACCESS);
@@ -176,11 +210,52 @@ mod tests {
     }
 
     #[test]
-    fn unknown_or_malformed_scope_is_invalid_scope() {
-        for s in ["admin", "mcp:tools \"quoted\"", "mcp:tools\\x"] {
-            let err = policy().resolve(Some(s), None).expect_err(s);
+    fn malformed_scope_is_invalid_scope_and_unknown_scope_too_when_refused() {
+        let refusing = policy().with_unknown(UnknownScopes::Reject);
+        for s in ["mcp:tools \"quoted\"", "mcp:tools\\x"] {
+            for p in [policy(), refusing.clone()] {
+                let err = p.resolve(Some(s), None).expect_err(s);
+                assert_eq!(err.code(), "invalid_scope", "{s}");
+            }
+        }
+        for s in ["admin", "openid email profile", "mcp:tools openid"] {
+            let err = refusing.resolve(Some(s), None).expect_err(s);
             assert_eq!(err.code(), "invalid_scope", "{s}");
         }
+    }
+
+    #[test]
+    fn unknown_scopes_are_ignored_by_default_and_what_is_left_decides() {
+        let allowed = ScopeSet::parse("mcp:tools mcp:resources").expect("valid");
+        let cases: [(&str, Option<&ScopeSet>, &str); 6] = [
+            ("mcp:tools openid", None, "mcp:tools"),
+            (
+                "openid email profile",
+                None,
+                "mcp:prompts mcp:resources mcp:tools",
+            ),
+            (
+                "openid offline_access",
+                None,
+                "mcp:prompts mcp:resources mcp:tools offline_access",
+            ),
+            (
+                "offline_access",
+                None,
+                "mcp:prompts mcp:resources mcp:tools offline_access",
+            ),
+            ("openid", Some(&allowed), "mcp:resources mcp:tools"),
+            ("mcp:resources admin", Some(&allowed), "mcp:resources"),
+        ];
+        for (asked, allowed, granted) in cases {
+            let got = policy().resolve(Some(asked), allowed).expect(asked);
+            assert_eq!(got.to_string(), granted, "{asked}");
+        }
+        // A known scope the client may not have is still refused.
+        let err = policy()
+            .resolve(Some("mcp:prompts openid"), Some(&allowed))
+            .expect_err("not allowed");
+        assert_eq!(err.code(), "invalid_scope");
     }
 
     #[test]

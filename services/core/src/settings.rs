@@ -47,6 +47,10 @@ pub struct CoreSettings {
     /// A `dynamic` client unused this long, with no live refresh token, is deleted (`None`:
     /// never).
     pub dynamic_client_idle: Option<Duration>,
+    /// A `dynamic` client never used this long after it registered, with nothing pending,
+    /// is deleted (`None`: only the idle rule applies). Registrations that are never used
+    /// would otherwise hold their place in `max_dynamic_clients` for the whole idle period.
+    pub dynamic_client_unused: Option<Duration>,
     /// How long the secret of a `dynamic` confidential client stays valid (`None`: forever;
     /// RFC 7591 §3.2.1 `client_secret_expires_at` 0).
     pub dynamic_client_secret_ttl: Option<Duration>,

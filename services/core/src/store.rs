@@ -234,12 +234,14 @@ pub trait MaintenanceStore: Send + Sync {
     ///
     /// The `sessions` and `idle_clients` counts are left at zero.
     async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired>;
-    /// Up to `limit` `dynamic` clients, oldest first, that have not been used (issued a
-    /// token, as the usage figures record it; or else created) since `idle_since`, and that
-    /// hold neither a refresh token usable at `now` nor an unused, unexpired code.
+    /// Up to `limit` `dynamic` clients, oldest first, that hold neither a refresh token usable
+    /// at `now` nor an unused, unexpired code, and that either have not been used (issued a
+    /// token, as the usage figures record it) since `idle_since`, nor created since then, or
+    /// were created before `unused_since` and never used at all.
     async fn idle_dynamic_clients(
         &self,
         idle_since: DateTime<Utc>,
+        unused_since: DateTime<Utc>,
         now: DateTime<Utc>,
         limit: u64,
     ) -> StoreResult<Vec<String>>;

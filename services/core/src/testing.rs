@@ -574,6 +574,7 @@ impl MaintenanceStore for MemoryStore {
     async fn idle_dynamic_clients(
         &self,
         idle_since: DateTime<Utc>,
+        unused_since: DateTime<Utc>,
         now: DateTime<Utc>,
         limit: u64,
     ) -> StoreResult<Vec<String>> {
@@ -596,12 +597,9 @@ impl MaintenanceStore for MemoryStore {
             .clients
             .iter()
             .filter(|c| c.tier == ClientTier::Dynamic)
-            .filter(|c| {
-                let last = st
-                    .usage
-                    .get(&c.id)
-                    .map_or(c.created_at.timestamp(), |u| u.1);
-                last < since && c.created_at < idle_since
+            .filter(|c| match st.usage.get(&c.id) {
+                None => c.created_at < idle_since || c.created_at < unused_since,
+                Some(u) => u.1 < since && c.created_at < idle_since,
             })
             .filter(|c| !holds_live(&c.id))
             .collect();
@@ -792,6 +790,7 @@ pub fn test_settings() -> CoreSettings {
         max_sessions_per_network: 100,
         max_token_revocations_per_client: 1000,
         dynamic_client_idle: Some(Duration::days(90)),
+        dynamic_client_unused: Some(Duration::hours(24)),
         dynamic_client_secret_ttl: None,
         refresh_max_age: Some(Duration::days(90)),
     }

@@ -48,7 +48,7 @@ pub fn check_for_resource(
     audience: &str,
     required: &[String],
 ) -> crate::AuthResult<()> {
-    if claims.aud != audience {
+    if !crate::resource::same(&claims.aud, audience) {
         return Err(AuthError::InvalidToken(Reason::Token(
             TokenFault::OtherAudience,
         )));
@@ -401,5 +401,38 @@ mod jwks_tests {
         let t = mint(&ring, &c).expect("mint");
         assert_eq!(verify(&public, &t, "i", now, 0).expect("verify"), c);
         assert!(mint(&public, &c).is_err());
+    }
+
+    #[test]
+    fn the_resource_check_takes_a_host_only_resource_with_or_without_its_slash() {
+        let claims = |aud: &str| AccessTokenClaims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: aud.into(),
+            client_id: "c".into(),
+            scope: "mcp:tools".into(),
+            iat: 0,
+            exp: 60,
+            jti: "j".into(),
+            sid: None,
+            nbf: None,
+        };
+        let tools = ["mcp:tools".to_owned()];
+        for (aud, audience, ok) in [
+            ("https://h.example", "https://h.example/", true),
+            ("https://h.example/", "https://h.example", true),
+            ("https://h.example/mcp", "https://h.example/mcp/", false),
+            ("https://h.example", "https://g.example", false),
+        ] {
+            let got = check_for_resource(&claims(aud), audience, &tools);
+            assert_eq!(got.is_ok(), ok, "{aud} at {audience}: {got:?}");
+        }
+        let err = check_for_resource(
+            &claims("https://h.example"),
+            "https://h.example/",
+            &["mcp:prompts".to_owned()],
+        )
+        .expect_err("scope");
+        assert_eq!(err.code(), "insufficient_scope");
     }
 }

@@ -165,7 +165,7 @@ fn step_two_cases() -> Vec<(AuthorizationRequest, &'static str, &'static str)> {
         (
             with(|r| r.scope = Some("admin".into())),
             "invalid_scope",
-            "an unknown scope",
+            "an unknown scope, when the operator refuses them",
         ),
         (
             with(|r| r.scope = Some("mcp:tools\"".into())),
@@ -205,7 +205,7 @@ fn step_two_cases() -> Vec<(AuthorizationRequest, &'static str, &'static str)> {
 
 #[tokio::test]
 async fn request_errors_redirect_at_once_to_a_client_whose_redirect_uris_the_operator_set() {
-    let t = core().await;
+    let t = core_with(refusing_unknown_scopes).await;
     client("app").trusted_redirects(true).seed(&t).await;
 
     for (req, code, why) in step_two_cases() {
@@ -222,7 +222,7 @@ async fn request_errors_redirect_at_once_to_a_client_whose_redirect_uris_the_ope
 
 #[tokio::test]
 async fn request_errors_for_a_client_that_chose_its_own_redirect_uris_become_a_notice() {
-    let t = core().await;
+    let t = core_with(refusing_unknown_scopes).await;
     client("app").seed(&t).await;
 
     for (req, code, why) in step_two_cases() {

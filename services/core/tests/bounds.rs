@@ -7,12 +7,13 @@ mod common;
 use chrono::Duration;
 use common::*;
 use latchkey_core::authorize::{AuthorizationRequest, StartOutcome};
+use latchkey_core::clock::Clock;
 use latchkey_core::denylist::RevokedKind;
 use latchkey_core::model::{AuthMethod, ClientTier, GrantType};
 use latchkey_core::session::{
     Admission, AuthorizationSession, MemorySessionStore, SessionStore, WIDER_NETWORK_SHARE,
 };
-use latchkey_core::store::ClientStore;
+use latchkey_core::store::{ClientStore, MaintenanceStore};
 use latchkey_core::{AuthError, Reason};
 use serde_json::json;
 
@@ -597,6 +598,111 @@ async fn registration_stops_at_the_bound_on_dynamic_clients_and_resumes_when_one
             .await
             .expect("count"),
         2
+    );
+}
+
+#[tokio::test]
+async fn at_the_bound_the_oldest_registration_never_used_gives_way_once_an_hour_old() {
+    let t = core_with(|s| s.max_dynamic_clients = 2).await;
+    let metadata = dynamic_metadata();
+    let register = || t.core.register_client(&metadata, None);
+    let first = register().await.expect("first").client.id;
+    let second = register().await.expect("second").client.id;
+    let refused = register().await;
+    assert!(
+        matches!(
+            refused,
+            Err(AuthError::TemporarilyUnavailable(
+                Reason::DynamicClientLimit
+            ))
+        ),
+        "both younger than an hour: {refused:?}"
+    );
+
+    advance(&t, 3601);
+    let third = register()
+        .await
+        .expect("the oldest unused gives way")
+        .client
+        .id;
+    assert!(
+        t.store.find_client(&first).await.expect("find").is_none(),
+        "first gave way"
+    );
+    assert!(t.store.find_client(&second).await.expect("find").is_some());
+
+    // Clients that were used never give way.
+    let now = t.clock.now().timestamp();
+    let used = |id: &str| latchkey_core::store::ClientUsage {
+        client_id: id.to_owned(),
+        tokens_issued: 1,
+        last_used_at: now,
+    };
+    t.store
+        .record_usage(&[used(&second), used(&third)])
+        .await
+        .expect("usage");
+    advance(&t, 3601);
+    assert!(matches!(
+        register().await,
+        Err(AuthError::TemporarilyUnavailable(
+            Reason::DynamicClientLimit
+        ))
+    ));
+    assert_eq!(
+        AuthError::TemporarilyUnavailable(Reason::DynamicClientLimit).retry_after_secs(),
+        Some(3600)
+    );
+}
+
+#[tokio::test]
+async fn maintenance_deletes_registrations_never_used_within_a_day() {
+    let t = core().await;
+    let unused = t
+        .core
+        .register_client(&dynamic_metadata(), None)
+        .await
+        .expect("unused")
+        .client
+        .id;
+    let used = t
+        .core
+        .register_client(&dynamic_metadata(), None)
+        .await
+        .expect("used")
+        .client
+        .id;
+    t.store
+        .record_usage(&[latchkey_core::store::ClientUsage {
+            client_id: used.clone(),
+            tokens_issued: 1,
+            last_used_at: t.clock.now().timestamp(),
+        }])
+        .await
+        .expect("usage");
+    advance(&t, 23 * 3600);
+    assert_eq!(
+        t.core
+            .purge_expired(false)
+            .await
+            .expect("purge")
+            .idle_clients,
+        0,
+        "not a day yet"
+    );
+    advance(&t, 3600 + 1);
+    assert_eq!(
+        t.core
+            .purge_expired(false)
+            .await
+            .expect("purge")
+            .idle_clients,
+        1
+    );
+    assert!(t.store.find_client(&unused).await.expect("find").is_none());
+    assert!(
+        t.store.find_client(&used).await.expect("find").is_some(),
+        "used within 90 days"
     );
 }
 

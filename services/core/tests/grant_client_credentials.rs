@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use latchkey_core::grant::TokenRequest;
 use latchkey_core::model::{AuthMethod, ClientTier, GrantType};
+use latchkey_core::settings::CoreSettings;
 use latchkey_core::store::ResourceStore;
 
 const CC: &[GrantType] = &[GrantType::ClientCredentials];
@@ -13,7 +14,11 @@ const CC: &[GrantType] = &[GrantType::ClientCredentials];
 /// A core with [`RESOURCE`] (tools and resources only, the default) and [`OTHER_RESOURCE`]
 /// registered, and an operator client `svc` that may get tokens for [`RESOURCE`].
 async fn setup() -> TestCore {
-    let t = core().await;
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(adjust: impl FnOnce(&mut CoreSettings)) -> TestCore {
+    let t = core_with(adjust).await;
     seed_resource(&t, RESOURCE, Some("mcp:tools mcp:resources"), true).await;
     seed_resource(&t, OTHER_RESOURCE, None, false).await;
     client("svc")
@@ -109,7 +114,7 @@ async fn only_a_confidential_operator_client_with_the_grant_and_an_audience_may_
 
 #[tokio::test]
 async fn the_resource_and_scope_must_be_within_what_the_operator_listed() {
-    let t = setup().await;
+    let t = setup_with(refusing_unknown_scopes).await;
     client("narrow")
         .confidential(AuthMethod::ClientSecretBasic)
         .grants(CC)
@@ -158,7 +163,7 @@ async fn the_resource_and_scope_must_be_within_what_the_operator_listed() {
         (
             asking("svc", &[], Some("admin")),
             "invalid_scope",
-            "an unknown scope",
+            "an unknown scope, when the operator refuses them",
         ),
     ];
     for (req, code, why) in refused {
@@ -258,4 +263,23 @@ async fn a_development_server_without_resources_gives_a_token_for_a_listed_one()
         .expect("live");
     assert_eq!(claims.aud, RESOURCE);
     assert_eq!(issued.scope, ALL_SCOPES);
+}
+
+#[tokio::test]
+async fn unknown_scopes_are_ignored_by_default_and_the_answer_says_what_was_granted() {
+    let t = setup().await;
+    for (asked, granted) in [
+        ("mcp:tools admin", "mcp:tools"),
+        ("openid email profile", "mcp:resources mcp:tools"),
+    ] {
+        let r = t
+            .core
+            .exchange_token(TokenRequest {
+                scope: Some(asked.into()),
+                ..client_credentials_request(basic("svc"))
+            })
+            .await
+            .expect(asked);
+        assert_eq!(r.scope, granted, "{asked}");
+    }
 }

@@ -10,12 +10,17 @@ use latchkey_core::error::Reason;
 use latchkey_core::grant::{TokenRequest, TokenResponse};
 use latchkey_core::model::{AuthMethod, Grant, GrantType};
 use latchkey_core::scope::ScopeSet;
+use latchkey_core::settings::CoreSettings;
 use latchkey_core::store::{GrantStore, UserStore};
 
 /// A core with a public client `app`, a confidential client `other`, a user, and the tokens
 /// of one grant to `app`.
 async fn setup() -> (TestCore, Grant, TokenResponse) {
-    let t = core().await;
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(adjust: impl FnOnce(&mut CoreSettings)) -> (TestCore, Grant, TokenResponse) {
+    let t = core_with(adjust).await;
     client("app").seed(&t).await;
     client("other")
         .confidential(AuthMethod::ClientSecretBasic)
@@ -180,7 +185,7 @@ async fn another_clients_refresh_token_is_refused_without_revoking_the_family() 
 
 #[tokio::test]
 async fn bad_refresh_requests_are_refused_and_leave_the_token_usable() {
-    let (t, _, issued) = setup().await;
+    let (t, _, issued) = setup_with(refusing_unknown_scopes).await;
     let token = refresh_token(&issued).to_owned();
     let with = |f: &dyn Fn(&mut TokenRequest)| {
         let mut r = refresh_request(public("app"), &token);
@@ -308,4 +313,18 @@ async fn of_two_concurrent_rotations_of_one_token_exactly_one_wins() {
         2,
         "the first token and the winner's successor, nothing from the loser"
     );
+}
+
+#[tokio::test]
+async fn unknown_scopes_in_a_refresh_are_ignored_by_default() {
+    let (t, grant, issued) = setup().await;
+    let r = t
+        .core
+        .exchange_token(TokenRequest {
+            scope: Some("admin openid".into()),
+            ..refresh_request(public("app"), refresh_token(&issued))
+        })
+        .await
+        .expect("only ignored scopes: as if none were named");
+    assert_eq!(r.scope, grant.scope.to_string());
 }

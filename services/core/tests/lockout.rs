@@ -313,7 +313,7 @@ fn policy() -> LockoutPolicy {
 #[tokio::test]
 async fn a_full_table_refuses_new_keys_and_a_flood_of_them_never_unlocks_a_locked_account() {
     // Room for two attempts' counters (each needs its account-and-network and its account).
-    let store = MemoryLockout::with_capacity(4);
+    let store = MemoryLockout::with_capacity(4).with_quota(4);
     let (p, home) = (policy(), net("192.0.2.1"));
     for now in 0..2 {
         store
@@ -381,6 +381,72 @@ async fn a_full_table_refuses_new_keys_and_a_flood_of_them_never_unlocks_a_locke
             .expect("ok"),
         Verdict::Check { locks: false }
     );
+}
+
+#[tokio::test]
+async fn a_network_that_made_its_share_of_counters_is_refused_new_ones_and_nobody_else() {
+    // Room for 50 attempts' counters, 5 attempts' worth per network.
+    let store = MemoryLockout::with_capacity(100).with_quota(10);
+    let p = policy();
+    let (flooder, v6_flooder) = (net("192.0.2.66"), "2001:db8:66");
+    let mut admitted = 0;
+    for n in 0..20 {
+        let v = store
+            .admit(&format!("stranger-{n}"), flooder.as_ref(), 1, &p)
+            .await
+            .expect("ok");
+        admitted += usize::from(matches!(v, Verdict::Check { .. }));
+    }
+    assert_eq!(admitted, 5, "its share, and no more");
+    // The /64s of one /48 share one quota.
+    let mut admitted = 0;
+    for n in 0..20 {
+        let v = store
+            .admit(
+                &format!("ghost-{n}"),
+                net(&format!("{v6_flooder}:{n:x}::1")).as_ref(),
+                1,
+                &p,
+            )
+            .await
+            .expect("ok");
+        admitted += usize::from(matches!(v, Verdict::Check { .. }));
+    }
+    assert_eq!(admitted, 5, "one /48, one share");
+    // Everyone else still signs in, and the flooder's existing counters still count.
+    assert!(matches!(
+        store
+            .admit("owner", net("198.51.100.7").as_ref(), 1, &p)
+            .await
+            .expect("ok"),
+        Verdict::Check { .. }
+    ));
+    assert!(matches!(
+        store
+            .admit("stranger-0", flooder.as_ref(), 1, &p)
+            .await
+            .expect("ok"),
+        Verdict::Check { .. }
+    ));
+    assert!(matches!(
+        store
+            .admit("stranger-19", flooder.as_ref(), 1, &p)
+            .await
+            .expect("ok"),
+        Verdict::Refused {
+            limit: Limit::Capacity,
+            ..
+        }
+    ));
+    // Once its counters are spent, the network gets its share back.
+    let later = 1 + 3600 + 1;
+    assert!(matches!(
+        store
+            .admit("stranger-19", flooder.as_ref(), later, &p)
+            .await
+            .expect("ok"),
+        Verdict::Check { .. }
+    ));
 }
 
 #[tokio::test]

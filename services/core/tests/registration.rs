@@ -104,7 +104,7 @@ async fn a_self_registered_client_cannot_ask_for_client_credentials_alone() {
 
 #[tokio::test]
 async fn metadata_that_breaks_a_rule_is_refused() {
-    let t = core().await;
+    let t = core_with(refusing_unknown_scopes).await;
     let with = |f: &dyn Fn(&mut serde_json::Value)| {
         let mut m = web_app();
         f(&mut m);
@@ -204,7 +204,7 @@ async fn metadata_that_breaks_a_rule_is_refused() {
         (
             with(&|m| m["scope"] = json!("mcp:tools admin")),
             "invalid_client_metadata",
-            "an unknown scope",
+            "an unknown scope, when the operator refuses them",
         ),
         (
             with(&|m| m["scope"] = json!(["mcp:tools"])),
@@ -576,4 +576,26 @@ async fn assigning_resources_needs_a_confidential_client_and_makes_it_the_operat
     assert_eq!(stored.tier, ClientTier::Operator);
     assert_eq!(err_code(refused, "public"), "invalid_request");
     assert_eq!(err_code(missing, "unknown"), "not_found");
+}
+
+#[tokio::test]
+async fn unknown_scopes_in_metadata_are_dropped_by_default() {
+    let t = core().await;
+    for (asked, kept) in [
+        ("mcp:tools admin", Some("mcp:tools")),
+        ("openid profile", None),
+    ] {
+        let mut m = web_app();
+        m["scope"] = json!(asked);
+        let reg = t
+            .core
+            .register_client(&metadata(m), None)
+            .await
+            .expect(asked);
+        assert_eq!(
+            reg.client.scope.map(|s| s.to_string()).as_deref(),
+            kept,
+            "{asked}"
+        );
+    }
 }

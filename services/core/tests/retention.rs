@@ -256,7 +256,11 @@ async fn dynamic_clients_unused_for_the_idle_period_without_a_live_refresh_token
 
 #[tokio::test]
 async fn with_no_idle_period_no_client_is_deleted_for_disuse() {
-    let t = core_with(|s| s.dynamic_client_idle = None).await;
+    let t = core_with(|s| {
+        s.dynamic_client_idle = None;
+        s.dynamic_client_unused = None;
+    })
+    .await;
     dynamic(&t, "never-used").await;
     advance(&t, 3650 * DAY);
     assert_eq!(

@@ -908,10 +908,11 @@ impl MaintenanceStore for SeaStore {
     async fn idle_dynamic_clients(
         &self,
         idle_since: DateTime<Utc>,
+        unused_since: DateTime<Utc>,
         now: DateTime<Utc>,
         limit: u64,
     ) -> StoreResult<Vec<String>> {
-        let (since, now) = (ts(idle_since), ts(now));
+        let (since, unused_since, now) = (ts(idle_since), ts(unused_since), ts(now));
         let live_refresh = Query::select()
             .expr(Expr::val(1))
             .from(refresh_tokens::Entity)
@@ -970,11 +971,25 @@ impl MaintenanceStore for SeaStore {
                 Expr::col((clients::Entity, clients::Column::Tier))
                     .eq(ClientTier::Dynamic.as_str()),
             )
-            .and_where(Expr::col((clients::Entity, clients::Column::CreatedAt)).lt(since))
             .cond_where(
                 Condition::any()
-                    .add(last_used.clone().is_null())
-                    .add(last_used.lt(since)),
+                    .add(
+                        Condition::all()
+                            .add(Expr::col((clients::Entity, clients::Column::CreatedAt)).lt(since))
+                            .add(
+                                Condition::any()
+                                    .add(last_used.clone().is_null())
+                                    .add(last_used.clone().lt(since)),
+                            ),
+                    )
+                    .add(
+                        Condition::all()
+                            .add(
+                                Expr::col((clients::Entity, clients::Column::CreatedAt))
+                                    .lt(unused_since),
+                            )
+                            .add(last_used.is_null()),
+                    ),
             )
             .and_where(Expr::exists(live_refresh).not())
             .and_where(Expr::exists(pending_code).not())

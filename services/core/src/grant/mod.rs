@@ -172,7 +172,9 @@ impl AuthCore {
         if registered.is_empty() {
             self.settings.open_resources
         } else {
-            registered.iter().any(|p| p.resource.as_str() == bound)
+            registered
+                .iter()
+                .any(|p| crate::resource::same(p.resource.as_str(), bound))
         }
     }
 }
@@ -181,7 +183,9 @@ impl AuthCore {
 fn check_resource(requested: &[String], bound: &str) -> AuthResult<()> {
     match requested {
         [] => Ok(()),
-        [one] if crate::resource::Resource::parse(one)?.as_str() == bound => Ok(()),
+        [one] if crate::resource::same(crate::resource::Resource::parse(one)?.as_str(), bound) => {
+            Ok(())
+        }
         [_] => Err(AuthError::InvalidTarget(Reason::ResourceMismatch)),
         _ => Err(AuthError::InvalidTarget(Reason::MultipleResources)),
     }

@@ -72,13 +72,22 @@ impl AuthCore {
         let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
             None => granted.clone(),
             Some(s) => {
-                let asked = ScopeSet::parse(s)?;
+                let asked = self
+                    .settings
+                    .scopes
+                    .known(ScopeSet::parse(s)?)
+                    .map_err(|first| AuthError::InvalidScope(Reason::ScopeUnknown(first)))?;
                 if let Some(extra) = asked.difference(&granted).first() {
                     return Err(AuthError::InvalidScope(Reason::ScopeBroadened(
                         (*extra).to_owned(),
                     )));
                 }
-                asked
+                // Only scopes this server ignores: as if none were named.
+                if asked.is_empty() {
+                    granted.clone()
+                } else {
+                    asked
+                }
             }
         };
         check_resource(&req.resource, &grant.resource)?;

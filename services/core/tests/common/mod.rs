@@ -47,6 +47,14 @@ pub async fn core() -> TestCore {
     core_with(|_| {}).await
 }
 
+/// Settings under which requested scopes this server does not know are refused, not ignored.
+pub fn refusing_unknown_scopes(s: &mut CoreSettings) {
+    s.scopes = s
+        .scopes
+        .clone()
+        .with_unknown(latchkey_core::scope::UnknownScopes::Reject);
+}
+
 /// A core with adjusted settings.
 pub async fn core_with(adjust: impl FnOnce(&mut CoreSettings)) -> TestCore {
     TestCore::builder()

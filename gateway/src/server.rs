@@ -54,7 +54,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 use tower_http::timeout::{RequestBodyDeadlineLayer, TimeoutLayer};
@@ -127,7 +127,6 @@ pub async fn serve(
     let registry = Arc::new(Registry::default());
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_AT_ONCE));
     let half = limits.max_connections as usize / 2;
-    let (stop, stopped) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         // The connection first, then its slot: when every slot is taken, an idle connection
@@ -171,7 +170,6 @@ pub async fn serve(
             builder: builder.clone(),
             router: router.clone(),
             limits,
-            stopped: stopped.clone(),
             activity,
         };
         tokio::spawn(async move {
@@ -182,7 +180,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let _ = stop.send(true);
+    registry.stop_all();
     // Every connection holds a slot until it has closed.
     let _ = slots.acquire_many(limits.max_connections).await;
     Ok(())
@@ -303,8 +301,17 @@ impl Registry {
             });
         if let Some((_, activity)) = victim {
             activity.evicting.store(true, Ordering::Relaxed);
-            activity.evict.notify_one();
+            activity.attention.notify_one();
             metrics::counter!("latchkey_http_connections_evicted_total").increment(1);
+        }
+    }
+}
+
+impl Registry {
+    /// Asks every connection to close gracefully: the server stops.
+    fn stop_all(&self) {
+        for (_, activity) in self.lock().values() {
+            activity.attention.notify_one();
         }
     }
 }
@@ -386,7 +393,6 @@ struct Connection {
     builder: Arc<Builder<TokioExecutor>>,
     router: Router,
     limits: HttpLimits,
-    stopped: watch::Receiver<bool>,
     activity: Arc<Activity>,
 }
 
@@ -414,10 +420,9 @@ struct Activity {
     /// An HTTP/2 connection: bytes with no request in flight are pings and settings, not the
     /// start of a request head.
     h2: AtomicBool,
-    /// Wakes the watchdog when a head starts.
-    wake: Notify,
-    /// Asks the connection to close gracefully, to make room for a new one.
-    evict: Notify,
+    /// Asks the connection to close gracefully: the server stops, or (with `evicting`) room
+    /// is needed for a new connection.
+    attention: Notify,
     /// Already asked: not chosen again.
     evicting: AtomicBool,
     /// Closed while idle (to make room, or after the idle timeout): no request body can be
@@ -436,8 +441,7 @@ impl Activity {
             head_started: AtomicU64::new(NONE),
             last_done: AtomicU64::new(0),
             h2: AtomicBool::new(false),
-            wake: Notify::new(),
-            evict: Notify::new(),
+            attention: Notify::new(),
             evicting: AtomicBool::new(false),
             idle_close: AtomicBool::new(false),
         }
@@ -462,7 +466,6 @@ impl Activity {
             && self.head_started.load(Ordering::Relaxed) == NONE
         {
             self.head_started.store(self.now(), Ordering::Relaxed);
-            self.wake.notify_one();
         }
     }
 
@@ -503,8 +506,14 @@ impl Activity {
                 Verdict::Abort,
             );
         }
+        // Idle: closed at the idle timeout, and looked at again at least every header
+        // timeout, so that a head starting meanwhile is found in time without waking the
+        // watchdog on every request.
         let last = self.last_done.load(Ordering::Relaxed);
-        due(last.saturating_add(ms(limits.idle_timeout)), Verdict::Close)
+        match due(last.saturating_add(ms(limits.idle_timeout)), Verdict::Close) {
+            Verdict::Wait(d) => Verdict::Wait(d.min(limits.header_timeout)),
+            close => close,
+        }
     }
 }
 
@@ -524,7 +533,6 @@ impl Connection {
             builder,
             router,
             limits,
-            mut stopped,
             activity,
         } = self;
         let io = TokioIo::new(Io {
@@ -548,6 +556,9 @@ impl Connection {
         tokio::pin!(conn);
         let watchdog = tokio::time::sleep(limits.header_timeout);
         tokio::pin!(watchdog);
+        // Made once, not on every wake of this task: registering a waiter takes a lock.
+        let attention = activity.attention.notified();
+        tokio::pin!(attention);
         let mut closing = false;
         loop {
             tokio::select! {
@@ -579,24 +590,12 @@ impl Connection {
                         }
                     }
                 }
-                () = activity.wake.notified(), if !closing => {
-                    if let Verdict::Wait(d) = activity.verdict(&limits) {
-                        watchdog.as_mut().reset(Instant::now() + d);
-                    } else {
-                        watchdog.as_mut().reset(Instant::now());
+                // The server stops, or room is needed for a new connection and this one
+                // is idle.
+                () = attention.as_mut(), if !closing => {
+                    if activity.evicting.load(Ordering::Relaxed) {
+                        activity.idle_close.store(true, Ordering::Relaxed);
                     }
-                }
-                // Room is needed for a new connection, and this one is idle.
-                () = activity.evict.notified(), if !closing => {
-                    activity.idle_close.store(true, Ordering::Relaxed);
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                    watchdog
-                        .as_mut()
-                        .reset(Instant::now() + limits.request_timeout + limits.body_timeout);
-                }
-                // Only `true` is ever sent, and an error means the server is gone: stop.
-                _ = stopped.changed(), if !closing => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                     watchdog

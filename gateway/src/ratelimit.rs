@@ -146,6 +146,9 @@ impl Counters {
         }
         let wider = match count_in(&mut self.wider, (group, network.wider()), MAX_WIDER_KEYS) {
             Some(count) => count,
+            // A network with a count of its own is judged by it alone: the shared count of
+            // newcomers says nothing about it.
+            None if own.is_some() => return Counted { own, wider: None },
             None => {
                 if !self.overflow_reported {
                     self.overflow_reported = true;

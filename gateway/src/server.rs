@@ -142,6 +142,13 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Its network's share first: a connection that will be refused must not cost
+        // another client its idle connection. Busy: this one would take a slot past half.
+        let busy = slots.available_permits() <= half;
+        let Ok(share) = shares.take(peer.ip(), busy) else {
+            refuse(stream, &refusals);
+            continue;
+        };
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
@@ -154,11 +161,6 @@ pub async fn serve(
                     () = &mut shutdown => break,
                 }
             }
-        };
-        let busy = slots.available_permits() < half;
-        let Ok(share) = shares.take(peer.ip(), busy) else {
-            refuse(stream, &refusals);
-            continue;
         };
         // Small responses go out at once, not after a delayed ACK.
         if let Err(e) = stream.set_nodelay(true) {

@@ -494,6 +494,41 @@ async fn on_a_busy_listener_one_network_holds_only_its_share_and_trusted_proxies
 }
 
 #[tokio::test]
+async fn a_connection_past_its_share_costs_nobody_else_their_idle_connection() {
+    let app = spawn_app_with(|s| {
+        s.http_max_connections = 4;
+        s.http_max_connections_per_network = Some(2);
+    })
+    .await;
+    let addr = addr_of(&app.base);
+    let mut idle = Vec::new();
+    for from in ["127.0.0.2", "127.0.0.2", "127.0.0.4", "127.0.0.4"] {
+        let mut c = connect_from(from, addr).await;
+        c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let res = read_response(&mut c).await;
+        assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+        idle.push(c);
+    }
+    let refused = status_from("127.0.0.2", addr).await;
+    let mut closed = 0;
+    for c in &mut idle {
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(300), c.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+
+    assert_eq!(refused.as_deref(), Some("HTTP/1.1 503 Service Unavailable"));
+    assert_eq!(
+        closed, 0,
+        "no idle connection was closed for a connection that was refused"
+    );
+}
+
+#[tokio::test]
 async fn a_full_listener_closes_an_idle_keep_alive_connection_to_make_room() {
     let app = spawn_app_with(|s| {
         s.http_max_connections = 3;

@@ -190,6 +190,9 @@ impl AuthCore {
                     expires_at: self.clock.now() + self.settings.session_ttl,
                     network: network.as_ref().map(|n| n.as_str().to_owned()),
                 };
+                // A self-registered client that starts an authorization is in use: written at
+                // once the first time, so that it never gives way while its user signs in.
+                self.mark_first_use(&client).await;
                 let admission = self
                     .sessions
                     .open(

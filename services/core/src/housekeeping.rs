@@ -59,7 +59,47 @@ impl Usage {
     }
 }
 
+/// Self-registered clients whose first use this replica has written.
+#[derive(Default)]
+pub(crate) struct FirstUses(Mutex<std::collections::HashSet<String>>);
+
 impl AuthCore {
+    /// Writes the first use of a `dynamic` client at once, not in the next batch: a client
+    /// never used may give way to a new registration at the bound, or be deleted after a day,
+    /// and one that has just started an authorization must not. Once per client and replica;
+    /// a failed write is tried again on the next use, and never fails the request.
+    pub(crate) async fn mark_first_use(&self, client: &crate::model::Client) {
+        if client.tier != crate::model::ClientTier::Dynamic {
+            return;
+        }
+        if self
+            .first_uses
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&client.id)
+        {
+            return;
+        }
+        let first = ClientUsage {
+            client_id: client.id.clone(),
+            tokens_issued: 0,
+            last_used_at: self.clock.now().timestamp(),
+        };
+        match self.stores.maintenance.record_usage(&[first]).await {
+            Ok(()) => {
+                let mut seen = self.first_uses.0.lock().unwrap_or_else(|p| p.into_inner());
+                if seen.len() >= MAX_PENDING_CLIENTS {
+                    seen.clear();
+                }
+                seen.insert(client.id.clone());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, client_id = %client.id, "the first use of a client was not written; it is tried again on its next use")
+            }
+        }
+    }
+
     /// Counts a token issued to `client_id` now. Memory only.
     pub(crate) fn count_use(&self, client_id: &str) {
         self.usage.record(client_id, self.clock.now().timestamp());

@@ -69,6 +69,7 @@ pub struct AuthCore {
     signatures: Arc<signature_batch::SignatureBatch>,
     directory: directory::Directory,
     usage: housekeeping::Usage,
+    first_uses: housekeeping::FirstUses,
     lockout: Arc<dyn lockout::LockoutStore>,
     /// Passwords checked with argon2 so far (see [`AuthCore::password_checks`]).
     password_checks: std::sync::atomic::AtomicU64,
@@ -94,6 +95,7 @@ impl AuthCore {
             signatures: Arc::default(),
             directory: directory::Directory::default(),
             usage: housekeeping::Usage::default(),
+            first_uses: housekeeping::FirstUses::default(),
             lockout: Arc::new(lockout::MemoryLockout::default()),
             password_checks: std::sync::atomic::AtomicU64::new(0),
         }

@@ -204,8 +204,8 @@ pub const QUOTA_DIVISOR: usize = 100;
 ///
 /// So that a few networks cannot fill it (each attempt on a new account makes two counters,
 /// and a counter lasts the window, an hour), every counter belongs to the network whose attempt
-/// made it, and a network may own at most [`QUOTA_DIVISOR`]th of the table: past that, its
-/// attempts that need a new counter are refused, and nobody else's. For the quota a network is
+/// made it, and once the table is half full a network may own at most a [`QUOTA_DIVISOR`]th
+/// of it: past that, its attempts that need a new counter are refused, and nobody else's. For the quota a network is
 /// an IPv4 address or an IPv6 /48 (a holder of one has 65,536 /64s). Filling the table then
 /// takes a hundred such networks, each paying an argon2 check per attempt and the per-address
 /// rate limit. With Redis configured, this store is not used at all.
@@ -359,9 +359,13 @@ impl LockoutStore for MemoryLockout {
             .iter()
             .filter(|k| !table.counters.contains_key(k.as_str()))
             .count();
+        // The quota bites only once the table is half full, so that on a quiet server one
+        // address (a carrier's NAT, a campus /48) does not spend its neighbours' share.
         let full = |t: &Table| {
             new > 0
-                && (t.counters.len() + new > self.capacity || t.owned_by(&owner) + new > self.quota)
+                && (t.counters.len() + new > self.capacity
+                    || (t.counters.len() * 2 >= self.capacity
+                        && t.owned_by(&owner) + new > self.quota))
         };
         if full(&table) {
             table.sweep(now, policy.window_secs);

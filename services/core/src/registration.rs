@@ -33,8 +33,9 @@ const MAX_SCOPE_LEN: usize = crate::limits::MAX_SCOPE_LEN;
 /// The longest an initial access token may live.
 pub const MAX_INITIAL_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
 /// How old a never-used `dynamic` client must be before it gives way to a new registration at
-/// the bound: older than any authorization in progress, so that no client mid-way through
-/// its first sign-in loses its registration.
+/// the bound. A client counts as used from the moment it starts an authorization (that first
+/// use is written at once), so none gives way while its user signs in; the hour covers the
+/// client that registered and has yet to send its user to `/authorize`.
 pub const GIVE_WAY_AFTER: chrono::Duration = chrono::Duration::hours(1);
 
 /// Who may register a client at `/register`.
@@ -340,8 +341,9 @@ impl AuthCore {
     /// ever comes back). Only when there is none is the registration refused, with 503
     /// `temporarily_unavailable`: the metadata is fine, and the same request succeeds once
     /// room is made (or the operator raises the bound), which a client reading a 400 would
-    /// never try. So a flood of registrations that are never used cannot keep everyone else
-    /// out; to do so, it would have to complete an authorization for each.
+    /// never try. So registrations that are never used do not keep everyone else out for
+    /// long: to hold the bound, a flood must register it all again every hour, which the
+    /// per-network and per-/48 registration limits make take many networks.
     ///
     /// The count is read before the insert, so registrations racing at the bound may pass
     /// it by as many as run at once; the registration rate limit keeps that small.
@@ -354,6 +356,8 @@ impl AuthCore {
         if held < self.settings.max_dynamic_clients {
             return Ok(());
         }
+        // This replica's unwritten usage first: a client used a moment ago is not unused.
+        self.flush_usage().await?;
         let now = self.clock.now();
         let unused = self
             .stores

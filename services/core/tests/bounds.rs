@@ -631,6 +631,17 @@ async fn at_the_bound_the_oldest_registration_never_used_gives_way_once_an_hour_
     );
     assert!(t.store.find_client(&second).await.expect("find").is_some());
 
+    // A client whose user is signing in is in use, however old, and never gives way.
+    start(&t, authorization_request(&second)).await;
+    advance(&t, 3601);
+    let fourth = register().await.expect("third gives way").client.id;
+    assert!(
+        t.store.find_client(&second).await.expect("find").is_some(),
+        "in use"
+    );
+    assert!(t.store.find_client(&third).await.expect("find").is_none());
+    let third = fourth;
+
     // Clients that were used never give way.
     let now = t.clock.now().timestamp();
     let used = |id: &str| latchkey_core::store::ClientUsage {

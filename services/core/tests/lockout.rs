@@ -385,10 +385,19 @@ async fn a_full_table_refuses_new_keys_and_a_flood_of_them_never_unlocks_a_locke
 
 #[tokio::test]
 async fn a_network_that_made_its_share_of_counters_is_refused_new_ones_and_nobody_else() {
-    // Room for 50 attempts' counters, 5 attempts' worth per network.
+    // Room for 50 attempts' counters, 5 attempts' worth per network once half full.
     let store = MemoryLockout::with_capacity(100).with_quota(10);
     let p = policy();
     let (flooder, v6_flooder) = (net("192.0.2.66"), "2001:db8:66");
+    // Below half full the quota does not bite: one network makes 25 attempts' counters.
+    for n in 0..25 {
+        let v = store
+            .admit(&format!("early-{n}"), net("198.51.100.99").as_ref(), 1, &p)
+            .await
+            .expect("ok");
+        assert!(matches!(v, Verdict::Check { .. }), "below half: {n}");
+    }
+    assert_eq!(store.len(), 50, "half full");
     let mut admitted = 0;
     for n in 0..20 {
         let v = store

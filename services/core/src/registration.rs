@@ -334,14 +334,6 @@ impl AuthCore {
         }
     }
 
-    /// The operator's bound on self-registered clients. Past it, registration answers 503
-    /// `temporarily_unavailable` rather than `invalid_client_metadata`: nothing is wrong with
-    /// the metadata, and the same request succeeds once idle clients are deleted (or the
-    /// operator raises the bound), which a client reading a 400 would never try.
-    ///
-    /// The count is read before the insert, so registrations racing at the bound may pass
-    /// it by as many as run at once; the registration rate limit keeps that small.
-
     /// Makes room for one more `dynamic` client, or refuses: past `max_dynamic_clients`,
     /// the oldest registration that was never used and is older than [`GIVE_WAY_AFTER`]
     /// gives way (it holds no grant, no code and no token: its client registers again if it

@@ -7,6 +7,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use latchkey_core::CoreSettings;
 use latchkey_core::lockout::Backoff;
+use latchkey_core::metadata_document::{DocumentPolicy, HostPattern};
 use latchkey_core::registration::RegistrationPolicy;
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::{ScopePolicy, ScopeSet, UnknownScopes};
@@ -259,6 +260,22 @@ pub struct Settings {
     pub dynamic_client_secret_days: u32,
     /// Absolute maximum age of a refresh grant in days, RFC 9700 §4.14.2 (0: none).
     pub refresh_max_age_days: u32,
+    /// Client ID Metadata Documents: an https `client_id` is fetched and read as the
+    /// client's metadata. On by default.
+    pub cimd: bool,
+    /// Only documents on these hosts are used (`example.com`, or `*.example.com` for the
+    /// names below it), separated by commas or spaces. Empty: any host.
+    pub cimd_allowed_hosts: String,
+    /// Documents on these hosts are never used (same form).
+    pub cimd_denied_hosts: String,
+    /// Hosts whose clients the consent page shows as verified, with their logo (same form).
+    pub cimd_trusted_hosts: String,
+    /// Extra CA certificates (PEM) trusted by every outbound fetch, besides the public roots:
+    /// internal CAs, and tests.
+    pub outbound_ca_file: Option<PathBuf>,
+    /// Development only: let outbound fetches reach loopback addresses, to serve documents
+    /// from this machine. Production refuses it.
+    pub outbound_allow_loopback: bool,
 }
 
 /// The longest a period in days may be: past it, instants overflow the calendar.
@@ -345,6 +362,12 @@ impl Default for Settings {
             dynamic_client_unused_hours: 24,
             dynamic_client_secret_days: 0,
             refresh_max_age_days: 90,
+            cimd: true,
+            cimd_allowed_hosts: String::new(),
+            cimd_denied_hosts: String::new(),
+            cimd_trusted_hosts: String::new(),
+            outbound_ca_file: None,
+            outbound_allow_loopback: false,
         }
     }
 }
@@ -737,6 +760,7 @@ impl Settings {
             problems.push("lockout_account_max_secs must be at most 3600".into());
         }
         problems.extend(self.bound_problems());
+        let client_documents = self.document_policy(&mut problems);
         match scopes {
             Some(scopes) if problems.is_empty() => Ok(CoreSettings {
                 issuer,
@@ -774,9 +798,48 @@ impl Settings {
                     .then(|| Duration::hours(i64::from(self.dynamic_client_unused_hours))),
                 dynamic_client_secret_ttl: days(self.dynamic_client_secret_days),
                 refresh_max_age: days(self.refresh_max_age_days),
+                client_documents,
             }),
             _ => Err(problems),
         }
+    }
+
+    /// The Client ID Metadata Document policy and the outbound client's settings.
+    fn document_policy(&self, problems: &mut Vec<String>) -> DocumentPolicy {
+        let mut hosts = |name: &str, list: &str| -> Vec<HostPattern> {
+            list.split([',', ' '])
+                .filter(|s| !s.trim().is_empty())
+                .filter_map(|s| {
+                    let p = HostPattern::parse(s);
+                    if p.is_none() {
+                        problems.push(format!(
+                            "{name}: {s:?} is not a host name (example.com) or a wildcard (*.example.com)"
+                        ));
+                    }
+                    p
+                })
+                .collect()
+        };
+        let policy = DocumentPolicy {
+            enabled: self.cimd,
+            allowed_hosts: hosts("cimd_allowed_hosts", &self.cimd_allowed_hosts),
+            denied_hosts: hosts("cimd_denied_hosts", &self.cimd_denied_hosts),
+            trusted_hosts: hosts("cimd_trusted_hosts", &self.cimd_trusted_hosts),
+        };
+        if self.outbound_allow_loopback && self.env == Environment::Production {
+            problems.push(
+                "outbound_allow_loopback (LATCHKEY_OUTBOUND_ALLOW_LOOPBACK) is for development only; production refuses it".into(),
+            );
+        }
+        if let Some(path) = &self.outbound_ca_file
+            && std::fs::metadata(path).is_err()
+        {
+            problems.push(format!(
+                "outbound_ca_file (LATCHKEY_OUTBOUND_CA_FILE) {} cannot be read",
+                path.display()
+            ));
+        }
+        policy
     }
 
     /// The bounds on what callers can make the server hold, and the retention periods.

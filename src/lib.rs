@@ -3,6 +3,7 @@
 //! logic lives here.
 
 pub mod admin;
+pub mod client_documents;
 pub mod config;
 pub mod grpc_transport;
 pub mod maintenance;

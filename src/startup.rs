@@ -11,6 +11,7 @@ use latchkey_core::AuthCore;
 use latchkey_core::clock::{Clock, SystemClock};
 use latchkey_core::session::MemorySessionStore;
 use latchkey_core::store::Stores;
+use latchkey_outbound::{FetchPolicy, Fetcher};
 use latchkey_redis::{Redis, RedisLockout, RedisSessionStore};
 use latchkey_store::SeaStore;
 use std::sync::Arc;
@@ -22,6 +23,12 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Stores to use instead of opening `database_url` (tests).
     pub stores: Option<Stores>,
+    /// The outbound client's rate and concurrency limits, instead of
+    /// [`latchkey_outbound::Limits::default`] (tests that fetch many documents at once).
+    pub outbound_limits: Option<latchkey_outbound::Limits>,
+    /// A shorter total timeout for fetching a metadata document than the policy's 5 s
+    /// (tests of a slow server).
+    pub document_timeout: Option<Duration>,
 }
 
 impl Default for Deps {
@@ -29,8 +36,26 @@ impl Default for Deps {
         Self {
             clock: Arc::new(SystemClock),
             stores: None,
+            outbound_limits: None,
+            document_timeout: None,
         }
     }
+}
+
+/// The outbound client for URLs that clients supply, from the settings: the extra CA roots
+/// and the development switch for loopback targets.
+fn outbound_fetcher(
+    settings: &Settings,
+    limits: Option<&latchkey_outbound::Limits>,
+) -> anyhow::Result<Fetcher> {
+    let mut builder = Fetcher::builder().allow_loopback(settings.outbound_allow_loopback);
+    if let Some(limits) = limits {
+        builder = builder.limits(limits.clone());
+    }
+    if let Some(path) = &settings.outbound_ca_file {
+        builder = builder.extra_roots_file(path)?;
+    }
+    Ok(builder.build()?)
 }
 
 /// The AuthService side, built: the core and what it runs on.
@@ -75,6 +100,19 @@ impl Application {
         // Sessions and revocation messages in Redis are sealed under keys derived from it;
         // validation refuses Redis without it.
         let kek = core_settings.key_encryption_key.clone();
+        let documents = if core_settings.client_documents.enabled {
+            let mut policy = FetchPolicy::document();
+            if let Some(t) = deps.document_timeout {
+                policy.total_timeout = t.min(policy.total_timeout);
+            }
+            Some(Arc::new(crate::client_documents::OutboundDocuments::new(
+                outbound_fetcher(settings, deps.outbound_limits.as_ref())?,
+                policy,
+                deps.clock.clone(),
+            )))
+        } else {
+            None
+        };
         let keys = AuthCore::load_or_create_keys(
             stores.keys.as_ref(),
             deps.clock.as_ref(),
@@ -89,6 +127,9 @@ impl Application {
             Arc::new(keys),
             deps.clock,
         );
+        if let Some(documents) = documents {
+            core = core.with_client_documents(documents);
+        }
         let redis = match &settings.redis_url {
             Some(url) => {
                 let kek = kek.as_ref().ok_or_else(|| {

@@ -23,6 +23,8 @@ pub struct ConsentPage<'a> {
     pub scopes: &'a [String],
     pub user_email: &'a str,
     pub csrf_token: &'a str,
+    /// For a client known by its metadata document: its host, verified or not.
+    pub document: Option<&'a latchkey_proto::v1::ClientDocument>,
 }
 
 #[derive(Template)]
@@ -65,7 +67,8 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+        // img-src: the logo of a client whose document's host the operator trusts.
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src https:; frame-ancestors 'none'; base-uri 'none'"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

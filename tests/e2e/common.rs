@@ -146,6 +146,7 @@ fn deps(clock: &Arc<OffsetClock>) -> latchkey::Deps {
     latchkey::Deps {
         clock: clock.clone(),
         stores: None,
+        ..latchkey::Deps::default()
     }
 }
 
@@ -154,6 +155,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_deps(configure, |_| {}).await
+}
+
+/// As [`spawn_app_with`], and `adjust` changes the dependencies too (the outbound client's
+/// limits, a document fetch's timeout).
+pub async fn spawn_app_with_deps(
+    configure: impl FnOnce(&mut Settings),
+    adjust: impl FnOnce(&mut latchkey::Deps),
+) -> TestApp {
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
     let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
     let base = format!(
@@ -177,7 +187,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         settings.key_encryption_key = Some(TEST_KEK.to_owned().into());
     }
     let clock = Arc::new(OffsetClock::default());
-    let running = latchkey::start_all_with(&settings, deps(&clock), http, grpc)
+    let mut deps = deps(&clock);
+    adjust(&mut deps);
+    let running = latchkey::start_all_with(&settings, deps, http, grpc)
         .await
         .expect("start the system");
     let grpc_url = format!("http://{}", running.grpc_addr.expect("grpc addr"));

@@ -7,6 +7,7 @@ mod common;
 mod abuse;
 mod authorize;
 mod bounds;
+mod cimd;
 mod cli;
 mod discovery;
 mod edges;

@@ -460,6 +460,7 @@ async fn a_session_written_to_redis_by_hand_signs_nobody_in() {
         user_email: Some(victim.clone()),
         expires_at: app.core().now() + chrono::Duration::minutes(10),
         network: None,
+        document: None,
     };
     let () = redis::cmd("SET")
         .arg(redis_key(&attacker.handle))

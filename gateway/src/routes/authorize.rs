@@ -74,6 +74,7 @@ fn prompt_page(jar: CookieJar, https: bool, p: pb::AuthorizationPrompt, error: &
                 scopes: &p.scopes,
                 user_email: &p.user_email,
                 csrf_token: &p.csrf_token,
+                document: p.client_document.as_ref(),
             },
         )
     } else {

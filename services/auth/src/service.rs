@@ -28,6 +28,12 @@ pub(crate) fn prompt(p: Prompt) -> pb::AuthorizationPrompt {
         resource: p.resource,
         authenticated: p.authenticated,
         user_email: p.user_email.unwrap_or_default(),
+        client_document: p.document.map(|d| pb::ClientDocument {
+            host: d.host,
+            verified: d.verified,
+            localhost_only: d.localhost_only,
+            logo_uri: d.logo_uri.unwrap_or_default(),
+        }),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::AuthCore;
 use crate::client_network::ClientNetwork;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::lockout::Verdict;
-use crate::model::{AuthorizationCode, Grant, GrantType};
+use crate::model::{AuthorizationCode, ClientTier, Grant, GrantType};
 use crate::password;
 use crate::pkce::CodeChallenge;
 use crate::redirect_uri;
@@ -55,6 +55,9 @@ pub struct Prompt {
     pub resource: String,
     pub authenticated: bool,
     pub user_email: Option<String>,
+    /// Set for a client whose `client_id` is a metadata document URL: its host, whether the
+    /// operator trusts it, and whether it only redirects to this machine.
+    pub document: Option<crate::metadata_document::DocumentView>,
 }
 
 #[derive(Debug)]
@@ -150,10 +153,18 @@ impl AuthCore {
             .client_id
             .as_deref()
             .ok_or(AuthError::InvalidRequest(Reason::Missing("client_id")))?;
-        let client = self
+        let mut client = self
             .client(client_id)
             .await?
             .ok_or(AuthError::InvalidClient(Reason::UnknownClient))?;
+        // A cached metadata document may predate a redirect URI its client now uses: it is
+        // fetched again, once, before the request is refused.
+        if let Some(requested) = req.redirect_uri.as_deref()
+            && client.tier == ClientTier::MetadataDocument
+            && redirect_uri::find_match(&client.redirect_uris, requested).is_none()
+        {
+            client = self.document_client(client_id, true).await?;
+        }
         let redirect_uri = match req.redirect_uri.as_deref() {
             Some(requested) => {
                 redirect_uri::find_match(&client.redirect_uris, requested)
@@ -189,6 +200,7 @@ impl AuthCore {
                     user_email: None,
                     expires_at: self.clock.now() + self.settings.session_ttl,
                     network: network.as_ref().map(|n| n.as_str().to_owned()),
+                    document: self.settings.client_documents.view(&client),
                 };
                 // A self-registered client that starts an authorization is in use: written at
                 // once the first time, so that it never gives way while its user signs in.
@@ -456,9 +468,9 @@ impl AuthCore {
             .ok_or(AuthError::InvalidRequest(Reason::NotLoggedIn))?;
         // The client may have been deleted while the user decided (by an operator, or for
         // long disuse): it must register again, and nothing is stored for it.
-        if self.client(&session.client_id).await?.is_none() {
+        let Some(client) = self.client(&session.client_id).await? else {
             return Err(AuthError::InvalidClient(Reason::UnknownClient));
-        }
+        };
         if !approve {
             crate::audit::Audit {
                 event: "consent",
@@ -484,6 +496,9 @@ impl AuthCore {
             created_at: now,
             revoked_at: None,
         };
+        // Grants and consents refer to a client row; a document's client gets one now, when
+        // a user has approved it, and not for every anonymous request that names a document.
+        self.anchor_document_client(&client).await?;
         let code = secret::generate();
         let record = AuthorizationCode {
             code_hash: secret::hash(&code),
@@ -543,5 +558,6 @@ fn prompt(session_id: String, csrf_token: String, s: &AuthorizationSession) -> P
         resource: s.resource.clone(),
         authenticated: s.user_id.is_some(),
         user_email: s.user_email.clone(),
+        document: s.document.clone(),
     }
 }

@@ -31,6 +31,15 @@ pub fn is_client_id(id: &str) -> bool {
 }
 
 impl AuthCore {
+    /// [`AuthCore::client`] for client authentication: a metadata document that names no
+    /// usable client is `invalid_client` here (RFC 6749 §5.2), with the document's fault.
+    async fn client_to_authenticate(&self, id: &str) -> AuthResult<Option<Arc<Client>>> {
+        match self.client(id).await {
+            Err(AuthError::InvalidClientMetadata(reason)) => Err(AuthError::InvalidClient(reason)),
+            other => other,
+        }
+    }
+
     /// Identifies and authenticates the client.
     ///
     /// - RFC 6749 §2.3: a client MUST NOT use more than one method in one request.
@@ -56,7 +65,7 @@ impl AuthCore {
                     Reason::BasicAndBodyClientIdDiffer,
                 ));
             }
-            let client = self.client(id).await?.ok_or_else(failed)?;
+            let client = self.client_to_authenticate(id).await?.ok_or_else(failed)?;
             return match &client.secret_hash {
                 Some(hash) if secret::verify(presented, hash) => self.unexpired(client),
                 _ => Err(failed()),
@@ -68,7 +77,7 @@ impl AuthCore {
             .ok_or(AuthError::InvalidClient(Reason::Missing(
                 "client authentication",
             )))?;
-        let client = self.client(id).await?.ok_or_else(failed)?;
+        let client = self.client_to_authenticate(id).await?.ok_or_else(failed)?;
         match (&creds.client_secret, &client.secret_hash) {
             (Some(presented), Some(hash)) => {
                 if client.auth_method != AuthMethod::ClientSecretPost {

@@ -96,6 +96,11 @@ impl Directory {
 impl AuthCore {
     /// A registered client: from memory, or read from the store once. A client whose
     /// deletion this replica has learned of is gone, whatever memory holds.
+    ///
+    /// An https `client_id` is a Client ID Metadata Document URL: its client comes from the
+    /// document (see `metadata_document`), never from the store, and is no client at all
+    /// when documents are switched off. A document that names no usable client is an error
+    /// that says why.
     pub(crate) async fn client(&self, id: &str) -> AuthResult<Option<Arc<Client>>> {
         if !crate::client_auth::is_client_id(id) {
             return Ok(None);
@@ -103,6 +108,12 @@ impl AuthCore {
         if self.denylist.covers(RevokedKind::Client, id) {
             self.directory.forget(id);
             return Ok(None);
+        }
+        if crate::metadata_document::is_document_url(id) {
+            if !self.client_documents_enabled() {
+                return Ok(None);
+            }
+            return self.document_client(id, false).await.map(Some);
         }
         if let Some(c) = self.directory.client(id) {
             return Ok(Some(c));

@@ -263,6 +263,9 @@ pub enum Reason {
     InitialAccessTokenLifetime,
     /// RFC 7591 §2: client metadata the server refuses.
     Metadata(crate::registration::MetadataFault),
+    /// draft-ietf-oauth-client-id-metadata-document: a `client_id` URL whose document
+    /// names no usable client.
+    MetadataDocument(crate::metadata_document::DocumentFault),
     /// RFC 7591 §2, RFC 6749 §3.1.2, RFC 8252: a redirect URI the server refuses.
     RedirectUri(crate::redirect_uri::RedirectUriFault),
     /// A public client cannot prove it is the resource server it claims to be.
@@ -407,6 +410,7 @@ impl fmt::Display for Reason {
             }
             Self::Metadata(fault) => fault.fmt(f),
             Self::RedirectUri(fault) => fault.fmt(f),
+            Self::MetadataDocument(fault) => fault.fmt(f),
             Self::OwnedResourceNeedsConfidentialClient => {
                 f.write_str("only a confidential client can own a resource")
             }

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod limits;
 pub mod lockout;
 mod metadata;
+pub mod metadata_document;
 pub mod model;
 pub mod password;
 pub mod pkce;
@@ -73,6 +74,9 @@ pub struct AuthCore {
     lockout: Arc<dyn lockout::LockoutStore>,
     /// Passwords checked with argon2 so far (see [`AuthCore::password_checks`]).
     password_checks: std::sync::atomic::AtomicU64,
+    /// Fetches Client ID Metadata Documents; without one, https `client_id`s name no client.
+    documents: Option<Arc<dyn metadata_document::ClientDocuments>>,
+    document_cache: metadata_document::DocumentCache,
 }
 
 impl AuthCore {
@@ -98,7 +102,18 @@ impl AuthCore {
             first_uses: housekeeping::FirstUses::default(),
             lockout: Arc::new(lockout::MemoryLockout::default()),
             password_checks: std::sync::atomic::AtomicU64::new(0),
+            documents: None,
+            document_cache: metadata_document::DocumentCache::default(),
         }
+    }
+
+    /// Reads Client ID Metadata Documents with `fetcher` (the binary's SSRF-safe client).
+    pub fn with_client_documents(
+        mut self,
+        fetcher: Arc<dyn metadata_document::ClientDocuments>,
+    ) -> Self {
+        self.documents = Some(fetcher);
+        self
     }
 
     /// Keeps authorization sessions in `store` (Redis, shared by replicas).

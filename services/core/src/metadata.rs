@@ -37,6 +37,15 @@ impl AuthCore {
             "subject_types_supported": ["public"],
             "authorization_response_iss_parameter_supported": true,
         });
+        // draft-ietf-oauth-client-id-metadata-document §5: only while documents are read.
+        if self.client_documents_enabled()
+            && let Value::Object(m) = &mut doc
+        {
+            m.insert(
+                "client_id_metadata_document_supported".into(),
+                Value::Bool(true),
+            );
+        }
         // RFC 8414 §2: advertise registration only where a client can register.
         if self.settings.registration == crate::registration::RegistrationPolicy::Off
             && let Value::Object(m) = &mut doc

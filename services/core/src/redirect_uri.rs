@@ -112,7 +112,7 @@ pub fn validate_for_registration(uri: &str, public_client: bool) -> Result<Strin
 }
 
 /// Whether `url` points at the loopback interface (`localhost`, `127.0.0.1`, `[::1]`).
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),

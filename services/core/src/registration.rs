@@ -139,7 +139,7 @@ impl Registration {
 }
 
 /// An absolute https URL (or http on loopback, for development).
-fn is_web_url(s: &str) -> bool {
+pub(crate) fn is_web_url(s: &str) -> bool {
     url::Url::parse(s).is_ok_and(|u| match u.scheme() {
         "https" => u.host().is_some(),
         "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
@@ -247,7 +247,7 @@ fn is_unsafe_char(c: char) -> bool {
 }
 
 /// Whether any string in `v`, key or value, holds an unsafe character.
-fn has_unsafe_chars(v: &Value) -> bool {
+pub(crate) fn has_unsafe_chars(v: &Value) -> bool {
     let unsafe_str = |s: &str| s.chars().any(is_unsafe_char);
     match v {
         Value::String(s) => unsafe_str(s),

@@ -46,6 +46,9 @@ pub struct AuthorizationSession {
     /// address.
     #[serde(default)]
     pub network: Option<String>,
+    /// What the consent page shows about a metadata document's client.
+    #[serde(default)]
+    pub document: Option<crate::metadata_document::DocumentView>,
 }
 
 /// Whether a new session was stored.

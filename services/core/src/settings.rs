@@ -57,4 +57,7 @@ pub struct CoreSettings {
     /// RFC 9700 §4.14.2: a grant issues no refresh token past this age, however often it is
     /// refreshed (`None`: no bound beyond the refresh token's own lifetime).
     pub refresh_max_age: Option<Duration>,
+    /// Client ID Metadata Documents: on or off, and which hosts are allowed, denied and
+    /// trusted.
+    pub client_documents: crate::metadata_document::DocumentPolicy,
 }

@@ -793,17 +793,28 @@ pub fn test_settings() -> CoreSettings {
         dynamic_client_unused: Some(Duration::hours(24)),
         dynamic_client_secret_ttl: None,
         refresh_max_age: Some(Duration::days(90)),
+        client_documents: crate::metadata_document::DocumentPolicy::default(),
     }
 }
 
 /// Builds a [`TestCore`]: adjust the settings, pick the starting instant, or share a store
 /// with another core, then `build`.
-#[derive(Debug)]
 pub struct TestCoreBuilder {
     settings: CoreSettings,
     start: DateTime<Utc>,
     store: Option<Arc<MemoryStore>>,
     session_capacity: usize,
+    documents: Option<Arc<dyn crate::metadata_document::ClientDocuments>>,
+}
+
+impl std::fmt::Debug for TestCoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCoreBuilder")
+            .field("settings", &self.settings)
+            .field("start", &self.start)
+            .field("documents", &self.documents.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for TestCoreBuilder {
@@ -814,6 +825,7 @@ impl Default for TestCoreBuilder {
             start: DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(1_767_225_600),
             store: None,
             session_capacity: crate::session::DEFAULT_CAPACITY,
+            documents: None,
         }
     }
 }
@@ -844,6 +856,15 @@ impl TestCoreBuilder {
         self
     }
 
+    /// Reads Client ID Metadata Documents with `fetcher`.
+    pub fn client_documents(
+        mut self,
+        fetcher: Arc<dyn crate::metadata_document::ClientDocuments>,
+    ) -> Self {
+        self.documents = Some(fetcher);
+        self
+    }
+
     /// Builds the core, generating its signing key in the store (or loading the one there).
     pub async fn build(self) -> AuthResult<TestCore> {
         let clock = Arc::new(ManualClock::new(self.start));
@@ -852,13 +873,16 @@ impl TestCoreBuilder {
             AuthCore::load_or_create_keys(store.as_ref(), clock.as_ref(), &self.settings).await?;
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let sessions = Arc::new(MemorySessionStore::new(self.session_capacity));
-        let core = AuthCore::new(
+        let mut core = AuthCore::new(
             self.settings,
             store.stores(),
             sessions.clone(),
             Arc::new(keys),
             dyn_clock,
         );
+        if let Some(fetcher) = self.documents {
+            core = core.with_client_documents(fetcher);
+        }
         Ok(TestCore {
             core: Arc::new(core),
             clock,

@@ -246,6 +246,7 @@ fn session(
         user_email: None,
         expires_at,
         network: network.map(str::to_owned),
+        document: None,
     }
 }
 

@@ -212,6 +212,10 @@ LATCHKEY_MAX_DYNAMIC_CLIENTS: {{ .Values.config.limits.maxDynamicClients | int64
 LATCHKEY_MAX_SESSIONS_PER_ADDRESS: {{ .Values.config.limits.maxSessionsPerAddress | int64 | toString | quote }}
 LATCHKEY_SESSION_CAPACITY: {{ .Values.config.limits.sessionCapacity | int64 | toString | quote }}
 LATCHKEY_MAX_TOKEN_REVOCATIONS_PER_CLIENT: {{ .Values.config.limits.maxTokenRevocationsPerClient | int64 | toString | quote }}
+LATCHKEY_CIMD: {{ .Values.config.clientDocuments.enabled | toString | quote }}
+LATCHKEY_CIMD_ALLOWED_HOSTS: {{ join "," .Values.config.clientDocuments.allowedHosts | quote }}
+LATCHKEY_CIMD_DENIED_HOSTS: {{ join "," .Values.config.clientDocuments.deniedHosts | quote }}
+LATCHKEY_CIMD_TRUSTED_HOSTS: {{ join "," .Values.config.clientDocuments.trustedHosts | quote }}
 LATCHKEY_LOCKOUT_THRESHOLD: {{ .Values.config.lockout.threshold | int64 | toString | quote }}
 LATCHKEY_LOCKOUT_BASE_SECS: {{ .Values.config.lockout.baseSeconds | int64 | toString | quote }}
 LATCHKEY_LOCKOUT_MAX_SECS: {{ .Values.config.lockout.maxSeconds | int64 | toString | quote }}

@@ -493,6 +493,29 @@ async fn on_a_busy_listener_one_network_holds_only_its_share_and_trusted_proxies
     assert_eq!(again.as_deref(), Some("HTTP/1.1 200 OK"), "a place freed");
 }
 
+/// A keep-alive connection from `from` that has been answered one request and is now idle.
+async fn idle_keep_alive(from: &str, addr: SocketAddr) -> TcpStream {
+    let mut c = connect_from(from, addr).await;
+    c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let res = read_response(&mut c).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    c
+}
+
+/// How many of `connections` the server has closed, each given `wait` to show it.
+async fn closed_by_server(connections: &mut [TcpStream], wait: Duration) -> usize {
+    let mut closed = 0;
+    for c in connections {
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0)) = tokio::time::timeout(wait, c.read(&mut buf)).await {
+            closed += 1;
+        }
+    }
+    closed
+}
+
 #[tokio::test]
 async fn a_connection_past_its_share_costs_nobody_else_their_idle_connection() {
     let app = spawn_app_with(|s| {
@@ -503,23 +526,10 @@ async fn a_connection_past_its_share_costs_nobody_else_their_idle_connection() {
     let addr = addr_of(&app.base);
     let mut idle = Vec::new();
     for from in ["127.0.0.2", "127.0.0.2", "127.0.0.4", "127.0.0.4"] {
-        let mut c = connect_from(from, addr).await;
-        c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("write");
-        let res = read_response(&mut c).await;
-        assert!(res.starts_with("HTTP/1.1 200"), "{res}");
-        idle.push(c);
+        idle.push(idle_keep_alive(from, addr).await);
     }
     let refused = status_from("127.0.0.2", addr).await;
-    let mut closed = 0;
-    for c in &mut idle {
-        let mut buf = [0u8; 64];
-        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(300), c.read(&mut buf)).await
-        {
-            closed += 1;
-        }
-    }
+    let closed = closed_by_server(&mut idle, Duration::from_millis(300)).await;
 
     assert_eq!(refused.as_deref(), Some("HTTP/1.1 503 Service Unavailable"));
     assert_eq!(
@@ -539,25 +549,12 @@ async fn a_full_listener_closes_an_idle_keep_alive_connection_to_make_room() {
     // Three keep-alive connections, each idle after one request.
     let mut idle = Vec::new();
     for _ in 0..3 {
-        let mut c = connect_from("127.0.0.2", addr).await;
-        c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("write");
-        let res = read_response(&mut c).await;
-        assert!(res.starts_with("HTTP/1.1 200"), "{res}");
-        idle.push(c);
+        idle.push(idle_keep_alive("127.0.0.2", addr).await);
     }
     let start = Instant::now();
     let newcomer = status_from("127.0.0.1", addr).await;
     let took = start.elapsed();
-    let mut closed = 0;
-    for c in &mut idle {
-        let mut buf = [0u8; 64];
-        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(500), c.read(&mut buf)).await
-        {
-            closed += 1;
-        }
-    }
+    let closed = closed_by_server(&mut idle, Duration::from_millis(500)).await;
 
     assert_eq!(newcomer.as_deref(), Some("HTTP/1.1 200 OK"));
     assert!(

@@ -602,6 +602,20 @@ async fn registration_stops_at_the_bound_on_dynamic_clients_and_resumes_when_one
     );
 }
 
+/// Records that each of `clients` was issued a token now, as the usage batches would.
+async fn used_now(t: &TestCore, clients: &[&str]) {
+    let now = t.clock.now().timestamp();
+    let batch: Vec<_> = clients
+        .iter()
+        .map(|id| latchkey_core::store::ClientUsage {
+            client_id: (*id).to_owned(),
+            tokens_issued: 1,
+            last_used_at: now,
+        })
+        .collect();
+    t.store.record_usage(&batch).await.expect("usage");
+}
+
 #[tokio::test]
 async fn at_the_bound_the_oldest_registration_never_used_gives_way_once_an_hour_old() {
     let t = core_with(|s| s.max_dynamic_clients = 2).await;
@@ -644,16 +658,7 @@ async fn at_the_bound_the_oldest_registration_never_used_gives_way_once_an_hour_
     let third = fourth;
 
     // Clients that were used never give way.
-    let now = t.clock.now().timestamp();
-    let used = |id: &str| latchkey_core::store::ClientUsage {
-        client_id: id.to_owned(),
-        tokens_issued: 1,
-        last_used_at: now,
-    };
-    t.store
-        .record_usage(&[used(&second), used(&third)])
-        .await
-        .expect("usage");
+    used_now(&t, &[&second, &third]).await;
     advance(&t, 3601);
     assert!(matches!(
         register().await,
@@ -684,14 +689,7 @@ async fn maintenance_deletes_registrations_never_used_within_a_day() {
         .expect("used")
         .client
         .id;
-    t.store
-        .record_usage(&[latchkey_core::store::ClientUsage {
-            client_id: used.clone(),
-            tokens_issued: 1,
-            last_used_at: t.clock.now().timestamp(),
-        }])
-        .await
-        .expect("usage");
+    used_now(&t, &[&used]).await;
     advance(&t, 23 * 3600);
     assert_eq!(
         t.core

@@ -141,7 +141,7 @@ impl Counters {
                 "rate limiter full for this minute: new clients count by their /48 (IPv6) or /24 (IPv4)"
             );
         }
-        if own.is_some() && !network.is_ipv6() {
+        if own.is_some() && network.counted_wider().is_none() {
             return Counted { own, wider: None };
         }
         let wider = match count_in(&mut self.wider, (group, network.wider()), MAX_WIDER_KEYS) {
@@ -220,8 +220,8 @@ impl Limiter {
                 let mut pipe = redis::pipe();
                 pipe.atomic();
                 let mut keys = vec![name(key)];
-                if key.is_ipv6() {
-                    keys.push(name(key.wider()));
+                if let Some(wider) = key.counted_wider() {
+                    keys.push(name(wider));
                 }
                 for k in &keys {
                     pipe.cmd("INCR")

@@ -51,6 +51,13 @@ impl Network {
         }
     }
 
+    /// The wider network a bound counts as well: an IPv6 /48, whose holder has 65,536 /64s.
+    /// `None` for IPv4: addresses are scarce, and a /24 is often one shared NAT pool, so an
+    /// IPv4 /24 is counted only as a fallback when a table of addresses is full.
+    pub fn counted_wider(self) -> Option<Self> {
+        self.is_ipv6().then(|| self.wider())
+    }
+
     pub fn is_ipv6(self) -> bool {
         self.addr.is_ipv6()
     }
@@ -169,6 +176,12 @@ mod tests {
             .expect("an address")
             .wider();
         assert_eq!(w.wider(), w);
+        let own = |a: &str| Network::of_address(a).expect("an address");
+        assert_eq!(
+            own("2001:db8:1:2::1").counted_wider(),
+            Some(own("2001:db8:1:2::1").wider())
+        );
+        assert_eq!(own("192.0.2.7").counted_wider(), None);
     }
 
     #[test]

@@ -280,9 +280,9 @@ impl Table {
 
 /// The network a counter is charged to: an IPv4 address, or an IPv6 /48.
 fn owner(network: Option<&ClientNetwork>) -> String {
-    match network {
-        Some(n) if n.network().is_ipv6() => n.network().wider().to_string(),
-        other => network_name(other).to_owned(),
+    match network.and_then(|n| n.network().counted_wider()) {
+        Some(wider) => wider.to_string(),
+        None => network_name(network).to_owned(),
     }
 }
 

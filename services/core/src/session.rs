@@ -159,8 +159,8 @@ fn places(network: &str) -> impl Iterator<Item = String> {
     let wider = network
         .parse::<Network>()
         .ok()
-        .filter(|n| n.is_ipv6())
-        .map(|n| n.wider().to_string());
+        .and_then(Network::counted_wider)
+        .map(|n| n.to_string());
     std::iter::once(network.to_owned()).chain(wider)
 }
 

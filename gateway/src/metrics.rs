@@ -32,6 +32,8 @@ fn method_label(m: &Method) -> &'static str {
     match *m {
         Method::GET => "GET",
         Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
         Method::OPTIONS => "OPTIONS",
         Method::HEAD => "HEAD",
         _ => "other",

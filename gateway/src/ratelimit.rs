@@ -250,7 +250,10 @@ fn group(path: &str, limits: &RateLimits) -> Option<(Group, u32)> {
         "/token" | "/revoke" => (Group::Token, limits.token),
         "/authorize" => (Group::Authorize, limits.authorize),
         "/authorize/login" | "/authorize/consent" => (Group::Login, limits.login),
+        // A registration and its management (RFC 7592) share one allowance: guessing a
+        // registration access token costs what registering does.
         "/register" => (Group::Register, limits.register),
+        p if p.starts_with("/register/") => (Group::Register, limits.register),
         // Only on the ForwardAuth listener: the public router has no /verify.
         "/verify" => (Group::ForwardAuth, limits.forward_auth),
         // Resource metadata reads the registered resources on every answer: limited like
@@ -418,5 +421,17 @@ mod tests {
         assert_eq!(c.hit(1, Group::Token, v4(1)).own, Some(2));
         assert_eq!(c.hit(1, Group::Register, v4(1)).own, Some(1));
         assert_eq!(c.hit(1, Group::Token, v4(2)).own, Some(1));
+    }
+
+    #[test]
+    fn managing_a_registration_counts_against_the_registration_limit() {
+        let limits = RateLimits {
+            register: 7,
+            ..RateLimits::default()
+        };
+        for path in ["/register", "/register/abc", "/register/a%2Fb"] {
+            assert_eq!(group(path, &limits), Some((Group::Register, 7)), "{path}");
+        }
+        assert_eq!(group("/registerx", &limits), None);
     }
 }

@@ -24,6 +24,7 @@ mod property;
 mod races;
 mod redis_outage;
 mod registration;
+mod registration_management;
 mod revocation;
 mod shared_state;
 mod tiers;

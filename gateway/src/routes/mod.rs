@@ -32,6 +32,13 @@ pub(crate) fn public_routes() -> Router<AppState> {
         )
         .route("/jwks.json", get(discovery::jwks))
         .route("/register", post(registration::register))
+        // RFC 7592 §2: the client configuration endpoint of a self-registered client.
+        .route(
+            "/register/{client_id}",
+            get(registration::read)
+                .put(registration::replace)
+                .delete(registration::delete),
+        )
         .route("/token", post(token::token))
         .route("/revoke", post(token::revoke))
 }

@@ -80,6 +80,44 @@ impl AuthService for GatewayApi {
         Ok(Response::new(json(&reg.to_json())))
     }
 
+    async fn get_client_registration(
+        &self,
+        req: Request<pb::GetClientRegistrationRequest>,
+    ) -> Rpc<pb::JsonDocument> {
+        let r = req.into_inner();
+        let reg = self
+            .core
+            .read_registration(&r.client_id, &r.registration_access_token)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(json(&reg.to_json())))
+    }
+
+    async fn replace_client_registration(
+        &self,
+        req: Request<pb::ReplaceClientRegistrationRequest>,
+    ) -> Rpc<pb::JsonDocument> {
+        let r = req.into_inner();
+        let reg = self
+            .core
+            .replace_registration(&r.client_id, &r.registration_access_token, &r.metadata_json)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(json(&reg.to_json())))
+    }
+
+    async fn delete_client_registration(
+        &self,
+        req: Request<pb::DeleteClientRegistrationRequest>,
+    ) -> Rpc<pb::DeleteClientRegistrationResponse> {
+        let r = req.into_inner();
+        self.core
+            .delete_registration(&r.client_id, &r.registration_access_token)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::DeleteClientRegistrationResponse {}))
+    }
+
     async fn start_authorization(
         &self,
         req: Request<pb::StartAuthorizationRequest>,

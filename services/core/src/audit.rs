@@ -3,7 +3,7 @@
 //!
 //! | field | meaning |
 //! | --- | --- |
-//! | `audit_event` | `login`, `consent`, `client_registered`, `client_deleted`, `token_issued`, `code_replayed`, `refresh_reused`, `revocation`, `key_generated`, `key_published` |
+//! | `audit_event` | `login`, `consent`, `client_registered`, `client_updated`, `client_deleted`, `token_issued`, `code_replayed`, `refresh_reused`, `revocation`, `key_generated`, `key_published` |
 //! | `outcome` | `success`, `failure`, `denied`, `locked` |
 //! | `client_id`, `user_id`, `grant_id`, `kid` | identifiers, absent when not applicable |
 //! | `client_tier` | `operator`, `dynamic`, `metadata_document`; absent when no client is known |

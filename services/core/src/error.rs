@@ -261,6 +261,10 @@ pub enum Reason {
     InitialAccessTokenWithoutResource,
     /// An initial access token outlives [`crate::registration::MAX_INITIAL_TOKEN_TTL_SECS`].
     InitialAccessTokenLifetime,
+    /// RFC 7592 §2 (RFC 6750 §3.1 `invalid_token`): the registration access token does not
+    /// open this client's configuration endpoint. One reason for every cause (no such client,
+    /// a client not managed this way, a wrong token), so the answer reveals none of them.
+    RegistrationAccessTokenUnusable,
     /// RFC 7591 §2: client metadata the server refuses.
     Metadata(crate::registration::MetadataFault),
     /// draft-ietf-oauth-client-id-metadata-document: a `client_id` URL whose document
@@ -408,6 +412,9 @@ impl fmt::Display for Reason {
             Self::InitialAccessTokenLifetime => {
                 f.write_str("an initial access token lives between 1 second and 30 days")
             }
+            Self::RegistrationAccessTokenUnusable => f.write_str(
+                "the registration access token is invalid, or does not manage this client",
+            ),
             Self::Metadata(fault) => fault.fmt(f),
             Self::RedirectUri(fault) => fault.fmt(f),
             Self::MetadataDocument(fault) => fault.fmt(f),

@@ -434,6 +434,7 @@ pub fn validate_document(
         created_at: now,
         updated_at: now,
         secret_expires_at: None,
+        registration_token_hash: None,
     })
 }
 

@@ -127,12 +127,17 @@ pub struct Client {
     /// token is an operator's, but chose its own redirect URIs.
     pub trusted_redirects: bool,
     pub created_at: DateTime<Utc>,
-    /// When it was last changed (created, tier or owned resources); replicas refresh what
-    /// changed since their last look.
+    /// When it was last changed (created, tier, owned resources, or its metadata replaced
+    /// through RFC 7592); replicas refresh what changed since their last look.
     pub updated_at: DateTime<Utc>,
     /// RFC 7591 §3.2.1 `client_secret_expires_at`: after this instant the secret no longer
     /// authenticates the client. `None`: it does not expire.
     pub secret_expires_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the RFC 7592 registration access token, with which a self-registered
+    /// (`Dynamic`) client reads, replaces and deletes its own registration. `None` for every
+    /// other tier, and for a dynamic client registered before the token existed: neither can
+    /// be managed that way.
+    pub registration_token_hash: Option<String>,
 }
 
 impl Client {

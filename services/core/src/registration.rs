@@ -2,7 +2,8 @@
 //! registration carrying an initial access token), and the tier each one gives.
 //!
 //! One metadata parser serves every path; the tier decides only which grants are kept and
-//! which resources the client may get tokens for without a user.
+//! which resources the client may get tokens for without a user. A `dynamic` client manages
+//! its own registration afterwards (RFC 7592, `management.rs`), through the same parser.
 
 use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
@@ -12,6 +13,8 @@ use crate::scope::ScopeSet;
 use crate::secret;
 use serde_json::{Map, Value, json};
 use std::fmt;
+
+mod management;
 
 // Bounds on what one registration can make the server store (RFC 7591 §2 sets none). Each
 // is far above what a real client sends; past it, the metadata is refused
@@ -73,6 +76,60 @@ struct Parsed {
     info: Map<String, Value>,
 }
 
+impl Parsed {
+    /// The `dynamic` tier's rule on grants, at registration and at every replacement (RFC
+    /// 7592 §2.2): the grants that need no user are dropped (RFC 7591 §2 lets the server
+    /// replace requested values), and what is left must be usable.
+    fn keep_dynamic_grants(&mut self) -> AuthResult<()> {
+        // Only an operator's client may have no grant at all (a resource server that only
+        // verifies tokens); a self-registered one would be useless.
+        if self.grant_types.is_empty() {
+            return Err(bad(MetadataFault::EmptyGrantTypes));
+        }
+        let asked = self.grant_types.len();
+        self.grant_types.retain(|g| g.needs_user());
+        if self.grant_types.len() < asked
+            && !self.grant_types.contains(&GrantType::AuthorizationCode)
+        {
+            return Err(bad(MetadataFault::UserlessGrantNeedsOperator));
+        }
+        Ok(())
+    }
+
+    /// Writes what checked metadata sets on a client, and the metadata echoed back as
+    /// registered (RFC 7591 §3.2.1). Nothing an operator sets is touched.
+    fn write_to(self, client: &mut Client) {
+        let mut metadata = self.info;
+        metadata.insert("redirect_uris".into(), json!(self.redirect_uris));
+        metadata.insert(
+            "token_endpoint_auth_method".into(),
+            json!(self.auth_method.as_str()),
+        );
+        metadata.insert(
+            "grant_types".into(),
+            json!(
+                self.grant_types
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+            ),
+        );
+        metadata.insert("response_types".into(), json!(self.response_types));
+        if let Some(s) = &self.scope {
+            metadata.insert("scope".into(), json!(s.to_string()));
+        }
+        client.name = metadata
+            .get("client_name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        client.redirect_uris = self.redirect_uris;
+        client.grant_types = self.grant_types;
+        client.auth_method = self.auth_method;
+        client.scope = self.scope;
+        client.metadata = Value::Object(metadata);
+    }
+}
+
 /// The resources a client serves, normalized. Only a confidential client can prove it is
 /// the resource server.
 fn owned_resources(confidential: bool, urls: &[String]) -> AuthResult<Vec<String>> {
@@ -113,11 +170,19 @@ const TEXT_FIELDS: &[&str] = &[
 #[derive(Debug)]
 pub struct Registration {
     pub client: Client,
+    /// Only when one was just made: a stored secret is only a hash, and cannot be shown again.
     pub client_secret: Option<String>,
+    /// RFC 7592 §3: the token that opens the client configuration endpoint, for a `dynamic`
+    /// client only. Made at registration; in a read or update response it is the token the
+    /// client presented, which stays valid (only its hash is stored).
+    pub registration_access_token: Option<String>,
+    /// RFC 7592 §3: `{issuer}/register/{client_id}`, with the token.
+    pub registration_client_uri: Option<String>,
 }
 
 impl Registration {
-    /// The RFC 7591 §3.2.1 response body.
+    /// The RFC 7591 §3.2.1 response body, with the RFC 7592 §3 fields of a managed client.
+    /// A read or update answers with the same body (RFC 7592 §2.1, §2.2).
     pub fn to_json(&self) -> Value {
         let mut body = match &self.client.metadata {
             Value::Object(m) => m.clone(),
@@ -130,9 +195,20 @@ impl Registration {
         );
         if let Some(s) = &self.client_secret {
             body.insert("client_secret".into(), json!(s));
-            // RFC 7591 §3.2.1: 0 when the secret does not expire.
+        }
+        // RFC 7591 §3.2.1: required with a secret; 0 when it does not expire. Sent for every
+        // confidential client, so a read (which cannot show the secret) still says when the
+        // one the client holds stops working.
+        if self.client.is_confidential() {
             let expires = self.client.secret_expires_at.map_or(0, |at| at.timestamp());
             body.insert("client_secret_expires_at".into(), json!(expires));
+        }
+        if let (Some(token), Some(uri)) = (
+            &self.registration_access_token,
+            &self.registration_client_uri,
+        ) {
+            body.insert("registration_access_token".into(), json!(token));
+            body.insert("registration_client_uri".into(), json!(uri));
         }
         Value::Object(body)
     }
@@ -168,11 +244,33 @@ pub enum MetadataFault {
     MalformedScope,
     /// No private_key_jwt, so no client keys.
     JwksUnsupported,
+    /// RFC 7592 §2.2: an update names its own client, the one of the configuration endpoint.
+    ClientIdMismatch,
+    /// RFC 7592 §2.2: a `client_secret` in an update must be the current one; a client never
+    /// chooses its secret.
+    ClientSecretMismatch,
+    /// RFC 7592 §2.2: a field only the server sets, which an update must not carry.
+    ServerAssigned(&'static str),
+    /// A confidential client cannot become public by an update: its refresh tokens would
+    /// then work without the secret, for anyone holding the registration access token.
+    ConfidentialToPublic,
 }
 
 impl fmt::Display for MetadataFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::ServerAssigned(field) => {
+                return write!(f, "{field} is set by the server and must not be sent");
+            }
+            Self::ClientIdMismatch => {
+                "client_id must be this client's own, as in the registration_client_uri"
+            }
+            Self::ClientSecretMismatch => {
+                "client_secret does not match the current one; a client cannot choose its secret"
+            }
+            Self::ConfidentialToPublic => {
+                "a confidential client cannot become public; register a new client instead"
+            }
             Self::NotJsonObject => "the body is not a JSON object",
             Self::UnsafeCharacters => {
                 "client metadata must not contain control or invisible formatting characters"
@@ -313,18 +411,7 @@ impl AuthCore {
             )),
             (RegistrationPolicy::Open, None) => {
                 let mut parsed = self.parse_metadata(metadata_json)?;
-                // Only an operator's client may have no grant at all (a resource server that
-                // only verifies tokens); a self-registered one would be useless.
-                if parsed.grant_types.is_empty() {
-                    return Err(bad(MetadataFault::EmptyGrantTypes));
-                }
-                let asked = parsed.grant_types.len();
-                parsed.grant_types.retain(|g| g.needs_user());
-                if parsed.grant_types.len() < asked
-                    && !parsed.grant_types.contains(&GrantType::AuthorizationCode)
-                {
-                    return Err(bad(MetadataFault::UserlessGrantNeedsOperator));
-                }
+                parsed.keep_dynamic_grants()?;
                 self.ensure_room_for_dynamic_client().await?;
                 let client = self.new_client(parsed, ClientTier::Dynamic, Vec::new(), false);
                 self.stores.clients.insert_client(&client.client).await?;
@@ -553,12 +640,16 @@ impl AuthCore {
 
     /// Checks RFC 7591 metadata. Decides nothing about trust.
     fn parse_metadata(&self, metadata_json: &str) -> AuthResult<Parsed> {
-        let parsed: Value =
-            serde_json::from_str(metadata_json).map_err(|_| bad(MetadataFault::NotJsonObject))?;
-        let Value::Object(input) = parsed else {
-            return Err(bad(MetadataFault::NotJsonObject));
-        };
-        if has_unsafe_chars(&Value::Object(input.clone())) {
+        self.check_metadata(&metadata_object(metadata_json)?)
+    }
+
+    /// Checks RFC 7591 metadata already read as a JSON object: every registration, and every
+    /// RFC 7592 replacement. Fields it does not know are ignored. Decides nothing about trust.
+    fn check_metadata(&self, input: &Map<String, Value>) -> AuthResult<Parsed> {
+        if input
+            .iter()
+            .any(|(k, v)| k.chars().any(is_unsafe_char) || has_unsafe_chars(v))
+        {
             return Err(bad(MetadataFault::UnsafeCharacters));
         }
 
@@ -715,7 +806,8 @@ impl AuthCore {
         })
     }
 
-    /// A new client of `tier` from checked metadata, with its secret if it is confidential.
+    /// A new client of `tier` from checked metadata, with its secret if it is confidential,
+    /// and, if it is `dynamic`, the registration access token that manages it (RFC 7592).
     fn new_client(
         &self,
         p: Parsed,
@@ -723,43 +815,27 @@ impl AuthCore {
         audiences: Vec<String>,
         trusted_redirects: bool,
     ) -> Registration {
-        let mut metadata = p.info;
-        metadata.insert("redirect_uris".into(), json!(p.redirect_uris));
-        metadata.insert(
-            "token_endpoint_auth_method".into(),
-            json!(p.auth_method.as_str()),
-        );
-        metadata.insert(
-            "grant_types".into(),
-            json!(p.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>()),
-        );
-        metadata.insert("response_types".into(), json!(p.response_types));
-        if let Some(s) = &p.scope {
-            metadata.insert("scope".into(), json!(s.to_string()));
-        }
         let public = p.auth_method == AuthMethod::None;
         let client_secret = (!public).then(secret::generate);
         let now = self.clock.now();
         // Only a self-registered client's secret expires: an operator's clients are the
         // operator's to rotate.
         let secret_expires_at = match (tier, &client_secret) {
-            (ClientTier::Dynamic, Some(_)) => {
-                self.settings.dynamic_client_secret_ttl.map(|ttl| now + ttl)
-            }
+            (ClientTier::Dynamic, Some(_)) => self.dynamic_secret_expiry(now),
             _ => None,
         };
-        let client = Client {
+        // RFC 7592 is for the clients that registered themselves: an operator's client is
+        // changed by the operator, and a metadata document's by its document.
+        let registration_access_token = (tier == ClientTier::Dynamic).then(secret::generate);
+        let mut client = Client {
             id: secret::generate_id(),
             secret_hash: client_secret.as_deref().map(secret::hash),
-            name: metadata
-                .get("client_name")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            redirect_uris: p.redirect_uris,
-            grant_types: p.grant_types,
+            name: None,
+            redirect_uris: Vec::new(),
+            grant_types: Vec::new(),
             auth_method: p.auth_method,
-            scope: p.scope,
-            metadata: Value::Object(metadata),
+            scope: None,
+            metadata: Value::Null,
             // Owned resources are assigned by an administrator, never registered.
             resources: Vec::new(),
             tier,
@@ -768,11 +844,34 @@ impl AuthCore {
             created_at: now,
             updated_at: now,
             secret_expires_at,
+            registration_token_hash: registration_access_token.as_deref().map(secret::hash),
         };
+        p.write_to(&mut client);
+        let registration_client_uri = registration_access_token
+            .as_ref()
+            .map(|_| self.registration_client_uri(&client.id));
         Registration {
             client,
             client_secret,
+            registration_access_token,
+            registration_client_uri,
         }
+    }
+
+    /// When a `dynamic` client's secret made at `now` expires, if it does.
+    fn dynamic_secret_expiry(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.settings.dynamic_client_secret_ttl.map(|ttl| now + ttl)
+    }
+}
+
+/// The body of a registration (or replacement) as a JSON object; anything else is refused.
+fn metadata_object(metadata_json: &str) -> AuthResult<Map<String, Value>> {
+    match serde_json::from_str(metadata_json) {
+        Ok(Value::Object(input)) => Ok(input),
+        _ => Err(bad(MetadataFault::NotJsonObject)),
     }
 }
 

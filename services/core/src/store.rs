@@ -84,6 +84,18 @@ pub trait ClientStore: Send + Sync {
         tier: ClientTier,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// RFC 7592 §2.2: writes what a client's metadata sets (`name`, `redirect_uris`,
+    /// `grant_types`, `auth_method`, `scope`, `metadata`, `secret_hash`,
+    /// `secret_expires_at`) and `updated_at` from `client`, in one statement, and nothing
+    /// else: its tier, audiences, owned resources, redirect trust and registration token
+    /// stay as they are. Written only while the stored client still has `client.tier` and
+    /// `registration_token_hash`, so a replacement never lands on a client that was deleted,
+    /// or made an operator's, after it was read. Returns whether it was written.
+    async fn replace_client_metadata(
+        &self,
+        client: &Client,
+        registration_token_hash: &str,
+    ) -> StoreResult<bool>;
     async fn insert_initial_access_token(&self, token: &InitialAccessToken) -> StoreResult<()>;
     async fn find_initial_access_token(
         &self,

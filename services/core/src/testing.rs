@@ -260,6 +260,34 @@ impl ClientStore for MemoryStore {
         })
     }
 
+    async fn replace_client_metadata(
+        &self,
+        client: &Client,
+        registration_token_hash: &str,
+    ) -> StoreResult<bool> {
+        let mut st = self.lock();
+        let Some(c) = st.client_mut(&client.id) else {
+            return Ok(false);
+        };
+        // The database's `WHERE tier = ? AND registration_token_hash = ?`: an exact match,
+        // as SQL compares; the secret itself was compared in constant time by the core.
+        if c.tier != client.tier
+            || c.registration_token_hash.as_deref() != Some(registration_token_hash)
+        {
+            return Ok(false);
+        }
+        c.name = client.name.clone();
+        c.redirect_uris = client.redirect_uris.clone();
+        c.grant_types = client.grant_types.clone();
+        c.auth_method = client.auth_method;
+        c.scope = client.scope.clone();
+        c.metadata = client.metadata.clone();
+        c.secret_hash = client.secret_hash.clone();
+        c.secret_expires_at = client.secret_expires_at;
+        c.updated_at = client.updated_at;
+        Ok(true)
+    }
+
     async fn insert_initial_access_token(&self, token: &InitialAccessToken) -> StoreResult<()> {
         let mut st = self.lock();
         if st.initial_access_tokens.contains_key(&token.token_hash) {

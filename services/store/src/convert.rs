@@ -80,6 +80,7 @@ pub(crate) fn client(m: clients::Model, resources: Vec<String>) -> Result<Client
         updated_at: at(m.updated_at),
         created_at: at(m.created_at),
         secret_expires_at: m.secret_expires_at.map(at),
+        registration_token_hash: m.registration_token_hash,
     })
 }
 
@@ -104,6 +105,7 @@ pub(crate) fn client_model(c: &Client) -> clients::Model {
         trusted_redirects: c.trusted_redirects,
         updated_at: ts(c.updated_at),
         secret_expires_at: c.secret_expires_at.map(ts),
+        registration_token_hash: c.registration_token_hash.clone(),
     }
 }
 

@@ -259,6 +259,38 @@ impl ClientStore for SeaStore {
         .await
     }
 
+    async fn replace_client_metadata(
+        &self,
+        c: &Client,
+        registration_token_hash: &str,
+    ) -> StoreResult<bool> {
+        // The columns as an insert would write them, so both paths store one form.
+        let m = convert::client_model(c);
+        self.guard(async {
+            let res = clients::Entity::update_many()
+                .col_expr(clients::Column::Name, Expr::value(m.name))
+                .col_expr(clients::Column::RedirectUris, Expr::value(m.redirect_uris))
+                .col_expr(clients::Column::GrantTypes, Expr::value(m.grant_types))
+                .col_expr(clients::Column::AuthMethod, Expr::value(m.auth_method))
+                .col_expr(clients::Column::Scope, Expr::value(m.scope))
+                .col_expr(clients::Column::Metadata, Expr::value(m.metadata))
+                .col_expr(clients::Column::SecretHash, Expr::value(m.secret_hash))
+                .col_expr(
+                    clients::Column::SecretExpiresAt,
+                    Expr::value(m.secret_expires_at),
+                )
+                .col_expr(clients::Column::UpdatedAt, Expr::value(m.updated_at))
+                .filter(clients::Column::Id.eq(m.id))
+                .filter(clients::Column::Tier.eq(m.tier))
+                .filter(clients::Column::RegistrationTokenHash.eq(registration_token_hash))
+                .exec(&self.db)
+                .await
+                .map_err(backend)?;
+            Ok(res.rows_affected == 1)
+        })
+        .await
+    }
+
     async fn insert_initial_access_token(&self, t: &InitialAccessToken) -> StoreResult<()> {
         self.guard(async {
             initial_access_tokens::Entity::insert(

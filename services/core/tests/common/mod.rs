@@ -94,6 +94,7 @@ pub fn client(id: &str) -> ClientSpec {
         created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         updated_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         secret_expires_at: None,
+        registration_token_hash: None,
     })
 }
 

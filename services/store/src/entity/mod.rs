@@ -43,6 +43,7 @@ entity!(clients, "clients", {
     trusted_redirects: bool,
     updated_at: i64,
     secret_expires_at: Option<i64>,
+    registration_token_hash: Option<String>,
 });
 
 entity!(initial_access_tokens, "initial_access_tokens", {

@@ -347,14 +347,16 @@ pub async fn purge(admin: &mut Admin, dry_run: bool) -> anyhow::Result<String> {
         .into_inner();
     let verb = if p.dry_run { "would delete" } else { "deleted" };
     Ok(format!(
-        "{verb}: {} authorization codes, {} refresh tokens, {} grants, {} initial access tokens, {} revocation events, {} authorization sessions, {} idle self-registered clients",
+        "{verb}: {} authorization codes, {} refresh tokens, {} grants, {} initial access tokens, {} revocation events, {} authorization sessions, {} idle self-registered clients, {} used client assertions, {} fetched client documents",
         p.codes,
         p.refresh_tokens,
         p.grants,
         p.initial_access_tokens,
         p.revocation_events,
         p.sessions,
-        p.idle_clients
+        p.idle_clients,
+        p.client_assertions,
+        p.client_documents
     ))
 }
 

@@ -13,6 +13,7 @@ mod m20261201_000004_client_tiers;
 mod m20261201_000005_client_updated_at;
 mod m20261201_000006_client_usage;
 mod m20261201_000007_bounds;
+mod m20261202_000008_client_keys;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_client_updated_at::Migration),
             Box::new(m20261201_000006_client_usage::Migration),
             Box::new(m20261201_000007_bounds::Migration),
+            Box::new(m20261202_000008_client_keys::Migration),
         ]
     }
 }

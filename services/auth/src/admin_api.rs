@@ -245,6 +245,8 @@ impl AdminService for AdminApi {
             grants: e.grants,
             sessions: e.sessions,
             idle_clients: e.idle_clients,
+            client_assertions: e.client_assertions,
+            client_documents: e.client_documents,
         }))
     }
 

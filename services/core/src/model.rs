@@ -12,6 +12,8 @@ pub enum AuthMethod {
     None,
     ClientSecretBasic,
     ClientSecretPost,
+    /// RFC 7523 §2.2: a JWT signed with one of the client's keys (OIDC Core §9).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -20,6 +22,7 @@ impl AuthMethod {
             Self::None => "none",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -28,6 +31,7 @@ impl AuthMethod {
             "none" => Some(Self::None),
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -133,11 +137,23 @@ pub struct Client {
     /// RFC 7591 §3.2.1 `client_secret_expires_at`: after this instant the secret no longer
     /// authenticates the client. `None`: it does not expire.
     pub secret_expires_at: Option<DateTime<Utc>>,
+    /// The public keys of a `private_key_jwt` client; `None` for every other method.
+    pub keys: Option<ClientKeys>,
+}
+
+/// Where a `private_key_jwt` client's public keys are (RFC 7591 §2: one or the other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientKeys {
+    /// A JWK Set given by value, already checked (see `client_assertion::parse_key_set`).
+    Jwks(serde_json::Value),
+    /// An https URL the key set is fetched from.
+    JwksUri(String),
 }
 
 impl Client {
+    /// Whether the client authenticates (a secret or a key), as opposed to a public client.
     pub fn is_confidential(&self) -> bool {
-        self.secret_hash.is_some()
+        self.auth_method != AuthMethod::None
     }
 
     pub fn allows(&self, grant: GrantType) -> bool {

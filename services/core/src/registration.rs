@@ -6,7 +6,7 @@
 
 use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
-use crate::model::{AuthMethod, Client, ClientTier, GrantType, InitialAccessToken};
+use crate::model::{AuthMethod, Client, ClientKeys, ClientTier, GrantType, InitialAccessToken};
 use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret;
@@ -71,6 +71,8 @@ struct Parsed {
     scope: Option<ScopeSet>,
     /// The informational fields (name, URIs, contacts), checked.
     info: Map<String, Value>,
+    /// A `private_key_jwt` client's keys.
+    keys: Option<ClientKeys>,
 }
 
 /// The resources a client serves, normalized. Only a confidential client can prove it is
@@ -166,8 +168,10 @@ pub enum MetadataFault {
     /// A public client cannot authenticate, so cannot use a grant without a user.
     ClientCredentialsNeedsConfidentialClient,
     MalformedScope,
-    /// No private_key_jwt, so no client keys.
-    JwksUnsupported,
+    /// `jwks` or `jwks_uri` refused, or given to a client that does not sign (RFC 7591 §2).
+    Keys(crate::client_assertion::KeySetFault),
+    /// `jwks` or `jwks_uri` for a method other than `private_key_jwt`.
+    KeysWithoutPrivateKeyJwt,
 }
 
 impl fmt::Display for MetadataFault {
@@ -191,7 +195,10 @@ impl fmt::Display for MetadataFault {
                 "client_credentials requires a confidential client"
             }
             Self::MalformedScope => "scope is malformed",
-            Self::JwksUnsupported => "jwks and jwks_uri are not supported: no private_key_jwt",
+            Self::Keys(fault) => return fault.fmt(f),
+            Self::KeysWithoutPrivateKeyJwt => {
+                "jwks and jwks_uri are for token_endpoint_auth_method private_key_jwt"
+            }
         })
     }
 }
@@ -702,9 +709,19 @@ impl AuthCore {
         )? {
             info.insert("contacts".into(), json!(contacts));
         }
-        if input.contains_key("jwks") || input.contains_key("jwks_uri") {
-            return Err(bad(MetadataFault::JwksUnsupported));
-        }
+        let keys = if auth_method == AuthMethod::PrivateKeyJwt {
+            let keys = crate::client_assertion::client_keys(input.get("jwks"), input.get("jwks_uri"))
+                .map_err(|f| bad(MetadataFault::Keys(f)))?;
+            match &keys {
+                ClientKeys::Jwks(set) => info.insert("jwks".into(), set.clone()),
+                ClientKeys::JwksUri(uri) => info.insert("jwks_uri".into(), json!(uri)),
+            };
+            Some(keys)
+        } else if input.contains_key("jwks") || input.contains_key("jwks_uri") {
+            return Err(bad(MetadataFault::KeysWithoutPrivateKeyJwt));
+        } else {
+            None
+        };
         Ok(Parsed {
             auth_method,
             grant_types,
@@ -712,6 +729,7 @@ impl AuthCore {
             redirect_uris,
             scope,
             info,
+            keys,
         })
     }
 
@@ -737,8 +755,11 @@ impl AuthCore {
         if let Some(s) = &p.scope {
             metadata.insert("scope".into(), json!(s.to_string()));
         }
-        let public = p.auth_method == AuthMethod::None;
-        let client_secret = (!public).then(secret::generate);
+        let has_secret = matches!(
+            p.auth_method,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        );
+        let client_secret = has_secret.then(secret::generate);
         let now = self.clock.now();
         // Only a self-registered client's secret expires: an operator's clients are the
         // operator's to rotate.
@@ -768,6 +789,7 @@ impl AuthCore {
             created_at: now,
             updated_at: now,
             secret_expires_at,
+            keys: p.keys,
         };
         Registration {
             client,

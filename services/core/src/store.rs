@@ -154,6 +154,41 @@ pub trait GrantStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// The client assertions already used (`private_key_jwt`, RFC 7523 §3 `jti`), shared by
+/// every replica.
+#[async_trait]
+pub trait AssertionStore: Send + Sync {
+    /// Single-use: records that `client_id` used the assertion `jti`, which may be accepted
+    /// until `expires_at`. Returns `false`, writing nothing, when that pair is recorded and
+    /// not expired at `now`; of two concurrent calls for one pair exactly one returns `true`.
+    async fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}
+
+/// A Client ID Metadata Document as fetched, kept so that replicas share one fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub client_id: String,
+    /// The document's bytes, as fetched (the fetcher bounds them).
+    pub body: Vec<u8>,
+    pub fetched_at: DateTime<Utc>,
+    /// Until when it may be used without fetching it again.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Fetched metadata documents, shared by every replica.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    async fn find_document(&self, client_id: &str) -> StoreResult<Option<StoredDocument>>;
+    /// Stores `doc`, replacing what was kept for its client.
+    async fn put_document(&self, doc: &StoredDocument) -> StoreResult<()>;
+}
+
 /// The revocation event log every replica replays (see `denylist`).
 #[async_trait]
 pub trait RevocationStore: Send + Sync {
@@ -195,6 +230,10 @@ pub struct Expired {
     pub sessions: u64,
     /// `dynamic` clients deleted after going unused.
     pub idle_clients: u64,
+    /// Used client assertion ids past their expiry.
+    pub client_assertions: u64,
+    /// Fetched metadata documents past their freshness.
+    pub client_documents: u64,
 }
 
 /// Counts for an operator.
@@ -230,7 +269,9 @@ pub trait MaintenanceStore: Send + Sync {
     /// - grants older than a code's lifetime and a day that no longer hold a code or a
     ///   refresh token that survives this purge (their access tokens need no row);
     /// - initial access tokens past their expiry, used or not;
-    /// - revocation events that can no longer affect a valid token.
+    /// - revocation events that can no longer affect a valid token;
+    /// - used client assertion ids past their expiry, and fetched documents past their
+    ///   freshness.
     ///
     /// The `sessions` and `idle_clients` counts are left at zero.
     async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired>;
@@ -261,6 +302,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub resources: Arc<dyn ResourceStore>,
     pub maintenance: Arc<dyn MaintenanceStore>,
+    pub assertions: Arc<dyn AssertionStore>,
+    pub documents: Arc<dyn DocumentStore>,
 }
 
 impl Stores {
@@ -274,6 +317,8 @@ impl Stores {
             + KeyStore
             + ResourceStore
             + MaintenanceStore
+            + AssertionStore
+            + DocumentStore
             + 'static,
     {
         Self {
@@ -283,7 +328,9 @@ impl Stores {
             revocations: backend.clone(),
             keys: backend.clone(),
             resources: backend.clone(),
-            maintenance: backend,
+            maintenance: backend.clone(),
+            assertions: backend.clone(),
+            documents: backend,
         }
     }
 }

@@ -28,8 +28,8 @@ use crate::scope::{ScopePolicy, ScopeSet};
 use crate::session::MemorySessionStore;
 use crate::settings::CoreSettings;
 use crate::store::{
-    ClientStore, ClientUsage, Expired, GrantStore, KeyStore, MaintenanceStore, ResourceStore,
-    RevocationStore, StoreError, StoreResult, StoreStats, Stores, UserStore,
+    AssertionStore, ClientStore, ClientUsage, DocumentStore, Expired, GrantStore, KeyStore, MaintenanceStore, ResourceStore,
+    RevocationStore, StoreError, StoreResult, StoreStats, StoredDocument, Stores, UserStore,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -67,6 +67,9 @@ struct State {
     keys: Vec<StoredSigningKey>,
     resources: Vec<ProtectedResource>,
     usage: HashMap<String, (u64, i64)>,
+    /// Used client assertions: (client, jti) to when they may be forgotten.
+    assertions: HashMap<(String, String), DateTime<Utc>>,
+    documents: HashMap<String, StoredDocument>,
 }
 
 impl State {
@@ -543,6 +546,12 @@ impl MaintenanceStore for MemoryStore {
                 .count() as u64,
             sessions: 0,
             idle_clients: 0,
+            client_assertions: st.assertions.values().filter(|e| **e <= now).count() as u64,
+            client_documents: st
+                .documents
+                .values()
+                .filter(|d| d.expires_at <= now)
+                .count() as u64,
         };
         if !dry_run {
             let State {
@@ -567,6 +576,8 @@ impl MaintenanceStore for MemoryStore {
             refresh_tokens.retain(|_, r| grants.contains_key(&r.grant_id));
             st.initial_access_tokens.retain(|_, t| t.expires_at > now);
             st.revocations.retain(|e| e.expires_at > now_s);
+            st.assertions.retain(|_, e| *e > now);
+            st.documents.retain(|_, d| d.expires_at > now);
         }
         Ok(expired)
     }
@@ -652,6 +663,39 @@ impl MaintenanceStore for MemoryStore {
             e.0 += u.tokens_issued;
             e.1 = e.1.max(u.last_used_at);
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AssertionStore for MemoryStore {
+    async fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut st = self.lock();
+        let key = (client_id.to_owned(), jti.to_owned());
+        if st.assertions.get(&key).is_some_and(|e| *e > now) {
+            return Ok(false);
+        }
+        st.assertions.insert(key, expires_at);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl DocumentStore for MemoryStore {
+    async fn find_document(&self, client_id: &str) -> StoreResult<Option<StoredDocument>> {
+        Ok(self.lock().documents.get(client_id).cloned())
+    }
+
+    async fn put_document(&self, doc: &StoredDocument) -> StoreResult<()> {
+        self.lock()
+            .documents
+            .insert(doc.client_id.clone(), doc.clone());
         Ok(())
     }
 }

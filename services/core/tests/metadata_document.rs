@@ -15,7 +15,9 @@ use latchkey_core::metadata_document::{
 use latchkey_core::model::{AuthMethod, ClientTier, GrantType};
 use latchkey_core::redirect_uri::RedirectUriFault;
 use latchkey_core::store::ClientStore;
+use latchkey_core::client_assertion::KeySetFault;
 use latchkey_core::testing::TestCore;
+use latchkey_core::testing_keys::{TestKey, jwks};
 use latchkey_core::{AuthError, CoreSettings};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -80,6 +82,10 @@ impl ClientDocuments for Documents {
             .get(url.as_str())
             .cloned()
             .unwrap_or(Err(FetchFailure::Status(404)))
+    }
+
+    async fn fetch_key_set(&self, url: &url::Url) -> Result<FetchedDocument, FetchFailure> {
+        self.fetch(url).await
     }
 }
 
@@ -221,15 +227,34 @@ fn documents_that_break_a_rule_are_refused_with_the_rule() {
         (
             "private_key_jwt without keys",
             with(&|d| d["token_endpoint_auth_method"] = json!("private_key_jwt")),
-            DocumentFault::PrivateKeyJwtWithoutKeys,
+            DocumentFault::KeySet(KeySetFault::NoKeys),
         ),
         (
-            "only private_key_jwt, with keys (not supported yet)",
+            "private_key_jwt with both jwks and jwks_uri",
             with(&|d| {
                 d["token_endpoint_auth_method"] = json!("private_key_jwt");
                 d["jwks_uri"] = json!("https://claude.example/jwks.json");
+                d["jwks"] = jwks(&[&TestKey::es256()]);
             }),
-            DocumentFault::PrivateKeyJwtUnsupported,
+            DocumentFault::KeySet(KeySetFault::BothJwksAndJwksUri),
+        ),
+        (
+            "private_key_jwt with a jwks_uri over plain http",
+            with(&|d| {
+                d["token_endpoint_auth_method"] = json!("private_key_jwt");
+                d["jwks_uri"] = json!("http://claude.example/jwks.json");
+            }),
+            DocumentFault::KeySet(KeySetFault::KeySetUriNotHttps),
+        ),
+        (
+            "private_key_jwt with a private key in jwks",
+            with(&|d| {
+                let mut set = jwks(&[&TestKey::es256()]);
+                set["keys"][0]["d"] = json!("c2VjcmV0");
+                d["token_endpoint_auth_method"] = json!("private_key_jwt");
+                d["jwks"] = set;
+            }),
+            DocumentFault::KeySet(KeySetFault::PrivateOrSymmetricKey),
         ),
         (
             "no authorization_code grant",

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use latchkey_core::denylist::{RevocationEvent, RevokedKind};
 use latchkey_core::model::{
-    AuthMethod, AuthorizationCode, Client, ClientTier, Grant, GrantType, InitialAccessToken,
+    AuthMethod, AuthorizationCode, Client, ClientKeys, ClientTier, Grant, GrantType, InitialAccessToken,
     RefreshToken, StoredSigningKey, User,
 };
 use latchkey_core::resource::{ProtectedResource, Resource};
@@ -80,6 +80,13 @@ pub(crate) fn client(m: clients::Model, resources: Vec<String>) -> Result<Client
         updated_at: at(m.updated_at),
         created_at: at(m.created_at),
         secret_expires_at: m.secret_expires_at.map(at),
+        keys: match (m.jwks, m.jwks_uri) {
+            (Some(set), _) => Some(ClientKeys::Jwks(
+                serde_json::from_str(&set).map_err(|_| corrupt("client"))?,
+            )),
+            (None, Some(uri)) => Some(ClientKeys::JwksUri(uri)),
+            (None, None) => None,
+        },
     })
 }
 
@@ -104,6 +111,14 @@ pub(crate) fn client_model(c: &Client) -> clients::Model {
         trusted_redirects: c.trusted_redirects,
         updated_at: ts(c.updated_at),
         secret_expires_at: c.secret_expires_at.map(ts),
+        jwks: match &c.keys {
+            Some(ClientKeys::Jwks(set)) => Some(set.to_string()),
+            _ => None,
+        },
+        jwks_uri: match &c.keys {
+            Some(ClientKeys::JwksUri(uri)) => Some(uri.clone()),
+            _ => None,
+        },
     }
 }
 

@@ -6,6 +6,7 @@
 //! wins, so it holds across replicas too.
 
 mod availability;
+mod client_keys;
 mod convert;
 mod entity;
 
@@ -898,6 +899,19 @@ impl MaintenanceStore for SeaStore {
                     .await?,
                 revocation_events: self
                     .purge::<revocation_events::Entity>(rules.revocation_events(), dry_run)
+                    .await?,
+                client_assertions: self
+                    .purge::<used_client_assertions::Entity>(
+                        Condition::all()
+                            .add(used_client_assertions::Column::ExpiresAt.lte(rules.now)),
+                        dry_run,
+                    )
+                    .await?,
+                client_documents: self
+                    .purge::<client_documents::Entity>(
+                        Condition::all().add(client_documents::Column::ExpiresAt.lte(rules.now)),
+                        dry_run,
+                    )
                     .await?,
                 ..Expired::default()
             })

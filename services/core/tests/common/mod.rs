@@ -94,6 +94,7 @@ pub fn client(id: &str) -> ClientSpec {
         created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         updated_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         secret_expires_at: None,
+        keys: None,
     })
 }
 
@@ -102,6 +103,14 @@ impl ClientSpec {
     pub fn confidential(mut self, method: AuthMethod) -> Self {
         self.0.secret_hash = Some(secret::hash(SECRET));
         self.0.auth_method = method;
+        self
+    }
+
+    /// A `private_key_jwt` client with `keys`.
+    pub fn private_key_jwt(mut self, keys: latchkey_core::model::ClientKeys) -> Self {
+        self.0.secret_hash = None;
+        self.0.auth_method = AuthMethod::PrivateKeyJwt;
+        self.0.keys = Some(keys);
         self
     }
 

@@ -43,6 +43,8 @@ entity!(clients, "clients", {
     trusted_redirects: bool,
     updated_at: i64,
     secret_expires_at: Option<i64>,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
 });
 
 entity!(initial_access_tokens, "initial_access_tokens", {
@@ -124,4 +126,17 @@ entity!(protected_resources, "protected_resources", {
     scopes: Option<String>,
     is_default: bool,
     created_at: i64,
+});
+
+entity!(used_client_assertions, "used_client_assertions", {
+    #[sea_orm(primary_key, auto_increment = false)] client_id: String,
+    #[sea_orm(primary_key, auto_increment = false)] jti: String,
+    expires_at: i64,
+});
+
+entity!(client_documents, "client_documents", {
+    #[sea_orm(primary_key, auto_increment = false)] client_id: String,
+    body: String,
+    fetched_at: i64,
+    expires_at: i64,
 });

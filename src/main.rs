@@ -126,6 +126,13 @@ enum ClientCmd {
         /// (`client_credentials`); needed for that grant.
         #[arg(long = "audience")]
         audiences: Vec<String>,
+        /// Authenticates with private_key_jwt (RFC 7523), its public keys fetched from this
+        /// https URL.
+        #[arg(long = "jwks-uri", conflicts_with = "jwks")]
+        jwks_uri: Option<String>,
+        /// Authenticates with private_key_jwt, its public keys in this JWK Set file.
+        #[arg(long = "jwks")]
+        jwks: Option<std::path::PathBuf>,
     },
     List,
     /// Issue a single-use initial access token (RFC 7591 §3): the registration at /register
@@ -335,7 +342,15 @@ async fn main() -> anyhow::Result<()> {
                 scope,
                 resources,
                 audiences,
+                jwks_uri,
+                jwks,
             } => {
+                let jwks = match jwks {
+                    Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                        anyhow::anyhow!("cannot read the JWK Set {}: {e}", path.display())
+                    })?),
+                    None => None,
+                };
                 admin::client_add(
                     &mut admin,
                     latchkey_proto::v1::AddClientRequest {
@@ -346,6 +361,8 @@ async fn main() -> anyhow::Result<()> {
                         scope,
                         resources,
                         audiences,
+                        jwks_uri,
+                        jwks,
                     },
                 )
                 .await?

@@ -56,6 +56,19 @@ pub fn client_metadata(r: &pb::AddClientRequest) -> serde_json::Value {
         "redirect_uris": r.redirect_uris,
         "token_endpoint_auth_method": if r.public { "none" } else { "client_secret_basic" },
     });
+    // Keys make it a private_key_jwt client; the core refuses keys beside `public`.
+    if r.jwks_uri.is_some() || r.jwks.is_some() {
+        if !r.public {
+            meta["token_endpoint_auth_method"] = json!("private_key_jwt");
+        }
+        if let Some(uri) = &r.jwks_uri {
+            meta["jwks_uri"] = json!(uri);
+        }
+        if let Some(set) = &r.jwks {
+            // Text that is not JSON stays text, which the core refuses as not a JWK Set.
+            meta["jwks"] = serde_json::from_str(set).unwrap_or_else(|_| json!(set));
+        }
+    }
     if !r.grant_types.is_empty() {
         meta["grant_types"] = json!(r.grant_types);
         if !r.grant_types.iter().any(|g| g == "authorization_code") {

@@ -20,6 +20,7 @@ mod mcp;
 mod migration;
 mod observability;
 mod outage;
+mod private_key_jwt;
 mod property;
 mod races;
 mod redis_outage;

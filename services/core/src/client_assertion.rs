@@ -172,7 +172,9 @@ impl fmt::Display for AssertionFault {
             Self::LifetimeTooLong => write!(f, "{p}: exp is more than 5 minutes ahead"),
             Self::NotYetValid => write!(f, "{p}: not yet valid (nbf or iat in the future)"),
             Self::Replayed => write!(f, "{p}: this jti was already used"),
-            Self::KeySetUnavailable(_) => write!(f, "{p}: the client's jwks_uri could not be fetched"),
+            Self::KeySetUnavailable(_) => {
+                write!(f, "{p}: the client's jwks_uri could not be fetched")
+            }
             Self::KeySet(fault) => write!(f, "{p}: {fault}"),
         }
     }
@@ -232,7 +234,10 @@ pub fn parse_key_set(v: &Value) -> Result<KeySet, KeySetFault> {
     if keys.len() > MAX_KEYS {
         return Err(KeySetFault::TooManyKeys);
     }
-    keys.iter().map(parse_key).collect::<Result<_, _>>().map(KeySet)
+    keys.iter()
+        .map(parse_key)
+        .collect::<Result<_, _>>()
+        .map(KeySet)
 }
 
 fn parse_key(v: &Value) -> Result<ClientKey, KeySetFault> {
@@ -256,9 +261,10 @@ fn parse_key(v: &Value) -> Result<ClientKey, KeySetFault> {
     }
     let alg = match fields.get("alg") {
         None => None,
-        Some(Value::String(a)) if ALGORITHMS.contains(&a.as_str()) => {
-            Some(a.parse::<Algorithm>().map_err(|_| KeySetFault::UnsupportedKey)?)
-        }
+        Some(Value::String(a)) if ALGORITHMS.contains(&a.as_str()) => Some(
+            a.parse::<Algorithm>()
+                .map_err(|_| KeySetFault::UnsupportedKey)?,
+        ),
         Some(_) => return Err(KeySetFault::UnsupportedKey),
     };
     let kid = match fields.get("kid") {
@@ -300,7 +306,10 @@ fn parse_key(v: &Value) -> Result<ClientKey, KeySetFault> {
 
 /// Checks the key metadata of a client registered (or described by a document) for
 /// `private_key_jwt`: exactly one of `jwks` (a valid set) and `jwks_uri` (https).
-pub fn client_keys(jwks: Option<&Value>, jwks_uri: Option<&Value>) -> Result<ClientKeys, KeySetFault> {
+pub fn client_keys(
+    jwks: Option<&Value>,
+    jwks_uri: Option<&Value>,
+) -> Result<ClientKeys, KeySetFault> {
     let absent = |v: Option<&Value>| v.is_none_or(Value::is_null);
     match (absent(jwks), absent(jwks_uri)) {
         (false, false) => Err(KeySetFault::BothJwksAndJwksUri),
@@ -395,7 +404,8 @@ fn time_claim(v: &Option<Value>, name: &'static str) -> AuthResult<Option<DateTi
 fn header(assertion: &str) -> AuthResult<(Algorithm, Option<String>)> {
     let malformed = || refused(AssertionFault::Malformed);
     let mut parts = assertion.split('.');
-    let (Some(h), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(malformed());
     };
@@ -531,8 +541,8 @@ impl AuthCore {
             return Err(refused(AssertionFault::WrongAudience));
         }
         let now = self.clock.now();
-        let exp = time_claim(&claims.exp, "exp")?
-            .ok_or(refused(AssertionFault::MissingClaim("exp")))?;
+        let exp =
+            time_claim(&claims.exp, "exp")?.ok_or(refused(AssertionFault::MissingClaim("exp")))?;
         if exp + LEEWAY <= now {
             return Err(refused(AssertionFault::Expired));
         }
@@ -575,9 +585,8 @@ impl AuthCore {
                 FetchFailure::Unreachable,
             )));
         };
-        let url = url::Url::parse(uri).map_err(|_| {
-            refused(AssertionFault::KeySet(KeySetFault::KeySetUriNotHttps))
-        })?;
+        let url = url::Url::parse(uri)
+            .map_err(|_| refused(AssertionFault::KeySet(KeySetFault::KeySetUriNotHttps)))?;
         let (keys, lifetime) = match fetcher.fetch_key_set(&url).await {
             // Not remembered: the limit says nothing about the key set.
             Err(FetchFailure::RateLimited) => {

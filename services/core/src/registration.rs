@@ -710,8 +710,9 @@ impl AuthCore {
             info.insert("contacts".into(), json!(contacts));
         }
         let keys = if auth_method == AuthMethod::PrivateKeyJwt {
-            let keys = crate::client_assertion::client_keys(input.get("jwks"), input.get("jwks_uri"))
-                .map_err(|f| bad(MetadataFault::Keys(f)))?;
+            let keys =
+                crate::client_assertion::client_keys(input.get("jwks"), input.get("jwks_uri"))
+                    .map_err(|f| bad(MetadataFault::Keys(f)))?;
             match &keys {
                 ClientKeys::Jwks(set) => info.insert("jwks".into(), set.clone()),
                 ClientKeys::JwksUri(uri) => info.insert("jwks_uri".into(), json!(uri)),

@@ -28,8 +28,9 @@ use crate::scope::{ScopePolicy, ScopeSet};
 use crate::session::MemorySessionStore;
 use crate::settings::CoreSettings;
 use crate::store::{
-    AssertionStore, ClientStore, ClientUsage, DocumentStore, Expired, GrantStore, KeyStore, MaintenanceStore, ResourceStore,
-    RevocationStore, StoreError, StoreResult, StoreStats, StoredDocument, Stores, UserStore,
+    AssertionStore, ClientStore, ClientUsage, DocumentStore, Expired, GrantStore, KeyStore,
+    MaintenanceStore, ResourceStore, RevocationStore, StoreError, StoreResult, StoreStats,
+    StoredDocument, Stores, UserStore,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};

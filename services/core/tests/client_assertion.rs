@@ -98,8 +98,13 @@ async fn every_broken_rule_is_refused_with_its_reason() {
     };
     let unsigned = |alg: &str| {
         use base64::Engine;
-        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        format!("{}.{}.", b64(&json!({"alg": alg, "typ": "JWT"})), b64(&good()))
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.",
+            b64(&json!({"alg": alg, "typ": "JWT"})),
+            b64(&good())
+        )
     };
     // HS256 keyed with the public key's bytes: the classic algorithm confusion.
     let hs256 = {
@@ -165,9 +170,7 @@ async fn every_broken_rule_is_refused_with_its_reason() {
         ),
         (
             "an unknown kid",
-            key.clone()
-                .with_kid("nobody-has-this")
-                .sign(&good()),
+            key.clone().with_kid("nobody-has-this").sign(&good()),
             AssertionFault::UnknownKey,
         ),
         (
@@ -175,8 +178,16 @@ async fn every_broken_rule_is_refused_with_its_reason() {
             TestKey::es256().with_kid(&key.kid).sign(&good()),
             AssertionFault::UnknownKey,
         ),
-        ("alg none", unsigned("none"), AssertionFault::AlgorithmNotAllowed),
-        ("HS256 keyed with the public key", hs256, AssertionFault::AlgorithmNotAllowed),
+        (
+            "alg none",
+            unsigned("none"),
+            AssertionFault::AlgorithmNotAllowed,
+        ),
+        (
+            "HS256 keyed with the public key",
+            hs256,
+            AssertionFault::AlgorithmNotAllowed,
+        ),
         (
             "a tampered signature",
             {
@@ -192,8 +203,9 @@ async fn every_broken_rule_is_refused_with_its_reason() {
             "a crit header",
             {
                 use base64::Engine;
-                let b64 =
-                    |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+                let b64 = |v: &Value| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+                };
                 format!(
                     "{}.{}.c2ln",
                     b64(&json!({"alg": "RS256", "crit": ["exp"], "exp": 1})),
@@ -239,7 +251,11 @@ async fn every_broken_rule_is_refused_with_its_reason() {
 async fn a_private_key_jwt_client_cannot_pass_as_public_or_with_a_secret() {
     let t = core().await;
     client_with_jwks(&t, &[&TestKey::eddsa()]).await;
-    for (why, creds) in [("client_id alone", public(CLIENT)), ("basic", basic(CLIENT)), ("post", post(CLIENT))] {
+    for (why, creds) in [
+        ("client_id alone", public(CLIENT)),
+        ("basic", basic(CLIENT)),
+        ("post", post(CLIENT)),
+    ] {
         assert_eq!(
             err_code(t.core.authenticate_client(&creds).await, why),
             "invalid_client",
@@ -270,12 +286,22 @@ async fn a_jti_is_single_use_across_two_cores_over_one_store_until_it_expires() 
         .await
         .expect("the first use");
     assert_eq!(
-        fault(second.core.authenticate_client(&with_assertion(assertion.clone())).await),
+        fault(
+            second
+                .core
+                .authenticate_client(&with_assertion(assertion.clone()))
+                .await
+        ),
         AssertionFault::Replayed,
         "the other replica refuses the replay"
     );
     assert_eq!(
-        fault(first.core.authenticate_client(&with_assertion(assertion)).await),
+        fault(
+            first
+                .core
+                .authenticate_client(&with_assertion(assertion))
+                .await
+        ),
         AssertionFault::Replayed,
         "and so does the first"
     );
@@ -294,11 +320,7 @@ async fn a_jti_is_single_use_across_two_cores_over_one_store_until_it_expires() 
 
     // Expired assertions are purged with the rest.
     first.clock.advance(Duration::minutes(10));
-    let gone = first
-        .core
-        .purge_expired(false)
-        .await
-        .expect("purge");
+    let gone = first.core.purge_expired(false).await.expect("purge");
     assert_eq!(gone.client_assertions, 2);
 }
 
@@ -343,16 +365,26 @@ async fn a_jwks_uri_is_fetched_cached_and_fetched_again_for_a_new_kid_at_most_ev
     let old = TestKey::eddsa().with_kid("old");
     let new = TestKey::es256().with_kid("new");
     *sets.body.lock().expect("lock") = Some(jwks(&[&old]));
-    let sign = |k: &TestKey, t: &TestCore| with_assertion(k.sign(&claims(CLIENT, ISSUER, now_secs(t))));
+    let sign =
+        |k: &TestKey, t: &TestCore| with_assertion(k.sign(&claims(CLIENT, ISSUER, now_secs(t))));
 
-    t.core.authenticate_client(&sign(&old, &t)).await.expect("the first key");
-    t.core.authenticate_client(&sign(&old, &t)).await.expect("again");
+    t.core
+        .authenticate_client(&sign(&old, &t))
+        .await
+        .expect("the first key");
+    t.core
+        .authenticate_client(&sign(&old, &t))
+        .await
+        .expect("again");
     assert_eq!(sets.fetches.load(Ordering::SeqCst), 1, "cached");
 
     // The client rotates: its new kid is not in the cached set, which is fetched again.
     *sets.body.lock().expect("lock") = Some(jwks(&[&old, &new]));
     t.clock.advance(Duration::seconds(31));
-    t.core.authenticate_client(&sign(&new, &t)).await.expect("the rotated key");
+    t.core
+        .authenticate_client(&sign(&new, &t))
+        .await
+        .expect("the rotated key");
     assert_eq!(sets.fetches.load(Ordering::SeqCst), 2);
 
     // An unknown kid within the half minute is refused without a fetch.
@@ -363,7 +395,11 @@ async fn a_jwks_uri_is_fetched_cached_and_fetched_again_for_a_new_kid_at_most_ev
             AssertionFault::UnknownKey
         );
     }
-    assert_eq!(sets.fetches.load(Ordering::SeqCst), 2, "refetches are rate-limited");
+    assert_eq!(
+        sets.fetches.load(Ordering::SeqCst),
+        2,
+        "refetches are rate-limited"
+    );
 }
 
 #[tokio::test]
@@ -383,7 +419,11 @@ async fn an_unusable_key_set_is_refused_with_its_fault() {
     assert_eq!(
         fault(
             t.core
-                .authenticate_client(&with_assertion(key.sign(&claims(CLIENT, ISSUER, now_secs(&t)))))
+                .authenticate_client(&with_assertion(key.sign(&claims(
+                    CLIENT,
+                    ISSUER,
+                    now_secs(&t)
+                ))))
                 .await
         ),
         AssertionFault::KeySet(KeySetFault::WeakRsaKey)
@@ -402,7 +442,11 @@ async fn an_unusable_key_set_is_refused_with_its_fault() {
     assert_eq!(
         fault(
             t2.core
-                .authenticate_client(&with_assertion(key.sign(&claims(CLIENT, ISSUER, now_secs(&t2)))))
+                .authenticate_client(&with_assertion(key.sign(&claims(
+                    CLIENT,
+                    ISSUER,
+                    now_secs(&t2)
+                ))))
                 .await
         ),
         AssertionFault::KeySetUnavailable(FetchFailure::Unreachable)
@@ -420,17 +464,41 @@ fn key_sets_with_private_symmetric_or_weak_keys_are_refused() {
     let cases: Vec<(&str, Value, KeySetFault)> = vec![
         ("not a set", json!({"kty": "EC"}), KeySetFault::Malformed),
         ("no keys", json!({"keys": []}), KeySetFault::Empty),
-        ("a private key", with(&|k| k["d"] = json!("AAAA")), KeySetFault::PrivateOrSymmetricKey),
+        (
+            "a private key",
+            with(&|k| k["d"] = json!("AAAA")),
+            KeySetFault::PrivateOrSymmetricKey,
+        ),
         (
             "a symmetric key",
             json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
             KeySetFault::PrivateOrSymmetricKey,
         ),
-        ("an encryption key", with(&|k| k["use"] = json!("enc")), KeySetFault::UnsupportedKey),
-        ("an HMAC alg", with(&|k| k["alg"] = json!("HS256")), KeySetFault::UnsupportedKey),
-        ("an alg that does not fit the key", with(&|k| k["alg"] = json!("RS256")), KeySetFault::UnsupportedKey),
-        ("P-384", with(&|k| k["crv"] = json!("P-384")), KeySetFault::UnsupportedKey),
-        ("a short RSA key", jwks(&[&TestKey::rs256_1024()]), KeySetFault::WeakRsaKey),
+        (
+            "an encryption key",
+            with(&|k| k["use"] = json!("enc")),
+            KeySetFault::UnsupportedKey,
+        ),
+        (
+            "an HMAC alg",
+            with(&|k| k["alg"] = json!("HS256")),
+            KeySetFault::UnsupportedKey,
+        ),
+        (
+            "an alg that does not fit the key",
+            with(&|k| k["alg"] = json!("RS256")),
+            KeySetFault::UnsupportedKey,
+        ),
+        (
+            "P-384",
+            with(&|k| k["crv"] = json!("P-384")),
+            KeySetFault::UnsupportedKey,
+        ),
+        (
+            "a short RSA key",
+            jwks(&[&TestKey::rs256_1024()]),
+            KeySetFault::WeakRsaKey,
+        ),
         (
             "too many keys",
             json!({"keys": (0..17).map(|i| TestKey::eddsa().with_kid(&format!("k{i}")).jwk()).collect::<Vec<_>>()}),

@@ -7,6 +7,7 @@ mod common;
 use chrono::Duration;
 use common::*;
 use latchkey_core::authorize::{AuthorizationRequest, StartOutcome};
+use latchkey_core::client_assertion::KeySetFault;
 use latchkey_core::error::Reason;
 use latchkey_core::metadata_document::{
     ClientDocuments, DocumentFault, DocumentFreshness, DocumentPolicy, DocumentView, FetchFailure,
@@ -15,7 +16,6 @@ use latchkey_core::metadata_document::{
 use latchkey_core::model::{AuthMethod, ClientTier, GrantType};
 use latchkey_core::redirect_uri::RedirectUriFault;
 use latchkey_core::store::ClientStore;
-use latchkey_core::client_assertion::KeySetFault;
 use latchkey_core::testing::TestCore;
 use latchkey_core::testing_keys::{TestKey, jwks};
 use latchkey_core::{AuthError, CoreSettings};
@@ -680,7 +680,11 @@ async fn two_replicas_over_one_store_fetch_a_document_once_per_freshness_period(
         .expect("a second replica");
     start(&first, request(CLAUDE, CLAUDE_CALLBACK)).await;
     start(&second, request(CLAUDE, CLAUDE_CALLBACK)).await;
-    assert_eq!(docs.fetches(), 1, "the second replica reads the first one's fetch");
+    assert_eq!(
+        docs.fetches(),
+        1,
+        "the second replica reads the first one's fetch"
+    );
 
     // Past its freshness the shared copy is not used: one replica fetches, the other follows.
     advance(&first, 601);
@@ -724,5 +728,8 @@ async fn a_document_offering_only_private_key_jwt_describes_a_client_that_signs(
             "https://claude.example/jwks.json".into()
         ))
     );
-    assert_eq!(client.metadata["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(
+        client.metadata["token_endpoint_auth_method"],
+        "private_key_jwt"
+    );
 }

@@ -6,8 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use latchkey_core::denylist::{RevocationEvent, RevokedKind};
 use latchkey_core::model::{
-    AuthMethod, AuthorizationCode, Client, ClientKeys, ClientTier, Grant, GrantType, InitialAccessToken,
-    RefreshToken, StoredSigningKey, User,
+    AuthMethod, AuthorizationCode, Client, ClientKeys, ClientTier, Grant, GrantType,
+    InitialAccessToken, RefreshToken, StoredSigningKey, User,
 };
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::ScopeSet;

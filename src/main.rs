@@ -103,6 +103,21 @@ enum UserCmd {
     Disable {
         email: String,
     },
+    /// The user's live grants, by client and install (the redirect URI used, a loopback port
+    /// left out: one device or app on it).
+    Grants {
+        email: String,
+    },
+    /// Revoke the user's grants to a client: one install's (--install), or all of them. The
+    /// user's other installs stay signed in.
+    Revoke {
+        email: String,
+        #[arg(long)]
+        client: String,
+        /// A redirect URI of the install (any loopback port names the same install).
+        #[arg(long)]
+        install: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -332,6 +347,12 @@ async fn main() -> anyhow::Result<()> {
             }
             UserCmd::List => admin::user_list(&mut admin).await?,
             UserCmd::Disable { email } => admin::user_disable(&mut admin, &email).await?,
+            UserCmd::Grants { email } => admin::user_grants(&mut admin, &email).await?,
+            UserCmd::Revoke {
+                email,
+                client,
+                install,
+            } => admin::user_revoke(&mut admin, &email, &client, install).await?,
         },
         Command::Client { cmd } => match cmd {
             ClientCmd::Add {

@@ -456,7 +456,7 @@ async fn hostile_documents_each_give_a_clear_error_page() {
     );
     let mut only_jwt = claude_code();
     only_jwt["token_endpoint_auth_method"] = json!("private_key_jwt");
-    only_jwt["jwks_uri"] = json!("https://claude.ai/jwks.json");
+    only_jwt["jwks_uri"] = json!("http://claude.ai/jwks.json");
     server.serve("/jwt.json", only_jwt);
 
     let cases = [
@@ -481,8 +481,8 @@ async fn hostile_documents_each_give_a_clear_error_page() {
         ),
         (
             "/jwt.json",
-            "private_key_jwt is not supported",
-            "only private_key_jwt",
+            "jwks_uri must be an https URL",
+            "private_key_jwt with keys over plain http",
         ),
         ("/missing.json", "HTTP 404", "not found"),
     ];

@@ -14,6 +14,7 @@ mod edges;
 mod errors;
 mod grpc;
 mod grpc_tls;
+mod installs;
 mod keys;
 mod malformed;
 mod mcp;

@@ -113,6 +113,44 @@ impl AdminService for AdminApi {
         Ok(Response::new(user(u)))
     }
 
+    async fn list_user_grants(
+        &self,
+        req: Request<pb::ListUserGrantsRequest>,
+    ) -> Rpc<pb::ListUserGrantsResponse> {
+        let installs = self
+            .core
+            .user_installs(&req.into_inner().email)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListUserGrantsResponse {
+            installs: installs
+                .into_iter()
+                .map(|i| pb::UserInstall {
+                    client_id: i.client_id,
+                    client_name: i.client_name,
+                    install: i.install,
+                    resources: i.resources,
+                    scope: i.scope,
+                    grants: i.grants,
+                    last_granted_at: i.last_granted_at.timestamp(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn revoke_user_grants(
+        &self,
+        req: Request<pb::RevokeUserGrantsRequest>,
+    ) -> Rpc<pb::RevokeUserGrantsResponse> {
+        let r = req.into_inner();
+        let revoked = self
+            .core
+            .revoke_user_grants(&r.email, &r.client_id, r.install.as_deref())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RevokeUserGrantsResponse { revoked }))
+    }
+
     async fn add_client(&self, req: Request<pb::AddClientRequest>) -> Rpc<pb::AddClientResponse> {
         let r = req.into_inner();
         let reg = self

@@ -18,6 +18,7 @@ mod directory;
 pub mod error;
 pub mod grant;
 pub mod housekeeping;
+pub mod installs;
 pub mod introspection;
 pub mod keys;
 pub mod limits;

@@ -199,6 +199,9 @@ pub struct Grant {
     pub user_id: Uuid,
     pub scope: crate::scope::ScopeSet,
     pub resource: String,
+    /// The install it was made for (see `redirect_uri::install_key`); `None` for grants made
+    /// before installs were recorded.
+    pub install: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }

@@ -130,6 +130,8 @@ pub trait GrantStore: Send + Sync {
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<bool>;
     async fn find_grant(&self, id: Uuid) -> StoreResult<Option<Grant>>;
+    /// The user's grants that are not revoked, oldest first.
+    async fn live_grants_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Grant>>;
     /// Marks the grant revoked (idempotent). Its refresh tokens and access tokens stop working.
     /// Returns whether this call revoked it (false: it was already revoked, or is unknown).
     async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
@@ -143,11 +145,13 @@ pub trait GrantStore: Send + Sync {
         now: DateTime<Utc>,
         new: &RefreshToken,
     ) -> StoreResult<bool>;
-    /// Records a user's consent for a client (for audit and for the consent screen).
+    /// Records a user's consent for a client from one install (for audit and for the consent
+    /// screen).
     async fn record_consent(
         &self,
         user_id: Uuid,
         client_id: &str,
+        install: &str,
         scope: &str,
         resource: &str,
         now: DateTime<Utc>,

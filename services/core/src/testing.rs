@@ -48,6 +48,7 @@ pub const DEFAULT_SCOPES: &str = "mcp:tools mcp:resources mcp:prompts";
 pub struct Consent {
     pub user_id: Uuid,
     pub client_id: String,
+    pub install: String,
     pub scope: String,
     pub resource: String,
     pub granted_at: DateTime<Utc>,
@@ -419,6 +420,18 @@ impl GrantStore for MemoryStore {
         Ok(self.lock().grants.get(&id).cloned())
     }
 
+    async fn live_grants_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
+        let mut grants: Vec<Grant> = self
+            .lock()
+            .grants
+            .values()
+            .filter(|g| g.user_id == user_id && g.revoked_at.is_none())
+            .cloned()
+            .collect();
+        grants.sort_by_key(|g| g.created_at);
+        Ok(grants)
+    }
+
     async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         let mut st = self.lock();
         Ok(match st.grants.get_mut(&id) {
@@ -461,6 +474,7 @@ impl GrantStore for MemoryStore {
         &self,
         user_id: Uuid,
         client_id: &str,
+        install: &str,
         scope: &str,
         resource: &str,
         now: DateTime<Utc>,
@@ -475,6 +489,7 @@ impl GrantStore for MemoryStore {
         st.consents.push(Consent {
             user_id,
             client_id: client_id.to_owned(),
+            install: install.to_owned(),
             scope: scope.to_owned(),
             resource: resource.to_owned(),
             granted_at: now,

@@ -155,6 +155,7 @@ pub(crate) fn grant(m: grants::Model) -> Result<Grant, StoreError> {
         client_id: m.client_id,
         scope: ScopeSet::parse(&m.scope).map_err(|_| corrupt("grant"))?,
         resource: m.resource,
+        install: m.install,
         created_at: at(m.created_at),
         revoked_at: m.revoked_at.map(at),
     })
@@ -167,6 +168,7 @@ pub(crate) fn grant_model(g: &Grant) -> grants::Model {
         user_id: g.user_id.to_string(),
         scope: g.scope.to_string(),
         resource: g.resource.clone(),
+        install: g.install.clone(),
         created_at: ts(g.created_at),
         revoked_at: g.revoked_at.map(ts),
     }

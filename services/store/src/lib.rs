@@ -574,6 +574,22 @@ impl GrantStore for SeaStore {
         .await
     }
 
+    async fn live_grants_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
+        self.guard(async {
+            grants::Entity::find()
+                .filter(grants::Column::UserId.eq(user_id.to_string()))
+                .filter(grants::Column::RevokedAt.is_null())
+                .order_by_asc(grants::Column::CreatedAt)
+                .all(&self.db)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(convert::grant)
+                .collect()
+        })
+        .await
+    }
+
     async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         self.guard(async {
             let res = grants::Entity::update_many()
@@ -624,6 +640,7 @@ impl GrantStore for SeaStore {
         &self,
         user_id: Uuid,
         client_id: &str,
+        install: &str,
         scope: &str,
         resource: &str,
         now: DateTime<Utc>,
@@ -636,6 +653,7 @@ impl GrantStore for SeaStore {
                 scope: scope.to_owned(),
                 resource: resource.to_owned(),
                 granted_at: ts(now),
+                install: Some(install.to_owned()),
             })
             .insert(&self.db)
             .await

@@ -216,6 +216,7 @@ pub fn grant(t: &TestCore, client_id: &str, user_id: Uuid) -> Grant {
         user_id,
         scope: ScopeSet::parse(ALL_SCOPES).expect("valid scopes"),
         resource: ISSUER.to_owned(),
+        install: Some(REDIRECT.to_owned()),
         created_at: t.clock.now(),
         revoked_at: None,
     }

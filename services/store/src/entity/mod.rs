@@ -71,6 +71,7 @@ entity!(grants, "grants", {
     resource: String,
     created_at: i64,
     revoked_at: Option<i64>,
+    install: Option<String>,
 });
 
 entity!(authorization_codes, "authorization_codes", {
@@ -97,6 +98,7 @@ entity!(consents, "consents", {
     scope: String,
     resource: String,
     granted_at: i64,
+    install: Option<String>,
 });
 
 entity!(revocation_events, "revocation_events", {

@@ -65,7 +65,7 @@ impl AuthCore {
                     .unwrap_or_default(),
             });
         }
-        out.sort_by(|a, b| b.last_granted_at.cmp(&a.last_granted_at));
+        out.sort_by_key(|i| std::cmp::Reverse(i.last_granted_at));
         Ok(out)
     }
 

@@ -131,6 +131,54 @@ pub async fn user_disable(admin: &mut Admin, email: &str) -> anyhow::Result<Stri
     Ok(format!("disabled user {}", u.email))
 }
 
+/// One line per client and install: client, install, grants, scope, resources, last grant.
+pub async fn user_grants(admin: &mut Admin, email: &str) -> anyhow::Result<String> {
+    let installs = admin
+        .list_user_grants(pb::ListUserGrantsRequest {
+            email: email.to_owned(),
+        })
+        .await
+        .map_err(failed)?
+        .into_inner()
+        .installs;
+    let mut out = String::new();
+    for i in installs {
+        let last = chrono::DateTime::from_timestamp(i.last_granted_at, 0)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{}	{}	install={}	grants={}	scope={}	resources={}	last={}
+",
+            i.client_id,
+            i.client_name.unwrap_or_default(),
+            i.install.as_deref().unwrap_or("-"),
+            i.grants,
+            i.scope,
+            i.resources.join(","),
+            last
+        ));
+    }
+    Ok(out)
+}
+
+pub async fn user_revoke(
+    admin: &mut Admin,
+    email: &str,
+    client_id: &str,
+    install: Option<String>,
+) -> anyhow::Result<String> {
+    let r = admin
+        .revoke_user_grants(pb::RevokeUserGrantsRequest {
+            email: email.to_owned(),
+            client_id: client_id.to_owned(),
+            install,
+        })
+        .await
+        .map_err(failed)?
+        .into_inner();
+    Ok(format!("revoked {} grants", r.revoked))
+}
+
 /// Registers an `operator` client with the rules `/register` applies, and prints its
 /// credentials once. Scripts read the `client_id:` and `client_secret:` lines.
 pub async fn client_add(admin: &mut Admin, req: pb::AddClientRequest) -> anyhow::Result<String> {
@@ -347,14 +395,16 @@ pub async fn purge(admin: &mut Admin, dry_run: bool) -> anyhow::Result<String> {
         .into_inner();
     let verb = if p.dry_run { "would delete" } else { "deleted" };
     Ok(format!(
-        "{verb}: {} authorization codes, {} refresh tokens, {} grants, {} initial access tokens, {} revocation events, {} authorization sessions, {} idle self-registered clients",
+        "{verb}: {} authorization codes, {} refresh tokens, {} grants, {} initial access tokens, {} revocation events, {} authorization sessions, {} idle self-registered clients, {} used client assertions, {} fetched client documents",
         p.codes,
         p.refresh_tokens,
         p.grants,
         p.initial_access_tokens,
         p.revocation_events,
         p.sessions,
-        p.idle_clients
+        p.idle_clients,
+        p.client_assertions,
+        p.client_documents
     ))
 }
 

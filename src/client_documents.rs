@@ -12,28 +12,38 @@ use latchkey_outbound::{FetchError, FetchPolicy, Fetcher, Freshness};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Documents fetched with `fetcher` under `policy` ([`FetchPolicy::document`] in production).
+/// Documents fetched with `fetcher` under `policy` ([`FetchPolicy::document`] in production),
+/// key sets under `key_set_policy` ([`FetchPolicy::key_set`]).
 pub struct OutboundDocuments {
     fetcher: Fetcher,
     policy: FetchPolicy,
+    key_set_policy: FetchPolicy,
     /// The core's clock, for reading an `Expires` header that comes without a `Date`.
     clock: Arc<dyn Clock>,
 }
 
 impl OutboundDocuments {
-    pub fn new(fetcher: Fetcher, policy: FetchPolicy, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        fetcher: Fetcher,
+        policy: FetchPolicy,
+        key_set_policy: FetchPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             fetcher,
             policy,
+            key_set_policy,
             clock,
         }
     }
-}
 
-#[async_trait]
-impl ClientDocuments for OutboundDocuments {
-    async fn fetch(&self, url: &url::Url) -> Result<FetchedDocument, FetchFailure> {
-        match self.fetcher.fetch(url, &self.policy).await {
+    async fn fetch_with(
+        &self,
+        url: &url::Url,
+        policy: &FetchPolicy,
+        what: &'static str,
+    ) -> Result<FetchedDocument, FetchFailure> {
+        match self.fetcher.fetch(url, policy).await {
             Ok(fetched) => {
                 let now = SystemTime::from(self.clock.now());
                 let freshness = match fetched.freshness(now) {
@@ -52,10 +62,23 @@ impl ClientDocuments for OutboundDocuments {
                 let cause = std::error::Error::source(&e)
                     .map(|s| s.to_string())
                     .unwrap_or_default();
-                tracing::info!(client_id = %url, error = %e, %cause, "client metadata document fetch failed");
+                tracing::info!(%url, what, error = %e, %cause, "fetch of a client's published document failed");
                 Err(failure(&e))
             }
         }
+    }
+}
+
+#[async_trait]
+impl ClientDocuments for OutboundDocuments {
+    async fn fetch(&self, url: &url::Url) -> Result<FetchedDocument, FetchFailure> {
+        self.fetch_with(url, &self.policy, "client metadata document")
+            .await
+    }
+
+    async fn fetch_key_set(&self, url: &url::Url) -> Result<FetchedDocument, FetchFailure> {
+        self.fetch_with(url, &self.key_set_policy, "client key set")
+            .await
     }
 }
 

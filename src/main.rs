@@ -103,6 +103,21 @@ enum UserCmd {
     Disable {
         email: String,
     },
+    /// The user's live grants, by client and install (the redirect URI used, a loopback port
+    /// left out: one device or app on it).
+    Grants {
+        email: String,
+    },
+    /// Revoke the user's grants to a client: one install's (--install), or all of them. The
+    /// user's other installs stay signed in.
+    Revoke {
+        email: String,
+        #[arg(long)]
+        client: String,
+        /// A redirect URI of the install (any loopback port names the same install).
+        #[arg(long)]
+        install: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +141,13 @@ enum ClientCmd {
         /// (`client_credentials`); needed for that grant.
         #[arg(long = "audience")]
         audiences: Vec<String>,
+        /// Authenticates with private_key_jwt (RFC 7523), its public keys fetched from this
+        /// https URL.
+        #[arg(long = "jwks-uri", conflicts_with = "jwks")]
+        jwks_uri: Option<String>,
+        /// Authenticates with private_key_jwt, its public keys in this JWK Set file.
+        #[arg(long = "jwks")]
+        jwks: Option<std::path::PathBuf>,
     },
     List,
     /// Issue a single-use initial access token (RFC 7591 §3): the registration at /register
@@ -325,6 +347,12 @@ async fn main() -> anyhow::Result<()> {
             }
             UserCmd::List => admin::user_list(&mut admin).await?,
             UserCmd::Disable { email } => admin::user_disable(&mut admin, &email).await?,
+            UserCmd::Grants { email } => admin::user_grants(&mut admin, &email).await?,
+            UserCmd::Revoke {
+                email,
+                client,
+                install,
+            } => admin::user_revoke(&mut admin, &email, &client, install).await?,
         },
         Command::Client { cmd } => match cmd {
             ClientCmd::Add {
@@ -335,7 +363,15 @@ async fn main() -> anyhow::Result<()> {
                 scope,
                 resources,
                 audiences,
+                jwks_uri,
+                jwks,
             } => {
+                let jwks = match jwks {
+                    Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                        anyhow::anyhow!("cannot read the JWK Set {}: {e}", path.display())
+                    })?),
+                    None => None,
+                };
                 admin::client_add(
                     &mut admin,
                     latchkey_proto::v1::AddClientRequest {
@@ -346,6 +382,8 @@ async fn main() -> anyhow::Result<()> {
                         scope,
                         resources,
                         audiences,
+                        jwks_uri,
+                        jwks,
                     },
                 )
                 .await?

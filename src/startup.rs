@@ -100,18 +100,21 @@ impl Application {
         // Sessions and revocation messages in Redis are sealed under keys derived from it;
         // validation refuses Redis without it.
         let kek = core_settings.key_encryption_key.clone();
-        let documents = if core_settings.client_documents.enabled {
+        // Documents and key sets that clients publish; made whether or not documents are
+        // read as clients, since any client may use private_key_jwt with a jwks_uri.
+        let documents = {
             let mut policy = FetchPolicy::document();
+            let mut key_set_policy = FetchPolicy::key_set();
             if let Some(t) = deps.document_timeout {
                 policy.total_timeout = t.min(policy.total_timeout);
+                key_set_policy.total_timeout = t.min(key_set_policy.total_timeout);
             }
-            Some(Arc::new(crate::client_documents::OutboundDocuments::new(
+            Arc::new(crate::client_documents::OutboundDocuments::new(
                 outbound_fetcher(settings, deps.outbound_limits.as_ref())?,
                 policy,
+                key_set_policy,
                 deps.clock.clone(),
-            )))
-        } else {
-            None
+            ))
         };
         let keys = AuthCore::load_or_create_keys(
             stores.keys.as_ref(),
@@ -126,10 +129,8 @@ impl Application {
             Arc::new(MemorySessionStore::new(settings.session_capacity)),
             Arc::new(keys),
             deps.clock,
-        );
-        if let Some(documents) = documents {
-            core = core.with_client_documents(documents);
-        }
+        )
+        .with_client_documents(documents);
         let redis = match &settings.redis_url {
             Some(url) => {
                 let kek = kek.as_ref().ok_or_else(|| {

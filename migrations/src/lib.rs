@@ -13,7 +13,9 @@ mod m20261201_000004_client_tiers;
 mod m20261201_000005_client_updated_at;
 mod m20261201_000006_client_usage;
 mod m20261201_000007_bounds;
+mod m20261202_000008_client_keys;
 mod m20261202_000009_registration_access;
+mod m20261202_000011_grant_install;
 
 pub struct Migrator;
 
@@ -28,7 +30,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_client_updated_at::Migration),
             Box::new(m20261201_000006_client_usage::Migration),
             Box::new(m20261201_000007_bounds::Migration),
+            Box::new(m20261202_000008_client_keys::Migration),
             Box::new(m20261202_000009_registration_access::Migration),
+            Box::new(m20261202_000011_grant_install::Migration),
         ]
     }
 }

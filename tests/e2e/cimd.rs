@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 
 /// What the document server answers on one path.
 #[derive(Clone)]
-struct Answer {
+pub(crate) struct Answer {
     status: u16,
     content_type: &'static str,
     body: String,
@@ -31,7 +31,7 @@ struct Answer {
 }
 
 impl Answer {
-    fn json(doc: &Value) -> Self {
+    pub(crate) fn json(doc: &Value) -> Self {
         Self {
             status: 200,
             content_type: "application/json",
@@ -44,10 +44,12 @@ impl Answer {
 
 /// An HTTPS server on 127.0.0.1 with a certificate for `localhost` and 127.0.0.1 from its own
 /// CA, answering each path as told. HTTP/1.1, one request per connection.
-struct DocumentServer {
-    port: u16,
+pub(crate) struct DocumentServer {
+    pub(crate) port: u16,
     ca_file: tempfile_path::TempPath,
     answers: Arc<Mutex<HashMap<String, Answer>>>,
+    /// Requests served, by path.
+    hits: Arc<Mutex<HashMap<String, usize>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -68,7 +70,7 @@ mod tempfile_path {
 }
 
 impl DocumentServer {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -103,11 +105,14 @@ impl DocumentServer {
         let port = listener.local_addr().expect("addr").port();
         let answers: Arc<Mutex<HashMap<String, Answer>>> = Arc::default();
         let table = answers.clone();
+        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let counted = hits.clone();
         // Accepts until the test drops the server.
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 let table = table.clone();
+                let counted = counted.clone();
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return;
@@ -123,6 +128,11 @@ impl DocumentServer {
                     }
                     let head = String::from_utf8_lossy(&head);
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    *counted
+                        .lock()
+                        .expect("lock")
+                        .entry(path.clone())
+                        .or_default() += 1;
                     let answer = table.lock().expect("lock").get(&path).cloned();
                     let answer = answer.unwrap_or(Answer {
                         status: 404,
@@ -152,16 +162,27 @@ impl DocumentServer {
             port,
             ca_file: tempfile_path::TempPath(ca_path),
             answers,
+            hits,
             task,
         }
     }
 
+    /// How many requests for `path` were served.
+    pub(crate) fn hits(&self, path: &str) -> usize {
+        self.hits
+            .lock()
+            .expect("lock")
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The document URL for `path`, on 127.0.0.1.
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.port)
     }
 
-    fn answer(&self, path: &str, answer: Answer) {
+    pub(crate) fn answer(&self, path: &str, answer: Answer) {
         self.answers
             .lock()
             .expect("lock")
@@ -169,7 +190,7 @@ impl DocumentServer {
     }
 
     /// Serves `doc` with its `client_id` set to the URL it is served at.
-    fn serve(&self, path: &str, mut doc: Value) -> String {
+    pub(crate) fn serve(&self, path: &str, mut doc: Value) -> String {
         let url = self.url(path);
         doc["client_id"] = json!(url);
         self.answer(path, Answer::json(&doc));
@@ -193,7 +214,7 @@ fn loose_limits() -> Limits {
 }
 
 /// An app in development mode that trusts the server's CA and may fetch from loopback.
-async fn app_for(
+pub(crate) async fn app_for(
     server: &DocumentServer,
     configure: impl FnOnce(&mut latchkey::Settings),
 ) -> TestApp {
@@ -435,7 +456,7 @@ async fn hostile_documents_each_give_a_clear_error_page() {
     );
     let mut only_jwt = claude_code();
     only_jwt["token_endpoint_auth_method"] = json!("private_key_jwt");
-    only_jwt["jwks_uri"] = json!("https://claude.ai/jwks.json");
+    only_jwt["jwks_uri"] = json!("http://claude.ai/jwks.json");
     server.serve("/jwt.json", only_jwt);
 
     let cases = [
@@ -460,8 +481,8 @@ async fn hostile_documents_each_give_a_clear_error_page() {
         ),
         (
             "/jwt.json",
-            "private_key_jwt is not supported",
-            "only private_key_jwt",
+            "jwks_uri must be an https URL",
+            "private_key_jwt with keys over plain http",
         ),
         ("/missing.json", "HTTP 404", "not found"),
     ];
@@ -554,5 +575,25 @@ async fn production_refuses_the_loopback_switch_and_bad_host_patterns() {
             .iter()
             .any(|p| p.contains("outbound_allow_loopback")),
         "{problems:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_database_fetch_a_document_once() {
+    let server = DocumentServer::start().await;
+    let path = "/oauth/shared.json";
+    let client_id = server.serve(path, claude_code());
+    let app = app_for(&server, |_| {}).await;
+    let peer = app.peer().await;
+    let p = pkce();
+    let params = auth_params(&client_id, "http://127.0.0.1:43111/callback", &p);
+    for replica in [&app, &peer, &app, &peer] {
+        let page = authorize(replica, &browser(), &params).await;
+        assert_eq!(page.status(), 200, "login page");
+    }
+    assert_eq!(
+        server.hits(path),
+        1,
+        "the second replica used the first one's fetch, through the database"
     );
 }

@@ -47,7 +47,15 @@ async fn the_metadata_carries_the_issuer_and_only_what_is_implemented() {
     let methods = a["token_endpoint_auth_methods_supported"]
         .as_array()
         .expect("methods");
-    assert_eq!(methods.len(), 3);
+    assert_eq!(
+        methods,
+        &[
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+        ]
+    );
 }
 
 #[tokio::test]

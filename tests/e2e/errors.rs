@@ -50,7 +50,7 @@ fn every_error() -> Vec<AuthError> {
             latchkey_core::redirect_uri::RedirectUriFault::Fragment,
         )),
         AuthError::InvalidClientMetadata(Reason::Metadata(
-            latchkey_core::registration::MetadataFault::JwksUnsupported,
+            latchkey_core::registration::MetadataFault::KeysWithoutPrivateKeyJwt,
         )),
         AuthError::UnsupportedTokenType(Reason::Unsupported("token_type_hint", "x".into())),
         AuthError::InvalidToken(Reason::Token(TokenFault::Expired)),

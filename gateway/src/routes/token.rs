@@ -19,6 +19,8 @@ fn client_auth(headers: &HeaderMap, form: &Params) -> Result<pb::ClientAuthentic
         }),
         client_id: form.get("client_id"),
         client_secret: form.get("client_secret"),
+        client_assertion_type: form.get("client_assertion_type"),
+        client_assertion: form.get("client_assertion"),
     })
 }
 

@@ -56,6 +56,19 @@ pub fn client_metadata(r: &pb::AddClientRequest) -> serde_json::Value {
         "redirect_uris": r.redirect_uris,
         "token_endpoint_auth_method": if r.public { "none" } else { "client_secret_basic" },
     });
+    // Keys make it a private_key_jwt client; the core refuses keys beside `public`.
+    if r.jwks_uri.is_some() || r.jwks.is_some() {
+        if !r.public {
+            meta["token_endpoint_auth_method"] = json!("private_key_jwt");
+        }
+        if let Some(uri) = &r.jwks_uri {
+            meta["jwks_uri"] = json!(uri);
+        }
+        if let Some(set) = &r.jwks {
+            // Text that is not JSON stays text, which the core refuses as not a JWK Set.
+            meta["jwks"] = serde_json::from_str(set).unwrap_or_else(|_| json!(set));
+        }
+    }
     if !r.grant_types.is_empty() {
         meta["grant_types"] = json!(r.grant_types);
         if !r.grant_types.iter().any(|g| g == "authorization_code") {
@@ -98,6 +111,44 @@ impl AdminService for AdminApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(user(u)))
+    }
+
+    async fn list_user_grants(
+        &self,
+        req: Request<pb::ListUserGrantsRequest>,
+    ) -> Rpc<pb::ListUserGrantsResponse> {
+        let installs = self
+            .core
+            .user_installs(&req.into_inner().email)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListUserGrantsResponse {
+            installs: installs
+                .into_iter()
+                .map(|i| pb::UserInstall {
+                    client_id: i.client_id,
+                    client_name: i.client_name,
+                    install: i.install,
+                    resources: i.resources,
+                    scope: i.scope,
+                    grants: i.grants,
+                    last_granted_at: i.last_granted_at.timestamp(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn revoke_user_grants(
+        &self,
+        req: Request<pb::RevokeUserGrantsRequest>,
+    ) -> Rpc<pb::RevokeUserGrantsResponse> {
+        let r = req.into_inner();
+        let revoked = self
+            .core
+            .revoke_user_grants(&r.email, &r.client_id, r.install.as_deref())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RevokeUserGrantsResponse { revoked }))
     }
 
     async fn add_client(&self, req: Request<pb::AddClientRequest>) -> Rpc<pb::AddClientResponse> {
@@ -245,6 +296,8 @@ impl AdminService for AdminApi {
             grants: e.grants,
             sessions: e.sessions,
             idle_clients: e.idle_clients,
+            client_assertions: e.client_assertions,
+            client_documents: e.client_documents,
         }))
     }
 

@@ -15,6 +15,15 @@ pub(crate) fn credentials(c: Option<pb::ClientAuthentication>) -> PresentedCrede
         basic: c.basic.map(|b| (b.client_id, b.client_secret)),
         client_id: c.client_id,
         client_secret: c.client_secret,
+        // Both or neither: a type without an assertion (or the reverse) is refused as an
+        // assertion of no supported type.
+        assertion: match (c.client_assertion_type, c.client_assertion) {
+            (None, None) => None,
+            (t, a) => Some(latchkey_core::client_assertion::ClientAssertion {
+                assertion_type: t.unwrap_or_default(),
+                assertion: a.unwrap_or_default(),
+            }),
+        },
     }
 }
 

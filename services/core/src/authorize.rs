@@ -493,6 +493,7 @@ impl AuthCore {
             // The session holds the scope as text; it was resolved from a ScopeSet.
             scope: ScopeSet::parse(&session.scope)?,
             resource: session.resource.clone(),
+            install: Some(redirect_uri::install_key(&session.redirect_uri)),
             created_at: now,
             revoked_at: None,
         };
@@ -520,6 +521,7 @@ impl AuthCore {
             .record_consent(
                 user_id,
                 &session.client_id,
+                grant.install.as_deref().unwrap_or_default(),
                 &session.scope,
                 &session.resource,
                 now,

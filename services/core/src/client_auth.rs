@@ -16,6 +16,8 @@ pub struct PresentedCredentials {
     pub client_id: Option<String>,
     /// `client_secret` from the body.
     pub client_secret: Option<String>,
+    /// `client_assertion_type` and `client_assertion` from the body (RFC 7521 §4.2).
+    pub assertion: Option<crate::client_assertion::ClientAssertion>,
 }
 
 /// The longest client identifier: ours are 22 characters, and a Client ID Metadata Document
@@ -46,14 +48,26 @@ impl AuthCore {
     /// - RFC 6749 §2.3.1: HTTP Basic is always accepted from a confidential client.
     /// - A secret in the body is accepted only from a client registered for
     ///   `client_secret_post`.
+    /// - A client registered for `private_key_jwt` authenticates with an assertion only
+    ///   (RFC 7523 §2.2; see `client_assertion`).
     /// - A public client identifies itself with `client_id` alone.
     pub async fn authenticate_client(
         &self,
         creds: &PresentedCredentials,
     ) -> AuthResult<Arc<Client>> {
         let failed = || AuthError::InvalidClient(Reason::ClientAuthenticationFailed);
-        if creds.basic.is_some() && creds.client_secret.is_some() {
+        let methods = [
+            creds.basic.is_some(),
+            creds.client_secret.is_some(),
+            creds.assertion.is_some(),
+        ];
+        if methods.into_iter().filter(|m| *m).count() > 1 {
             return Err(AuthError::InvalidRequest(Reason::MultipleClientAuthMethods));
+        }
+        if let Some(assertion) = &creds.assertion {
+            return self
+                .authenticate_by_assertion(assertion, creds.client_id.as_deref())
+                .await;
         }
         if let Some((id, presented)) = &creds.basic {
             if creds
@@ -93,6 +107,8 @@ impl AuthCore {
             }
             // A public client presenting a secret, or a confidential one presenting none.
             (Some(_), None) | (None, Some(_)) => Err(failed()),
+            // A client with keys must sign; only a public client names itself alone.
+            (None, None) if client.auth_method != AuthMethod::None => Err(failed()),
             (None, None) => Ok(client),
         }
     }

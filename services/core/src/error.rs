@@ -270,6 +270,8 @@ pub enum Reason {
     /// draft-ietf-oauth-client-id-metadata-document: a `client_id` URL whose document
     /// names no usable client.
     MetadataDocument(crate::metadata_document::DocumentFault),
+    /// RFC 7523 §3: why a client assertion (`private_key_jwt`) does not authenticate.
+    Assertion(crate::client_assertion::AssertionFault),
     /// RFC 7591 §2, RFC 6749 §3.1.2, RFC 8252: a redirect URI the server refuses.
     RedirectUri(crate::redirect_uri::RedirectUriFault),
     /// A public client cannot prove it is the resource server it claims to be.
@@ -418,6 +420,7 @@ impl fmt::Display for Reason {
             Self::Metadata(fault) => fault.fmt(f),
             Self::RedirectUri(fault) => fault.fmt(f),
             Self::MetadataDocument(fault) => fault.fmt(f),
+            Self::Assertion(fault) => fault.fmt(f),
             Self::OwnedResourceNeedsConfidentialClient => {
                 f.write_str("only a confidential client can own a resource")
             }

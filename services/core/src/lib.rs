@@ -9,6 +9,7 @@ mod audience;
 pub mod audit;
 pub mod authorize;
 mod cache;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod client_network;
 pub mod clock;
@@ -17,6 +18,7 @@ mod directory;
 pub mod error;
 pub mod grant;
 pub mod housekeeping;
+pub mod installs;
 pub mod introspection;
 pub mod keys;
 pub mod limits;
@@ -39,6 +41,8 @@ pub mod signature_batch;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing_keys;
 pub mod token;
 pub mod users;
 
@@ -77,6 +81,8 @@ pub struct AuthCore {
     /// Fetches Client ID Metadata Documents; without one, https `client_id`s name no client.
     documents: Option<Arc<dyn metadata_document::ClientDocuments>>,
     document_cache: metadata_document::DocumentCache,
+    /// Key sets fetched from clients' `jwks_uri`.
+    key_sets: client_assertion::KeySetCache,
 }
 
 impl AuthCore {
@@ -104,6 +110,7 @@ impl AuthCore {
             password_checks: std::sync::atomic::AtomicU64::new(0),
             documents: None,
             document_cache: metadata_document::DocumentCache::default(),
+            key_sets: client_assertion::KeySetCache::default(),
         }
     }
 

@@ -15,9 +15,17 @@ impl AuthCore {
         let client_auth = [
             AuthMethod::ClientSecretBasic,
             AuthMethod::ClientSecretPost,
+            AuthMethod::PrivateKeyJwt,
             AuthMethod::None,
         ]
         .map(AuthMethod::as_str);
+        let confidential_auth = [
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::PrivateKeyJwt,
+        ]
+        .map(AuthMethod::as_str);
+        let signing_algs = crate::client_assertion::ALGORITHMS;
         let mut doc = json!({
             "issuer": iss,
             "authorization_endpoint": format!("{iss}/authorize"),
@@ -32,7 +40,11 @@ impl AuthCore {
             "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
             "token_endpoint_auth_methods_supported": client_auth,
             "revocation_endpoint_auth_methods_supported": client_auth,
-            "introspection_endpoint_auth_methods_supported": [AuthMethod::ClientSecretBasic.as_str(), AuthMethod::ClientSecretPost.as_str()],
+            "introspection_endpoint_auth_methods_supported": confidential_auth,
+            // RFC 8414 §2: the JWS algorithms of private_key_jwt at each endpoint.
+            "token_endpoint_auth_signing_alg_values_supported": signing_algs,
+            "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
+            "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
             "code_challenge_methods_supported": ["S256"],
             "subject_types_supported": ["public"],
             "authorization_response_iss_parameter_supported": true,

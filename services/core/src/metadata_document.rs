@@ -8,12 +8,13 @@
 //! (the binary's, over the SSRF-safe `latchkey-outbound`), and reports only the bytes, their
 //! freshness, or a typed failure.
 //!
-//! The cache is in memory, per replica: each replica fetches a document at most once per
-//! freshness period.
+//! Judgements are cached in memory per replica; the documents themselves are shared through
+//! the store, so that one fetch serves every replica for the document's freshness period.
+//! Failures are remembered per replica only, briefly.
 
 use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
-use crate::model::{AuthMethod, Client, ClientTier, GrantType};
+use crate::model::{AuthMethod, Client, ClientKeys, ClientTier, GrantType};
 use crate::redirect_uri::{self, RedirectUriFault};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -85,12 +86,15 @@ pub enum FetchFailure {
     RateLimited,
 }
 
-/// Fetches Client ID Metadata Documents. The composition root implements it over the
-/// SSRF-safe outbound client; tests answer with documents of their own.
+/// Fetches what clients publish at URLs they choose: Client ID Metadata Documents and key
+/// sets (`jwks_uri`). The composition root implements it over the SSRF-safe outbound client;
+/// tests answer with documents of their own.
 #[async_trait]
 pub trait ClientDocuments: Send + Sync {
     /// Fetches `url`, an https URL the core has already judged acceptable as a `client_id`.
     async fn fetch(&self, url: &url::Url) -> Result<FetchedDocument, FetchFailure>;
+    /// Fetches a client's JWK Set from its `jwks_uri` (a larger size limit than a document).
+    async fn fetch_key_set(&self, url: &url::Url) -> Result<FetchedDocument, FetchFailure>;
 }
 
 /// A host name pattern in the operator's lists: `example.com` matches that host only,
@@ -183,10 +187,8 @@ pub enum DocumentFault {
     /// An auth method other than `none` and `private_key_jwt` (shared secrets cannot be
     /// published).
     AuthMethodUnsupported,
-    /// `private_key_jwt` without `jwks` or `jwks_uri`.
-    PrivateKeyJwtWithoutKeys,
-    /// The document offers only `private_key_jwt`, which this server does not support yet.
-    PrivateKeyJwtUnsupported,
+    /// `private_key_jwt` whose keys are missing, both given, or unusable.
+    KeySet(crate::client_assertion::KeySetFault),
     /// `grant_types` without `authorization_code`.
     NoAuthorizationCode,
     /// `response_types` without `code`.
@@ -278,13 +280,7 @@ impl fmt::Display for DocumentFault {
                 f,
                 "{prefix}: token_endpoint_auth_method must be none or private_key_jwt"
             ),
-            Self::PrivateKeyJwtWithoutKeys => {
-                write!(f, "{prefix}: private_key_jwt needs jwks or jwks_uri")
-            }
-            Self::PrivateKeyJwtUnsupported => write!(
-                f,
-                "{prefix}: private_key_jwt is not supported by this server yet; offer none as well"
-            ),
+            Self::KeySet(fault) => write!(f, "{prefix}: {fault}"),
             Self::NoAuthorizationCode => {
                 write!(f, "{prefix}: grant_types must include authorization_code")
             }
@@ -375,7 +371,7 @@ pub fn validate_document(
     if doc.contains_key("client_secret") || doc.contains_key("client_secret_expires_at") {
         return Err(DocumentFault::ClientSecretPresent);
     }
-    negotiate_auth_method(&doc)?;
+    let (auth_method, keys) = negotiate_auth_method(&doc)?;
     let grant_types = negotiate_grant_types(&doc)?;
     let redirect_uris = redirect_uris(&doc)?;
 
@@ -407,8 +403,17 @@ pub fn validate_document(
     );
     info.insert(
         "token_endpoint_auth_method".into(),
-        Value::String(AuthMethod::None.as_str().into()),
+        Value::String(auth_method.as_str().into()),
     );
+    match &keys {
+        Some(ClientKeys::Jwks(set)) => {
+            info.insert("jwks".into(), set.clone());
+        }
+        Some(ClientKeys::JwksUri(uri)) => {
+            info.insert("jwks_uri".into(), Value::String(uri.clone()));
+        }
+        None => {}
+    }
     info.insert(
         "grant_types".into(),
         Value::Array(
@@ -424,7 +429,7 @@ pub fn validate_document(
         name,
         redirect_uris,
         grant_types,
-        auth_method: AuthMethod::None,
+        auth_method,
         scope: None,
         metadata: Value::Object(info),
         resources: Vec::new(),
@@ -435,6 +440,7 @@ pub fn validate_document(
         updated_at: now,
         secret_expires_at: None,
         registration_token_hash: None,
+        keys,
     })
 }
 
@@ -460,8 +466,11 @@ fn strings(
 
 /// The auth methods offered: RFC 7591's `token_endpoint_auth_method` (absent means `none`
 /// for a document, which can hold no secret) and the RP Metadata Choices list
-/// `token_endpoint_auth_methods_supported`. `none` wins when offered.
-fn negotiate_auth_method(doc: &Map<String, Value>) -> Result<AuthMethod, DocumentFault> {
+/// `token_endpoint_auth_methods_supported`. `none` wins when offered; `private_key_jwt`
+/// brings its keys (`jwks` or `jwks_uri`).
+fn negotiate_auth_method(
+    doc: &Map<String, Value>,
+) -> Result<(AuthMethod, Option<ClientKeys>), DocumentFault> {
     let mut offered = Vec::new();
     match doc.get("token_endpoint_auth_method") {
         None | Some(Value::Null) => {}
@@ -472,15 +481,12 @@ fn negotiate_auth_method(doc: &Map<String, Value>) -> Result<AuthMethod, Documen
         offered.extend(list);
     }
     if offered.is_empty() || offered.iter().any(|m| m == "none") {
-        return Ok(AuthMethod::None);
+        return Ok((AuthMethod::None, None));
     }
     if offered.iter().any(|m| m == "private_key_jwt") {
-        let has_keys = doc.get("jwks").is_some_and(Value::is_object)
-            || doc.get("jwks_uri").is_some_and(Value::is_string);
-        if !has_keys {
-            return Err(DocumentFault::PrivateKeyJwtWithoutKeys);
-        }
-        return Err(DocumentFault::PrivateKeyJwtUnsupported);
+        let keys = crate::client_assertion::client_keys(doc.get("jwks"), doc.get("jwks_uri"))
+            .map_err(DocumentFault::KeySet)?;
+        return Ok((AuthMethod::PrivateKeyJwt, Some(keys)));
     }
     Err(DocumentFault::AuthMethodUnsupported)
 }
@@ -667,6 +673,9 @@ impl AuthCore {
                 Judgement::Fault(f) => Err(f.into()),
             };
         }
+        if let Some(client) = self.shared_document(id, refetch, now).await? {
+            return Ok(client);
+        }
         let (judgement, lifetime) = match fetcher.fetch(&url).await {
             // Not remembered: the limit says nothing about the document.
             Err(FetchFailure::RateLimited) => {
@@ -674,10 +683,11 @@ impl AuthCore {
             }
             Err(failure) => (Judgement::Fault(DocumentFault::Fetch(failure)), FAILURE_TTL),
             Ok(doc) => match validate_document(id, &doc.body, now) {
-                Ok(client) => (
-                    Judgement::Client(Arc::new(client)),
-                    cache_lifetime(doc.freshness),
-                ),
+                Ok(client) => {
+                    let lifetime = cache_lifetime(doc.freshness);
+                    self.share_document(id, doc.body, now, now + lifetime).await;
+                    (Judgement::Client(Arc::new(client)), lifetime)
+                }
                 Err(fault) => (Judgement::Fault(fault), FAILURE_TTL),
             },
         };
@@ -695,6 +705,56 @@ impl AuthCore {
         match judgement {
             Judgement::Client(c) => Ok(c),
             Judgement::Fault(f) => Err(f.into()),
+        }
+    }
+
+    /// The document another replica (or this one, before a restart) fetched, while it is
+    /// fresh and, with `refetch`, was fetched less than [`MIN_REFETCH_INTERVAL`] ago. It is
+    /// judged again here: what is shared is the bytes, never a judgement.
+    async fn shared_document(
+        &self,
+        id: &str,
+        refetch: bool,
+        now: DateTime<Utc>,
+    ) -> AuthResult<Option<Arc<Client>>> {
+        let Some(doc) = self.stores.documents.find_document(id).await? else {
+            return Ok(None);
+        };
+        if doc.expires_at <= now || (refetch && now - doc.fetched_at >= MIN_REFETCH_INTERVAL) {
+            return Ok(None);
+        }
+        let Ok(client) = validate_document(id, &doc.body, now) else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        self.document_cache.put(
+            id,
+            Entry {
+                judgement: Judgement::Client(client.clone()),
+                fetched_at: doc.fetched_at,
+                expires_at: doc.expires_at,
+            },
+        );
+        Ok(Some(client))
+    }
+
+    /// Keeps a valid document for the other replicas. Failing to is not the request's
+    /// failure: the document was fetched and judged, and only sharing it is lost.
+    async fn share_document(
+        &self,
+        id: &str,
+        body: Vec<u8>,
+        fetched_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) {
+        let doc = crate::store::StoredDocument {
+            client_id: id.to_owned(),
+            body,
+            fetched_at,
+            expires_at,
+        };
+        if let Err(e) = self.stores.documents.put_document(&doc).await {
+            tracing::warn!(client_id = %id, error = %e, "client metadata document not shared with other replicas");
         }
     }
 

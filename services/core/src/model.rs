@@ -12,6 +12,8 @@ pub enum AuthMethod {
     None,
     ClientSecretBasic,
     ClientSecretPost,
+    /// RFC 7523 §2.2: a JWT signed with one of the client's keys (OIDC Core §9).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -20,7 +22,14 @@ impl AuthMethod {
             Self::None => "none",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
+    }
+
+    /// Whether the client authenticates with a client secret (RFC 6749 §2.3.1), which the
+    /// server makes and stores as a hash.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -28,6 +37,7 @@ impl AuthMethod {
             "none" => Some(Self::None),
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -138,11 +148,23 @@ pub struct Client {
     /// other tier, and for a dynamic client registered before the token existed: neither can
     /// be managed that way.
     pub registration_token_hash: Option<String>,
+    /// The public keys of a `private_key_jwt` client; `None` for every other method.
+    pub keys: Option<ClientKeys>,
+}
+
+/// Where a `private_key_jwt` client's public keys are (RFC 7591 §2: one or the other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientKeys {
+    /// A JWK Set given by value, already checked (see `client_assertion::parse_key_set`).
+    Jwks(serde_json::Value),
+    /// An https URL the key set is fetched from.
+    JwksUri(String),
 }
 
 impl Client {
+    /// Whether the client authenticates (a secret or a key), as opposed to a public client.
     pub fn is_confidential(&self) -> bool {
-        self.secret_hash.is_some()
+        self.auth_method != AuthMethod::None
     }
 
     pub fn allows(&self, grant: GrantType) -> bool {
@@ -188,6 +210,9 @@ pub struct Grant {
     pub user_id: Uuid,
     pub scope: crate::scope::ScopeSet,
     pub resource: String,
+    /// The install it was made for (see `redirect_uri::install_key`); `None` for grants made
+    /// before installs were recorded.
+    pub install: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }

@@ -111,6 +111,20 @@ pub fn validate_for_registration(uri: &str, public_client: bool) -> Result<Strin
     Ok(uri.to_owned())
 }
 
+/// The install a redirect URI stands for: the URI itself, except that a loopback `http`
+/// URI's port is left out, since a native app binds a new one on every run (RFC 8252 §7.3)
+/// and is still the same install. Grants are kept per user and install, so that one device's
+/// grant can be revoked while the user's other devices stay signed in.
+pub fn install_key(uri: &str) -> String {
+    match Url::parse(uri) {
+        Ok(mut url) if url.scheme() == "http" && is_loopback(&url) => {
+            let _ = url.set_port(None);
+            url.to_string()
+        }
+        _ => uri.to_owned(),
+    }
+}
+
 /// Whether `url` points at the loopback interface (`localhost`, `127.0.0.1`, `[::1]`).
 pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {

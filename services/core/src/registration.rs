@@ -7,7 +7,7 @@
 
 use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
-use crate::model::{AuthMethod, Client, ClientTier, GrantType, InitialAccessToken};
+use crate::model::{AuthMethod, Client, ClientKeys, ClientTier, GrantType, InitialAccessToken};
 use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret;
@@ -74,6 +74,8 @@ struct Parsed {
     scope: Option<ScopeSet>,
     /// The informational fields (name, URIs, contacts), checked.
     info: Map<String, Value>,
+    /// A `private_key_jwt` client's keys.
+    keys: Option<ClientKeys>,
 }
 
 impl Parsed {
@@ -127,6 +129,7 @@ impl Parsed {
         client.auth_method = self.auth_method;
         client.scope = self.scope;
         client.metadata = Value::Object(metadata);
+        client.keys = self.keys;
     }
 }
 
@@ -197,9 +200,9 @@ impl Registration {
             body.insert("client_secret".into(), json!(s));
         }
         // RFC 7591 §3.2.1: required with a secret; 0 when it does not expire. Sent for every
-        // confidential client, so a read (which cannot show the secret) still says when the
-        // one the client holds stops working.
-        if self.client.is_confidential() {
+        // client that has a secret, so a read (which cannot show the secret) still says when
+        // the one the client holds stops working.
+        if self.client.secret_hash.is_some() {
             let expires = self.client.secret_expires_at.map_or(0, |at| at.timestamp());
             body.insert("client_secret_expires_at".into(), json!(expires));
         }
@@ -242,8 +245,10 @@ pub enum MetadataFault {
     /// A public client cannot authenticate, so cannot use a grant without a user.
     ClientCredentialsNeedsConfidentialClient,
     MalformedScope,
-    /// No private_key_jwt, so no client keys.
-    JwksUnsupported,
+    /// `jwks` or `jwks_uri` refused, or given to a client that does not sign (RFC 7591 §2).
+    Keys(crate::client_assertion::KeySetFault),
+    /// `jwks` or `jwks_uri` for a method other than `private_key_jwt`.
+    KeysWithoutPrivateKeyJwt,
     /// RFC 7592 §2.2: an update names its own client, the one of the configuration endpoint.
     ClientIdMismatch,
     /// RFC 7592 §2.2: a `client_secret` in an update must be the current one; a client never
@@ -254,6 +259,10 @@ pub enum MetadataFault {
     /// A confidential client cannot become public by an update: its refresh tokens would
     /// then work without the secret, for anyone holding the registration access token.
     ConfidentialToPublic,
+    /// A confidential client keeps its kind of credential (a secret, or keys) through an
+    /// update: otherwise whoever holds the registration access token could give the client
+    /// a credential of its own choosing (keys) or learn a new one (a secret).
+    CredentialKindChange,
 }
 
 impl fmt::Display for MetadataFault {
@@ -270,6 +279,10 @@ impl fmt::Display for MetadataFault {
             }
             Self::ConfidentialToPublic => {
                 "a confidential client cannot become public; register a new client instead"
+            }
+            Self::CredentialKindChange => {
+                "a confidential client keeps its kind of credential (client secret or keys); \
+                 register a new client instead"
             }
             Self::NotJsonObject => "the body is not a JSON object",
             Self::UnsafeCharacters => {
@@ -289,7 +302,10 @@ impl fmt::Display for MetadataFault {
                 "client_credentials requires a confidential client"
             }
             Self::MalformedScope => "scope is malformed",
-            Self::JwksUnsupported => "jwks and jwks_uri are not supported: no private_key_jwt",
+            Self::Keys(fault) => return fault.fmt(f),
+            Self::KeysWithoutPrivateKeyJwt => {
+                "jwks and jwks_uri are for token_endpoint_auth_method private_key_jwt"
+            }
         })
     }
 }
@@ -793,9 +809,20 @@ impl AuthCore {
         )? {
             info.insert("contacts".into(), json!(contacts));
         }
-        if input.contains_key("jwks") || input.contains_key("jwks_uri") {
-            return Err(bad(MetadataFault::JwksUnsupported));
-        }
+        let keys = if auth_method == AuthMethod::PrivateKeyJwt {
+            let keys =
+                crate::client_assertion::client_keys(input.get("jwks"), input.get("jwks_uri"))
+                    .map_err(|f| bad(MetadataFault::Keys(f)))?;
+            match &keys {
+                ClientKeys::Jwks(set) => info.insert("jwks".into(), set.clone()),
+                ClientKeys::JwksUri(uri) => info.insert("jwks_uri".into(), json!(uri)),
+            };
+            Some(keys)
+        } else if input.contains_key("jwks") || input.contains_key("jwks_uri") {
+            return Err(bad(MetadataFault::KeysWithoutPrivateKeyJwt));
+        } else {
+            None
+        };
         Ok(Parsed {
             auth_method,
             grant_types,
@@ -803,6 +830,7 @@ impl AuthCore {
             redirect_uris,
             scope,
             info,
+            keys,
         })
     }
 
@@ -815,8 +843,7 @@ impl AuthCore {
         audiences: Vec<String>,
         trusted_redirects: bool,
     ) -> Registration {
-        let public = p.auth_method == AuthMethod::None;
-        let client_secret = (!public).then(secret::generate);
+        let client_secret = p.auth_method.uses_secret().then(secret::generate);
         let now = self.clock.now();
         // Only a self-registered client's secret expires: an operator's clients are the
         // operator's to rotate.
@@ -845,6 +872,7 @@ impl AuthCore {
             updated_at: now,
             secret_expires_at,
             registration_token_hash: registration_access_token.as_deref().map(secret::hash),
+            keys: None,
         };
         p.write_to(&mut client);
         let registration_client_uri = registration_access_token

@@ -85,7 +85,7 @@ pub trait ClientStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
     /// RFC 7592 §2.2: writes what a client's metadata sets (`name`, `redirect_uris`,
-    /// `grant_types`, `auth_method`, `scope`, `metadata`, `secret_hash`,
+    /// `grant_types`, `auth_method`, `scope`, `metadata`, `keys`, `secret_hash`,
     /// `secret_expires_at`) and `updated_at` from `client`, in one statement, and nothing
     /// else: its tier, audiences, owned resources, redirect trust and registration token
     /// stay as they are. Written only while the stored client still has `client.tier` and
@@ -142,6 +142,8 @@ pub trait GrantStore: Send + Sync {
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<bool>;
     async fn find_grant(&self, id: Uuid) -> StoreResult<Option<Grant>>;
+    /// The user's grants that are not revoked, oldest first.
+    async fn live_grants_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Grant>>;
     /// Marks the grant revoked (idempotent). Its refresh tokens and access tokens stop working.
     /// Returns whether this call revoked it (false: it was already revoked, or is unknown).
     async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
@@ -155,15 +157,52 @@ pub trait GrantStore: Send + Sync {
         now: DateTime<Utc>,
         new: &RefreshToken,
     ) -> StoreResult<bool>;
-    /// Records a user's consent for a client (for audit and for the consent screen).
+    /// Records a user's consent for a client from one install (for audit and for the consent
+    /// screen).
     async fn record_consent(
         &self,
         user_id: Uuid,
         client_id: &str,
+        install: &str,
         scope: &str,
         resource: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+}
+
+/// The client assertions already used (`private_key_jwt`, RFC 7523 §3 `jti`), shared by
+/// every replica.
+#[async_trait]
+pub trait AssertionStore: Send + Sync {
+    /// Single-use: records that `client_id` used the assertion `jti`, which may be accepted
+    /// until `expires_at`. Returns `false`, writing nothing, when that pair is recorded and
+    /// not expired at `now`; of two concurrent calls for one pair exactly one returns `true`.
+    async fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}
+
+/// A Client ID Metadata Document as fetched, kept so that replicas share one fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub client_id: String,
+    /// The document's bytes, as fetched (the fetcher bounds them).
+    pub body: Vec<u8>,
+    pub fetched_at: DateTime<Utc>,
+    /// Until when it may be used without fetching it again.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Fetched metadata documents, shared by every replica.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    async fn find_document(&self, client_id: &str) -> StoreResult<Option<StoredDocument>>;
+    /// Stores `doc`, replacing what was kept for its client.
+    async fn put_document(&self, doc: &StoredDocument) -> StoreResult<()>;
 }
 
 /// The revocation event log every replica replays (see `denylist`).
@@ -207,6 +246,10 @@ pub struct Expired {
     pub sessions: u64,
     /// `dynamic` clients deleted after going unused.
     pub idle_clients: u64,
+    /// Used client assertion ids past their expiry.
+    pub client_assertions: u64,
+    /// Fetched metadata documents past their freshness.
+    pub client_documents: u64,
 }
 
 /// Counts for an operator.
@@ -242,7 +285,9 @@ pub trait MaintenanceStore: Send + Sync {
     /// - grants older than a code's lifetime and a day that no longer hold a code or a
     ///   refresh token that survives this purge (their access tokens need no row);
     /// - initial access tokens past their expiry, used or not;
-    /// - revocation events that can no longer affect a valid token.
+    /// - revocation events that can no longer affect a valid token;
+    /// - used client assertion ids past their expiry, and fetched documents past their
+    ///   freshness.
     ///
     /// The `sessions` and `idle_clients` counts are left at zero.
     async fn purge_expired(&self, now: DateTime<Utc>, dry_run: bool) -> StoreResult<Expired>;
@@ -273,6 +318,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub resources: Arc<dyn ResourceStore>,
     pub maintenance: Arc<dyn MaintenanceStore>,
+    pub assertions: Arc<dyn AssertionStore>,
+    pub documents: Arc<dyn DocumentStore>,
 }
 
 impl Stores {
@@ -286,6 +333,8 @@ impl Stores {
             + KeyStore
             + ResourceStore
             + MaintenanceStore
+            + AssertionStore
+            + DocumentStore
             + 'static,
     {
         Self {
@@ -295,7 +344,9 @@ impl Stores {
             revocations: backend.clone(),
             keys: backend.clone(),
             resources: backend.clone(),
-            maintenance: backend,
+            maintenance: backend.clone(),
+            assertions: backend.clone(),
+            documents: backend,
         }
     }
 }

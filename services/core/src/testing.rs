@@ -28,8 +28,9 @@ use crate::scope::{ScopePolicy, ScopeSet};
 use crate::session::MemorySessionStore;
 use crate::settings::CoreSettings;
 use crate::store::{
-    ClientStore, ClientUsage, Expired, GrantStore, KeyStore, MaintenanceStore, ResourceStore,
-    RevocationStore, StoreError, StoreResult, StoreStats, Stores, UserStore,
+    AssertionStore, ClientStore, ClientUsage, DocumentStore, Expired, GrantStore, KeyStore,
+    MaintenanceStore, ResourceStore, RevocationStore, StoreError, StoreResult, StoreStats,
+    StoredDocument, Stores, UserStore,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -47,6 +48,7 @@ pub const DEFAULT_SCOPES: &str = "mcp:tools mcp:resources mcp:prompts";
 pub struct Consent {
     pub user_id: Uuid,
     pub client_id: String,
+    pub install: String,
     pub scope: String,
     pub resource: String,
     pub granted_at: DateTime<Utc>,
@@ -67,6 +69,9 @@ struct State {
     keys: Vec<StoredSigningKey>,
     resources: Vec<ProtectedResource>,
     usage: HashMap<String, (u64, i64)>,
+    /// Used client assertions: (client, jti) to when they may be forgotten.
+    assertions: HashMap<(String, String), DateTime<Utc>>,
+    documents: HashMap<String, StoredDocument>,
 }
 
 impl State {
@@ -282,6 +287,7 @@ impl ClientStore for MemoryStore {
         c.auth_method = client.auth_method;
         c.scope = client.scope.clone();
         c.metadata = client.metadata.clone();
+        c.keys = client.keys.clone();
         c.secret_hash = client.secret_hash.clone();
         c.secret_expires_at = client.secret_expires_at;
         c.updated_at = client.updated_at;
@@ -443,6 +449,18 @@ impl GrantStore for MemoryStore {
         Ok(self.lock().grants.get(&id).cloned())
     }
 
+    async fn live_grants_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
+        let mut grants: Vec<Grant> = self
+            .lock()
+            .grants
+            .values()
+            .filter(|g| g.user_id == user_id && g.revoked_at.is_none())
+            .cloned()
+            .collect();
+        grants.sort_by_key(|g| g.created_at);
+        Ok(grants)
+    }
+
     async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         let mut st = self.lock();
         Ok(match st.grants.get_mut(&id) {
@@ -485,6 +503,7 @@ impl GrantStore for MemoryStore {
         &self,
         user_id: Uuid,
         client_id: &str,
+        install: &str,
         scope: &str,
         resource: &str,
         now: DateTime<Utc>,
@@ -499,6 +518,7 @@ impl GrantStore for MemoryStore {
         st.consents.push(Consent {
             user_id,
             client_id: client_id.to_owned(),
+            install: install.to_owned(),
             scope: scope.to_owned(),
             resource: resource.to_owned(),
             granted_at: now,
@@ -571,6 +591,12 @@ impl MaintenanceStore for MemoryStore {
                 .count() as u64,
             sessions: 0,
             idle_clients: 0,
+            client_assertions: st.assertions.values().filter(|e| **e <= now).count() as u64,
+            client_documents: st
+                .documents
+                .values()
+                .filter(|d| d.expires_at <= now)
+                .count() as u64,
         };
         if !dry_run {
             let State {
@@ -595,6 +621,8 @@ impl MaintenanceStore for MemoryStore {
             refresh_tokens.retain(|_, r| grants.contains_key(&r.grant_id));
             st.initial_access_tokens.retain(|_, t| t.expires_at > now);
             st.revocations.retain(|e| e.expires_at > now_s);
+            st.assertions.retain(|_, e| *e > now);
+            st.documents.retain(|_, d| d.expires_at > now);
         }
         Ok(expired)
     }
@@ -680,6 +708,39 @@ impl MaintenanceStore for MemoryStore {
             e.0 += u.tokens_issued;
             e.1 = e.1.max(u.last_used_at);
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AssertionStore for MemoryStore {
+    async fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut st = self.lock();
+        let key = (client_id.to_owned(), jti.to_owned());
+        if st.assertions.get(&key).is_some_and(|e| *e > now) {
+            return Ok(false);
+        }
+        st.assertions.insert(key, expires_at);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl DocumentStore for MemoryStore {
+    async fn find_document(&self, client_id: &str) -> StoreResult<Option<StoredDocument>> {
+        Ok(self.lock().documents.get(client_id).cloned())
+    }
+
+    async fn put_document(&self, doc: &StoredDocument) -> StoreResult<()> {
+        self.lock()
+            .documents
+            .insert(doc.client_id.clone(), doc.clone());
         Ok(())
     }
 }

@@ -34,6 +34,7 @@ fn creds(
         basic: basic.map(|(i, s)| (i.to_owned(), s.to_owned())),
         client_id: id.map(str::to_owned),
         client_secret: secret.map(str::to_owned),
+        ..Default::default()
     }
 }
 

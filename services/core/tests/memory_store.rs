@@ -224,7 +224,7 @@ async fn deleting_a_client_cascades_and_grants_for_missing_parties_are_refused()
     let now = t.clock.now();
     for c in ["app", "keep"] {
         t.store
-            .record_consent(user.id, c, ALL_SCOPES, ISSUER, now)
+            .record_consent(user.id, c, REDIRECT, ALL_SCOPES, ISSUER, now)
             .await
             .expect("store");
     }

@@ -7,6 +7,7 @@ mod common;
 use chrono::Duration;
 use common::*;
 use latchkey_core::authorize::{AuthorizationRequest, StartOutcome};
+use latchkey_core::client_assertion::KeySetFault;
 use latchkey_core::error::Reason;
 use latchkey_core::metadata_document::{
     ClientDocuments, DocumentFault, DocumentFreshness, DocumentPolicy, DocumentView, FetchFailure,
@@ -16,6 +17,7 @@ use latchkey_core::model::{AuthMethod, ClientTier, GrantType};
 use latchkey_core::redirect_uri::RedirectUriFault;
 use latchkey_core::store::ClientStore;
 use latchkey_core::testing::TestCore;
+use latchkey_core::testing_keys::{TestKey, jwks};
 use latchkey_core::{AuthError, CoreSettings};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -80,6 +82,10 @@ impl ClientDocuments for Documents {
             .get(url.as_str())
             .cloned()
             .unwrap_or(Err(FetchFailure::Status(404)))
+    }
+
+    async fn fetch_key_set(&self, url: &url::Url) -> Result<FetchedDocument, FetchFailure> {
+        self.fetch(url).await
     }
 }
 
@@ -221,15 +227,34 @@ fn documents_that_break_a_rule_are_refused_with_the_rule() {
         (
             "private_key_jwt without keys",
             with(&|d| d["token_endpoint_auth_method"] = json!("private_key_jwt")),
-            DocumentFault::PrivateKeyJwtWithoutKeys,
+            DocumentFault::KeySet(KeySetFault::NoKeys),
         ),
         (
-            "only private_key_jwt, with keys (not supported yet)",
+            "private_key_jwt with both jwks and jwks_uri",
             with(&|d| {
                 d["token_endpoint_auth_method"] = json!("private_key_jwt");
                 d["jwks_uri"] = json!("https://claude.example/jwks.json");
+                d["jwks"] = jwks(&[&TestKey::es256()]);
             }),
-            DocumentFault::PrivateKeyJwtUnsupported,
+            DocumentFault::KeySet(KeySetFault::BothJwksAndJwksUri),
+        ),
+        (
+            "private_key_jwt with a jwks_uri over plain http",
+            with(&|d| {
+                d["token_endpoint_auth_method"] = json!("private_key_jwt");
+                d["jwks_uri"] = json!("http://claude.example/jwks.json");
+            }),
+            DocumentFault::KeySet(KeySetFault::KeySetUriNotHttps),
+        ),
+        (
+            "private_key_jwt with a private key in jwks",
+            with(&|d| {
+                let mut set = jwks(&[&TestKey::es256()]);
+                set["keys"][0]["d"] = json!("c2VjcmV0");
+                d["token_endpoint_auth_method"] = json!("private_key_jwt");
+                d["jwks"] = set;
+            }),
+            DocumentFault::KeySet(KeySetFault::PrivateOrSymmetricKey),
         ),
         (
             "no authorization_code grant",
@@ -634,4 +659,77 @@ async fn a_refused_document_is_an_error_shown_to_the_user_never_a_redirect() {
     // At the token endpoint the same document fails client authentication.
     let r = t.core.authenticate_client(&public(CLAUDE)).await;
     assert_eq!(r.err().map(|e| e.code()), Some("invalid_client"));
+}
+
+#[tokio::test]
+async fn two_replicas_over_one_store_fetch_a_document_once_per_freshness_period() {
+    use latchkey_core::clock::Clock;
+    let docs = Arc::new(Documents::default());
+    docs.serve(
+        CLAUDE,
+        &claude(),
+        DocumentFreshness::Fresh(std::time::Duration::from_secs(600)),
+    );
+    let first = core_reading(&docs, |_| {}).await;
+    let second = TestCore::builder()
+        .store(first.store.clone())
+        .starting_at(first.clock.now())
+        .client_documents(docs.clone())
+        .build()
+        .await
+        .expect("a second replica");
+    start(&first, request(CLAUDE, CLAUDE_CALLBACK)).await;
+    start(&second, request(CLAUDE, CLAUDE_CALLBACK)).await;
+    assert_eq!(
+        docs.fetches(),
+        1,
+        "the second replica reads the first one's fetch"
+    );
+
+    // Past its freshness the shared copy is not used: one replica fetches, the other follows.
+    advance(&first, 601);
+    advance(&second, 601);
+    start(&second, request(CLAUDE, CLAUDE_CALLBACK)).await;
+    start(&first, request(CLAUDE, CLAUDE_CALLBACK)).await;
+    assert_eq!(docs.fetches(), 2);
+
+    // A shared copy that no longer validates is fetched again, not trusted.
+    let third = TestCore::builder()
+        .store(first.store.clone())
+        .starting_at(first.clock.now())
+        .client_documents(docs.clone())
+        .build()
+        .await
+        .expect("a third replica");
+    use latchkey_core::store::DocumentStore;
+    let mut stored = first
+        .store
+        .find_document(CLAUDE)
+        .await
+        .expect("store")
+        .expect("shared");
+    stored.body = b"{\"client_id\": \"tampered\"}".to_vec();
+    first.store.put_document(&stored).await.expect("store");
+    start(&third, request(CLAUDE, CLAUDE_CALLBACK)).await;
+    assert_eq!(docs.fetches(), 3);
+}
+
+#[tokio::test]
+async fn a_document_offering_only_private_key_jwt_describes_a_client_that_signs() {
+    let mut doc = claude();
+    doc["token_endpoint_auth_method"] = json!("private_key_jwt");
+    doc["jwks_uri"] = json!("https://claude.example/jwks.json");
+    let client = validate_document(CLAUDE, doc.to_string().as_bytes(), now()).expect("valid");
+    assert_eq!(client.auth_method, AuthMethod::PrivateKeyJwt);
+    assert!(client.is_confidential());
+    assert_eq!(
+        client.keys,
+        Some(latchkey_core::model::ClientKeys::JwksUri(
+            "https://claude.example/jwks.json".into()
+        ))
+    );
+    assert_eq!(
+        client.metadata["token_endpoint_auth_method"],
+        "private_key_jwt"
+    );
 }

@@ -689,3 +689,120 @@ async fn the_store_writes_a_replacement_only_while_the_tier_and_token_are_as_rea
     assert_eq!(row.name.as_deref(), Some("Renamed"));
     assert_eq!(row.registration_token_hash, Some(hash));
 }
+
+fn with_assertion(assertion: String) -> latchkey_core::client_auth::PresentedCredentials {
+    latchkey_core::client_auth::PresentedCredentials {
+        assertion: Some(latchkey_core::client_assertion::ClientAssertion {
+            assertion_type: latchkey_core::client_assertion::JWT_BEARER.into(),
+            assertion,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_confidential_client_keeps_its_kind_of_credential_and_a_key_client_rotates_its_keys() {
+    use latchkey_core::model::ClientKeys;
+    use latchkey_core::testing_keys::{TestKey, claims, jwks};
+    let t = core().await;
+    let (old_key, new_key) = (TestKey::eddsa(), TestKey::es256());
+    let mut signing = web_app();
+    signing["token_endpoint_auth_method"] = json!("private_key_jwt");
+    signing["jwks"] = jwks(&[&old_key]);
+    let keyed = register(&t, signing.clone()).await;
+    let secreted = register(&t, web_app()).await;
+    let public_one = register(&t, native_app()).await;
+
+    // A key client rotates its keys: the new one authenticates, the old one no longer does.
+    let mut rotated = signing.clone();
+    rotated["jwks"] = jwks(&[&new_key]);
+    let replaced = t
+        .core
+        .replace_registration(&keyed.client.id, &token(&keyed), &update(&keyed, rotated))
+        .await
+        .expect("keys replaced");
+    assert_eq!(replaced.client_secret, None);
+    assert!(replaced.to_json().get("client_secret_expires_at").is_none());
+    let row = stored(&t, &keyed.client.id).await.expect("stored");
+    assert_eq!(row.keys, Some(ClientKeys::Jwks(jwks(&[&new_key]))));
+    assert_eq!(row.secret_hash, None);
+    let now = t.clock.now().timestamp();
+    let by_new = new_key.sign(&claims(&keyed.client.id, ISSUER, now));
+    let by_old = old_key.sign(&claims(&keyed.client.id, ISSUER, now));
+    assert!(
+        t.core
+            .authenticate_client(&with_assertion(by_new))
+            .await
+            .is_ok()
+    );
+    assert!(
+        t.core
+            .authenticate_client(&with_assertion(by_old))
+            .await
+            .is_err()
+    );
+
+    // Neither kind of confidential client changes its kind, nor becomes public.
+    let mut to_secret = signing.clone();
+    to_secret["token_endpoint_auth_method"] = json!("client_secret_basic");
+    to_secret.as_object_mut().expect("object").remove("jwks");
+    let mut to_public = to_secret.clone();
+    to_public["token_endpoint_auth_method"] = json!("none");
+    let mut to_keys = web_app();
+    to_keys["token_endpoint_auth_method"] = json!("private_key_jwt");
+    to_keys["jwks"] = jwks(&[&new_key]);
+    for (reg, body, fault, why) in [
+        (
+            &keyed,
+            to_secret.clone(),
+            MetadataFault::CredentialKindChange,
+            "keys to a secret",
+        ),
+        (
+            &keyed,
+            to_public.clone(),
+            MetadataFault::ConfidentialToPublic,
+            "keys to none",
+        ),
+        (
+            &secreted,
+            to_keys.clone(),
+            MetadataFault::CredentialKindChange,
+            "a secret to keys",
+        ),
+        (
+            &secreted,
+            to_public,
+            MetadataFault::ConfidentialToPublic,
+            "a secret to none",
+        ),
+    ] {
+        let got = t
+            .core
+            .replace_registration(&reg.client.id, &token(reg), &update(reg, body))
+            .await;
+        assert!(
+            matches!(got, Err(AuthError::InvalidClientMetadata(Reason::Metadata(f))) if f == fault),
+            "{why}: {got:?}"
+        );
+    }
+    let row = stored(&t, &secreted.client.id).await.expect("stored");
+    assert_eq!(row.secret_hash, secreted.client.secret_hash);
+    assert_eq!(row.keys, None);
+
+    // A public client may take keys, and is given no secret.
+    let replaced = t
+        .core
+        .replace_registration(
+            &public_one.client.id,
+            &token(&public_one),
+            &update(&public_one, to_keys),
+        )
+        .await
+        .expect("a public client takes keys");
+    assert_eq!(replaced.client_secret, None);
+    let row = stored(&t, &public_one.client.id).await.expect("stored");
+    assert_eq!(row.auth_method, AuthMethod::PrivateKeyJwt);
+    assert_eq!(row.secret_hash, None);
+    assert_eq!(row.keys, Some(ClientKeys::Jwks(jwks(&[&new_key]))));
+}

@@ -6,8 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use latchkey_core::denylist::{RevocationEvent, RevokedKind};
 use latchkey_core::model::{
-    AuthMethod, AuthorizationCode, Client, ClientTier, Grant, GrantType, InitialAccessToken,
-    RefreshToken, StoredSigningKey, User,
+    AuthMethod, AuthorizationCode, Client, ClientKeys, ClientTier, Grant, GrantType,
+    InitialAccessToken, RefreshToken, StoredSigningKey, User,
 };
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::ScopeSet;
@@ -81,6 +81,13 @@ pub(crate) fn client(m: clients::Model, resources: Vec<String>) -> Result<Client
         created_at: at(m.created_at),
         secret_expires_at: m.secret_expires_at.map(at),
         registration_token_hash: m.registration_token_hash,
+        keys: match (m.jwks, m.jwks_uri) {
+            (Some(set), _) => Some(ClientKeys::Jwks(
+                serde_json::from_str(&set).map_err(|_| corrupt("client"))?,
+            )),
+            (None, Some(uri)) => Some(ClientKeys::JwksUri(uri)),
+            (None, None) => None,
+        },
     })
 }
 
@@ -106,6 +113,14 @@ pub(crate) fn client_model(c: &Client) -> clients::Model {
         updated_at: ts(c.updated_at),
         secret_expires_at: c.secret_expires_at.map(ts),
         registration_token_hash: c.registration_token_hash.clone(),
+        jwks: match &c.keys {
+            Some(ClientKeys::Jwks(set)) => Some(set.to_string()),
+            _ => None,
+        },
+        jwks_uri: match &c.keys {
+            Some(ClientKeys::JwksUri(uri)) => Some(uri.clone()),
+            _ => None,
+        },
     }
 }
 
@@ -142,6 +157,7 @@ pub(crate) fn grant(m: grants::Model) -> Result<Grant, StoreError> {
         client_id: m.client_id,
         scope: ScopeSet::parse(&m.scope).map_err(|_| corrupt("grant"))?,
         resource: m.resource,
+        install: m.install,
         created_at: at(m.created_at),
         revoked_at: m.revoked_at.map(at),
     })
@@ -154,6 +170,7 @@ pub(crate) fn grant_model(g: &Grant) -> grants::Model {
         user_id: g.user_id.to_string(),
         scope: g.scope.to_string(),
         resource: g.resource.clone(),
+        install: g.install.clone(),
         created_at: ts(g.created_at),
         revoked_at: g.revoked_at.map(ts),
     }

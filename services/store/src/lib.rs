@@ -6,6 +6,7 @@
 //! wins, so it holds across replicas too.
 
 mod availability;
+mod client_keys;
 mod convert;
 mod entity;
 
@@ -274,6 +275,8 @@ impl ClientStore for SeaStore {
                 .col_expr(clients::Column::AuthMethod, Expr::value(m.auth_method))
                 .col_expr(clients::Column::Scope, Expr::value(m.scope))
                 .col_expr(clients::Column::Metadata, Expr::value(m.metadata))
+                .col_expr(clients::Column::Jwks, Expr::value(m.jwks))
+                .col_expr(clients::Column::JwksUri, Expr::value(m.jwks_uri))
                 .col_expr(clients::Column::SecretHash, Expr::value(m.secret_hash))
                 .col_expr(
                     clients::Column::SecretExpiresAt,
@@ -605,6 +608,22 @@ impl GrantStore for SeaStore {
         .await
     }
 
+    async fn live_grants_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
+        self.guard(async {
+            grants::Entity::find()
+                .filter(grants::Column::UserId.eq(user_id.to_string()))
+                .filter(grants::Column::RevokedAt.is_null())
+                .order_by_asc(grants::Column::CreatedAt)
+                .all(&self.db)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(convert::grant)
+                .collect()
+        })
+        .await
+    }
+
     async fn revoke_grant(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         self.guard(async {
             let res = grants::Entity::update_many()
@@ -655,6 +674,7 @@ impl GrantStore for SeaStore {
         &self,
         user_id: Uuid,
         client_id: &str,
+        install: &str,
         scope: &str,
         resource: &str,
         now: DateTime<Utc>,
@@ -667,6 +687,7 @@ impl GrantStore for SeaStore {
                 scope: scope.to_owned(),
                 resource: resource.to_owned(),
                 granted_at: ts(now),
+                install: Some(install.to_owned()),
             })
             .insert(&self.db)
             .await
@@ -930,6 +951,19 @@ impl MaintenanceStore for SeaStore {
                     .await?,
                 revocation_events: self
                     .purge::<revocation_events::Entity>(rules.revocation_events(), dry_run)
+                    .await?,
+                client_assertions: self
+                    .purge::<used_client_assertions::Entity>(
+                        Condition::all()
+                            .add(used_client_assertions::Column::ExpiresAt.lte(rules.now)),
+                        dry_run,
+                    )
+                    .await?,
+                client_documents: self
+                    .purge::<client_documents::Entity>(
+                        Condition::all().add(client_documents::Column::ExpiresAt.lte(rules.now)),
+                        dry_run,
+                    )
                     .await?,
                 ..Expired::default()
             })

@@ -89,9 +89,11 @@ impl AuthCore {
     /// not merge). The `client_id` must be the client's own, and a `client_secret`, if sent,
     /// the current one. The tier and everything an operator set stay as they are.
     ///
-    /// The client keeps its secret while it stays confidential. A public client that becomes
-    /// confidential gets a new secret, in this response only; a confidential one cannot
-    /// become public (see [`MetadataFault::ConfidentialToPublic`]).
+    /// A confidential client keeps its kind of credential: a secret (kept, never shown
+    /// again), or keys (which it may replace). A public client may become confidential, and
+    /// gets a new secret in this response only if it takes one. A confidential client cannot
+    /// become public, nor change a secret for keys or keys for a secret
+    /// ([`MetadataFault::ConfidentialToPublic`], [`MetadataFault::CredentialKindChange`]).
     pub async fn replace_registration(
         &self,
         client_id: &str,
@@ -140,8 +142,17 @@ impl AuthCore {
         // `client_secret`, checked above, are not metadata it keeps.
         let mut parsed = self.check_metadata(&input)?;
         parsed.keep_dynamic_grants()?;
-        if current.is_confidential() && parsed.auth_method == AuthMethod::None {
-            return Err(bad(MetadataFault::ConfidentialToPublic));
+        // Whoever holds the registration access token must not gain what the client's
+        // credential gives: a confidential client stays confidential, with its kind of
+        // credential. Between client_secret_basic and client_secret_post the secret is the
+        // same; a private_key_jwt client may replace its keys (key rotation).
+        if current.is_confidential() {
+            if parsed.auth_method == AuthMethod::None {
+                return Err(bad(MetadataFault::ConfidentialToPublic));
+            }
+            if parsed.auth_method.uses_secret() != current.auth_method.uses_secret() {
+                return Err(bad(MetadataFault::CredentialKindChange));
+            }
         }
 
         let now = self.clock.now();
@@ -149,15 +160,23 @@ impl AuthCore {
         parsed.write_to(&mut next);
         // Moves on, so that every other replica's directory reads the new metadata.
         next.updated_at = now;
-        // RFC 7592 §2.2: the client never sets its secret. A client that stays confidential
-        // keeps the one it has (and its expiry); one that becomes confidential gets one now.
-        let new_secret = match (next.auth_method, current.is_confidential()) {
-            (AuthMethod::None, _) | (_, true) => None,
-            (_, false) => Some(secret::generate()),
+        // RFC 7592 §2.2: the client never sets its secret. One that keeps using a secret
+        // keeps the one it has (and its expiry); a public client that takes a secret gets one
+        // now, shown in this response only.
+        let new_secret = match (
+            next.auth_method.uses_secret(),
+            current.secret_hash.is_some(),
+        ) {
+            (false, _) | (true, true) => None,
+            (true, false) => Some(secret::generate()),
         };
         if let Some(s) = &new_secret {
             next.secret_hash = Some(secret::hash(s));
             next.secret_expires_at = self.dynamic_secret_expiry(now);
+        }
+        if !next.auth_method.uses_secret() {
+            next.secret_hash = None;
+            next.secret_expires_at = None;
         }
 
         // Conditional on the token and the tier read above: a client deleted, or made an

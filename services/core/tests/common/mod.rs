@@ -95,6 +95,7 @@ pub fn client(id: &str) -> ClientSpec {
         updated_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         secret_expires_at: None,
         registration_token_hash: None,
+        keys: None,
     })
 }
 
@@ -103,6 +104,14 @@ impl ClientSpec {
     pub fn confidential(mut self, method: AuthMethod) -> Self {
         self.0.secret_hash = Some(secret::hash(SECRET));
         self.0.auth_method = method;
+        self
+    }
+
+    /// A `private_key_jwt` client with `keys`.
+    pub fn private_key_jwt(mut self, keys: latchkey_core::model::ClientKeys) -> Self {
+        self.0.secret_hash = None;
+        self.0.auth_method = AuthMethod::PrivateKeyJwt;
+        self.0.keys = Some(keys);
         self
     }
 
@@ -208,6 +217,7 @@ pub fn grant(t: &TestCore, client_id: &str, user_id: Uuid) -> Grant {
         user_id,
         scope: ScopeSet::parse(ALL_SCOPES).expect("valid scopes"),
         resource: ISSUER.to_owned(),
+        install: Some(REDIRECT.to_owned()),
         created_at: t.clock.now(),
         revoked_at: None,
     }

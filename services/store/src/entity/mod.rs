@@ -44,6 +44,8 @@ entity!(clients, "clients", {
     updated_at: i64,
     secret_expires_at: Option<i64>,
     registration_token_hash: Option<String>,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
 });
 
 entity!(initial_access_tokens, "initial_access_tokens", {
@@ -70,6 +72,7 @@ entity!(grants, "grants", {
     resource: String,
     created_at: i64,
     revoked_at: Option<i64>,
+    install: Option<String>,
 });
 
 entity!(authorization_codes, "authorization_codes", {
@@ -96,6 +99,7 @@ entity!(consents, "consents", {
     scope: String,
     resource: String,
     granted_at: i64,
+    install: Option<String>,
 });
 
 entity!(revocation_events, "revocation_events", {
@@ -125,4 +129,17 @@ entity!(protected_resources, "protected_resources", {
     scopes: Option<String>,
     is_default: bool,
     created_at: i64,
+});
+
+entity!(used_client_assertions, "used_client_assertions", {
+    #[sea_orm(primary_key, auto_increment = false)] client_id: String,
+    #[sea_orm(primary_key, auto_increment = false)] jti: String,
+    expires_at: i64,
+});
+
+entity!(client_documents, "client_documents", {
+    #[sea_orm(primary_key, auto_increment = false)] client_id: String,
+    body: String,
+    fetched_at: i64,
+    expires_at: i64,
 });

@@ -1,0 +1,625 @@
+//! `private_key_jwt`: a client authenticates with a JWT it signed with one of its own keys
+//! (RFC 7523 §2.2 and §3, OIDC Core §9), instead of a shared secret. It is the method of
+//! clients that cannot keep a secret issued to them but can keep a private key (ChatGPT's
+//! Client ID Metadata Document uses it), and of operator clients that prefer keys.
+//!
+//! The rules, in the order they are applied:
+//! - the assertion type is `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, and no
+//!   other method is used in the same request (RFC 6749 §2.3);
+//! - the JWS algorithm is EdDSA, ES256, RS256 or PS256: never `none`, never HMAC (a client's
+//!   public key must not become a shared secret);
+//! - `sub` names the client (and equals a `client_id` sent beside it), which must be
+//!   registered for `private_key_jwt`;
+//! - the signature verifies with one of the client's keys: the key its `kid` names, or, with
+//!   no `kid`, any of its keys for that algorithm. Keys come from `jwks` or from `jwks_uri`,
+//!   which is fetched with the SSRF-safe fetcher, cached, and fetched again (rate-limited)
+//!   when an assertion names a `kid` the cached set lacks;
+//! - `iss` equals `sub`; `aud` is this server's issuer or its token endpoint, and nothing else
+//!   (a single value: draft-ietf-oauth-rfc7523bis, against audience injection);
+//! - `exp` is present, not passed, and at most [`MAX_LIFETIME`] ahead; `nbf` and `iat`, when
+//!   present, are not in the future (each with [`LEEWAY`] for clock skew);
+//! - `jti` is present and used once: it is recorded in the shared store until `exp`, so a
+//!   replay fails on every replica.
+
+use crate::AuthCore;
+use crate::error::{AuthError, AuthResult, Reason};
+use crate::metadata_document::{FetchFailure, cache_lifetime};
+use crate::model::{AuthMethod, Client, ClientKeys};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+/// RFC 7523 §2.2: the `client_assertion_type` of a JWT assertion.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The JWS algorithms accepted, as the metadata advertises them
+/// (`token_endpoint_auth_signing_alg_values_supported`).
+pub const ALGORITHMS: [&str; 4] = ["EdDSA", "ES256", "RS256", "PS256"];
+/// The furthest ahead an assertion's `exp` may be: an assertion is made for one request.
+pub const MAX_LIFETIME: Duration = Duration::minutes(5);
+/// Clock skew allowed between the client and this server.
+pub const LEEWAY: Duration = Duration::seconds(30);
+/// The longest assertion read. An RS256 assertion with a certificate chain in `x5c` is a few
+/// kilobytes; nothing legitimate comes near this.
+pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
+/// The longest `jti` kept.
+const MAX_JTI_LEN: usize = 256;
+/// The most keys a client's key set may hold.
+const MAX_KEYS: usize = 16;
+/// RSA keys shorter than this are refused (RFC 7518 §3.3: 2048 bits or larger).
+const MIN_RSA_BITS: usize = 2048;
+/// A key set is fetched again for an unknown `kid`, but not if it was fetched this recently.
+pub const KEY_SET_MIN_REFETCH: Duration = Duration::seconds(30);
+/// Key sets kept before the cache is emptied and refilled on demand.
+const MAX_CACHED_KEY_SETS: usize = 10_000;
+
+/// A client assertion exactly as presented (RFC 7521 §4.2).
+#[derive(Debug, Clone)]
+pub struct ClientAssertion {
+    pub assertion_type: String,
+    pub assertion: String,
+}
+
+/// Why a key set is refused, at registration, in a document, or once fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySetFault {
+    /// Not a JSON object with a `keys` array of objects.
+    Malformed,
+    Empty,
+    TooManyKeys,
+    /// A key with private or symmetric material (`d`, `k`, …): a client publishes only
+    /// public keys, and a shared key would make its public key a secret anyone can read.
+    PrivateOrSymmetricKey,
+    /// A key type, curve, `use` or `alg` this server does not verify with.
+    UnsupportedKey,
+    /// An RSA modulus shorter than 2048 bits.
+    WeakRsaKey,
+    /// `jwks_uri` is not an https URL.
+    KeySetUriNotHttps,
+    /// Both `jwks` and `jwks_uri` (RFC 7591 §2: MUST NOT both be present).
+    BothJwksAndJwksUri,
+    /// `private_key_jwt` needs `jwks` or `jwks_uri`.
+    NoKeys,
+}
+
+impl fmt::Display for KeySetFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Malformed => "jwks is not a JWK Set",
+            Self::Empty => "the JWK Set has no keys",
+            Self::TooManyKeys => "the JWK Set has too many keys (at most 16)",
+            Self::PrivateOrSymmetricKey => {
+                "the JWK Set holds private or symmetric key material; publish public keys only"
+            }
+            Self::UnsupportedKey => {
+                "the JWK Set holds a key this server cannot verify with (use RSA of 2048 bits \
+                 or more, EC P-256 or Ed25519, for signing)"
+            }
+            Self::WeakRsaKey => "an RSA key is shorter than 2048 bits",
+            Self::KeySetUriNotHttps => "jwks_uri must be an https URL",
+            Self::BothJwksAndJwksUri => "jwks and jwks_uri must not both be present",
+            Self::NoKeys => "private_key_jwt needs jwks or jwks_uri",
+        })
+    }
+}
+
+/// Why a client assertion does not authenticate its client (`invalid_client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionFault {
+    UnsupportedType,
+    TooLong,
+    /// Not a JWS in compact form with a JSON header and claims, or a `crit` header.
+    Malformed,
+    /// `alg` is not one of [`ALGORITHMS`] (`none` and HMAC included).
+    AlgorithmNotAllowed,
+    /// A `client_id` beside the assertion names another client than its `sub`.
+    ClientIdMismatch,
+    /// The client is not registered for `private_key_jwt`.
+    MethodNotRegistered,
+    /// No key of the client matches the `kid` (or, with none, verifies the signature).
+    UnknownKey,
+    BadSignature,
+    /// A required claim is absent or of the wrong type.
+    MissingClaim(&'static str),
+    /// `iss` is not the client.
+    WrongIssuer,
+    /// `aud` is not this server (its issuer or token endpoint), or is several values.
+    WrongAudience,
+    Expired,
+    /// `exp` is further ahead than [`MAX_LIFETIME`].
+    LifetimeTooLong,
+    /// `nbf` or `iat` in the future.
+    NotYetValid,
+    /// This `jti` was already used by this client.
+    Replayed,
+    /// The client's key set could not be fetched.
+    KeySetUnavailable(FetchFailure),
+    /// The client's key set is not usable.
+    KeySet(KeySetFault),
+}
+
+impl fmt::Display for AssertionFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = "client assertion";
+        match self {
+            Self::UnsupportedType => write!(
+                f,
+                "{p}: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            ),
+            Self::TooLong => write!(f, "{p}: too long"),
+            Self::Malformed => write!(f, "{p}: not a valid signed JWT"),
+            Self::AlgorithmNotAllowed => {
+                write!(f, "{p}: alg must be one of EdDSA, ES256, RS256, PS256")
+            }
+            Self::ClientIdMismatch => write!(f, "{p}: sub does not match client_id"),
+            Self::MethodNotRegistered => {
+                write!(f, "{p}: the client is not registered for private_key_jwt")
+            }
+            Self::UnknownKey => write!(f, "{p}: no key of the client matches"),
+            Self::BadSignature => write!(f, "{p}: bad signature"),
+            Self::MissingClaim(c) => write!(f, "{p}: the {c} claim is missing or malformed"),
+            Self::WrongIssuer => write!(f, "{p}: iss must be the client_id"),
+            Self::WrongAudience => write!(
+                f,
+                "{p}: aud must be this server's issuer or token endpoint, as a single value"
+            ),
+            Self::Expired => write!(f, "{p}: expired"),
+            Self::LifetimeTooLong => write!(f, "{p}: exp is more than 5 minutes ahead"),
+            Self::NotYetValid => write!(f, "{p}: not yet valid (nbf or iat in the future)"),
+            Self::Replayed => write!(f, "{p}: this jti was already used"),
+            Self::KeySetUnavailable(_) => {
+                write!(f, "{p}: the client's jwks_uri could not be fetched")
+            }
+            Self::KeySet(fault) => write!(f, "{p}: {fault}"),
+        }
+    }
+}
+
+fn refused(fault: AssertionFault) -> AuthError {
+    AuthError::InvalidClient(Reason::Assertion(fault))
+}
+
+/// One public key of a client, ready to verify with.
+struct ClientKey {
+    kid: Option<String>,
+    /// The key's own `alg`, when it names one: then only that algorithm may use it.
+    alg: Option<Algorithm>,
+    /// The algorithms the key's type and curve can verify.
+    fits: &'static [Algorithm],
+    key: DecodingKey,
+}
+
+impl ClientKey {
+    fn verifies(&self, alg: Algorithm) -> bool {
+        self.fits.contains(&alg) && self.alg.is_none_or(|a| a == alg)
+    }
+}
+
+/// A client's checked key set.
+pub struct KeySet(Vec<ClientKey>);
+
+impl KeySet {
+    fn has_kid(&self, kid: &str) -> bool {
+        self.0.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// The keys that may verify an assertion signed with `alg` under `kid`.
+    fn candidates<'a>(
+        &'a self,
+        alg: Algorithm,
+        kid: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a ClientKey> + 'a {
+        self.0
+            .iter()
+            .filter(move |k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)))
+            .filter(move |k| k.verifies(alg))
+    }
+}
+
+/// Checks a JWK Set a client publishes and makes it ready to verify with: public signing keys
+/// only, of the kinds [`ALGORITHMS`] verify with.
+pub fn parse_key_set(v: &Value) -> Result<KeySet, KeySetFault> {
+    let keys = v
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or(KeySetFault::Malformed)?;
+    if keys.is_empty() {
+        return Err(KeySetFault::Empty);
+    }
+    if keys.len() > MAX_KEYS {
+        return Err(KeySetFault::TooManyKeys);
+    }
+    keys.iter()
+        .map(parse_key)
+        .collect::<Result<_, _>>()
+        .map(KeySet)
+}
+
+fn parse_key(v: &Value) -> Result<ClientKey, KeySetFault> {
+    let Value::Object(fields) = v else {
+        return Err(KeySetFault::Malformed);
+    };
+    // RFC 7518 §6: private parameters of RSA, EC and OKP keys; `k` is a symmetric key.
+    if ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
+        .iter()
+        .any(|f| fields.contains_key(*f))
+    {
+        return Err(KeySetFault::PrivateOrSymmetricKey);
+    }
+    if fields.get("kty").and_then(Value::as_str) == Some("oct") {
+        return Err(KeySetFault::PrivateOrSymmetricKey);
+    }
+    match fields.get("use") {
+        None => {}
+        Some(Value::String(u)) if u == "sig" => {}
+        Some(_) => return Err(KeySetFault::UnsupportedKey),
+    }
+    let alg = match fields.get("alg") {
+        None => None,
+        Some(Value::String(a)) if ALGORITHMS.contains(&a.as_str()) => Some(
+            a.parse::<Algorithm>()
+                .map_err(|_| KeySetFault::UnsupportedKey)?,
+        ),
+        Some(_) => return Err(KeySetFault::UnsupportedKey),
+    };
+    let kid = match fields.get("kid") {
+        None => None,
+        Some(Value::String(k)) if k.len() <= MAX_JTI_LEN => Some(k.clone()),
+        Some(_) => return Err(KeySetFault::Malformed),
+    };
+    let jwk: Jwk = serde_json::from_value(v.clone()).map_err(|_| KeySetFault::UnsupportedKey)?;
+    let fits: &'static [Algorithm] = match &jwk.algorithm {
+        AlgorithmParameters::RSA(p) => {
+            let n = URL_SAFE_NO_PAD
+                .decode(&p.n)
+                .map_err(|_| KeySetFault::Malformed)?;
+            let leading_zeros = n.iter().take_while(|b| **b == 0).count();
+            if (n.len() - leading_zeros) * 8 < MIN_RSA_BITS {
+                return Err(KeySetFault::WeakRsaKey);
+            }
+            &[Algorithm::RS256, Algorithm::PS256]
+        }
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            &[Algorithm::ES256]
+        }
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            &[Algorithm::EdDSA]
+        }
+        _ => return Err(KeySetFault::UnsupportedKey),
+    };
+    if alg.is_some_and(|a| !fits.contains(&a)) {
+        return Err(KeySetFault::UnsupportedKey);
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| KeySetFault::UnsupportedKey)?;
+    Ok(ClientKey {
+        kid,
+        alg,
+        fits,
+        key,
+    })
+}
+
+/// Checks the key metadata of a client registered (or described by a document) for
+/// `private_key_jwt`: exactly one of `jwks` (a valid set) and `jwks_uri` (https).
+pub fn client_keys(
+    jwks: Option<&Value>,
+    jwks_uri: Option<&Value>,
+) -> Result<ClientKeys, KeySetFault> {
+    let absent = |v: Option<&Value>| v.is_none_or(Value::is_null);
+    match (absent(jwks), absent(jwks_uri)) {
+        (false, false) => Err(KeySetFault::BothJwksAndJwksUri),
+        (true, true) => Err(KeySetFault::NoKeys),
+        (false, true) => {
+            let set = jwks.cloned().unwrap_or_default();
+            parse_key_set(&set)?;
+            Ok(ClientKeys::Jwks(set))
+        }
+        (true, false) => {
+            let uri = jwks_uri
+                .and_then(Value::as_str)
+                .ok_or(KeySetFault::KeySetUriNotHttps)?;
+            let parsed = url::Url::parse(uri).map_err(|_| KeySetFault::KeySetUriNotHttps)?;
+            if parsed.scheme() != "https"
+                || parsed.host_str().is_none_or(str::is_empty)
+                || !parsed.username().is_empty()
+                || parsed.password().is_some()
+                || parsed.fragment().is_some()
+                || uri.len() > crate::client_auth::MAX_CLIENT_ID_LEN
+            {
+                return Err(KeySetFault::KeySetUriNotHttps);
+            }
+            Ok(ClientKeys::JwksUri(uri.to_owned()))
+        }
+    }
+}
+
+/// One fetched key set (or why it could not be had).
+#[derive(Clone)]
+struct CachedKeySet {
+    keys: Result<Arc<KeySet>, AssertionFault>,
+    fetched_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// Key sets fetched from `jwks_uri`, in memory, per replica.
+#[derive(Default)]
+pub(crate) struct KeySetCache {
+    entries: Mutex<HashMap<String, CachedKeySet>>,
+}
+
+impl KeySetCache {
+    fn get(&self, uri: &str, now: DateTime<Utc>) -> Option<CachedKeySet> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(uri).filter(|e| e.expires_at > now).cloned()
+    }
+
+    fn put(&self, uri: &str, entry: CachedKeySet) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CACHED_KEY_SETS && !map.contains_key(uri) {
+            map.clear();
+        }
+        map.insert(uri.to_owned(), entry);
+    }
+}
+
+/// The claims read from an assertion. Types are checked by hand, so that a wrong type is
+/// reported as the claim it is.
+#[derive(serde::Deserialize)]
+struct Claims {
+    iss: Option<Value>,
+    sub: Option<Value>,
+    aud: Option<Value>,
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    jti: Option<Value>,
+}
+
+fn string_claim<'a>(v: &'a Option<Value>, name: &'static str) -> AuthResult<&'a str> {
+    v.as_ref()
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(refused(AssertionFault::MissingClaim(name)))
+}
+
+fn time_claim(v: &Option<Value>, name: &'static str) -> AuthResult<Option<DateTime<Utc>>> {
+    match v {
+        None => Ok(None),
+        Some(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .map(Some)
+            .ok_or(refused(AssertionFault::MissingClaim(name))),
+    }
+}
+
+/// The `alg` and `kid` of an assertion's header, refusing what is not a compact JWS this
+/// server would verify.
+fn header(assertion: &str) -> AuthResult<(Algorithm, Option<String>)> {
+    let malformed = || refused(AssertionFault::Malformed);
+    let mut parts = assertion.split('.');
+    let (Some(h), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed());
+    };
+    let raw = URL_SAFE_NO_PAD.decode(h).map_err(|_| malformed())?;
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&raw) else {
+        return Err(malformed());
+    };
+    // RFC 7515 §4.1.11: no extension is understood here.
+    if fields.contains_key("crit") {
+        return Err(malformed());
+    }
+    let alg = fields
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or_else(malformed)?;
+    if !ALGORITHMS.contains(&alg) {
+        return Err(refused(AssertionFault::AlgorithmNotAllowed));
+    }
+    let alg = alg
+        .parse::<Algorithm>()
+        .map_err(|_| refused(AssertionFault::AlgorithmNotAllowed))?;
+    let kid = match fields.get("kid") {
+        None => None,
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(_) => return Err(malformed()),
+    };
+    Ok((alg, kid))
+}
+
+/// The client an assertion claims to come from (`sub`), read before it is verified, only to
+/// find the keys that verify it.
+fn claimed_client(assertion: &str) -> AuthResult<String> {
+    let claims: Claims = jsonwebtoken::dangerous::insecure_decode_claims(assertion)
+        .map_err(|_| refused(AssertionFault::Malformed))?;
+    string_claim(&claims.sub, "sub").map(str::to_owned)
+}
+
+impl AuthCore {
+    /// Authenticates a client by its assertion (`private_key_jwt`). `body_client_id` is a
+    /// `client_id` sent beside it, if any.
+    pub(crate) async fn authenticate_by_assertion(
+        &self,
+        presented: &ClientAssertion,
+        body_client_id: Option<&str>,
+    ) -> AuthResult<Arc<Client>> {
+        if presented.assertion_type != JWT_BEARER {
+            return Err(refused(AssertionFault::UnsupportedType));
+        }
+        let assertion = presented.assertion.as_str();
+        if assertion.len() > MAX_ASSERTION_LEN {
+            return Err(refused(AssertionFault::TooLong));
+        }
+        let (alg, kid) = header(assertion)?;
+        let client_id = claimed_client(assertion)?;
+        if body_client_id.is_some_and(|id| id != client_id) {
+            return Err(refused(AssertionFault::ClientIdMismatch));
+        }
+        if !crate::client_auth::is_client_id(&client_id) {
+            return Err(AuthError::InvalidClient(Reason::ClientAuthenticationFailed));
+        }
+        let client = match self.client(&client_id).await {
+            Err(AuthError::InvalidClientMetadata(reason)) => {
+                return Err(AuthError::InvalidClient(reason));
+            }
+            other => other?,
+        }
+        .ok_or(AuthError::InvalidClient(Reason::ClientAuthenticationFailed))?;
+        if client.auth_method != AuthMethod::PrivateKeyJwt {
+            return Err(refused(AssertionFault::MethodNotRegistered));
+        }
+        let claims = self
+            .verify_assertion(&client, assertion, alg, kid.as_deref())
+            .await?;
+        let expires_at = self.check_claims(&client.id, &claims)?;
+        let jti = string_claim(&claims.jti, "jti")?;
+        if jti.len() > MAX_JTI_LEN {
+            return Err(refused(AssertionFault::MissingClaim("jti")));
+        }
+        if !self
+            .stores
+            .assertions
+            .use_assertion(&client.id, jti, expires_at, self.clock.now())
+            .await?
+        {
+            return Err(refused(AssertionFault::Replayed));
+        }
+        Ok(client)
+    }
+
+    /// Verifies the signature with the client's keys and returns the claims.
+    async fn verify_assertion(
+        &self,
+        client: &Client,
+        assertion: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> AuthResult<Claims> {
+        let keys = self.key_set(client, kid).await?;
+        let mut validation = Validation::new(alg);
+        // Time, audience and issuer are judged below on the core's clock, with this
+        // module's rules; the library checks only the signature.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let mut any = false;
+        for key in keys.candidates(alg, kid) {
+            any = true;
+            if let Ok(data) = jsonwebtoken::decode::<Claims>(assertion, &key.key, &validation) {
+                return Ok(data.claims);
+            }
+        }
+        Err(refused(if any {
+            AssertionFault::BadSignature
+        } else {
+            AssertionFault::UnknownKey
+        }))
+    }
+
+    /// The claims other than the signature and `jti`; returns when the assertion expires.
+    fn check_claims(&self, client_id: &str, claims: &Claims) -> AuthResult<DateTime<Utc>> {
+        if string_claim(&claims.iss, "iss")? != client_id {
+            return Err(refused(AssertionFault::WrongIssuer));
+        }
+        let issuer = &self.settings.issuer;
+        let token_endpoint = format!("{issuer}/token");
+        let aud = match &claims.aud {
+            Some(Value::String(a)) => Some(a.as_str()),
+            Some(Value::Array(items)) if items.len() == 1 => items[0].as_str(),
+            _ => None,
+        };
+        if !aud.is_some_and(|a| a == issuer || a == token_endpoint) {
+            return Err(refused(AssertionFault::WrongAudience));
+        }
+        let now = self.clock.now();
+        let exp =
+            time_claim(&claims.exp, "exp")?.ok_or(refused(AssertionFault::MissingClaim("exp")))?;
+        if exp + LEEWAY <= now {
+            return Err(refused(AssertionFault::Expired));
+        }
+        if exp > now + MAX_LIFETIME + LEEWAY {
+            return Err(refused(AssertionFault::LifetimeTooLong));
+        }
+        for (claim, name) in [(&claims.nbf, "nbf"), (&claims.iat, "iat")] {
+            if time_claim(claim, name)?.is_some_and(|t| t > now + LEEWAY) {
+                return Err(refused(AssertionFault::NotYetValid));
+            }
+        }
+        // Kept past `exp` by the leeway, while the assertion could still be accepted.
+        Ok(exp + LEEWAY)
+    }
+
+    /// The client's keys: its `jwks`, or its `jwks_uri` from the cache, fetched when absent,
+    /// stale, or lacking `kid` (at most once per [`KEY_SET_MIN_REFETCH`]).
+    async fn key_set(&self, client: &Client, kid: Option<&str>) -> AuthResult<Arc<KeySet>> {
+        let uri = match &client.keys {
+            Some(ClientKeys::Jwks(set)) => {
+                return parse_key_set(set)
+                    .map(Arc::new)
+                    .map_err(|f| refused(AssertionFault::KeySet(f)));
+            }
+            Some(ClientKeys::JwksUri(uri)) => uri,
+            None => return Err(refused(AssertionFault::KeySet(KeySetFault::NoKeys))),
+        };
+        let now = self.clock.now();
+        if let Some(entry) = self.key_sets.get(uri, now) {
+            let lacks_kid = match (&entry.keys, kid) {
+                (Ok(keys), Some(kid)) => !keys.has_kid(kid),
+                _ => false,
+            };
+            if !(lacks_kid && now - entry.fetched_at >= KEY_SET_MIN_REFETCH) {
+                return entry.keys.map_err(refused);
+            }
+        }
+        let Some(fetcher) = &self.documents else {
+            return Err(refused(AssertionFault::KeySetUnavailable(
+                FetchFailure::Unreachable,
+            )));
+        };
+        let url = url::Url::parse(uri)
+            .map_err(|_| refused(AssertionFault::KeySet(KeySetFault::KeySetUriNotHttps)))?;
+        let (keys, lifetime) = match fetcher.fetch_key_set(&url).await {
+            // Not remembered: the limit says nothing about the key set.
+            Err(FetchFailure::RateLimited) => {
+                return Err(AuthError::TemporarilyUnavailable(Reason::Assertion(
+                    AssertionFault::KeySetUnavailable(FetchFailure::RateLimited),
+                )));
+            }
+            Err(failure) => (
+                Err(AssertionFault::KeySetUnavailable(failure)),
+                crate::metadata_document::FAILURE_TTL,
+            ),
+            Ok(fetched) => match serde_json::from_slice::<Value>(&fetched.body)
+                .map_err(|_| KeySetFault::Malformed)
+                .and_then(|v| parse_key_set(&v))
+            {
+                Ok(set) => (Ok(Arc::new(set)), cache_lifetime(fetched.freshness)),
+                Err(fault) => (
+                    Err(AssertionFault::KeySet(fault)),
+                    crate::metadata_document::FAILURE_TTL,
+                ),
+            },
+        };
+        if let Err(fault) = &keys {
+            tracing::info!(client_id = %client.id, jwks_uri = %uri, %fault, "client key set refused");
+        }
+        self.key_sets.put(
+            uri,
+            CachedKeySet {
+                keys: keys.clone(),
+                fetched_at: now,
+                expires_at: now + lifetime,
+            },
+        );
+        keys.map_err(refused)
+    }
+}

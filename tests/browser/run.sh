@@ -29,8 +29,6 @@ chromium_bin=${CHROMIUM:-/usr/bin/chromium}
 command -v openssl >/dev/null || die "openssl is needed"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-browser.XXXXXX")
-shots=${KEEP_SCREENSHOTS:-$(mktemp -d "${TMPDIR:-/tmp}/latchkey-browser-screenshots.XXXXXX")}
-mkdir -p "$shots"
 cleanup() {
   stop_all
   rm -rf "$work"
@@ -84,6 +82,8 @@ mcp_pid=$LAST_PID
 wait_http "http://127.0.0.1:$mcp/.well-known/oauth-protected-resource/mcp" 60 "$mcp_pid" "$work/mcp.log"
 echo "example MCP server ready at $resource (pid $mcp_pid)"
 
+shots=${KEEP_SCREENSHOTS:-$(mktemp -d "${TMPDIR:-/tmp}/latchkey-browser-screenshots.XXXXXX")}
+mkdir -p "$shots"
 rc=0
 ISSUER=$issuer MCP_URL=$resource DOC_CERT="$work/doc.pem" DOC_KEY="$work/doc.key" \
   USER_EMAIL=$email USER_PASSWORD=$password SCREENSHOT_DIR=$shots CHROMIUM=$chromium_bin \

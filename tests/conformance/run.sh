@@ -65,7 +65,7 @@ printf '%s\n' "$password" | "$bin" user add "$email" --password-stdin >"$work/se
 start_bg "$work/latchkey.log" "$bin" serve
 latchkey_pid=$LAST_PID
 wait_http "$issuer/health/ready" 60 "$latchkey_pid" "$work/latchkey.log"
-echo "latchkey $("$bin" --version 2>/dev/null || true) ready at $issuer (pid $latchkey_pid)"
+echo "$("$bin" --version 2>/dev/null || echo latchkey) ready at $issuer (pid $latchkey_pid)"
 
 # A public client registered as MCP clients do (RFC 7591), for the suite's callback URL.
 redirect="http://127.0.0.1:$callback/callback"

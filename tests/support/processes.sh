@@ -53,13 +53,19 @@ start_bg() {
 }
 
 # wait_exit PID SECONDS: waits for a process started here to end, at most SECONDS. Returns
-# its exit status, or 124 when it is still running.
+# its exit status, or 124 when it is still running. Once reaped, its pid is forgotten: the
+# system may give it to another process, which must never be signalled.
 wait_exit() {
-  local pid=$1 limit=$2 i
+  local pid=$1 limit=$2 i p
   for ((i = 0; i < limit * 10; i++)); do
     if ! kill -0 "$pid" 2>/dev/null; then
       local rc=0
       wait "$pid" 2>/dev/null || rc=$?
+      local kept=()
+      for p in "${STARTED_PIDS[@]}"; do
+        [ "$p" = "$pid" ] || kept+=("$p")
+      done
+      STARTED_PIDS=("${kept[@]}")
       return "$rc"
     fi
     sleep 0.1
@@ -73,7 +79,9 @@ stop_all() {
   for pid in "${STARTED_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
-  for pid in "${STARTED_PIDS[@]}"; do
+  # wait_exit forgets each pid it reaps, so walk over a copy.
+  local pids=("${STARTED_PIDS[@]}")
+  for pid in "${pids[@]}"; do
     local rc=0
     wait_exit "$pid" 10 || rc=$?
     if [ "$rc" -eq 124 ]; then

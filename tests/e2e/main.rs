@@ -27,6 +27,7 @@ mod races;
 mod redis_outage;
 mod registration;
 mod revocation;
+mod scope_hierarchy;
 mod shared_state;
 mod tiers;
 mod token;

@@ -268,28 +268,58 @@ pub async fn client_initial_token(
     ))
 }
 
+/// `--implies SCOPE=IMPLIED`, split at the first `=`; the AuthService judges the scopes.
+fn implication(arg: &str) -> anyhow::Result<pb::ScopeImplication> {
+    match arg.split_once('=') {
+        Some((scope, implied)) => Ok(pb::ScopeImplication {
+            scope: scope.trim().to_owned(),
+            implied: implied.trim().to_owned(),
+        }),
+        None => anyhow::bail!("--implies {arg:?}: expected SCOPE=IMPLIED (files:write=files:read)"),
+    }
+}
+
+/// A scope hierarchy as `--implies` takes it: `scope=implied …`, separated by `; `.
+fn implications(implies: &[pb::ScopeImplication]) -> String {
+    implies
+        .iter()
+        .map(|i| format!("{}={}", i.scope, i.implied))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 pub async fn resource_add(
     admin: &mut Admin,
     url: &str,
     scopes: Option<&str>,
     default: bool,
     owners: &[String],
+    implies: &[String],
 ) -> anyhow::Result<String> {
+    let implies = implies
+        .iter()
+        .map(|a| implication(a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let p = admin
         .add_resource(pb::AddResourceRequest {
             url: url.to_owned(),
             scopes: scopes.map(str::to_owned),
             default,
             owners: owners.to_vec(),
+            implies,
         })
         .await
         .map_err(failed)?
         .into_inner();
-    Ok(format!(
+    let mut out = format!(
         "added {}{}",
         p.url,
         if p.is_default { " (default)" } else { "" }
-    ))
+    );
+    if !p.implies.is_empty() {
+        out.push_str(&format!("\nimplies: {}", implications(&p.implies)));
+    }
+    Ok(out)
 }
 
 pub async fn resource_list(admin: &mut Admin) -> anyhow::Result<String> {
@@ -302,12 +332,17 @@ pub async fn resource_list(admin: &mut Admin) -> anyhow::Result<String> {
     Ok(resources
         .into_iter()
         .map(|r| {
-            format!(
-                "{}\t{}\t{}\n",
+            let mut line = format!(
+                "{}\t{}\t{}",
                 r.url,
                 r.scopes.as_deref().unwrap_or("*"),
                 if r.is_default { "default" } else { "" }
-            )
+            );
+            if !r.implies.is_empty() {
+                line.push_str(&format!("\timplies: {}", implications(&r.implies)));
+            }
+            line.push('\n');
+            line
         })
         .collect())
 }

@@ -11,6 +11,7 @@ use latchkey_core::metadata_document::{DocumentPolicy, HostPattern};
 use latchkey_core::registration::RegistrationPolicy;
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::{ScopePolicy, ScopeSet, UnknownScopes};
+use latchkey_core::scope_hierarchy::ScopeHierarchy;
 use latchkey_core::secret::MIN_SHARED_SECRET_BYTES;
 use latchkey_gateway::HttpLimits;
 pub use latchkey_gateway::forwarded::{ForwardedHeader, TrustedProxies};
@@ -96,6 +97,10 @@ pub struct ResourceConfig {
     pub scopes: Option<String>,
     #[serde(default)]
     pub default: bool,
+    /// Its scope hierarchy (MCP 2026-07-28): each scope and the space-separated scopes it
+    /// implies, `implies = { "files:write" = "files:read", admin = "files:write" }`.
+    #[serde(default)]
+    pub implies: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -712,6 +717,7 @@ impl Settings {
                 None
             }
         };
+        let server_scopes = scopes.as_ref().map(|p| p.supported().clone());
         let mut resources = Vec::new();
         for r in &self.resources {
             let scopes = match r.scopes.as_deref().map(ScopeSet::parse).transpose() {
@@ -721,11 +727,26 @@ impl Settings {
                     None
                 }
             };
+            // Implied scopes must be the resource's, or the server's when it lists none; with
+            // neither known (both malformed, reported above), the hierarchy waits for a fix.
+            let accepted = scopes.as_ref().or(server_scopes.as_ref());
+            let implies = match accepted {
+                Some(accepted) => ScopeHierarchy::declare(
+                    r.implies.iter().map(|(s, i)| (s.as_str(), i.as_str())),
+                    accepted,
+                )
+                .unwrap_or_else(|e| {
+                    problems.push(format!("resource {:?} implies: {}", r.url, e.description()));
+                    ScopeHierarchy::default()
+                }),
+                None => ScopeHierarchy::default(),
+            };
             match Resource::parse(&r.url) {
                 Ok(resource) => resources.push(ProtectedResource {
                     resource,
                     scopes,
                     is_default: r.default,
+                    implies,
                 }),
                 Err(e) => problems.push(format!("resource {:?}: {}", r.url, e.description())),
             }
@@ -1124,6 +1145,73 @@ mod tests {
             assert_eq!(core.registration, RegistrationPolicy::InitialAccessToken);
             Ok(())
         });
+    }
+
+    #[test]
+    // figment's Jail fixes the closure's error type; it is large, and only a test builds it.
+    #[allow(clippy::result_large_err)]
+    fn a_configured_scope_hierarchy_is_checked_like_one_added_by_the_cli() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_SCOPES", "files:read files:write admin");
+            jail.set_env("LATCHKEY_DEFAULT_SCOPES", "files:read");
+            jail.set_env(
+                "LATCHKEY_RESOURCES",
+                r#"[{url="https://files.example.com/mcp",default=true,implies={"files:write"="files:read",admin="files:write"}}]"#,
+            );
+            let core = Settings::load(None)
+                .expect("load")
+                .core_settings()
+                .expect("valid");
+            let implies = &core.resources[0].implies;
+            let admin = ScopeSet::parse("admin").expect("valid");
+            assert_eq!(
+                implies.expand(&admin, core.scopes.supported()).to_string(),
+                "admin files:read files:write"
+            );
+            Ok(())
+        });
+        let refused = |scopes: Option<&str>, implies: &[(&str, &str)]| {
+            let s = Settings {
+                scopes: "files:read files:write admin".into(),
+                default_scopes: "files:read".into(),
+                resources: vec![ResourceConfig {
+                    url: "https://files.example.com/mcp".into(),
+                    scopes: scopes.map(str::to_owned),
+                    default: true,
+                    implies: implies
+                        .iter()
+                        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                        .collect(),
+                }],
+                ..Settings::default()
+            };
+            s.core_settings().expect_err("refused").join("\n")
+        };
+        for (scopes, implies, words) in [
+            (
+                None,
+                &[("files:write", "files:read"), ("files:read", "files:write")][..],
+                "cycle: files:read -> files:write -> files:read",
+            ),
+            (
+                Some("files:read files:write"),
+                &[("admin", "files:read")][..],
+                "does not accept: admin",
+            ),
+            (
+                None,
+                &[("admin", "mcp:tools")][..],
+                "does not accept: mcp:tools",
+            ),
+            (None, &[("admin", "offline_access")][..], "offline_access"),
+        ] {
+            let problems = refused(scopes, implies);
+            assert!(
+                problems.contains("resource \"https://files.example.com/mcp\" implies")
+                    && problems.contains(words),
+                "{words}: {problems}"
+            );
+        }
     }
 
     const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -181,6 +181,11 @@ enum ResourceCmd {
         /// A confidential client that serves this resource.
         #[arg(long = "owner")]
         owners: Vec<String>,
+        /// SCOPE=IMPLIED: holding SCOPE grants IMPLIED too (space-separated), transitively;
+        /// repeat for each scope (e.g. --implies files:write=files:read --implies
+        /// admin=files:write). Tokens for this resource carry the implied scopes.
+        #[arg(long = "implies", value_name = "SCOPE=IMPLIED")]
+        implies: Vec<String>,
     },
     List,
     Delete {
@@ -405,7 +410,18 @@ async fn main() -> anyhow::Result<()> {
                 scopes,
                 default,
                 owners,
-            } => admin::resource_add(&mut admin, &url, scopes.as_deref(), default, &owners).await?,
+                implies,
+            } => {
+                admin::resource_add(
+                    &mut admin,
+                    &url,
+                    scopes.as_deref(),
+                    default,
+                    &owners,
+                    &implies,
+                )
+                .await?
+            }
             ResourceCmd::List => admin::resource_list(&mut admin).await?,
             ResourceCmd::Delete { url } => admin::resource_delete(&mut admin, &url).await?,
         },

@@ -15,6 +15,7 @@ mod m20261201_000006_client_usage;
 mod m20261201_000007_bounds;
 mod m20261202_000008_client_keys;
 mod m20261202_000009_registration_access;
+mod m20261202_000010_scope_hierarchy;
 mod m20261202_000011_grant_install;
 
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_bounds::Migration),
             Box::new(m20261202_000008_client_keys::Migration),
             Box::new(m20261202_000009_registration_access::Migration),
+            Box::new(m20261202_000010_scope_hierarchy::Migration),
             Box::new(m20261202_000011_grant_install::Migration),
         ]
     }

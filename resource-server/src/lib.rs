@@ -12,6 +12,11 @@
 //! The token is read only from the `Authorization` header (RFC 6750 §2.1; MCP forbids the
 //! query string).
 //!
+//! Scope hierarchies (a resource's `files:write` implying `files:read`) need nothing here:
+//! Latchkey mints every token with the scopes its resource's hierarchy implies, so both modes
+//! check required scopes against the token's `scope` alone, with the core's one rule
+//! (`latchkey_core::token::check_for_resource`), and agree with `VerifyToken`.
+//!
 //! An `https://` AuthService is reached over TLS with the CA given in [`Tls`], and this
 //! resource server's own certificate when the AuthService requires client certificates
 //! (they add to the client credentials, never replace them).

@@ -434,11 +434,13 @@ async fn registered_resources_bind_the_audience() {
                 url: "https://a.example.com/mcp".into(),
                 scopes: None,
                 default: false,
+                implies: Default::default(),
             },
             latchkey::config::ResourceConfig {
                 url: "https://B.example.com/mcp".into(),
                 scopes: None,
                 default: true,
+                implies: Default::default(),
             },
         ]
     })

@@ -28,6 +28,7 @@ mod redis_outage;
 mod registration;
 mod registration_management;
 mod revocation;
+mod scope_hierarchy;
 mod shared_state;
 mod tiers;
 mod token;

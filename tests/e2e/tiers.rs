@@ -811,6 +811,7 @@ async fn production_refuses_to_serve_with_no_protected_resource() {
             resource: latchkey_core::resource::Resource::parse(RESOURCE).expect("resource"),
             scopes: None,
             is_default: true,
+            implies: Default::default(),
         })
         .await
         .expect("resource");

@@ -698,6 +698,7 @@ async fn the_gateway_serves_metadata_for_resources_behind_forward_auth() {
             url: RESOURCE.into(),
             scopes: Some("mcp:tools".into()),
             default: true,
+            implies: Default::default(),
         }];
     })
     .await;
@@ -747,6 +748,7 @@ async fn offline_access_is_never_a_scope_of_a_resource() {
             url: RESOURCE.into(),
             scopes: None,
             default: true,
+            implies: Default::default(),
         }];
     })
     .await;

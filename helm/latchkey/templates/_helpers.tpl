@@ -150,9 +150,9 @@ The non-secret configuration as a map of environment variables. The ConfigMap ho
 the Deployments; the migration Job, a hook that runs before the ConfigMap exists, gets the
 same variables inline. `latchkey migrate` validates the whole configuration first.
 */}}
-{{/* config.resources as the inline list LATCHKEY_RESOURCES takes: [{url="…",scopes="…",default=true}]. */}}
+{{/* config.resources as the inline list LATCHKEY_RESOURCES takes: [{url="…",scopes="…",default=true,implies={"a"="b"}}]. */}}
 {{- define "latchkey.resourcesEnv" -}}
-[{{- range $i, $r := . }}{{ if $i }},{{ end }}{url={{ $r.url | quote }}{{ with $r.scopes }},scopes={{ . | quote }}{{ end }}{{ if $r.default }},default=true{{ end }}}{{- end }}]
+[{{- range $i, $r := . }}{{ if $i }},{{ end }}{url={{ $r.url | quote }}{{ with $r.scopes }},scopes={{ . | quote }}{{ end }}{{ if $r.default }},default=true{{ end }}{{ with $r.implies }},implies={ {{- $first := true }}{{ range $k, $v := . }}{{ if not $first }},{{ end }}{{ $k | quote }}={{ $v | quote }}{{ $first = false }}{{ end }}}{{ end }}}{{- end }}]
 {{- end }}
 
 {{- define "latchkey.configData" -}}

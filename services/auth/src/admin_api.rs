@@ -46,6 +46,15 @@ fn resource(p: latchkey_core::resource::ProtectedResource) -> pb::ProtectedResou
         url: p.resource.as_str().to_owned(),
         scopes: p.scopes.map(|s| s.to_string()),
         is_default: p.is_default,
+        implies: p
+            .implies
+            .declared()
+            .iter()
+            .map(|(scope, implied)| pb::ScopeImplication {
+                scope: scope.clone(),
+                implied: implied.iter().cloned().collect::<Vec<_>>().join(" "),
+            })
+            .collect(),
     }
 }
 
@@ -209,9 +218,14 @@ impl AdminService for AdminApi {
         req: Request<pb::AddResourceRequest>,
     ) -> Rpc<pb::ProtectedResource> {
         let r = req.into_inner();
+        let implies: Vec<(String, String)> = r
+            .implies
+            .into_iter()
+            .map(|i| (i.scope, i.implied))
+            .collect();
         let p = self
             .core
-            .add_resource(&r.url, r.scopes.as_deref(), r.default)
+            .add_resource_with_hierarchy(&r.url, r.scopes.as_deref(), r.default, &implies)
             .await
             .map_err(to_status)?;
         for owner in &r.owners {

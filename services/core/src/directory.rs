@@ -21,6 +21,7 @@ use crate::error::{AuthError, AuthResult, Reason};
 use crate::model::Client;
 use crate::resource::{ProtectedResource, Resource};
 use crate::scope::ScopeSet;
+use crate::scope_hierarchy::ScopeHierarchy;
 use crate::store::StoreError;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -171,6 +172,21 @@ impl AuthCore {
         scopes: Option<&str>,
         default: bool,
     ) -> AuthResult<ProtectedResource> {
+        self.add_resource_with_hierarchy(url, scopes, default, &[])
+            .await
+    }
+
+    /// Adds a protected resource with a scope hierarchy (MCP 2026-07-28): `implies` pairs a
+    /// scope with the space-separated scopes it implies. Each must be one of the resource's
+    /// `scopes`, or of the server's when it lists none, and the implications must form no
+    /// cycle ([`ScopeHierarchy::declare`]).
+    pub async fn add_resource_with_hierarchy(
+        &self,
+        url: &str,
+        scopes: Option<&str>,
+        default: bool,
+        implies: &[(String, String)],
+    ) -> AuthResult<ProtectedResource> {
         let resource = Resource::parse(url)?;
         let scopes = match scopes {
             None => None,
@@ -182,11 +198,18 @@ impl AuthCore {
                 Some(set)
             }
         };
+        let implies = ScopeHierarchy::declare(
+            implies.iter().map(|(s, i)| (s.as_str(), i.as_str())),
+            scopes
+                .as_ref()
+                .unwrap_or_else(|| self.settings.scopes.supported()),
+        )?;
         let existing = self.stores.resources.list_resources().await?;
         let p = ProtectedResource {
             resource,
             scopes,
             is_default: default || existing.is_empty(),
+            implies,
         };
         match self.stores.resources.insert_resource(&p).await {
             Ok(()) => {}

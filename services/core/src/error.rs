@@ -304,6 +304,8 @@ pub enum Reason {
     AudienceNotOwned,
     /// RFC 6750 §3.1: every scope the operation needs, in the order the caller listed them.
     ScopesRequired(Vec<String>),
+    /// MCP 2026-07-28 scope hierarchies: an operator's declaration the server refuses.
+    ScopeHierarchy(crate::scope_hierarchy::HierarchyFault),
 
     // Administration.
     NoSuchClient,
@@ -444,6 +446,7 @@ impl fmt::Display for Reason {
             Self::OwnsNoResource => f.write_str("the client owns no protected resource"),
             Self::AudienceNotOwned => f.write_str("the caller does not own this audience"),
             Self::ScopesRequired(scopes) => write!(f, "requires scope: {}", scopes.join(" ")),
+            Self::ScopeHierarchy(fault) => fault.fmt(f),
             Self::NoSuchClient => f.write_str("no such client"),
             Self::NoSuchUser => f.write_str("no user with this email"),
             Self::NoSuchResource => f.write_str("no such protected resource"),

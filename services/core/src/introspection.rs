@@ -233,7 +233,9 @@ impl AuthCore {
         // token has none. No username: the subject identifies the user well enough.
         Ok(Some(Introspection {
             active: true,
-            scope: Some(grant.scope.to_string()),
+            // What a refresh would issue now: the grant's scope with what the resource's
+            // hierarchy implies (the token response said as much).
+            scope: Some(self.token_scope(&grant.resource, &grant.scope).to_string()),
             client_id: Some(grant.client_id),
             sub: Some(user.id.to_string()),
             aud: Some(grant.resource),

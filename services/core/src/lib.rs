@@ -33,6 +33,7 @@ pub mod registration;
 pub mod resource;
 pub mod revocation;
 pub mod scope;
+pub mod scope_hierarchy;
 pub mod sealing;
 pub mod secret;
 pub mod session;

@@ -124,6 +124,8 @@ pub struct ProtectedResource {
     /// The scopes this resource accepts; `None` means every supported scope.
     pub scopes: Option<crate::scope::ScopeSet>,
     pub is_default: bool,
+    /// Which of its scopes imply others (MCP 2026-07-28); applied when a token is minted.
+    pub implies: crate::scope_hierarchy::ScopeHierarchy,
 }
 
 /// Chooses the audience of a grant from the request's `resource` parameters.
@@ -220,11 +222,13 @@ mod tests {
                 resource: Resource::parse("https://a.example.com/mcp").expect("valid"),
                 scopes: None,
                 is_default: false,
+                implies: Default::default(),
             },
             ProtectedResource {
                 resource: Resource::parse("https://b.example.com/mcp").expect("valid"),
                 scopes: None,
                 is_default: true,
+                implies: Default::default(),
             },
         ];
         let a = "https://a.example.com/mcp".to_owned();
@@ -421,11 +425,13 @@ mod tests {
                 resource: Resource::parse("https://a.example.com/mcp").expect("valid"),
                 scopes: None,
                 is_default: false,
+                implies: Default::default(),
             },
             ProtectedResource {
                 resource: Resource::parse("https://b.example.com/mcp").expect("valid"),
                 scopes: None,
                 is_default: true,
+                implies: Default::default(),
             },
         ];
         let (r, _) = resolve(&[], &reg, false, "http://issuer").expect("default");

@@ -43,6 +43,12 @@ pub struct AccessTokenClaims {
 /// for `audience` (RFC 8707: a token minted for one resource is useless at another), and it
 /// grants every one of `required` (RFC 6750 §3.1: a refusal names them all). VerifyToken,
 /// ForwardAuth (through VerifyToken) and `latchkey-resource-server`'s local mode all use it.
+///
+/// This is the one rule for whether a token's scopes satisfy a requirement, scope
+/// hierarchies included: a token's `scope` already names every scope its resource's hierarchy
+/// implies (they are added when it is minted, see `scope_hierarchy`), so a token minted with
+/// `files:write` where `files:write` implies `files:read` passes a `files:read` requirement
+/// here, in every verifier alike, and one with `files:read` never passes `files:write`.
 pub fn check_for_resource(
     claims: &AccessTokenClaims,
     audience: &str,

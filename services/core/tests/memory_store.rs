@@ -43,6 +43,7 @@ async fn duplicate_client_ids_emails_and_resources_are_refused() {
             resource: Resource::parse(RESOURCE).expect("valid"),
             scopes: None,
             is_default: false,
+            implies: Default::default(),
         })
         .await;
 

@@ -11,7 +11,9 @@ use latchkey_core::model::{
 };
 use latchkey_core::resource::{ProtectedResource, Resource};
 use latchkey_core::scope::ScopeSet;
+use latchkey_core::scope_hierarchy::ScopeHierarchy;
 use latchkey_core::store::StoreError;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 pub(crate) fn ts(t: DateTime<Utc>) -> i64 {
@@ -243,11 +245,37 @@ pub(crate) fn key_model(k: &StoredSigningKey) -> signing_keys::Model {
 }
 
 pub(crate) fn resource(m: protected_resources::Model) -> ProtectedResource {
+    let implies = scope_hierarchy(m.scope_implications.as_deref(), &m.url);
     ProtectedResource {
         resource: Resource::from_stored(m.url),
         scopes: m.scopes.as_deref().and_then(|s| ScopeSet::parse(s).ok()),
         is_default: m.is_default,
+        implies,
     }
+}
+
+/// A stored scope hierarchy. One that does not read back (it cannot, unless the row was
+/// edited by hand) is dropped with a warning: without it, tokens carry only the scopes that
+/// were granted, which is narrower, never wider.
+fn scope_hierarchy(stored: Option<&str>, url: &str) -> ScopeHierarchy {
+    let Some(json) = stored else {
+        return ScopeHierarchy::default();
+    };
+    let read = serde_json::from_str::<BTreeMap<String, BTreeSet<String>>>(json)
+        .map_err(|e| e.to_string())
+        .and_then(|d| ScopeHierarchy::from_declared(d).map_err(|f| f.to_string()));
+    match read {
+        Ok(h) => h,
+        Err(why) => {
+            tracing::warn!(resource = %url, error = %why, "ignoring a corrupt scope hierarchy");
+            ScopeHierarchy::default()
+        }
+    }
+}
+
+/// The column value of a scope hierarchy: `None` when there is none.
+pub(crate) fn scope_implications(h: &ScopeHierarchy) -> Option<String> {
+    (!h.is_empty()).then(|| serde_json::to_string(h.declared()).unwrap_or_default())
 }
 
 pub(crate) fn revocation(m: revocation_events::Model) -> Result<RevocationEvent, StoreError> {

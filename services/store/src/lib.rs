@@ -820,6 +820,7 @@ impl ResourceStore for SeaStore {
                 scopes: r.scopes.as_ref().map(ToString::to_string),
                 is_default: r.is_default,
                 created_at: ts(Utc::now()),
+                scope_implications: convert::scope_implications(&r.implies),
             };
             protected_resources::Entity::insert(row.into_active_model())
                 .exec_without_returning(&txn)

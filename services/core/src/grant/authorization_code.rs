@@ -96,12 +96,11 @@ impl AuthCore {
             self.revoke_grant(grant.id, &client.id).await?;
             return Err(AuthError::InvalidGrant(Reason::CodeReplayed));
         }
-        let scope = grant.scope.clone();
-        let (access_token, expires_in) = self.mint_access_token(
+        let (access_token, expires_in, scope) = self.mint_access_token(
             client,
             grant.user_id.to_string(),
             &grant.resource,
-            &scope,
+            &grant.scope,
             Some(grant.id.to_string()),
         )?;
 
@@ -109,7 +108,7 @@ impl AuthCore {
             access_token,
             expires_in,
             refresh_token: refresh.map(|(v, _)| v),
-            scope: scope.to_string(),
+            scope,
             client_tier: client.tier,
             grant_type: GrantType::AuthorizationCode,
         })

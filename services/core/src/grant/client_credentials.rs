@@ -36,13 +36,13 @@ impl AuthCore {
         if scope.contains(crate::scope::OFFLINE_ACCESS) {
             return Err(AuthError::InvalidScope(Reason::OfflineAccessWithoutUser));
         }
-        let (access_token, expires_in) =
+        let (access_token, expires_in, scope) =
             self.mint_access_token(client, client.id.clone(), aud.as_str(), &scope, None)?;
         Ok(TokenResponse {
             access_token,
             expires_in,
             refresh_token: None,
-            scope: scope.to_string(),
+            scope,
             client_tier: client.tier,
             grant_type: GrantType::ClientCredentials,
         })

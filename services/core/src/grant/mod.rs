@@ -83,30 +83,34 @@ impl AuthCore {
         issued
     }
 
-    /// Signs an access token for `sub` at `aud` with `scope`.
+    /// Signs an access token for `sub` at `aud` from a grant of `granted`. Returns the token,
+    /// its lifetime, and its scope: `granted` with what `aud`'s scope hierarchy implies
+    /// ([`AuthCore::token_scope`]). RFC 6749 §5.1: the token response's `scope` is that scope,
+    /// so that it, the token's `scope` claim and introspection always agree.
     fn mint_access_token(
         &self,
         client: &Client,
         sub: String,
         aud: &str,
-        scope: &ScopeSet,
+        granted: &ScopeSet,
         sid: Option<String>,
-    ) -> AuthResult<(String, i64)> {
+    ) -> AuthResult<(String, i64, String)> {
         let now = self.clock.now().timestamp();
         let ttl = self.settings.access_token_ttl.num_seconds();
+        let scope = self.token_scope(aud, granted).to_string();
         let claims = AccessTokenClaims {
             iss: self.settings.issuer.clone(),
             sub,
             aud: aud.to_owned(),
             client_id: client.id.clone(),
-            scope: scope.to_string(),
+            scope: scope.clone(),
             iat: now,
             exp: now + ttl,
             jti: secret::generate_id(),
             sid,
             nbf: None,
         };
-        Ok((token::mint(&self.keys(), &claims)?, ttl))
+        Ok((token::mint(&self.keys(), &claims)?, ttl, scope))
     }
 
     /// A new refresh token for `grant`, if the client may refresh: returns the value to hand

@@ -67,10 +67,14 @@ impl AuthCore {
         if token.expires_at <= now {
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenUnusable));
         }
-        // RFC 6749 §6: a narrower scope is allowed, a broader one is not.
-        let granted = grant.scope.clone();
+        // RFC 6749 §6: a narrower scope is allowed, a broader one is not. What was granted
+        // is what a token of this grant carries: its scope with what the resource's hierarchy
+        // implies now. The grant keeps the scope the user consented to, and each token gets
+        // the hierarchy as it is when it is minted, so a narrowed hierarchy narrows the next
+        // refresh too.
+        let granted = self.token_scope(&grant.resource, &grant.scope);
         let scope = match req.scope.as_deref().filter(|s| !s.trim().is_empty()) {
-            None => granted.clone(),
+            None => grant.scope.clone(),
             Some(s) => {
                 let asked = self
                     .settings
@@ -84,7 +88,7 @@ impl AuthCore {
                 }
                 // Only scopes this server ignores: as if none were named.
                 if asked.is_empty() {
-                    granted.clone()
+                    grant.scope.clone()
                 } else {
                     asked
                 }
@@ -110,7 +114,7 @@ impl AuthCore {
             self.revoke_grant(grant.id, &client.id).await?;
             return Err(AuthError::InvalidGrant(Reason::RefreshTokenReused));
         }
-        let (access_token, expires_in) = self.mint_access_token(
+        let (access_token, expires_in, scope) = self.mint_access_token(
             client,
             grant.user_id.to_string(),
             &grant.resource,
@@ -121,7 +125,7 @@ impl AuthCore {
             access_token,
             expires_in,
             refresh_token: Some(new_value),
-            scope: scope.to_string(),
+            scope,
             client_tier: client.tier,
             grant_type: GrantType::RefreshToken,
         })

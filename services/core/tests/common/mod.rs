@@ -200,6 +200,7 @@ pub async fn seed_resource(t: &TestCore, url: &str, scopes: Option<&str>, is_def
             resource: Resource::parse(url).expect("a valid resource"),
             scopes: scopes.map(|s| ScopeSet::parse(s).expect("valid scopes")),
             is_default,
+            implies: Default::default(),
         })
         .await
         .expect("the resource is seeded");

@@ -129,6 +129,8 @@ entity!(protected_resources, "protected_resources", {
     scopes: Option<String>,
     is_default: bool,
     created_at: i64,
+    /// JSON: each scope and the scopes it implies directly (migration 10).
+    scope_implications: Option<String>,
 });
 
 entity!(used_client_assertions, "used_client_assertions", {

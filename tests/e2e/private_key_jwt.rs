@@ -228,6 +228,42 @@ async fn a_document_offering_none_beside_private_key_jwt_is_a_public_client() {
 }
 
 #[tokio::test]
+async fn chatgpts_document_preferring_private_key_jwt_with_none_beside_it_may_sign() {
+    // ChatGPT's published document: private_key_jwt first, none beside it, RS256 named.
+    // Since this server's metadata lists private_key_jwt, ChatGPT signs at /token.
+    let server = DocumentServer::start().await;
+    let key = TestKey::rs256();
+    server.answer("/jwks.json", Answer::json(&jwks(&[&key])));
+    let mut doc = chatgpt(&server.url("/jwks.json"), &["private_key_jwt", "none"]);
+    doc["token_endpoint_auth_signing_alg"] = json!("RS256");
+    let client_id = server.serve("/chatgpt/preferring.json", doc);
+    let app = app_for(&server, |_| {}).await;
+    let email = "prefers-signing@example.com";
+    app.add_user(email).await;
+    for signs in [true, false] {
+        let p = pkce();
+        let q = code_flow(&app, &auth_params(&client_id, CHATGPT_REDIRECT, &p), email).await;
+        let mut token_form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", q["code"].as_str()),
+            ("redirect_uri", CHATGPT_REDIRECT),
+            ("code_verifier", p.verifier.as_str()),
+        ];
+        let signed = assertion(&app, &key, &client_id);
+        if !signs {
+            token_form.push(("client_id", client_id.as_str()));
+        }
+        let body = if signs {
+            form(&token_form, &signed)
+        } else {
+            token_form
+        };
+        let (status, tokens) = post(&app, "/token", &body).await;
+        assert_eq!(status, 200, "signed: {signs}: {tokens}");
+    }
+}
+
+#[tokio::test]
 async fn an_operator_client_with_keys_gets_client_credentials_and_introspects() {
     let app = spawn_app().await;
     let key = TestKey::eddsa();

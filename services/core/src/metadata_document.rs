@@ -414,6 +414,17 @@ pub fn validate_document(
         }
         None => {}
     }
+    // Checked with the keys; held to when the client signs.
+    if keys.is_some()
+        && let Ok(Some(alg)) = crate::client_assertion::signing_alg(
+            doc.get(crate::client_assertion::SIGNING_ALG_FIELD),
+        )
+    {
+        info.insert(
+            crate::client_assertion::SIGNING_ALG_FIELD.into(),
+            Value::String(alg.into()),
+        );
+    }
     info.insert(
         "grant_types".into(),
         Value::Array(
@@ -479,15 +490,30 @@ fn negotiate_auth_method(
     if let Some(list) = strings(doc, "token_endpoint_auth_methods_supported")? {
         offered.extend(list);
     }
-    if offered.is_empty() || offered.iter().any(|m| m == "none") {
-        return Ok((AuthMethod::None, None));
+    let offers_none = offered.is_empty() || offered.iter().any(|m| m == "none");
+    let keys = offered
+        .iter()
+        .any(|m| m == "private_key_jwt")
+        .then(|| document_keys(doc));
+    match (offers_none, keys) {
+        // A document learns of no choice made for it, so a client offering both may use
+        // either: it is public, and it may sign (see `client_assertion::may_sign`). Keys
+        // that do not pass leave it public only.
+        (true, Some(Ok(keys))) => Ok((AuthMethod::None, Some(keys))),
+        (true, _) => Ok((AuthMethod::None, None)),
+        (false, Some(Ok(keys))) => Ok((AuthMethod::PrivateKeyJwt, Some(keys))),
+        (false, Some(Err(fault))) => Err(DocumentFault::KeySet(fault)),
+        (false, None) => Err(DocumentFault::AuthMethodUnsupported),
     }
-    if offered.iter().any(|m| m == "private_key_jwt") {
-        let keys = crate::client_assertion::client_keys(doc.get("jwks"), doc.get("jwks_uri"))
-            .map_err(DocumentFault::KeySet)?;
-        return Ok((AuthMethod::PrivateKeyJwt, Some(keys)));
-    }
-    Err(DocumentFault::AuthMethodUnsupported)
+}
+
+/// A document's keys for `private_key_jwt`, and the one algorithm it signs with if it names
+/// one (`token_endpoint_auth_signing_alg`, which must then be one this server verifies).
+fn document_keys(
+    doc: &Map<String, Value>,
+) -> Result<ClientKeys, crate::client_assertion::KeySetFault> {
+    crate::client_assertion::signing_alg(doc.get(crate::client_assertion::SIGNING_ALG_FIELD))?;
+    crate::client_assertion::client_keys(doc.get("jwks"), doc.get("jwks_uri"))
 }
 
 /// The grant types kept: `authorization_code` (required), and `refresh_token` when offered.

@@ -155,6 +155,10 @@ fn what_a_document_offers_is_negotiated() {
     doc["response_types"] = json!(["code", "id_token"]);
     let client = validate_document(CLAUDE, doc.to_string().as_bytes(), now()).expect("valid");
     assert_eq!(client.auth_method, AuthMethod::None);
+    assert!(
+        client.keys.is_some(),
+        "public, and it keeps its keys: it may sign as well"
+    );
     assert_eq!(client.grant_types, [GrantType::AuthorizationCode]);
 
     let mut absent = claude();

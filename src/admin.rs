@@ -141,6 +141,9 @@ pub async fn user_grants(admin: &mut Admin, email: &str) -> anyhow::Result<Strin
         .map_err(failed)?
         .into_inner()
         .installs;
+    if installs.is_empty() {
+        return Ok(format!("no live grants for {email}\n"));
+    }
     let mut out = String::new();
     for i in installs {
         let last = chrono::DateTime::from_timestamp(i.last_granted_at, 0)
@@ -167,6 +170,7 @@ pub async fn user_revoke(
     client_id: &str,
     install: Option<String>,
 ) -> anyhow::Result<String> {
+    let by_install = install.is_some();
     let r = admin
         .revoke_user_grants(pb::RevokeUserGrantsRequest {
             email: email.to_owned(),
@@ -176,6 +180,19 @@ pub async fn user_revoke(
         .await
         .map_err(failed)?
         .into_inner();
+    if r.revoked == 0 {
+        // Nothing matched: say so, so that a mistyped install or client is not taken for a
+        // signed-out device.
+        let what = if by_install {
+            "client and install"
+        } else {
+            "client"
+        };
+        return Ok(format!(
+            "revoked 0 grants: {email} has no live grant to that {what} \
+             (`latchkey user grants {email}` lists them)"
+        ));
+    }
     Ok(format!("revoked {} grants", r.revoked))
 }
 

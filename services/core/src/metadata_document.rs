@@ -197,6 +197,19 @@ pub enum DocumentFault {
     Malformed(&'static str),
 }
 
+impl DocumentFault {
+    /// Whether the fault is the document's own answer (it is gone, moved, or invalid), not a
+    /// failure to reach it: a 4xx status, a redirect, or a document that breaks a rule.
+    fn is_definitive(&self) -> bool {
+        match self {
+            Self::Fetch(FetchFailure::Status(code)) => (400..500).contains(code),
+            Self::Fetch(FetchFailure::Redirected) => true,
+            Self::Fetch(_) => false,
+            _ => true,
+        }
+    }
+}
+
 impl fmt::Display for DocumentFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let prefix = "client metadata document";
@@ -622,6 +635,16 @@ impl DocumentPolicy {
     }
 }
 
+/// What the shared copy of a document is good for.
+enum Shared {
+    /// Fresh and valid: used.
+    Used(Arc<Client>),
+    /// Fresh, but fetched longer ago than a refetch allows: fetched again.
+    LiveButRefetching,
+    /// None, expired, or no longer valid.
+    Absent,
+}
+
 /// One cached judgement.
 #[derive(Clone)]
 enum Judgement {
@@ -698,9 +721,11 @@ impl AuthCore {
                 Judgement::Fault(f) => Err(f.into()),
             };
         }
-        if let Some(client) = self.shared_document(id, refetch, now).await? {
-            return Ok(client);
-        }
+        let shared_is_live = match self.shared_document(id, refetch, now).await? {
+            Shared::Used(client) => return Ok(client),
+            Shared::LiveButRefetching => true,
+            Shared::Absent => false,
+        };
         let (judgement, lifetime) = match fetcher.fetch(&url).await {
             // Not remembered: the limit says nothing about the document.
             Err(FetchFailure::RateLimited) => {
@@ -716,6 +741,16 @@ impl AuthCore {
                 Err(fault) => (Judgement::Fault(fault), FAILURE_TTL),
             },
         };
+        // A document fetched again and found gone or invalid ends the shared copy too: kept,
+        // it would bring the client back on every replica (this one included, once the
+        // failure is forgotten) until its freshness ran out. A failure that says nothing
+        // about the document (unreachable, a timeout, a 5xx) leaves the copy in place.
+        if shared_is_live
+            && let Judgement::Fault(fault) = &judgement
+            && fault.is_definitive()
+        {
+            self.share_document(id, Vec::new(), now, now).await;
+        }
         if let Judgement::Fault(fault) = &judgement {
             tracing::info!(client_id = %id, fault = %fault, "client metadata document refused");
         }
@@ -741,15 +776,18 @@ impl AuthCore {
         id: &str,
         refetch: bool,
         now: DateTime<Utc>,
-    ) -> AuthResult<Option<Arc<Client>>> {
+    ) -> AuthResult<Shared> {
         let Some(doc) = self.stores.documents.find_document(id).await? else {
-            return Ok(None);
+            return Ok(Shared::Absent);
         };
-        if doc.expires_at <= now || (refetch && now - doc.fetched_at >= MIN_REFETCH_INTERVAL) {
-            return Ok(None);
+        if doc.expires_at <= now {
+            return Ok(Shared::Absent);
+        }
+        if refetch && now - doc.fetched_at >= MIN_REFETCH_INTERVAL {
+            return Ok(Shared::LiveButRefetching);
         }
         let Ok(client) = validate_document(id, &doc.body, now) else {
-            return Ok(None);
+            return Ok(Shared::Absent);
         };
         let client = Arc::new(client);
         self.document_cache.put(
@@ -760,7 +798,7 @@ impl AuthCore {
                 expires_at: doc.expires_at,
             },
         );
-        Ok(Some(client))
+        Ok(Shared::Used(client))
     }
 
     /// Keeps a valid document for the other replicas. Failing to is not the request's

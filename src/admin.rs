@@ -213,6 +213,15 @@ pub async fn client_add(admin: &mut Admin, req: pb::AddClientRequest) -> anyhow:
             "client_secret: {secret}\n(shown once; only its hash is stored)\n"
         ));
     }
+    if client.token_endpoint_auth_method == "private_key_jwt" {
+        // No secret to print: say what the client sends instead (RFC 7523 §2.2, §3).
+        out.push_str(
+            "auth:          private_key_jwt: no secret; at /token, /revoke and /introspect the \
+             client sends client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
+             and a client_assertion JWT signed with its key (iss and sub: the client_id; aud: this \
+             server's issuer; exp at most 5 minutes ahead; a new jti each time)\n",
+        );
+    }
     Ok(out)
 }
 

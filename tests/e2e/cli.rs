@@ -376,7 +376,7 @@ async fn stats_purge_and_backup_tell_and_do_what_maintenance_does() {
 }
 
 #[tokio::test]
-async fn grant_commands_say_when_nothing_matched_and_a_jwks_file_that_is_not_json_is_named() {
+async fn grant_and_key_commands_tell_a_new_user_what_happened() {
     let db = fresh_database().await;
     let _guard = DbGuard(db.clone());
     let email = "new-user@example.com";
@@ -430,4 +430,27 @@ async fn grant_commands_say_when_nothing_matched_and_a_jwks_file_that_is_not_jso
     );
     let _ = std::fs::remove_file(&pem);
     assert!(!ok && out.contains("jwks is not a JWK Set"), "{out}");
+
+    // A client with keys has no secret to show: the output says how it authenticates.
+    let (ok, out) = latchkey(
+        &db,
+        &[
+            "client",
+            "add",
+            "--name",
+            "signer",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--jwks-uri",
+            "https://keys.example/jwks.json",
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("private_key_jwt")
+            && out.contains("client_assertion")
+            && !out.contains("client_secret:"),
+        "{out}"
+    );
 }

@@ -322,10 +322,18 @@ fn parse_key(v: &Value) -> Result<ClientKey, KeySetFault> {
             }
             &[Algorithm::RS256, Algorithm::PS256]
         }
+        // Coordinates of the wrong length could never verify: refused here, not at every
+        // assertion.
         AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            if !is_bytes(&p.x, 32) || !is_bytes(&p.y, 32) {
+                return Err(KeySetFault::UnsupportedKey);
+            }
             &[Algorithm::ES256]
         }
         AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            if !is_bytes(&p.x, 32) {
+                return Err(KeySetFault::UnsupportedKey);
+            }
             &[Algorithm::EdDSA]
         }
         _ => return Err(KeySetFault::UnsupportedKey),
@@ -340,6 +348,11 @@ fn parse_key(v: &Value) -> Result<ClientKey, KeySetFault> {
         fits,
         key,
     })
+}
+
+/// Whether `b64` is base64url of exactly `len` bytes.
+fn is_bytes(b64: &str, len: usize) -> bool {
+    URL_SAFE_NO_PAD.decode(b64).is_ok_and(|b| b.len() == len)
 }
 
 /// A big-endian unsigned integer without its leading zero bytes.

@@ -605,7 +605,7 @@ async fn a_client_that_names_its_signing_alg_is_held_to_it() {
 }
 
 #[test]
-fn rsa_keys_the_verifier_cannot_use_are_refused_with_the_key_set() {
+fn keys_the_verifier_cannot_use_are_refused_with_the_key_set() {
     use base64::Engine;
     use latchkey_core::client_assertion::parse_key_set;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -645,6 +645,29 @@ fn rsa_keys_the_verifier_cannot_use_are_refused_with_the_key_set() {
             KeySetFault::UnusableRsaKey,
         ),
     ];
+    let short = |key: TestKey, field: &'static str| {
+        let mut set = jwks(&[&key]);
+        set["keys"][0][field] = json!(b64(&[7; 31]));
+        set
+    };
+    let mut cases = cases;
+    cases.extend([
+        (
+            "a P-256 x of 31 bytes",
+            short(TestKey::es256(), "x"),
+            KeySetFault::UnsupportedKey,
+        ),
+        (
+            "a P-256 y of 31 bytes",
+            short(TestKey::es256(), "y"),
+            KeySetFault::UnsupportedKey,
+        ),
+        (
+            "an Ed25519 x of 31 bytes",
+            short(TestKey::eddsa(), "x"),
+            KeySetFault::UnsupportedKey,
+        ),
+    ]);
     for (why, set, want) in cases {
         assert_eq!(parse_key_set(&set).err(), Some(want), "{why}");
     }

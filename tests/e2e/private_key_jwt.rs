@@ -1,7 +1,8 @@
 //! `private_key_jwt` (RFC 7523 §2.2) end to end, over real HTTP and gRPC:
 //! - a ChatGPT-shaped Client ID Metadata Document (RS256, `jwks_uri` on the local HTTPS
 //!   document server) completes the code flow and refreshes, signing at `/token`, and revokes
-//!   at `/revoke`; a document that offers `none` beside it is a public client;
+//!   at `/revoke`; a document that offers `none` beside it is a public client, and ChatGPT's
+//!   (which prefers `private_key_jwt` and offers `none` too) may sign or not;
 //! - an operator's client with keys gets `client_credentials` tokens and introspects at
 //!   `/introspect`;
 //! - a self-registered client registers its keys at `/register`;

@@ -363,7 +363,8 @@ pub fn parse_document_url(client_id: &str) -> Result<url::Url, DocumentFault> {
 
 /// Judges a fetched document for `client_id` (§4) and builds the client it describes, at
 /// `now`. Unknown fields are ignored. What the document offers is negotiated (OpenID Connect
-/// RP Metadata Choices): `none` is chosen when offered, and of the grant and response types
+/// RP Metadata Choices): `none` is chosen when offered (with the keys of a `private_key_jwt`
+/// offered beside it, which the client may also use), and of the grant and response types
 /// only those this server implements for a public client are kept.
 pub fn validate_document(
     client_id: &str,
@@ -489,8 +490,9 @@ fn strings(
 
 /// The auth methods offered: RFC 7591's `token_endpoint_auth_method` (absent means `none`
 /// for a document, which can hold no secret) and the RP Metadata Choices list
-/// `token_endpoint_auth_methods_supported`. `none` wins when offered; `private_key_jwt`
-/// brings its keys (`jwks` or `jwks_uri`).
+/// `token_endpoint_auth_methods_supported`. `none` wins when offered, and the keys of a
+/// `private_key_jwt` offered beside it are kept, so that the client may sign as well;
+/// `private_key_jwt` alone brings its keys (`jwks` or `jwks_uri`).
 fn negotiate_auth_method(
     doc: &Map<String, Value>,
 ) -> Result<(AuthMethod, Option<ClientKeys>), DocumentFault> {

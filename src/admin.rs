@@ -141,6 +141,9 @@ pub async fn user_grants(admin: &mut Admin, email: &str) -> anyhow::Result<Strin
         .map_err(failed)?
         .into_inner()
         .installs;
+    if installs.is_empty() {
+        return Ok(format!("no live grants for {email}\n"));
+    }
     let mut out = String::new();
     for i in installs {
         let last = chrono::DateTime::from_timestamp(i.last_granted_at, 0)
@@ -167,6 +170,7 @@ pub async fn user_revoke(
     client_id: &str,
     install: Option<String>,
 ) -> anyhow::Result<String> {
+    let by_install = install.is_some();
     let r = admin
         .revoke_user_grants(pb::RevokeUserGrantsRequest {
             email: email.to_owned(),
@@ -176,6 +180,19 @@ pub async fn user_revoke(
         .await
         .map_err(failed)?
         .into_inner();
+    if r.revoked == 0 {
+        // Nothing matched: say so, so that a mistyped install or client is not taken for a
+        // signed-out device.
+        let what = if by_install {
+            "client and install"
+        } else {
+            "client"
+        };
+        return Ok(format!(
+            "revoked 0 grants: {email} has no live grant to that {what} \
+             (`latchkey user grants {email}` lists them)"
+        ));
+    }
     Ok(format!("revoked {} grants", r.revoked))
 }
 
@@ -195,6 +212,15 @@ pub async fn client_add(admin: &mut Admin, req: pb::AddClientRequest) -> anyhow:
         out.push_str(&format!(
             "client_secret: {secret}\n(shown once; only its hash is stored)\n"
         ));
+    }
+    if client.token_endpoint_auth_method == "private_key_jwt" {
+        // No secret to print: say what the client sends instead (RFC 7523 §2.2, §3).
+        out.push_str(
+            "auth:          private_key_jwt: no secret; at /token, /revoke and /introspect the \
+             client sends client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
+             and a client_assertion JWT signed with its key (iss and sub: the client_id; aud: this \
+             server's issuer; exp at most 5 minutes ahead; a new jti each time)\n",
+        );
     }
     Ok(out)
 }

@@ -374,3 +374,83 @@ async fn stats_purge_and_backup_tell_and_do_what_maintenance_does() {
         let _ = std::fs::remove_file(&dest);
     }
 }
+
+#[tokio::test]
+async fn grant_and_key_commands_tell_a_new_user_what_happened() {
+    let db = fresh_database().await;
+    let _guard = DbGuard(db.clone());
+    let email = "new-user@example.com";
+    let (ok, out) = latchkey(
+        &db,
+        &["user", "add", email, "--password-stdin"],
+        "a good password",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = latchkey(&db, &["user", "grants", email], "");
+    assert!(ok && out.contains("no live grants"), "{out}");
+    // A mistyped install is not taken for a signed-out device.
+    let (ok, out) = latchkey(
+        &db,
+        &[
+            "user",
+            "revoke",
+            email,
+            "--client",
+            "some-client",
+            "--install",
+            "https://app.example/callback/",
+        ],
+        "",
+    );
+    assert!(
+        ok && out.contains("no live grant to that client and install"),
+        "{out}"
+    );
+
+    // A PEM public key given where a JWK Set belongs: the error names the JWK Set.
+    let pem = std::env::temp_dir().join(format!("latchkey-cli-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &pem,
+        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n",
+    )
+    .expect("write the file");
+    let (ok, out) = latchkey(
+        &db,
+        &[
+            "client",
+            "add",
+            "--name",
+            "signer",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--jwks",
+            pem.to_str().expect("utf-8 path"),
+        ],
+        "",
+    );
+    let _ = std::fs::remove_file(&pem);
+    assert!(!ok && out.contains("jwks is not a JWK Set"), "{out}");
+
+    // A client with keys has no secret to show: the output says how it authenticates.
+    let (ok, out) = latchkey(
+        &db,
+        &[
+            "client",
+            "add",
+            "--name",
+            "signer",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--jwks-uri",
+            "https://keys.example/jwks.json",
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("private_key_jwt")
+            && out.contains("client_assertion")
+            && !out.contains("client_secret:"),
+        "{out}"
+    );
+}

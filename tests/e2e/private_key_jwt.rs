@@ -1,7 +1,8 @@
 //! `private_key_jwt` (RFC 7523 §2.2) end to end, over real HTTP and gRPC:
 //! - a ChatGPT-shaped Client ID Metadata Document (RS256, `jwks_uri` on the local HTTPS
 //!   document server) completes the code flow and refreshes, signing at `/token`, and revokes
-//!   at `/revoke`; a document that offers `none` beside it is a public client;
+//!   at `/revoke`; a document that offers `none` beside it is a public client, and ChatGPT's
+//!   (which prefers `private_key_jwt` and offers `none` too) may sign or not;
 //! - an operator's client with keys gets `client_credentials` tokens and introspects at
 //!   `/introspect`;
 //! - a self-registered client registers its keys at `/register`;
@@ -225,6 +226,42 @@ async fn a_document_offering_none_beside_private_key_jwt_is_a_public_client() {
         ])
         .await;
     assert_eq!(status, 200, "none was chosen: {tokens}");
+}
+
+#[tokio::test]
+async fn chatgpts_document_preferring_private_key_jwt_with_none_beside_it_may_sign() {
+    // ChatGPT's published document: private_key_jwt first, none beside it, RS256 named.
+    // Since this server's metadata lists private_key_jwt, ChatGPT signs at /token.
+    let server = DocumentServer::start().await;
+    let key = TestKey::rs256();
+    server.answer("/jwks.json", Answer::json(&jwks(&[&key])));
+    let mut doc = chatgpt(&server.url("/jwks.json"), &["private_key_jwt", "none"]);
+    doc["token_endpoint_auth_signing_alg"] = json!("RS256");
+    let client_id = server.serve("/chatgpt/preferring.json", doc);
+    let app = app_for(&server, |_| {}).await;
+    let email = "prefers-signing@example.com";
+    app.add_user(email).await;
+    for signs in [true, false] {
+        let p = pkce();
+        let q = code_flow(&app, &auth_params(&client_id, CHATGPT_REDIRECT, &p), email).await;
+        let mut token_form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", q["code"].as_str()),
+            ("redirect_uri", CHATGPT_REDIRECT),
+            ("code_verifier", p.verifier.as_str()),
+        ];
+        let signed = assertion(&app, &key, &client_id);
+        if !signs {
+            token_form.push(("client_id", client_id.as_str()));
+        }
+        let body = if signs {
+            form(&token_form, &signed)
+        } else {
+            token_form
+        };
+        let (status, tokens) = post(&app, "/token", &body).await;
+        assert_eq!(status, 200, "signed: {signs}: {tokens}");
+    }
 }
 
 #[tokio::test]

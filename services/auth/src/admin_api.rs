@@ -74,8 +74,10 @@ pub fn client_metadata(r: &pb::AddClientRequest) -> serde_json::Value {
             meta["jwks_uri"] = json!(uri);
         }
         if let Some(set) = &r.jwks {
-            // Text that is not JSON stays text, which the core refuses as not a JWK Set.
-            meta["jwks"] = serde_json::from_str(set).unwrap_or_else(|_| json!(set));
+            // Text that is not JSON (a PEM file given by mistake, say) is sent as a value
+            // that is no JWK Set, which the core refuses as such. Sent as text, its line
+            // breaks would be refused first, as control characters in the metadata.
+            meta["jwks"] = serde_json::from_str(set).unwrap_or(json!(false));
         }
     }
     if !r.grant_types.is_empty() {

@@ -9,11 +9,13 @@
 //! - the JWS algorithm is EdDSA, ES256, RS256 or PS256: never `none`, never HMAC (a client's
 //!   public key must not become a shared secret);
 //! - `sub` names the client (and equals a `client_id` sent beside it), which must be
-//!   registered for `private_key_jwt`;
+//!   registered for `private_key_jwt` (or be a document client that offers it beside `none`);
+//! - `alg` is the client's `token_endpoint_auth_signing_alg` when it named one;
 //! - the signature verifies with one of the client's keys: the key its `kid` names, or, with
 //!   no `kid`, any of its keys for that algorithm. Keys come from `jwks` or from `jwks_uri`,
 //!   which is fetched with the SSRF-safe fetcher, cached, and fetched again (rate-limited)
-//!   when an assertion names a `kid` the cached set lacks;
+//!   when an assertion names a `kid` the cached set lacks (a document's own `jwks` likewise
+//!   fetches the document again);
 //! - `iss` equals `sub`; `aud` is this server's issuer or its token endpoint, and nothing else
 //!   (a single value: draft-ietf-oauth-rfc7523bis, against audience injection);
 //! - `exp` is present, not passed, and at most [`MAX_LIFETIME`] ahead; `nbf` and `iat`, when
@@ -24,7 +26,7 @@
 use crate::AuthCore;
 use crate::error::{AuthError, AuthResult, Reason};
 use crate::metadata_document::{FetchFailure, cache_lifetime};
-use crate::model::{AuthMethod, Client, ClientKeys};
+use crate::model::{AuthMethod, Client, ClientKeys, ClientTier};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
@@ -53,6 +55,11 @@ const MAX_JTI_LEN: usize = 256;
 const MAX_KEYS: usize = 16;
 /// RSA keys shorter than this are refused (RFC 7518 §3.3: 2048 bits or larger).
 const MIN_RSA_BITS: usize = 2048;
+/// RSA keys longer than this are refused: the verifier (the `rsa` crate, under
+/// jsonwebtoken) refuses them, so every assertion would fail with a bad signature.
+const MAX_RSA_BITS: usize = 4096;
+/// The largest RSA public exponent the verifier accepts (`rsa::RsaPublicKey::MAX_PUB_EXPONENT`).
+const MAX_RSA_EXPONENT: u64 = (1 << 33) - 1;
 /// A key set is fetched again for an unknown `kid`, but not if it was fetched this recently.
 pub const KEY_SET_MIN_REFETCH: Duration = Duration::seconds(30);
 /// Key sets kept before the cache is emptied and refilled on demand.
@@ -79,6 +86,11 @@ pub enum KeySetFault {
     UnsupportedKey,
     /// An RSA modulus shorter than 2048 bits.
     WeakRsaKey,
+    /// An RSA key no signature could verify with: a modulus over 4096 bits, or a public
+    /// exponent that is even, below 3 or above 2^33 - 1.
+    UnusableRsaKey,
+    /// `token_endpoint_auth_signing_alg` is not one of [`ALGORITHMS`].
+    SigningAlgUnsupported,
     /// `jwks_uri` is not an https URL.
     KeySetUriNotHttps,
     /// Both `jwks` and `jwks_uri` (RFC 7591 §2: MUST NOT both be present).
@@ -101,6 +113,13 @@ impl fmt::Display for KeySetFault {
                  or more, EC P-256 or Ed25519, for signing)"
             }
             Self::WeakRsaKey => "an RSA key is shorter than 2048 bits",
+            Self::UnusableRsaKey => {
+                "an RSA key must have a modulus of 2048 to 4096 bits and an odd public exponent \
+                 from 3 to 2^33-1 (such as 65537)"
+            }
+            Self::SigningAlgUnsupported => {
+                "token_endpoint_auth_signing_alg must be one of EdDSA, ES256, RS256, PS256"
+            }
             Self::KeySetUriNotHttps => "jwks_uri must be an https URL",
             Self::BothJwksAndJwksUri => "jwks and jwks_uri must not both be present",
             Self::NoKeys => "private_key_jwt needs jwks or jwks_uri",
@@ -275,19 +294,46 @@ fn parse_key(v: &Value) -> Result<ClientKey, KeySetFault> {
     let jwk: Jwk = serde_json::from_value(v.clone()).map_err(|_| KeySetFault::UnsupportedKey)?;
     let fits: &'static [Algorithm] = match &jwk.algorithm {
         AlgorithmParameters::RSA(p) => {
-            let n = URL_SAFE_NO_PAD
-                .decode(&p.n)
-                .map_err(|_| KeySetFault::Malformed)?;
-            let leading_zeros = n.iter().take_while(|b| **b == 0).count();
-            if (n.len() - leading_zeros) * 8 < MIN_RSA_BITS {
+            let decode = |v: &str| {
+                URL_SAFE_NO_PAD
+                    .decode(v)
+                    .map_err(|_| KeySetFault::Malformed)
+            };
+            let n = decode(&p.n)?;
+            let e = decode(&p.e)?;
+            let bits = bit_length(&n);
+            if bits < MIN_RSA_BITS {
                 return Err(KeySetFault::WeakRsaKey);
+            }
+            // What the verifier would refuse at every assertion is refused here, once, with
+            // a reason the client can act on.
+            let e = significant(&e);
+            let exponent = if e.len() <= 8 {
+                e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+            } else {
+                u64::MAX
+            };
+            if bits > MAX_RSA_BITS
+                || !(3..=MAX_RSA_EXPONENT).contains(&exponent)
+                || exponent % 2 == 0
+                || n.last().is_some_and(|b| b % 2 == 0)
+            {
+                return Err(KeySetFault::UnusableRsaKey);
             }
             &[Algorithm::RS256, Algorithm::PS256]
         }
+        // Coordinates of the wrong length could never verify: refused here, not at every
+        // assertion.
         AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            if !is_bytes(&p.x, 32) || !is_bytes(&p.y, 32) {
+                return Err(KeySetFault::UnsupportedKey);
+            }
             &[Algorithm::ES256]
         }
         AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            if !is_bytes(&p.x, 32) {
+                return Err(KeySetFault::UnsupportedKey);
+            }
             &[Algorithm::EdDSA]
         }
         _ => return Err(KeySetFault::UnsupportedKey),
@@ -303,6 +349,44 @@ fn parse_key(v: &Value) -> Result<ClientKey, KeySetFault> {
         key,
     })
 }
+
+/// Whether `b64` is base64url of exactly `len` bytes.
+fn is_bytes(b64: &str, len: usize) -> bool {
+    URL_SAFE_NO_PAD.decode(b64).is_ok_and(|b| b.len() == len)
+}
+
+/// A big-endian unsigned integer without its leading zero bytes.
+fn significant(bytes: &[u8]) -> &[u8] {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    &bytes[zeros..]
+}
+
+/// The number of bits of a big-endian unsigned integer.
+fn bit_length(bytes: &[u8]) -> usize {
+    match significant(bytes) {
+        [] => 0,
+        [first, rest @ ..] => rest.len() * 8 + (8 - first.leading_zeros() as usize),
+    }
+}
+
+/// OIDC Dynamic Client Registration §2 `token_endpoint_auth_signing_alg`: the one algorithm
+/// a client's assertions must be signed with, when it names one. It must be one this server
+/// verifies, or every assertion of the client would be refused.
+pub fn signing_alg(v: Option<&Value>) -> Result<Option<&'static str>, KeySetFault> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(a)) => ALGORITHMS
+            .iter()
+            .find(|known| *known == a)
+            .copied()
+            .map(Some)
+            .ok_or(KeySetFault::SigningAlgUnsupported),
+        Some(_) => Err(KeySetFault::SigningAlgUnsupported),
+    }
+}
+
+/// The metadata field that holds a client's [`signing_alg`].
+pub const SIGNING_ALG_FIELD: &str = "token_endpoint_auth_signing_alg";
 
 /// Checks the key metadata of a client registered (or described by a document) for
 /// `private_key_jwt`: exactly one of `jwks` (a valid set) and `jwks_uri` (https).
@@ -435,6 +519,39 @@ fn header(assertion: &str) -> AuthResult<(Algorithm, Option<String>)> {
     Ok((alg, kid))
 }
 
+/// Whether `client` may authenticate with an assertion: it is registered for
+/// `private_key_jwt`, or it is a document client that offers `private_key_jwt` beside `none`
+/// (OpenID Connect RP Metadata Choices). A document learns of no choice made for it, so such
+/// a client may use either: ChatGPT's document offers both, and signs when this server's
+/// metadata lists `private_key_jwt`. An assertion it sends is checked in full all the same.
+fn may_sign(client: &Client) -> bool {
+    match client.auth_method {
+        AuthMethod::PrivateKeyJwt => true,
+        AuthMethod::None => client.tier == ClientTier::MetadataDocument && client.keys.is_some(),
+        _ => false,
+    }
+}
+
+/// OIDC Dynamic Client Registration §2: a client that named its
+/// `token_endpoint_auth_signing_alg` is held to it.
+fn held_to_its_alg(client: &Client, alg: Algorithm) -> AuthResult<()> {
+    match client
+        .metadata
+        .get(SIGNING_ALG_FIELD)
+        .and_then(Value::as_str)
+    {
+        Some(named) if named.parse::<Algorithm>().ok() != Some(alg) => {
+            Err(refused(AssertionFault::AlgorithmNotAllowed))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether the client's keys are a `jwks` inside its metadata document.
+fn has_document_jwks(client: &Client) -> bool {
+    client.tier == ClientTier::MetadataDocument && matches!(client.keys, Some(ClientKeys::Jwks(_)))
+}
+
 /// The client an assertion claims to come from (`sub`), read before it is verified, only to
 /// find the keys that verify it.
 fn claimed_client(assertion: &str) -> AuthResult<String> {
@@ -473,15 +590,42 @@ impl AuthCore {
             other => other?,
         }
         .ok_or(AuthError::InvalidClient(Reason::ClientAuthenticationFailed))?;
-        if client.auth_method != AuthMethod::PrivateKeyJwt {
+        if !may_sign(&client) {
             return Err(refused(AssertionFault::MethodNotRegistered));
         }
-        let claims = self
+        held_to_its_alg(&client, alg)?;
+        let (client, claims) = match self
             .verify_assertion(&client, assertion, alg, kid.as_deref())
-            .await?;
+            .await
+        {
+            Err(AuthError::InvalidClient(Reason::Assertion(AssertionFault::UnknownKey)))
+                if kid.is_some() && has_document_jwks(&client) =>
+            {
+                // A document's own `jwks` is read with the document: a client that rotated
+                // its keys names a `kid` the cached document lacks, so the document is
+                // fetched again (at most once per MIN_REFETCH_INTERVAL), as a `jwks_uri` is.
+                let fresh = match self.document_client(&client.id, true).await {
+                    Err(AuthError::InvalidClientMetadata(reason)) => {
+                        return Err(AuthError::InvalidClient(reason));
+                    }
+                    other => other?,
+                };
+                if !may_sign(&fresh) {
+                    return Err(refused(AssertionFault::MethodNotRegistered));
+                }
+                held_to_its_alg(&fresh, alg)?;
+                let claims = self
+                    .verify_assertion(&fresh, assertion, alg, kid.as_deref())
+                    .await?;
+                (fresh, claims)
+            }
+            other => (client, other?),
+        };
         let expires_at = self.check_claims(&client.id, &claims)?;
         let jti = string_claim(&claims.jti, "jti")?;
-        if jti.len() > MAX_JTI_LEN {
+        // Printable text only: the id is stored, and a NUL or a newline is no identifier
+        // (and PostgreSQL cannot store a NUL).
+        if jti.len() > MAX_JTI_LEN || jti.chars().any(char::is_control) {
             return Err(refused(AssertionFault::MissingClaim("jti")));
         }
         if !self
@@ -543,11 +687,13 @@ impl AuthCore {
         let now = self.clock.now();
         let exp =
             time_claim(&claims.exp, "exp")?.ok_or(refused(AssertionFault::MissingClaim("exp")))?;
-        if exp + LEEWAY <= now {
-            return Err(refused(AssertionFault::Expired));
-        }
         if exp > now + MAX_LIFETIME + LEEWAY {
             return Err(refused(AssertionFault::LifetimeTooLong));
+        }
+        // Checked after the bound above, so that an `exp` at the end of chrono's range
+        // cannot overflow the addition.
+        if exp + LEEWAY <= now {
+            return Err(refused(AssertionFault::Expired));
         }
         for (claim, name) in [(&claims.nbf, "nbf"), (&claims.iat, "iat")] {
             if time_claim(claim, name)?.is_some_and(|t| t > now + LEEWAY) {

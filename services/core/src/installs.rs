@@ -40,12 +40,16 @@ impl AuthCore {
         }
         let mut out = Vec::with_capacity(by_install.len());
         for ((client_id, install), grants) in by_install {
+            // The stored row, never `self.client`: that would fetch a document client's
+            // metadata document over the network just to print its name.
             let client_name = self
-                .client(&client_id)
+                .stores
+                .clients
+                .find_client(&client_id)
                 .await
                 .ok()
                 .flatten()
-                .and_then(|c| c.name.clone());
+                .and_then(|c| c.name);
             let mut resources: Vec<String> = grants.iter().map(|g| g.resource.clone()).collect();
             resources.sort();
             resources.dedup();

@@ -197,6 +197,19 @@ pub enum DocumentFault {
     Malformed(&'static str),
 }
 
+impl DocumentFault {
+    /// Whether the fault is the document's own answer (it is gone, moved, or invalid), not a
+    /// failure to reach it: a 4xx status, a redirect, or a document that breaks a rule.
+    fn is_definitive(&self) -> bool {
+        match self {
+            Self::Fetch(FetchFailure::Status(code)) => (400..500).contains(code),
+            Self::Fetch(FetchFailure::Redirected) => true,
+            Self::Fetch(_) => false,
+            _ => true,
+        }
+    }
+}
+
 impl fmt::Display for DocumentFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let prefix = "client metadata document";
@@ -350,7 +363,8 @@ pub fn parse_document_url(client_id: &str) -> Result<url::Url, DocumentFault> {
 
 /// Judges a fetched document for `client_id` (§4) and builds the client it describes, at
 /// `now`. Unknown fields are ignored. What the document offers is negotiated (OpenID Connect
-/// RP Metadata Choices): `none` is chosen when offered, and of the grant and response types
+/// RP Metadata Choices): `none` is chosen when offered (with the keys of a `private_key_jwt`
+/// offered beside it, which the client may also use), and of the grant and response types
 /// only those this server implements for a public client are kept.
 pub fn validate_document(
     client_id: &str,
@@ -414,6 +428,17 @@ pub fn validate_document(
         }
         None => {}
     }
+    // Checked with the keys; held to when the client signs.
+    if keys.is_some()
+        && let Ok(Some(alg)) = crate::client_assertion::signing_alg(
+            doc.get(crate::client_assertion::SIGNING_ALG_FIELD),
+        )
+    {
+        info.insert(
+            crate::client_assertion::SIGNING_ALG_FIELD.into(),
+            Value::String(alg.into()),
+        );
+    }
     info.insert(
         "grant_types".into(),
         Value::Array(
@@ -466,8 +491,9 @@ fn strings(
 
 /// The auth methods offered: RFC 7591's `token_endpoint_auth_method` (absent means `none`
 /// for a document, which can hold no secret) and the RP Metadata Choices list
-/// `token_endpoint_auth_methods_supported`. `none` wins when offered; `private_key_jwt`
-/// brings its keys (`jwks` or `jwks_uri`).
+/// `token_endpoint_auth_methods_supported`. `none` wins when offered, and the keys of a
+/// `private_key_jwt` offered beside it are kept, so that the client may sign as well;
+/// `private_key_jwt` alone brings its keys (`jwks` or `jwks_uri`).
 fn negotiate_auth_method(
     doc: &Map<String, Value>,
 ) -> Result<(AuthMethod, Option<ClientKeys>), DocumentFault> {
@@ -480,15 +506,30 @@ fn negotiate_auth_method(
     if let Some(list) = strings(doc, "token_endpoint_auth_methods_supported")? {
         offered.extend(list);
     }
-    if offered.is_empty() || offered.iter().any(|m| m == "none") {
-        return Ok((AuthMethod::None, None));
+    let offers_none = offered.is_empty() || offered.iter().any(|m| m == "none");
+    let keys = offered
+        .iter()
+        .any(|m| m == "private_key_jwt")
+        .then(|| document_keys(doc));
+    match (offers_none, keys) {
+        // A document learns of no choice made for it, so a client offering both may use
+        // either: it is public, and it may sign (see `client_assertion::may_sign`). Keys
+        // that do not pass leave it public only.
+        (true, Some(Ok(keys))) => Ok((AuthMethod::None, Some(keys))),
+        (true, _) => Ok((AuthMethod::None, None)),
+        (false, Some(Ok(keys))) => Ok((AuthMethod::PrivateKeyJwt, Some(keys))),
+        (false, Some(Err(fault))) => Err(DocumentFault::KeySet(fault)),
+        (false, None) => Err(DocumentFault::AuthMethodUnsupported),
     }
-    if offered.iter().any(|m| m == "private_key_jwt") {
-        let keys = crate::client_assertion::client_keys(doc.get("jwks"), doc.get("jwks_uri"))
-            .map_err(DocumentFault::KeySet)?;
-        return Ok((AuthMethod::PrivateKeyJwt, Some(keys)));
-    }
-    Err(DocumentFault::AuthMethodUnsupported)
+}
+
+/// A document's keys for `private_key_jwt`, and the one algorithm it signs with if it names
+/// one (`token_endpoint_auth_signing_alg`, which must then be one this server verifies).
+fn document_keys(
+    doc: &Map<String, Value>,
+) -> Result<ClientKeys, crate::client_assertion::KeySetFault> {
+    crate::client_assertion::signing_alg(doc.get(crate::client_assertion::SIGNING_ALG_FIELD))?;
+    crate::client_assertion::client_keys(doc.get("jwks"), doc.get("jwks_uri"))
 }
 
 /// The grant types kept: `authorization_code` (required), and `refresh_token` when offered.
@@ -597,6 +638,16 @@ impl DocumentPolicy {
     }
 }
 
+/// What the shared copy of a document is good for.
+enum Shared {
+    /// Fresh and valid: used.
+    Used(Arc<Client>),
+    /// Fresh, but fetched longer ago than a refetch allows: fetched again.
+    LiveButRefetching,
+    /// None, expired, or no longer valid.
+    Absent,
+}
+
 /// One cached judgement.
 #[derive(Clone)]
 enum Judgement {
@@ -673,9 +724,11 @@ impl AuthCore {
                 Judgement::Fault(f) => Err(f.into()),
             };
         }
-        if let Some(client) = self.shared_document(id, refetch, now).await? {
-            return Ok(client);
-        }
+        let shared_is_live = match self.shared_document(id, refetch, now).await? {
+            Shared::Used(client) => return Ok(client),
+            Shared::LiveButRefetching => true,
+            Shared::Absent => false,
+        };
         let (judgement, lifetime) = match fetcher.fetch(&url).await {
             // Not remembered: the limit says nothing about the document.
             Err(FetchFailure::RateLimited) => {
@@ -691,6 +744,16 @@ impl AuthCore {
                 Err(fault) => (Judgement::Fault(fault), FAILURE_TTL),
             },
         };
+        // A document fetched again and found gone or invalid ends the shared copy too: kept,
+        // it would bring the client back on every replica (this one included, once the
+        // failure is forgotten) until its freshness ran out. A failure that says nothing
+        // about the document (unreachable, a timeout, a 5xx) leaves the copy in place.
+        if shared_is_live
+            && let Judgement::Fault(fault) = &judgement
+            && fault.is_definitive()
+        {
+            self.share_document(id, Vec::new(), now, now).await;
+        }
         if let Judgement::Fault(fault) = &judgement {
             tracing::info!(client_id = %id, fault = %fault, "client metadata document refused");
         }
@@ -716,15 +779,18 @@ impl AuthCore {
         id: &str,
         refetch: bool,
         now: DateTime<Utc>,
-    ) -> AuthResult<Option<Arc<Client>>> {
+    ) -> AuthResult<Shared> {
         let Some(doc) = self.stores.documents.find_document(id).await? else {
-            return Ok(None);
+            return Ok(Shared::Absent);
         };
-        if doc.expires_at <= now || (refetch && now - doc.fetched_at >= MIN_REFETCH_INTERVAL) {
-            return Ok(None);
+        if doc.expires_at <= now {
+            return Ok(Shared::Absent);
+        }
+        if refetch && now - doc.fetched_at >= MIN_REFETCH_INTERVAL {
+            return Ok(Shared::LiveButRefetching);
         }
         let Ok(client) = validate_document(id, &doc.body, now) else {
-            return Ok(None);
+            return Ok(Shared::Absent);
         };
         let client = Arc::new(client);
         self.document_cache.put(
@@ -735,7 +801,7 @@ impl AuthCore {
                 expires_at: doc.expires_at,
             },
         );
-        Ok(Some(client))
+        Ok(Shared::Used(client))
     }
 
     /// Keeps a valid document for the other replicas. Failing to is not the request's

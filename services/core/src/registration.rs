@@ -817,6 +817,13 @@ impl AuthCore {
                 ClientKeys::Jwks(set) => info.insert("jwks".into(), set.clone()),
                 ClientKeys::JwksUri(uri) => info.insert("jwks_uri".into(), json!(uri)),
             };
+            // OIDC Dynamic Client Registration §2: the one algorithm its assertions use.
+            let field = crate::client_assertion::SIGNING_ALG_FIELD;
+            if let Some(alg) = crate::client_assertion::signing_alg(input.get(field))
+                .map_err(|f| bad(MetadataFault::Keys(f)))?
+            {
+                info.insert(field.into(), json!(alg));
+            }
             Some(keys)
         } else if input.contains_key("jwks") || input.contains_key("jwks_uri") {
             return Err(bad(MetadataFault::KeysWithoutPrivateKeyJwt));

@@ -510,3 +510,319 @@ fn key_sets_with_private_symmetric_or_weak_keys_are_refused() {
     }
     assert!(parse_key_set(&jwks(&TestKey::all().iter().collect::<Vec<_>>())).is_ok());
 }
+
+#[tokio::test]
+async fn an_exp_at_the_end_of_time_is_refused_without_a_panic() {
+    let t = core().await;
+    let key = TestKey::eddsa();
+    client_with_jwks(&t, &[&key]).await;
+    // The last second chrono can represent: adding the leeway to it overflowed.
+    let end_of_time = chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp();
+    for exp in [json!(end_of_time), json!(end_of_time - 1), json!(1e300)] {
+        let mut c = claims(CLIENT, ISSUER, now_secs(&t));
+        c["exp"] = exp.clone();
+        let got = fault(
+            t.core
+                .authenticate_client(&with_assertion(key.sign(&c)))
+                .await,
+        );
+        assert!(
+            matches!(
+                got,
+                AssertionFault::LifetimeTooLong | AssertionFault::MissingClaim("exp")
+            ),
+            "exp {exp}: {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_jti_that_is_not_printable_text_is_refused() {
+    let t = core().await;
+    let key = TestKey::es256();
+    client_with_jwks(&t, &[&key]).await;
+    for jti in ["a\u{0}b", "line\nbreak", "\u{7f}"] {
+        let mut c = claims(CLIENT, ISSUER, now_secs(&t));
+        c["jti"] = json!(jti);
+        assert_eq!(
+            fault(
+                t.core
+                    .authenticate_client(&with_assertion(key.sign(&c)))
+                    .await
+            ),
+            AssertionFault::MissingClaim("jti"),
+            "{jti:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_names_its_signing_alg_is_held_to_it() {
+    let t = core().await;
+    let rsa = TestKey::rs256();
+    let registered = |alg: &str| {
+        json!({
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "token_endpoint_auth_signing_alg": alg,
+            "jwks": jwks(&[&rsa]),
+        })
+        .to_string()
+    };
+    let reg = t
+        .core
+        .register_client(&registered("PS256"), None)
+        .await
+        .expect("registers");
+    let id = reg.client.id.clone();
+    let now = now_secs(&t);
+    // The key fits RS256 too, but the client said PS256.
+    assert_eq!(
+        fault(
+            t.core
+                .authenticate_client(&with_assertion(rsa.sign(&claims(&id, ISSUER, now))))
+                .await
+        ),
+        AssertionFault::AlgorithmNotAllowed
+    );
+    t.core
+        .authenticate_client(&with_assertion(
+            TestKey::ps256().sign(&claims(&id, ISSUER, now)),
+        ))
+        .await
+        .expect("its own algorithm");
+
+    // One this server cannot verify is refused at registration, not at every assertion.
+    for alg in ["HS256", "none", "ES384"] {
+        assert!(
+            matches!(
+                t.core.register_client(&registered(alg), None).await,
+                Err(AuthError::InvalidClientMetadata(Reason::Metadata(_)))
+            ),
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn keys_the_verifier_cannot_use_are_refused_with_the_key_set() {
+    use base64::Engine;
+    use latchkey_core::client_assertion::parse_key_set;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut set = jwks(&[&TestKey::rs256()]);
+        f(&mut set["keys"][0]);
+        set
+    };
+    let cases: Vec<(&str, Value, KeySetFault)> = vec![
+        (
+            "an 8192-bit modulus",
+            with(&|k| k["n"] = json!(b64(&[0xff; 1024]))),
+            KeySetFault::UnusableRsaKey,
+        ),
+        (
+            "a 2047-bit modulus",
+            with(&|k| {
+                let mut n = vec![0xff; 256];
+                n[0] = 0x7f;
+                k["n"] = json!(b64(&n));
+            }),
+            KeySetFault::WeakRsaKey,
+        ),
+        (
+            "an even exponent",
+            with(&|k| k["e"] = json!(b64(&[1, 0, 0]))),
+            KeySetFault::UnusableRsaKey,
+        ),
+        (
+            "an exponent of 1",
+            with(&|k| k["e"] = json!(b64(&[1]))),
+            KeySetFault::UnusableRsaKey,
+        ),
+        (
+            "an exponent over 2^33",
+            with(&|k| k["e"] = json!(b64(&[1, 0, 0, 0, 0, 1]))),
+            KeySetFault::UnusableRsaKey,
+        ),
+    ];
+    let short = |key: TestKey, field: &'static str| {
+        let mut set = jwks(&[&key]);
+        set["keys"][0][field] = json!(b64(&[7; 31]));
+        set
+    };
+    let mut cases = cases;
+    cases.extend([
+        (
+            "a P-256 x of 31 bytes",
+            short(TestKey::es256(), "x"),
+            KeySetFault::UnsupportedKey,
+        ),
+        (
+            "a P-256 y of 31 bytes",
+            short(TestKey::es256(), "y"),
+            KeySetFault::UnsupportedKey,
+        ),
+        (
+            "an Ed25519 x of 31 bytes",
+            short(TestKey::eddsa(), "x"),
+            KeySetFault::UnsupportedKey,
+        ),
+    ]);
+    for (why, set, want) in cases {
+        assert_eq!(parse_key_set(&set).err(), Some(want), "{why}");
+    }
+    assert!(
+        parse_key_set(&with(&|k| k["e"] = json!(b64(&[0, 1, 0, 1])))).is_ok(),
+        "65537 with a leading zero byte"
+    );
+}
+
+const DOCUMENT: &str = "https://signer.example/oauth/client.json";
+
+/// One metadata document served from memory, counting fetches.
+#[derive(Default)]
+struct Published {
+    document: Mutex<Option<Value>>,
+    fetches: AtomicUsize,
+}
+
+impl Published {
+    fn publish(&self, doc: Value) {
+        *self.document.lock().expect("lock") = Some(doc);
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientDocuments for Published {
+    async fn fetch(&self, url: &url::Url) -> Result<FetchedDocument, FetchFailure> {
+        assert_eq!(url.as_str(), DOCUMENT);
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        match &*self.document.lock().expect("lock") {
+            Some(v) => Ok(FetchedDocument {
+                body: v.to_string().into_bytes(),
+                freshness: DocumentFreshness::Fresh(std::time::Duration::from_secs(3600)),
+            }),
+            None => Err(FetchFailure::Status(404)),
+        }
+    }
+
+    async fn fetch_key_set(&self, _: &url::Url) -> Result<FetchedDocument, FetchFailure> {
+        Err(FetchFailure::Unreachable)
+    }
+}
+
+/// A document client that signs with the keys in its own `jwks`, offering `methods`.
+fn signer(methods: &[&str], keys: &[&TestKey]) -> Value {
+    json!({
+        "client_id": DOCUMENT,
+        "client_name": "Signer",
+        "redirect_uris": ["https://signer.example/callback"],
+        "token_endpoint_auth_method": methods[0],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg": "ES256",
+        "jwks": jwks(keys),
+    })
+}
+
+async fn reading(published: &Arc<Published>) -> TestCore {
+    TestCore::builder()
+        .client_documents(published.clone())
+        .build()
+        .await
+        .expect("core")
+}
+
+#[tokio::test]
+async fn a_document_offering_private_key_jwt_beside_none_may_sign_or_not() {
+    // ChatGPT's document: it prefers private_key_jwt, offers none too, and signs when the
+    // server's metadata lists private_key_jwt, which this server's does.
+    let published = Arc::new(Published::default());
+    let key = TestKey::es256();
+    published.publish(signer(&["private_key_jwt", "none"], &[&key]));
+    let t = reading(&published).await;
+
+    let signed = t
+        .core
+        .authenticate_client(&with_assertion(key.sign(&claims(
+            DOCUMENT,
+            ISSUER,
+            now_secs(&t),
+        ))))
+        .await
+        .expect("a signed request authenticates it");
+    assert_eq!(signed.id, DOCUMENT);
+    t.core
+        .authenticate_client(&public(DOCUMENT))
+        .await
+        .expect("and so does its client_id alone");
+
+    // An assertion it sends is judged in full, never skipped for the public method.
+    let stranger = TestKey::eddsa().with_kid(&key.kid);
+    assert_eq!(
+        fault(
+            t.core
+                .authenticate_client(&with_assertion(stranger.sign(&claims(
+                    DOCUMENT,
+                    ISSUER,
+                    now_secs(&t)
+                ))))
+                .await
+        ),
+        AssertionFault::AlgorithmNotAllowed,
+        "its document names ES256"
+    );
+    assert_eq!(
+        fault(
+            t.core
+                .authenticate_client(&with_assertion(
+                    TestKey::es256().with_kid("unknown").sign(&claims(
+                        DOCUMENT,
+                        ISSUER,
+                        now_secs(&t)
+                    ))
+                ))
+                .await
+        ),
+        AssertionFault::UnknownKey
+    );
+}
+
+#[tokio::test]
+async fn a_document_client_that_rotates_its_own_jwks_is_fetched_again_for_the_new_kid() {
+    let published = Arc::new(Published::default());
+    let old = TestKey::es256().with_kid("old");
+    let new = TestKey::es256().with_kid("new");
+    published.publish(signer(&["private_key_jwt"], &[&old]));
+    let t = reading(&published).await;
+    let sign =
+        |k: &TestKey, t: &TestCore| with_assertion(k.sign(&claims(DOCUMENT, ISSUER, now_secs(t))));
+    t.core
+        .authenticate_client(&sign(&old, &t))
+        .await
+        .expect("the first key");
+    assert_eq!(published.fetches.load(Ordering::SeqCst), 1);
+
+    // The client rotates: its document now lists the new key, which the cached copy lacks.
+    published.publish(signer(&["private_key_jwt"], &[&old, &new]));
+    t.clock.advance(Duration::seconds(31));
+    let client = t
+        .core
+        .authenticate_client(&sign(&new, &t))
+        .await
+        .expect("the rotated key, from the document fetched again");
+    assert_eq!(client.id, DOCUMENT);
+    assert_eq!(published.fetches.load(Ordering::SeqCst), 2);
+
+    // A kid nobody has fetches at most once per half minute.
+    for _ in 0..5 {
+        assert_eq!(
+            fault(
+                t.core
+                    .authenticate_client(&sign(&TestKey::es256().with_kid("stranger"), &t))
+                    .await
+            ),
+            AssertionFault::UnknownKey
+        );
+    }
+    assert_eq!(published.fetches.load(Ordering::SeqCst), 2);
+}

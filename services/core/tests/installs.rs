@@ -133,3 +133,59 @@ async fn revoking_names_a_user_that_exists_and_touches_only_that_client() {
     );
     refreshes(&t, &rt).await.expect("still signed in");
 }
+
+/// Fetches nothing, counting the attempts.
+#[derive(Default)]
+struct CountingDocuments(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl latchkey_core::metadata_document::ClientDocuments for CountingDocuments {
+    async fn fetch(
+        &self,
+        _: &url::Url,
+    ) -> Result<
+        latchkey_core::metadata_document::FetchedDocument,
+        latchkey_core::metadata_document::FetchFailure,
+    > {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(latchkey_core::metadata_document::FetchFailure::Unreachable)
+    }
+
+    async fn fetch_key_set(
+        &self,
+        url: &url::Url,
+    ) -> Result<
+        latchkey_core::metadata_document::FetchedDocument,
+        latchkey_core::metadata_document::FetchFailure,
+    > {
+        self.fetch(url).await
+    }
+}
+
+#[tokio::test]
+async fn listing_installs_names_a_document_client_without_fetching_its_document() {
+    let documents = std::sync::Arc::new(CountingDocuments::default());
+    let t = TestCore::builder()
+        .client_documents(documents.clone())
+        .build()
+        .await
+        .expect("core");
+    let id = "https://editor.example/oauth/client.json";
+    // The row a document client gets when a user first approves it.
+    let mut anchor = client(id)
+        .tier(latchkey_core::model::ClientTier::MetadataDocument)
+        .redirects(&[REDIRECT]);
+    anchor.0.name = Some("Editor".into());
+    anchor.seed(&t).await;
+    let user = seed_user(&t, EMAIL).await;
+    seed_code(&t, &grant(&t, id, user.id)).await;
+
+    let installs = t.core.user_installs(EMAIL).await.expect("installs");
+    assert_eq!(installs.len(), 1);
+    assert_eq!(installs[0].client_name.as_deref(), Some("Editor"));
+    assert_eq!(
+        documents.0.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "an operator's listing fetches nothing over the network"
+    );
+}

@@ -155,6 +155,10 @@ fn what_a_document_offers_is_negotiated() {
     doc["response_types"] = json!(["code", "id_token"]);
     let client = validate_document(CLAUDE, doc.to_string().as_bytes(), now()).expect("valid");
     assert_eq!(client.auth_method, AuthMethod::None);
+    assert!(
+        client.keys.is_some(),
+        "public, and it keeps its keys: it may sign as well"
+    );
     assert_eq!(client.grant_types, [GrantType::AuthorizationCode]);
 
     let mut absent = claude();
@@ -732,4 +736,69 @@ async fn a_document_offering_only_private_key_jwt_describes_a_client_that_signs(
         client.metadata["token_endpoint_auth_method"],
         "private_key_jwt"
     );
+}
+
+#[tokio::test]
+async fn a_document_found_gone_on_a_refetch_is_not_brought_back_by_the_shared_copy() {
+    use latchkey_core::clock::Clock;
+    let docs = Arc::new(Documents::default());
+    docs.serve(CLAUDE, &claude(), DocumentFreshness::Unspecified);
+    let first = core_reading(&docs, |_| {}).await;
+    start(&first, request(CLAUDE, CLAUDE_CALLBACK)).await;
+    assert_eq!(docs.fetches(), 1);
+
+    // The owner takes the document down. A request for a redirect URI the cached copy lacks
+    // fetches it again, and finds it gone.
+    docs.fail(CLAUDE, FetchFailure::Status(404));
+    advance(&first, 31);
+    let r = first
+        .core
+        .start_authorization(request(CLAUDE, "https://claude.example/elsewhere"))
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(docs.fetches(), 2);
+
+    // Once the failure is forgotten, the shared copy (still within its freshness) must not
+    // bring the client back: it is fetched again, and refused.
+    advance(&first, 61);
+    let r = first
+        .core
+        .start_authorization(request(CLAUDE, CLAUDE_CALLBACK))
+        .await;
+    assert!(r.is_err(), "the document is gone: {r:?}");
+    assert_eq!(docs.fetches(), 3);
+    // And another replica does not take it from the shared copy either.
+    let second = TestCore::builder()
+        .store(first.store.clone())
+        .starting_at(first.clock.now())
+        .client_documents(docs.clone())
+        .build()
+        .await
+        .expect("a second replica");
+    let r = second
+        .core
+        .start_authorization(request(CLAUDE, CLAUDE_CALLBACK))
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(docs.fetches(), 4);
+}
+
+#[tokio::test]
+async fn a_document_unreachable_on_a_refetch_keeps_its_shared_copy() {
+    let docs = Arc::new(Documents::default());
+    docs.serve(CLAUDE, &claude(), DocumentFreshness::Unspecified);
+    let t = core_reading(&docs, |_| {}).await;
+    start(&t, request(CLAUDE, CLAUDE_CALLBACK)).await;
+    docs.fail(CLAUDE, FetchFailure::Unreachable);
+    advance(&t, 31);
+    let r = t
+        .core
+        .start_authorization(request(CLAUDE, "https://claude.example/elsewhere"))
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    // A failure to reach it says nothing about the document: within its freshness, the
+    // shared copy serves once the failure is forgotten.
+    advance(&t, 61);
+    start(&t, request(CLAUDE, CLAUDE_CALLBACK)).await;
+    assert_eq!(docs.fetches(), 2);
 }

@@ -88,6 +88,30 @@ async fn assert_invalid_token(res: Response, why: &str) {
     assert_eq!(body["error"], "invalid_token", "{why}");
 }
 
+#[tokio::test]
+async fn a_request_with_no_credential_gets_a_bare_bearer_challenge_without_an_error_code() {
+    // RFC 6750 §3.1: no authentication information, no error code in the challenge.
+    let app = app().await;
+    let reg = registered(&app, public_app()).await;
+    for method in [Method::GET, Method::PUT, Method::DELETE] {
+        let res = send(at(method.clone(), &reg.uri, None)).await;
+        assert_eq!(res.status(), 401, "{method}");
+        assert_eq!(
+            res.headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer"),
+            "{method}"
+        );
+    }
+    // A credential that was sent and refused still says invalid_token.
+    assert_invalid_token(
+        send(at(Method::GET, &reg.uri, Some("not-a-token"))).await,
+        "a wrong token",
+    )
+    .await;
+}
+
 async fn error_of(res: Response) -> (u16, String) {
     let status = res.status().as_u16();
     let body: Value = res.json().await.expect("json");
@@ -392,7 +416,6 @@ async fn every_request_without_the_clients_own_token_is_refused_with_a_bearer_ch
     let unknown = app.url("/register/no-such-client");
     for method in [Method::GET, Method::PUT, Method::DELETE] {
         let cases: Vec<(RequestBuilder, &str)> = vec![
-            (at(method.clone(), &reg.uri, None), "no token"),
             (
                 with_headers(method.clone(), &reg.uri, &[&format!("Basic {}", reg.token)]),
                 "the token under another scheme",

@@ -13,7 +13,67 @@ use axum::response::{IntoResponse, Response};
 use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::OauthErrorCode;
 
+/// RFC 6750 §3.1: a request that carries no credential at all is answered with a bare
+/// `Bearer` challenge, without an error code (the client may not have known a token was
+/// needed); the JSON body still says what is missing. A credential that was sent and refused
+/// keeps `error="invalid_token"`.
+fn challenge(headers: &HeaderMap, result: Result<Response, OAuthError>) -> Response {
+    match result {
+        Ok(res) => res,
+        Err(e) => {
+            let bare = e.code == OauthErrorCode::InvalidToken
+                && headers.get(header::AUTHORIZATION).is_none();
+            let mut res = e.into_response();
+            if bare {
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            res
+        }
+    }
+}
+
 pub(crate) async fn register(
+    s: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let r = register_inner(s, headers.clone(), body).await;
+    challenge(&headers, r)
+}
+
+/// RFC 7592 §2.1: the client's registration.
+pub(crate) async fn read(
+    s: State<AppState>,
+    client_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let r = read_inner(s, client_id, headers.clone()).await;
+    challenge(&headers, r)
+}
+
+/// RFC 7592 §2.2: replaces the client's metadata.
+pub(crate) async fn replace(
+    s: State<AppState>,
+    client_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let r = replace_inner(s, client_id, headers.clone(), body).await;
+    challenge(&headers, r)
+}
+
+/// RFC 7592 §2.3: deletes the client.
+pub(crate) async fn delete(
+    s: State<AppState>,
+    client_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let r = delete_inner(s, client_id, headers.clone()).await;
+    challenge(&headers, r)
+}
+
+async fn register_inner(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -37,7 +97,7 @@ pub(crate) async fn register(
 }
 
 /// RFC 7592 §2.1: the client's registration.
-pub(crate) async fn read(
+async fn read_inner(
     State(s): State<AppState>,
     client_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -58,7 +118,7 @@ pub(crate) async fn read(
 }
 
 /// RFC 7592 §2.2: replaces the client's metadata; answers with the new registration.
-pub(crate) async fn replace(
+async fn replace_inner(
     State(s): State<AppState>,
     client_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -66,6 +126,14 @@ pub(crate) async fn replace(
 ) -> Result<Response, OAuthError> {
     let client_id = path_client_id(client_id)?;
     let registration_access_token = registration_access_token(&headers)?;
+    // Authorization before the body: a request with no token learns nothing about what the
+    // body should be, and gets the RFC 6750 §3.1 challenge like a read or a delete.
+    if registration_access_token.is_empty() {
+        return Err(OAuthError::new(
+            OauthErrorCode::InvalidToken,
+            "the registration access token is missing (Authorization: Bearer)",
+        ));
+    }
     require_json(&headers)?;
     let metadata_json = utf8_body(body)?;
     let doc = s
@@ -83,7 +151,7 @@ pub(crate) async fn replace(
 }
 
 /// RFC 7592 §2.3: deletes the client; 204 No Content.
-pub(crate) async fn delete(
+async fn delete_inner(
     State(s): State<AppState>,
     client_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,

@@ -226,9 +226,9 @@ impl AuthCore {
                         Reason::TooManyPendingAuthorizations,
                     ));
                 }
-                Ok(StartOutcome::Prompt(prompt(
-                    session_id, csrf_token, &session,
-                )))
+                Ok(StartOutcome::Prompt(
+                    self.prompt(session_id, csrf_token, &session),
+                ))
             }
             Err(AuthError::Internal(e)) => Err(AuthError::Internal(e)),
             Err(err) => {
@@ -368,7 +368,7 @@ impl AuthCore {
                 }
                 .emit();
                 return Ok(LoginOutcome {
-                    prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
+                    prompt: self.prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
                     error: Some(LOCKED_OUT),
                 });
             }
@@ -407,7 +407,7 @@ impl AuthCore {
                 }
                 .emit();
                 Ok(LoginOutcome {
-                    prompt: prompt(new_id, new_csrf, &session),
+                    prompt: self.prompt(new_id, new_csrf, &session),
                     error: None,
                 })
             }
@@ -424,7 +424,7 @@ impl AuthCore {
                     return Err(AuthError::AccessDenied(Reason::TooManyFailedLogins));
                 }
                 Ok(LoginOutcome {
-                    prompt: prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
+                    prompt: self.prompt(session_id.to_owned(), csrf_token.to_owned(), &session),
                     error: Some(LOGIN_FAILED),
                 })
             }
@@ -545,18 +545,41 @@ impl AuthCore {
     }
 }
 
-fn prompt(session_id: String, csrf_token: String, s: &AuthorizationSession) -> Prompt {
+impl AuthCore {
+    /// What the user is asked to approve. Its scopes are those the token will carry: the
+    /// session's, with what the resource's scope hierarchy implies, so that consenting to
+    /// `admin` shows the `files:write` it grants as well.
+    fn prompt(&self, session_id: String, csrf_token: String, s: &AuthorizationSession) -> Prompt {
+        let scopes = match ScopeSet::parse(&s.scope) {
+            Ok(set) => self
+                .token_scope(&s.resource, &set)
+                .iter()
+                .map(str::to_owned)
+                .collect(),
+            // The session holds a scope it resolved from a ScopeSet; shown as it is otherwise.
+            Err(_) => s
+                .scope
+                .split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        };
+        prompt(session_id, csrf_token, s, scopes)
+    }
+}
+
+fn prompt(
+    session_id: String,
+    csrf_token: String,
+    s: &AuthorizationSession,
+    scopes: Vec<String>,
+) -> Prompt {
     Prompt {
         session_id,
         csrf_token,
         client_name: s.client_name.clone(),
         redirect_host: redirect_uri::display_host(&s.redirect_uri),
-        scopes: s
-            .scope
-            .split(' ')
-            .filter(|x| !x.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        scopes,
         resource: s.resource.clone(),
         authenticated: s.user_id.is_some(),
         user_email: s.user_email.clone(),

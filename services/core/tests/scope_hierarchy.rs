@@ -329,3 +329,17 @@ async fn a_hierarchy_the_operator_cannot_declare_is_refused_and_nothing_is_added
         .expect("the server's scopes");
     assert_eq!(added.implies.declared()["admin"].len(), 1);
 }
+
+#[tokio::test]
+async fn the_consent_prompt_names_every_scope_the_token_will_carry_implied_ones_included() {
+    // The user is shown what the token grants, not only what the client asked for: consenting
+    // to `admin` hands out `files:write` and `files:read` too.
+    let t = setup().await;
+    let mut req = authorization_request("app");
+    req.resource = vec![FILES.into()];
+    req.scope = Some("admin".into());
+    let prompt = start(&t, req).await;
+    let mut shown = prompt.scopes.clone();
+    shown.sort();
+    assert_eq!(shown, ["admin", "files:read", "files:write"]);
+}

@@ -307,6 +307,8 @@ async fn the_registration_policy_can_require_an_initial_access_token_or_turn_reg
         json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
     let res = register_with(&app, public.clone(), None).await;
     assert_eq!(res.status(), 401);
+    // RFC 6750 §3.1: no credential at all, no error code in the challenge.
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
     assert_eq!(
         res.json::<Value>().await.expect("json")["error"],
         "invalid_token"

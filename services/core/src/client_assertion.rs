@@ -583,13 +583,10 @@ impl AuthCore {
         if !crate::client_auth::is_client_id(&client_id) {
             return Err(AuthError::InvalidClient(Reason::ClientAuthenticationFailed));
         }
-        let client = match self.client(&client_id).await {
-            Err(AuthError::InvalidClientMetadata(reason)) => {
-                return Err(AuthError::InvalidClient(reason));
-            }
-            other => other?,
-        }
-        .ok_or(AuthError::InvalidClient(Reason::ClientAuthenticationFailed))?;
+        let client = self
+            .client_to_authenticate(&client_id)
+            .await?
+            .ok_or(AuthError::InvalidClient(Reason::ClientAuthenticationFailed))?;
         if !may_sign(&client) {
             return Err(refused(AssertionFault::MethodNotRegistered));
         }
@@ -604,12 +601,9 @@ impl AuthCore {
                 // A document's own `jwks` is read with the document: a client that rotated
                 // its keys names a `kid` the cached document lacks, so the document is
                 // fetched again (at most once per MIN_REFETCH_INTERVAL), as a `jwks_uri` is.
-                let fresh = match self.document_client(&client.id, true).await {
-                    Err(AuthError::InvalidClientMetadata(reason)) => {
-                        return Err(AuthError::InvalidClient(reason));
-                    }
-                    other => other?,
-                };
+                let fresh = crate::client_auth::as_client_failure(
+                    self.document_client(&client.id, true).await,
+                )?;
                 if !may_sign(&fresh) {
                     return Err(refused(AssertionFault::MethodNotRegistered));
                 }

@@ -32,14 +32,20 @@ pub fn is_client_id(id: &str) -> bool {
         && id.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
+/// While a client authenticates, a metadata document that names no usable client is
+/// `invalid_client` (RFC 6749 §5.2), with the document's fault, not `invalid_client_metadata`.
+pub(crate) fn as_client_failure<T>(result: AuthResult<T>) -> AuthResult<T> {
+    match result {
+        Err(AuthError::InvalidClientMetadata(reason)) => Err(AuthError::InvalidClient(reason)),
+        other => other,
+    }
+}
+
 impl AuthCore {
     /// [`AuthCore::client`] for client authentication: a metadata document that names no
     /// usable client is `invalid_client` here (RFC 6749 §5.2), with the document's fault.
-    async fn client_to_authenticate(&self, id: &str) -> AuthResult<Option<Arc<Client>>> {
-        match self.client(id).await {
-            Err(AuthError::InvalidClientMetadata(reason)) => Err(AuthError::InvalidClient(reason)),
-            other => other,
-        }
+    pub(crate) async fn client_to_authenticate(&self, id: &str) -> AuthResult<Option<Arc<Client>>> {
+        as_client_failure(self.client(id).await)
     }
 
     /// Identifies and authenticates the client.

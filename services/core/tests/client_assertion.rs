@@ -350,9 +350,8 @@ impl ClientDocuments for KeySets {
     }
 }
 
-#[tokio::test]
-async fn a_jwks_uri_is_fetched_cached_and_fetched_again_for_a_new_kid_at_most_every_half_minute() {
-    let sets = Arc::new(KeySets::default());
+/// A core fetching key sets from `sets`, with [`CLIENT`] signing with the keys at [`JWKS_URI`].
+async fn reading_key_sets(sets: &Arc<KeySets>) -> TestCore {
     let t = TestCore::builder()
         .client_documents(sets.clone())
         .build()
@@ -362,6 +361,13 @@ async fn a_jwks_uri_is_fetched_cached_and_fetched_again_for_a_new_kid_at_most_ev
         .private_key_jwt(ClientKeys::JwksUri(JWKS_URI.into()))
         .seed(&t)
         .await;
+    t
+}
+
+#[tokio::test]
+async fn a_jwks_uri_is_fetched_cached_and_fetched_again_for_a_new_kid_at_most_every_half_minute() {
+    let sets = Arc::new(KeySets::default());
+    let t = reading_key_sets(&sets).await;
     let old = TestKey::eddsa().with_kid("old");
     let new = TestKey::es256().with_kid("new");
     *sets.body.lock().expect("lock") = Some(jwks(&[&old]));
@@ -405,15 +411,7 @@ async fn a_jwks_uri_is_fetched_cached_and_fetched_again_for_a_new_kid_at_most_ev
 #[tokio::test]
 async fn an_unusable_key_set_is_refused_with_its_fault() {
     let sets = Arc::new(KeySets::default());
-    let t = TestCore::builder()
-        .client_documents(sets.clone())
-        .build()
-        .await
-        .expect("core");
-    client(CLIENT)
-        .private_key_jwt(ClientKeys::JwksUri(JWKS_URI.into()))
-        .seed(&t)
-        .await;
+    let t = reading_key_sets(&sets).await;
     let key = TestKey::rs256_1024();
     *sets.body.lock().expect("lock") = Some(jwks(&[&key]));
     assert_eq!(
@@ -429,15 +427,7 @@ async fn an_unusable_key_set_is_refused_with_its_fault() {
         AssertionFault::KeySet(KeySetFault::WeakRsaKey)
     );
     // Unreachable: refused, and remembered for a minute.
-    let t2 = TestCore::builder()
-        .client_documents(Arc::new(KeySets::default()))
-        .build()
-        .await
-        .expect("core");
-    client(CLIENT)
-        .private_key_jwt(ClientKeys::JwksUri(JWKS_URI.into()))
-        .seed(&t2)
-        .await;
+    let t2 = reading_key_sets(&Arc::new(KeySets::default())).await;
     let key = TestKey::eddsa();
     assert_eq!(
         fault(

@@ -167,16 +167,19 @@ pub async fn start_all_with(
     let app = Application::build(settings, deps).await?;
     refuse_unprotected(settings, &app).await?;
     let core = app.core.clone();
-    let in_process =
-        latchkey_auth::server::in_process_service(&services(settings, &app, Some(secret.clone())));
+    let in_process = latchkey_auth::server::in_process(&services(settings, &app, None));
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;
     let metrics = spawn_metrics(settings, Some(app.readiness.clone()), rx.clone()).await?;
-    // The gateway calls the same gRPC AuthService in process: the gRPC port still serves
-    // resource servers and other replicas, but the gateway's calls skip a loopback socket.
-    let client =
-        latchkey_gateway::client::in_process(in_process, &secret).map_err(anyhow::Error::msg)?;
+    // The gateway calls the AuthService's implementation in process: the gRPC port still
+    // serves resource servers and other replicas, but the gateway's calls are neither encoded
+    // nor sent through a socket.
+    let client = latchkey_gateway::client::in_process(
+        in_process.auth,
+        in_process.verification,
+        in_process.admitted,
+    );
     let gateway = spawn_gateway(settings, client, http, &rx).await?;
     let auth_task = spawn_auth(
         services(settings, &app, Some(secret.clone())),

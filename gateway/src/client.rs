@@ -1,12 +1,18 @@
-//! The gateway's gRPC clients: the AuthService, and the VerificationService for ForwardAuth.
-//! Both present the gateway's credential on every call.
+//! How the gateway calls the AuthService, and the VerificationService for ForwardAuth: over
+//! gRPC with the gateway's credential on every call, or on the implementations themselves
+//! when both run in one process.
 
+use latchkey_proto::v1 as pb;
 use latchkey_proto::v1::auth_service_client::AuthServiceClient;
+use latchkey_proto::v1::auth_service_server::AuthService;
 use latchkey_proto::v1::verification_service_client::VerificationServiceClient;
+use latchkey_proto::v1::verification_service_server::VerificationService;
+use std::sync::Arc;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
 
 /// Adds `authorization: Bearer <gateway secret>` to each request, and the current trace
 /// context as `traceparent`, so the AuthService's spans join the gateway's trace.
@@ -50,46 +56,88 @@ impl Interceptor for GatewayCredential {
     }
 }
 
-/// What carries the gRPC calls: a network channel, or the AuthService itself when both run
-/// in one process (the same gRPC service and messages, without a loopback socket).
-pub type Transport = tower::util::BoxCloneSyncService<
-    http::Request<tonic::body::Body>,
-    http::Response<tonic::body::Body>,
-    TransportError,
->;
-
-/// A transport failure. A concrete type rather than `Box<dyn Error>`, which trips the
-/// compiler's higher-ranked lifetime inference in the generated client's futures.
-#[derive(Debug)]
-pub struct TransportError(tonic::codegen::StdError);
-
-impl std::fmt::Display for TransportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for TransportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.0.as_ref())
-    }
-}
-
-type Channel_ = InterceptedService<Transport, GatewayCredential>;
-
-/// The gateway's clients over one transport.
+/// The AuthService and ForwardAuth's one verification call, as the gateway makes them: over a
+/// network channel to `latchkey serve auth`, or, in `latchkey serve`, on the services' own
+/// implementations in the same process. Either way the gateway sends the same messages to the
+/// same implementation and reads the same answers and `Status` codes; in process they are
+/// not encoded, and there is no socket to cross.
 #[derive(Clone)]
 pub struct AuthClient {
-    pub auth: AuthServiceClient<Channel_>,
-    pub verification: VerificationServiceClient<Channel_>,
+    pub auth: Arc<dyn AuthService>,
+    pub verification: Arc<dyn VerifyToken>,
 }
 
-impl AuthClient {
-    fn over(transport: Transport, credential: GatewayCredential) -> Self {
-        Self {
-            auth: AuthServiceClient::with_interceptor(transport.clone(), credential.clone()),
-            verification: VerificationServiceClient::with_interceptor(transport, credential),
+/// ForwardAuth's call on the VerificationService.
+#[tonic::async_trait]
+pub trait VerifyToken: Send + Sync + 'static {
+    async fn verify_token(
+        &self,
+        req: Request<pb::VerifyTokenRequest>,
+    ) -> Result<Response<pb::VerifyTokenResponse>, Status>;
+}
+
+type Remote = InterceptedService<Channel, GatewayCredential>;
+
+/// The AuthService over the network: each call is the generated client's.
+struct RemoteAuth(AuthServiceClient<Remote>);
+
+macro_rules! remote_calls {
+    ($($rpc:ident($req:ident) -> $res:ident;)*) => {
+        #[tonic::async_trait]
+        impl AuthService for RemoteAuth {
+            $(
+                async fn $rpc(&self, req: Request<pb::$req>) -> Result<Response<pb::$res>, Status> {
+                    self.0.clone().$rpc(req).await
+                }
+            )*
         }
+    };
+}
+
+remote_calls! {
+    get_server_metadata(GetServerMetadataRequest) -> JsonDocument;
+    get_jwks(GetJwksRequest) -> JsonDocument;
+    get_resource_metadata(GetResourceMetadataRequest) -> JsonDocument;
+    check_readiness(CheckReadinessRequest) -> Readiness;
+    register_client(RegisterClientRequest) -> JsonDocument;
+    get_client_registration(GetClientRegistrationRequest) -> JsonDocument;
+    replace_client_registration(ReplaceClientRegistrationRequest) -> JsonDocument;
+    delete_client_registration(DeleteClientRegistrationRequest) -> DeleteClientRegistrationResponse;
+    start_authorization(StartAuthorizationRequest) -> StartAuthorizationResponse;
+    submit_login(SubmitLoginRequest) -> SubmitLoginResponse;
+    submit_consent(SubmitConsentRequest) -> SubmitConsentResponse;
+    exchange_token(ExchangeTokenRequest) -> TokenResponse;
+    revoke_token(RevokeTokenRequest) -> RevokeTokenResponse;
+    introspect(IntrospectRequest) -> IntrospectResponse;
+}
+
+struct RemoteVerification(VerificationServiceClient<Remote>);
+
+#[tonic::async_trait]
+impl VerifyToken for RemoteVerification {
+    async fn verify_token(
+        &self,
+        req: Request<pb::VerifyTokenRequest>,
+    ) -> Result<Response<pb::VerifyTokenResponse>, Status> {
+        self.0.clone().verify_token(req).await
+    }
+}
+
+/// The VerificationService in process. Its guard is not crossed, so each request carries what
+/// the guard leaves on a request it admits from the gateway.
+struct LocalVerification<V> {
+    service: Arc<V>,
+    admitted: tonic::Extensions,
+}
+
+#[tonic::async_trait]
+impl<V: VerificationService> VerifyToken for LocalVerification<V> {
+    async fn verify_token(
+        &self,
+        mut req: Request<pb::VerifyTokenRequest>,
+    ) -> Result<Response<pb::VerifyTokenResponse>, Status> {
+        *req.extensions_mut() = self.admitted.clone();
+        self.service.verify_token(req).await
     }
 }
 
@@ -101,28 +149,33 @@ fn credential(gateway_secret: &str) -> Result<GatewayCredential, String> {
 }
 
 /// A lazily connecting client for the AuthService at `endpoint` (with its TLS, when the
-/// binary configured some).
+/// binary configured some), presenting the gateway's credential on every call.
 pub fn connect(endpoint: Endpoint, gateway_secret: &str) -> Result<AuthClient, String> {
-    use tower::ServiceExt;
     let channel: Channel = endpoint.connect_lazy();
-    let transport = Transport::new(channel.map_err(|e| TransportError(e.into())));
-    Ok(AuthClient::over(transport, credential(gateway_secret)?))
+    let credential = credential(gateway_secret)?;
+    Ok(AuthClient {
+        auth: Arc::new(RemoteAuth(AuthServiceClient::with_interceptor(
+            channel.clone(),
+            credential.clone(),
+        ))),
+        verification: Arc::new(RemoteVerification(
+            VerificationServiceClient::with_interceptor(channel, credential),
+        )),
+    })
 }
 
-/// Clients that call `service` (the gRPC services themselves) directly, in process.
-pub fn in_process<S>(service: S, gateway_secret: &str) -> Result<AuthClient, String>
-where
-    S: tower::Service<
-            http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Error: Into<tonic::codegen::StdError>,
-    S::Future: Send + 'static,
-{
-    use tower::ServiceExt;
-    let transport = Transport::new(service.map_err(|e| TransportError(e.into())));
-    Ok(AuthClient::over(transport, credential(gateway_secret)?))
+/// Calls on the services' implementations in this process. `admitted` is what the
+/// VerificationService's guard leaves on a request from the gateway (its caller).
+pub fn in_process<V: VerificationService>(
+    auth: Arc<dyn AuthService>,
+    verification: Arc<V>,
+    admitted: tonic::Extensions,
+) -> AuthClient {
+    AuthClient {
+        auth,
+        verification: Arc::new(LocalVerification {
+            service: verification,
+            admitted,
+        }),
+    }
 }

@@ -38,6 +38,23 @@ async fn metrics_count_requests_tokens_and_errors_without_credentials() {
         .await;
     assert_eq!(s, 401);
     app.introspect(&(id.clone(), secret.clone()), &token).await;
+    // The gRPC figures count what arrives on the gRPC listener: a resource server's calls.
+    // The gateway in the same process calls the implementation and is counted in the HTTP
+    // figures.
+    let r = app
+        .grpc()
+        .await
+        .introspect(crate::grpc::as_client(
+            latchkey_proto::v1::IntrospectRequest {
+                token: token.clone(),
+                ..Default::default()
+            },
+            &(id.clone(), secret.clone()),
+        ))
+        .await
+        .expect("introspect over gRPC")
+        .into_inner();
+    assert!(r.active);
 
     let metrics = http()
         .get(format!("{admin}/metrics"))
@@ -52,7 +69,7 @@ async fn metrics_count_requests_tokens_and_errors_without_credentials() {
         "latchkey_oauth_errors_total{error=\"invalid_client\"}",
         "latchkey_http_requests_total{endpoint=\"/token\"",
         "latchkey_http_request_duration_seconds_bucket{endpoint=\"/token\"",
-        "latchkey_grpc_requests_total{rpc=\"ExchangeToken\"}",
+        "latchkey_grpc_requests_total{rpc=\"Introspect\"}",
         "latchkey_grpc_request_duration_seconds_bucket{rpc=\"Introspect\"",
     ] {
         assert!(

@@ -117,7 +117,12 @@ pub(crate) async fn start(State(s): State<AppState>, request: Request) -> Respon
         response_mode: q.get("response_mode"),
         client_address,
     };
-    match s.client.auth.clone().start_authorization(req).await {
+    match s
+        .client
+        .auth
+        .start_authorization(tonic::Request::new(req))
+        .await
+    {
         Ok(r) => match r.into_inner().outcome {
             Some(Outcome::Prompt(p)) => prompt_page(jar, s.config.https_issuer, p, ""),
             Some(Outcome::ErrorRedirect(uri)) => see_other(&uri),
@@ -189,7 +194,13 @@ pub(crate) async fn login(
             password: form.get("password").unwrap_or_default(),
             client_address: client.map(|ip| ip.to_string()),
         };
-        Ok::<_, OAuthError>(s.client.auth.clone().submit_login(req).await?.into_inner())
+        Ok::<_, OAuthError>(
+            s.client
+                .auth
+                .submit_login(tonic::Request::new(req))
+                .await?
+                .into_inner(),
+        )
     }
     .await;
     match result {
@@ -220,8 +231,7 @@ pub(crate) async fn consent(
         Ok::<_, OAuthError>(
             s.client
                 .auth
-                .clone()
-                .submit_consent(req)
+                .submit_consent(tonic::Request::new(req))
                 .await?
                 .into_inner(),
         )

@@ -26,8 +26,7 @@ pub(crate) async fn metadata(State(s): State<AppState>) -> Result<Response, OAut
     let doc = s
         .client
         .auth
-        .clone()
-        .get_server_metadata(pb::GetServerMetadataRequest {})
+        .get_server_metadata(tonic::Request::new(pb::GetServerMetadataRequest {}))
         .await?;
     Ok(json_document(doc.into_inner(), "public, max-age=300"))
 }
@@ -72,8 +71,9 @@ pub(crate) async fn resource_metadata(
     let doc = s
         .client
         .auth
-        .clone()
-        .get_resource_metadata(pb::GetResourceMetadataRequest { resource })
+        .get_resource_metadata(tonic::Request::new(pb::GetResourceMetadataRequest {
+            resource,
+        }))
         .await?;
     let mut res = json_document(doc.into_inner(), "public, max-age=300");
     // The answer depends on the host it was asked for: a shared cache must key on it.
@@ -88,8 +88,7 @@ pub(crate) async fn jwks(State(s): State<AppState>) -> Result<Response, OAuthErr
     let doc = s
         .client
         .auth
-        .clone()
-        .get_jwks(pb::GetJwksRequest {})
+        .get_jwks(tonic::Request::new(pb::GetJwksRequest {}))
         .await?;
     Ok(json_document(doc.into_inner(), "public, max-age=60"))
 }
@@ -112,8 +111,10 @@ const READINESS_BUDGET: std::time::Duration = std::time::Duration::from_millis(9
 /// a probe never times out instead of failing. What is down, and why, is said only when the
 /// operator opted in: the metrics port, which is never public, always says it.
 pub(crate) async fn ready(State(s): State<AppState>) -> Response {
-    let mut auth = s.client.auth.clone();
-    let check = auth.check_readiness(pb::CheckReadinessRequest {});
+    let check = s
+        .client
+        .auth
+        .check_readiness(tonic::Request::new(pb::CheckReadinessRequest {}));
     let answer = match tokio::time::timeout(READINESS_BUDGET, check).await {
         Ok(answer) => answer,
         Err(_) => Err(tonic::Status::deadline_exceeded(

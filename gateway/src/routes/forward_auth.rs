@@ -76,7 +76,11 @@ pub(crate) async fn verify(
         audience,
         required_scopes: scope.split_whitespace().map(str::to_owned).collect(),
     };
-    let answer = s.client.verification.clone().verify_token(req).await;
+    let answer = s
+        .client
+        .verification
+        .verify_token(tonic::Request::new(req))
+        .await;
     if token.is_none()
         && let Err(status) = &answer
     {

@@ -85,11 +85,10 @@ async fn register_inner(
     let doc = s
         .client
         .auth
-        .clone()
-        .register_client(pb::RegisterClientRequest {
+        .register_client(tonic::Request::new(pb::RegisterClientRequest {
             metadata_json,
             initial_access_token,
-        })
+        }))
         .await?
         .into_inner();
     // RFC 7591 §3.2.1: 201 Created; the secret in the body must not be cached.
@@ -107,11 +106,10 @@ async fn read_inner(
     let doc = s
         .client
         .auth
-        .clone()
-        .get_client_registration(pb::GetClientRegistrationRequest {
+        .get_client_registration(tonic::Request::new(pb::GetClientRegistrationRequest {
             client_id,
             registration_access_token,
-        })
+        }))
         .await?
         .into_inner();
     Ok(json_response(StatusCode::OK, doc.json))
@@ -139,12 +137,11 @@ async fn replace_inner(
     let doc = s
         .client
         .auth
-        .clone()
-        .replace_client_registration(pb::ReplaceClientRegistrationRequest {
+        .replace_client_registration(tonic::Request::new(pb::ReplaceClientRegistrationRequest {
             client_id,
             registration_access_token,
             metadata_json,
-        })
+        }))
         .await?
         .into_inner();
     Ok(json_response(StatusCode::OK, doc.json))
@@ -160,11 +157,10 @@ async fn delete_inner(
     let registration_access_token = registration_access_token(&headers)?;
     s.client
         .auth
-        .clone()
-        .delete_client_registration(pb::DeleteClientRegistrationRequest {
+        .delete_client_registration(tonic::Request::new(pb::DeleteClientRegistrationRequest {
             client_id,
             registration_access_token,
-        })
+        }))
         .await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     res.headers_mut()

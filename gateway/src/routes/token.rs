@@ -53,8 +53,7 @@ pub(crate) async fn token(
     let t = s
         .client
         .auth
-        .clone()
-        .exchange_token(req)
+        .exchange_token(tonic::Request::new(req))
         .await?
         .into_inner();
     let mut body = json!({
@@ -82,7 +81,7 @@ pub(crate) async fn revoke(
         client: Some(client_auth(&headers, &form)?),
         repeated_parameters: form.repeated(),
     };
-    s.client.auth.clone().revoke_token(req).await?;
+    s.client.auth.revoke_token(tonic::Request::new(req)).await?;
     Ok(no_store_json(json!({})))
 }
 
@@ -99,7 +98,12 @@ pub(crate) async fn introspect(
         client: Some(client_auth(&headers, &form)?),
         repeated_parameters: form.repeated(),
     };
-    let i = s.client.auth.clone().introspect(req).await?.into_inner();
+    let i = s
+        .client
+        .auth
+        .introspect(tonic::Request::new(req))
+        .await?
+        .into_inner();
     // RFC 7662 §2.2: an inactive token gets `{"active": false}` and nothing else.
     let mut body = Map::new();
     body.insert("active".into(), json!(i.active));

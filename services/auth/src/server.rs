@@ -117,11 +117,27 @@ impl Services {
     }
 }
 
-/// The gateway's two services as one tower service, with their metrics, for a gateway in the
-/// same process: the same gRPC services, guards and messages, without a socket.
-pub fn in_process_service(services: &Services) -> crate::grpc_metrics::GrpcMetrics<Routes> {
-    let routes = services.add_public(Routes::default(), None);
-    crate::grpc_metrics::GrpcMetricsLayer.layer(routes)
+/// The gateway's two services as a gateway in the same process calls them: their
+/// implementations, the same ones the gRPC listener serves, without encoding messages or a
+/// socket. There is no guard to cross in process; `admitted` is what the VerificationService's
+/// guard leaves on a request it admits from the gateway.
+pub struct InProcess {
+    pub auth: Arc<GatewayApi>,
+    pub verification: Arc<VerificationApi>,
+    pub admitted: tonic::Extensions,
+}
+
+pub fn in_process(services: &Services) -> InProcess {
+    let mut admitted = tonic::Extensions::new();
+    admitted.insert(latchkey_core::introspection::Caller::Gateway);
+    InProcess {
+        auth: Arc::new(GatewayApi::new(
+            services.core.clone(),
+            services.readiness.clone(),
+        )),
+        verification: Arc::new(VerificationApi::new(services.core.clone())),
+        admitted,
+    }
 }
 
 /// How long a TLS handshake may take before the connection is dropped, so that a peer that

@@ -63,7 +63,7 @@ taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$((SECS + 2))s" --latency -s "$SHAR
 WRK=$!; PIDS+=("$WRK")
 sleep 1
 T0=$(awk '{print $14+$15}' "/proc/$PID/stat")
-perf record -q -e cpu-clock -F 1999 --call-graph dwarf,16384 -p "$PID" -o "$OUT/perf.data" -- sleep "$SECS" 2>/dev/null
+perf record -q -e cpu-clock -F 1999 --call-graph dwarf,${STACK:-16384} -p "$PID" -o "$OUT/perf.data" -- sleep "$SECS" 2>/dev/null
 T1=$(awk '{print $14+$15}' "/proc/$PID/stat")
 wait "$WRK" || true
 echo "server CPU over the profile: $(awk -v a="$T0" -v b="$T1" -v h="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b-a)/h}') s of $SECS s" >>"$OUT/wrk.txt"

@@ -51,12 +51,22 @@ pub struct GatewayConfig {
     pub redis_namespace: String,
 }
 
+/// What every handler reads. One `Arc`: the state is cloned several times for every request.
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(std::sync::Arc<Shared>);
+
+pub(crate) struct Shared {
     pub client: AuthClient,
-    /// Shared: the state is cloned for every request.
-    pub config: std::sync::Arc<GatewayConfig>,
+    pub config: GatewayConfig,
     pub limiter: std::sync::Arc<ratelimit::Limiter>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -98,21 +108,26 @@ pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, Str
         config.redis_url.as_deref(),
         &config.redis_namespace,
     )?);
-    let state = AppState {
+    let state = AppState(std::sync::Arc::new(Shared {
         client,
-        config: std::sync::Arc::new(config.clone()),
+        config: config.clone(),
         limiter,
-    };
+    }));
+    // One `layer` call: each one boxes every route again, and each box is cloned for every
+    // request.
     let limited = |routes: Router<AppState>| {
         routes
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                ratelimit::limit,
-            ))
-            .layer(axum::middleware::from_fn(metrics::record))
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(TraceLayer::new_for_http().make_span_with(http_span))
+                    .layer(DefaultBodyLimit::max(config.max_body_bytes))
+                    .layer(axum::middleware::from_fn(metrics::record))
+                    .layer(axum::middleware::from_fn_with_state(
+                        state.clone(),
+                        ratelimit::limit,
+                    )),
+            )
             .with_state(state.clone())
-            .layer(DefaultBodyLimit::max(config.max_body_bytes))
-            .layer(TraceLayer::new_for_http().make_span_with(http_span))
     };
     // Endpoints a browser-based client (MCP Inspector) calls cross-origin.
     let public = routes::public_routes().layer(cors(&config.cors_origins));

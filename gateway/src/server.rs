@@ -56,8 +56,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tower::ServiceBuilder;
 use tower::ServiceExt;
-use tower_http::timeout::{RequestBodyDeadlineLayer, TimeoutLayer};
+use tower_http::timeout::{RequestBodyDeadline, RequestBodyDeadlineLayer, Timeout, TimeoutLayer};
+
+/// The router with the request's and its body's deadlines.
+type Timed = Timeout<RequestBodyDeadline<Router>>;
 
 /// The largest request head, on HTTP/1 (hyper's read buffer) and HTTP/2 (header list).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -111,12 +115,15 @@ pub async fn serve(
     proxies: TrustedProxies,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let router = router
-        .layer(RequestBodyDeadlineLayer::new(limits.body_timeout))
+    // Around the router rather than through `Router::layer`, which would box both around
+    // every route and clone the boxes for every request.
+    let router = ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
-        ));
+        ))
+        .layer(RequestBodyDeadlineLayer::new(limits.body_timeout))
+        .service(router);
     let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
     let shares = Arc::new(Shares {
@@ -393,7 +400,7 @@ async fn accept_error(e: io::Error) {
 /// One connection's share of the server.
 struct Connection {
     builder: Arc<Builder<TokioExecutor>>,
-    router: Router,
+    router: Timed,
     limits: HttpLimits,
     activity: Arc<Activity>,
 }

@@ -196,7 +196,11 @@ pub fn resolve_listed<'a>(
                 .ok_or(AuthError::InvalidTarget(Reason::ResourceAmbiguous))?,
         },
         [one] => {
-            let r = Resource::parse(one)?;
+            // Sent exactly as registered, it is already canonical: no need to parse it again.
+            let r = match registered.iter().find(|p| p.resource.as_str() == one) {
+                Some(p) => p.resource.clone(),
+                None => Resource::parse(one)?,
+            };
             if !listed.iter().any(|l| same(l, r.as_str())) {
                 return Err(AuthError::InvalidTarget(Reason::ResourceUnknown(r.0)));
             }

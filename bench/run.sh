@@ -11,7 +11,8 @@
 #   HTTP /introspect               Latchkey vs oidc-provider (opaque tokens), 32 connections and 1
 #   idle RSS                       of `latchkey serve`, started and unloaded
 #
-# Usage: bench/run.sh   (SECS=10 by default; ports overridable, see below)
+# Usage: bench/run.sh   (SECS=10 per measurement, ROUNDS=3 of the HTTP measurements, medians
+# reported; ports overridable, see below)
 # Needs: wrk (apt), and for the peer oidc-provider@9 installed in $PEER_DIR with
 # oidc-provider-server.mjs beside it (see ../shared/bench/README.md). Every process started
 # here is stopped by its own pid, and every wait is bounded.
@@ -35,7 +36,7 @@ SCOPE=mcp:tools
 PEER_SECRET=bench-secret-0123456789abcdef0123456789abcdef
 
 for port in "$HTTP_PORT" "$GRPC_PORT" "$ADMIN_PORT" $((HTTP_PORT + 1)) $((GRPC_PORT + 1)) $((ADMIN_PORT + 1)) \
-  $((GRPC_PORT + 2)) $((ADMIN_PORT + 2)) "$FORWARD_AUTH_PORT" $((FORWARD_AUTH_PORT + 1)) "$PEER_PORT" "$CEIL_HTTP_PORT" "$CEIL_GRPC_PORT"; do
+  $((GRPC_PORT + 2)) $((ADMIN_PORT + 2)) "$FORWARD_AUTH_PORT" $((FORWARD_AUTH_PORT + 1)) "$PEER_PORT" $((PEER_PORT + 1)) "$CEIL_HTTP_PORT" "$CEIL_GRPC_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port on 127.0.0.1 is in use: set the *_PORT variables" >&2; exit 1
   fi
@@ -170,68 +171,103 @@ source "$SHARED/lib-load.sh"
 # warm URL: WARMUP seconds of the same load, not measured.
 warm() { ${LOAD_CPU:+taskset -c $LOAD_CPU} wrk -t2 -c32 -d"${WARMUP}s" -s "$PEERS_DIR/wrk-post.lua" "$1" >/dev/null 2>&1 || true; }
 
-# client_credentials at /token: Latchkey, then its floor with the same client and body.
-export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$LK_AUTH"
-warm "http://127.0.0.1:$HTTP_PORT/token"
-lk_tok=$(wrk_run latchkey_token_c32 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/token" "$SECS" 32); echo "$lk_tok"
+# median NUMBERS...: the middle one (the mean of the middle two for an even count).
+median() {
+  printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g \
+    | awk '{a[NR]=$1} END{ if (NR == 0) exit; m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2;
+        if (m >= 100) printf "%.0f\n", m; else printf "%.3g\n", m }'
+}
+
+# The floor, and oidc-provider twice: with EdDSA JWT access tokens for /token, and with
+# opaque ones for introspection (it refuses to introspect its JWTs: "Structured JWT Tokens
+# cannot be introspected"). All are started once and stay idle while another is measured.
 taskset -c "$SERVER_CPU" "$CEILING" token --addr "127.0.0.1:$CEIL_HTTP_PORT" --client-id="$CLIENT_ID" \
   --client-secret="$CLIENT_SECRET" --audience "$RESOURCE" --scope "$SCOPE" >"$WORK/ceiling.log" 2>&1 &
 CEIL_PID=$!; PIDS+=("$CEIL_PID")
 wait_for "http://127.0.0.1:$CEIL_HTTP_PORT/token" -H "Authorization: $LK_AUTH" -d "$TOKEN_BODY"
 CEIL_IDLE_RSS=$(rss_mb "$CEIL_PID")
-warm "http://127.0.0.1:$CEIL_HTTP_PORT/token"
-ceil_tok=$(wrk_run ceiling_token_c32 "$CEIL_PID" "http://127.0.0.1:$CEIL_HTTP_PORT/token" "$SECS" 32); echo "$ceil_tok"
-stop "$CEIL_PID"
-
-# /introspect on Latchkey.
-export WRK_BODY="token=$AT"
-warm "http://127.0.0.1:$HTTP_PORT/introspect"
-lk32=$(wrk_run latchkey_introspect_c32 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 32); echo "$lk32"
-lk1=$(WRK_THREADS=1 wrk_run latchkey_introspect_c1 "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 1); echo "$lk1"
-LK_LOADED_RSS=$(rss_mb "$LK_PID")
-
-# start_peer FORMAT: oidc-provider on the server's core; sets PEER_PID.
+# start_peer FORMAT PORT: oidc-provider on the server's core; sets PEER_PID.
 start_peer() {
-  AT_FORMAT=$1 PORT=$PEER_PORT taskset -c "$SERVER_CPU" "$NODE" "$PEER_DIR/oidc-provider-server.mjs" >"$WORK/peer-$1.log" 2>&1 &
+  AT_FORMAT=$1 PORT=$2 taskset -c "$SERVER_CPU" "$NODE" "$PEER_DIR/oidc-provider-server.mjs" >"$WORK/peer-$1.log" 2>&1 &
   PEER_PID=$!; PIDS+=("$PEER_PID")
-  wait_for "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration"
+  wait_for "http://127.0.0.1:$2/.well-known/openid-configuration"
 }
-p_tok="" p32="" p1="" PEER_IDLE_RSS=""
+PEER=""; PEER_IDLE_RSS=""
+OPAQUE_PORT=$((PEER_PORT + 1))
 if [ -d "$PEER_DIR/node_modules/oidc-provider" ] && [ -f "$PEER_DIR/oidc-provider-server.mjs" ]; then
+  PEER=1
   NODE=${NODE:-$(command -v node)}
   PEER_AUTH="Basic $(printf 'bench:%s' "$PEER_SECRET" | base64 -w0)"
-  # client_credentials with EdDSA JWT access tokens.
-  start_peer jwt
-  sleep 2; PEER_IDLE_RSS=$(rss_mb "$PEER_PID")
-  export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$PEER_AUTH"
-  warm "http://127.0.0.1:$PEER_PORT/token"
-  p_tok=$(wrk_run oidc_provider_token_c32 "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token" "$SECS" 32); echo "$p_tok"
-  stop "$PEER_PID"
-  # oidc-provider cannot introspect JWT access tokens ("Structured JWT Tokens cannot be
-  # introspected"), so its introspection is measured on its opaque tokens.
-  start_peer opaque
-  PAT=$(curl -s -H "Authorization: $PEER_AUTH" "http://127.0.0.1:$PEER_PORT/token" -d "$TOKEN_BODY" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  export WRK_BODY="token=$PAT"
-  warm "http://127.0.0.1:$PEER_PORT/token/introspection"
-  p32=$(wrk_run oidc_provider_introspect_c32 "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token/introspection" "$SECS" 32); echo "$p32"
-  p1=$(WRK_THREADS=1 wrk_run oidc_provider_introspect_c1 "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token/introspection" "$SECS" 1); echo "$p1"
-  stop "$PEER_PID"
+  start_peer jwt "$PEER_PORT"; JWT_PID=$PEER_PID
+  sleep 2; PEER_IDLE_RSS=$(rss_mb "$JWT_PID")
+  start_peer opaque "$OPAQUE_PORT"; OPAQUE_PID=$PEER_PID
+  PAT=$(curl -s -H "Authorization: $PEER_AUTH" "http://127.0.0.1:$OPAQUE_PORT/token" -d "$TOKEN_BODY" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 else
   echo "oidc-provider not installed in $PEER_DIR: peer comparisons skipped"
 fi
 
-# The table. "per CPU-s" is requests per second of the server's own CPU time.
-lk_tok_cpu=$(field rps_per_server_cpu_s "$lk_tok"); ceil_tok_cpu=$(field rps_per_server_cpu_s "$ceil_tok")
-p_tok_cpu=$(field rps_per_server_cpu_s "$p_tok")
+# ROUNDS rounds. In each, every server is measured back to back on the same load, so that
+# the round's ratios compare servers within a minute of each other: this machine's speed
+# drifts by a third over minutes, so a ratio across minutes measures the machine. The table
+# gives the median of the rounds' figures and of their ratios.
+ROUNDS=${ROUNDS:-3}
+LK_TOK=() CEIL_TOK=() P_TOK=() LK32=() P32=() LK1=() P1=()
+R_TOK_PEER=() R_TOK_CEIL=() R_INT=() R_P50=()
+lk_tok="" ceil_tok="" p_tok="" lk32="" p32="" lk1="" p1=""
+for round in $(seq 1 "$ROUNDS"); do
+  # client_credentials at /token: Latchkey, its floor with the same client and body, the peer.
+  export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$LK_AUTH"
+  warm "http://127.0.0.1:$HTTP_PORT/token"
+  lk_tok=$(wrk_run "latchkey_token_c32_r$round" "$LK_PID" "http://127.0.0.1:$HTTP_PORT/token" "$SECS" 32); echo "$lk_tok"
+  warm "http://127.0.0.1:$CEIL_HTTP_PORT/token"
+  ceil_tok=$(wrk_run "ceiling_token_c32_r$round" "$CEIL_PID" "http://127.0.0.1:$CEIL_HTTP_PORT/token" "$SECS" 32); echo "$ceil_tok"
+  # /introspect on Latchkey, by the same client.
+  export WRK_BODY="token=$AT"
+  warm "http://127.0.0.1:$HTTP_PORT/introspect"
+  lk32=$(wrk_run "latchkey_introspect_c32_r$round" "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 32); echo "$lk32"
+  lk1=$(WRK_THREADS=1 wrk_run "latchkey_introspect_c1_r$round" "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 1); echo "$lk1"
+  LK_TOK+=("$(field rps_per_server_cpu_s "$lk_tok")"); CEIL_TOK+=("$(field rps_per_server_cpu_s "$ceil_tok")")
+  LK32+=("$(field rps_per_server_cpu_s "$lk32")"); LK1+=("$(ms "$(field p50 "$lk1")")")
+  R_TOK_CEIL+=("$(ratio "${LK_TOK[-1]}" "${CEIL_TOK[-1]}")")
+  if [ -n "$PEER" ]; then
+    export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$PEER_AUTH"
+    warm "http://127.0.0.1:$PEER_PORT/token"
+    p_tok=$(wrk_run "oidc_provider_token_c32_r$round" "$JWT_PID" "http://127.0.0.1:$PEER_PORT/token" "$SECS" 32); echo "$p_tok"
+    export WRK_BODY="token=$PAT"
+    warm "http://127.0.0.1:$OPAQUE_PORT/token/introspection"
+    p32=$(wrk_run "oidc_provider_introspect_c32_r$round" "$OPAQUE_PID" "http://127.0.0.1:$OPAQUE_PORT/token/introspection" "$SECS" 32); echo "$p32"
+    p1=$(WRK_THREADS=1 wrk_run "oidc_provider_introspect_c1_r$round" "$OPAQUE_PID" "http://127.0.0.1:$OPAQUE_PORT/token/introspection" "$SECS" 1); echo "$p1"
+    P_TOK+=("$(field rps_per_server_cpu_s "$p_tok")"); P32+=("$(field rps_per_server_cpu_s "$p32")"); P1+=("$(ms "$(field p50 "$p1")")")
+    R_TOK_PEER+=("$(ratio "${LK_TOK[-1]}" "${P_TOK[-1]}")"); R_INT+=("$(ratio "${LK32[-1]}" "${P32[-1]}")")
+    R_P50+=("$(ratio "${LK1[-1]}" "${P1[-1]}")")
+  fi
+  if [ -n "$PEER" ]; then
+    echo "round $round ratios: token/ceiling ${R_TOK_CEIL[-1]}, token/oidc-provider ${R_TOK_PEER[-1]}," \
+      "introspect c32/oidc-provider ${R_INT[-1]}, introspect p50 c1/oidc-provider ${R_P50[-1]}"
+  else
+    echo "round $round ratios: token/ceiling ${R_TOK_CEIL[-1]}"
+  fi
+done
+LK_LOADED_RSS=$(rss_mb "$LK_PID")
+stop "$CEIL_PID"
+if [ -n "$PEER" ]; then stop "$JWT_PID"; stop "$OPAQUE_PID"; fi
+
+# The table: medians of the rounds. "per CPU-s" is requests per second of the server's own
+# CPU time.
+lk_tok_cpu=$(median "${LK_TOK[@]}"); ceil_tok_cpu=$(median "${CEIL_TOK[@]}"); p_tok_cpu=$(median "${P_TOK[@]}")
 mix_cpu=$(field rps_per_server_cpu_s "$v_mix"); ping_cpu=$(field rps_per_server_cpu_s "$ping_out")
-lk32_cpu=$(field rps_per_server_cpu_s "$lk32"); p32_cpu=$(field rps_per_server_cpu_s "$p32")
-lk1_p50=$(ms "$(field p50 "$lk1")"); p1_p50=$( [ -n "$p1" ] && ms "$(field p50 "$p1")" || true)
+lk32_cpu=$(median "${LK32[@]}"); p32_cpu=$(median "${P32[@]}")
+lk1_p50=$(median "${LK1[@]}"); p1_p50=$(median "${P1[@]}")
 verdict() { awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN{ if (r == "n/a") print "n/a"; else if ((op == ">=" && r+0 >= t) || (op == "<=" && r+0 <= t)) print "met"; else print "MISSED" }'; }
 row() { printf '| %s | %s | %s | %s | %s %s | %s |\n' "$1" "$2" "$3" "$4" "$5" "$6" "$(verdict "$4" "$5" "$6")"; }
-r_tok_peer=$(ratio "$lk_tok_cpu" "$p_tok_cpu"); r_tok_ceil=$(ratio "$lk_tok_cpu" "$ceil_tok_cpu")
-r_ping=$(ratio "$mix_cpu" "$ping_cpu"); r_int=$(ratio "$lk32_cpu" "$p32_cpu"); r_p50=$(ratio "$lk1_p50" "$p1_p50")
+na() { [ -n "$1" ] && echo "$1" || echo n/a; }
+r_tok_peer=$(na "$(median "${R_TOK_PEER[@]}")"); r_tok_ceil=$(na "$(median "${R_TOK_CEIL[@]}")")
+r_int=$(na "$(median "${R_INT[@]}")"); r_p50=$(na "$(median "${R_P50[@]}")")
+r_ping=$(ratio "$mix_cpu" "$ping_cpu")
 r_distinct=$(field ratio_vs_bare "$v_distinct"); r_mix=$(field ratio_vs_bare "$v_mix")
 echo
+echo "Medians of $ROUNDS rounds. Each round's ratios: token/ceiling ${R_TOK_CEIL[*]}; token/oidc-provider ${R_TOK_PEER[*]:-n/a};" \
+  "introspect p50 c1/oidc-provider ${R_P50[*]:-n/a}"
 echo "| figure | Latchkey | reference | ratio | target | verdict |"
 echo "| --- | --- | --- | --- | --- | --- |"
 row "client_credentials /token, 32 conns, per CPU-s" "$lk_tok_cpu" "oidc-provider EdDSA JWT: ${p_tok_cpu:-n/a}" "$r_tok_peer" ">=" 5
@@ -244,11 +280,11 @@ row "VerifyToken, all-distinct tokens, 32 streams, per CPU-s" "$(field rps_per_s
 row "VerifyToken p50, 1 stream (ms)" "$(field p50_ms "$v_c1")" "" "$(field p50_ms "$v_c1")" "<=" 0.3
 row "idle RSS of latchkey serve (MB)" "$LK_IDLE_RSS" "oidc-provider ${PEER_IDLE_RSS:-n/a}, ceiling $CEIL_IDLE_RSS" "$LK_IDLE_RSS" "<=" 30
 echo
-echo "throughput (req/s): latchkey token $(field rps "$lk_tok"), ceiling token $(field rps "$ceil_tok"), oidc-provider token $(field rps "$p_tok");" \
+echo "throughput in the last round (req/s): latchkey token $(field rps "$lk_tok"), ceiling token $(field rps "$ceil_tok"), oidc-provider token $(field rps "$p_tok");" \
   "VerifyToken mix $(field rps "$v_mix"), ping $(field rps "$ping_out")"
 if [ -n "$v_tls" ]; then
   echo "VerifyToken, 1,000 live tokens, 32 streams, per CPU-s: plaintext $mix_cpu, TLS $(field rps_per_server_cpu_s "$v_tls")" \
     "(ratio $(ratio "$(field rps_per_server_cpu_s "$v_tls")" "$mix_cpu")); p50 plaintext $(field p50_ms "$v_mix") ms, TLS $(field p50_ms "$v_tls") ms"
 fi
 echo "RSS of latchkey serve: idle $LK_IDLE_RSS MB, idle with MIMALLOC_ALLOW_THP=0 $LK_IDLE_RSS_NOTHP MB, after the load $LK_LOADED_RSS MB"
-echo "non-2xx: latchkey token $(field non2xx "$lk_tok"), ceiling $(field non2xx "$ceil_tok"), oidc-provider token $(field non2xx "$p_tok"), latchkey introspect $(field non2xx "$lk32")"
+echo "non-2xx in the last round: latchkey token $(field non2xx "$lk_tok"), ceiling $(field non2xx "$ceil_tok"), oidc-provider token $(field non2xx "$p_tok"), latchkey introspect $(field non2xx "$lk32")"

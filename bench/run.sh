@@ -11,8 +11,8 @@
 #   HTTP /introspect               Latchkey vs oidc-provider (opaque tokens), 32 connections and 1
 #   idle RSS                       of `latchkey serve`, started and unloaded
 #
-# Usage: bench/run.sh   (SECS=10 per measurement, ROUNDS=3 of the HTTP measurements, medians
-# reported; ports overridable, see below)
+# Usage: bench/run.sh   (SECS=10 per measurement; ROUNDS=3 of the VerifyToken/ping pair and of
+# the HTTP measurements, medians reported; ports overridable, see below)
 # Needs: wrk (apt), and for the peer oidc-provider@9 installed in $PEER_DIR with
 # oidc-provider-server.mjs beside it (see ../shared/bench/README.md). Every process started
 # here is stopped by its own pid, and every wait is bounded.
@@ -71,6 +71,14 @@ rss_mb() { awk '/^VmRSS:/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
 field() { sed -nE "s/.*[ :]$1=([^ ]+).*/\1/p" <<<"$2" | tail -1; }
 # ms VALUE: wrk's 123.45us / 1.23ms / 1.2s as milliseconds.
 ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000} }'; }
+ROUNDS=${ROUNDS:-3}
+# median NUMBERS...: the middle one (the mean of the middle two for an even count).
+median() {
+  printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g \
+    | awk '{a[NR]=$1} END{ if (NR == 0) exit; m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2;
+        if (m >= 100) printf "%.0f\n", m; else printf "%.3g\n", m }'
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b != "" && b+0 > 0) printf "%.2f", a/b; else print "n/a" }'; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo); server on CPU $SERVER_CPU, load on CPU $LOAD_CPU; ${SECS}s per run"
@@ -122,16 +130,23 @@ run() {
   --pid "$LK_PID" --bare-rate "$BARE" "$@"
 }
 v_distinct=$(run --label verify_distinct_c32 --tokens 0 --concurrency 32); echo "$v_distinct"
-v_mix=$(run --label verify_mix1000_c32 --tokens 1000 --concurrency 32); echo "$v_mix"
 
-# The bare tonic unary RPC on the same core, loaded as VerifyToken was: the same channels,
-# streams and metadata, and a request as large as a VerifyToken request.
+# The bare tonic unary RPC on the same core, loaded as VerifyToken is: the same channels,
+# streams and metadata, and a request as large as a VerifyToken request. The 1,000-token mix
+# and the ping run back to back in each of ROUNDS rounds (see the HTTP rounds below).
 taskset -c "$SERVER_CPU" "$CEILING" ping --addr "127.0.0.1:$CEIL_GRPC_PORT" >"$WORK/ping.log" 2>&1 &
 PING_PID=$!; PIDS+=("$PING_PID")
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$CEIL_GRPC_PORT") 2>/dev/null && break; sleep 0.1; done
-ping_out=$(taskset -c "$LOAD_CPU" "$BENCH" ping --grpc "http://127.0.0.1:$CEIL_GRPC_PORT" --client-id="$CLIENT_ID" \
-  --client-secret="$CLIENT_SECRET" --payload-bytes $(( ${#AT} + ${#RESOURCE} + ${#SCOPE} )) \
-  --concurrency 32 --seconds "$SECS" --pid "$PING_PID" --label ping_c32); echo "$ping_out"
+MIX=() PING=() R_PING=()
+for round in $(seq 1 "$ROUNDS"); do
+  v_mix=$(run --label "verify_mix1000_c32_r$round" --tokens 1000 --concurrency 32); echo "$v_mix"
+  ping_out=$(taskset -c "$LOAD_CPU" "$BENCH" ping --grpc "http://127.0.0.1:$CEIL_GRPC_PORT" --client-id="$CLIENT_ID" \
+    --client-secret="$CLIENT_SECRET" --payload-bytes $(( ${#AT} + ${#RESOURCE} + ${#SCOPE} )) \
+    --concurrency 32 --seconds "$SECS" --pid "$PING_PID" --label "ping_c32_r$round"); echo "$ping_out"
+  MIX+=("$(field rps_per_server_cpu_s "$v_mix")"); PING+=("$(field rps_per_server_cpu_s "$ping_out")")
+  R_PING+=("$(ratio "${MIX[-1]}" "${PING[-1]}")")
+  echo "round $round ratio: VerifyToken/ping ${R_PING[-1]}"
+done
 stop "$PING_PID"
 v_c1=$(run --label verify_c1 --tokens 1000 --concurrency 1); echo "$v_c1"
 
@@ -171,13 +186,6 @@ source "$SHARED/lib-load.sh"
 # warm URL: WARMUP seconds of the same load, not measured.
 warm() { ${LOAD_CPU:+taskset -c $LOAD_CPU} wrk -t2 -c32 -d"${WARMUP}s" -s "$PEERS_DIR/wrk-post.lua" "$1" >/dev/null 2>&1 || true; }
 
-# median NUMBERS...: the middle one (the mean of the middle two for an even count).
-median() {
-  printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g \
-    | awk '{a[NR]=$1} END{ if (NR == 0) exit; m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2;
-        if (m >= 100) printf "%.0f\n", m; else printf "%.3g\n", m }'
-}
-
 # The floor, and oidc-provider twice: with EdDSA JWT access tokens for /token, and with
 # opaque ones for introspection (it refuses to introspect its JWTs: "Structured JWT Tokens
 # cannot be introspected"). All are started once and stay idle while another is measured.
@@ -210,7 +218,6 @@ fi
 # the round's ratios compare servers within a minute of each other: this machine's speed
 # drifts by a third over minutes, so a ratio across minutes measures the machine. The table
 # gives the median of the rounds' figures and of their ratios.
-ROUNDS=${ROUNDS:-3}
 LK_TOK=() CEIL_TOK=() P_TOK=() LK32=() P32=() LK1=() P1=()
 R_TOK_PEER=() R_TOK_CEIL=() R_INT=() R_P50=()
 lk_tok="" ceil_tok="" p_tok="" lk32="" p32="" lk1="" p1=""
@@ -255,7 +262,7 @@ if [ -n "$PEER" ]; then stop "$JWT_PID"; stop "$OPAQUE_PID"; fi
 # The table: medians of the rounds. "per CPU-s" is requests per second of the server's own
 # CPU time.
 lk_tok_cpu=$(median "${LK_TOK[@]}"); ceil_tok_cpu=$(median "${CEIL_TOK[@]}"); p_tok_cpu=$(median "${P_TOK[@]}")
-mix_cpu=$(field rps_per_server_cpu_s "$v_mix"); ping_cpu=$(field rps_per_server_cpu_s "$ping_out")
+mix_cpu=$(median "${MIX[@]}"); ping_cpu=$(median "${PING[@]}")
 lk32_cpu=$(median "${LK32[@]}"); p32_cpu=$(median "${P32[@]}")
 lk1_p50=$(median "${LK1[@]}"); p1_p50=$(median "${P1[@]}")
 verdict() { awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN{ if (r == "n/a") print "n/a"; else if ((op == ">=" && r+0 >= t) || (op == "<=" && r+0 <= t)) print "met"; else print "MISSED" }'; }
@@ -263,10 +270,10 @@ row() { printf '| %s | %s | %s | %s | %s %s | %s |\n' "$1" "$2" "$3" "$4" "$5" "
 na() { [ -n "$1" ] && echo "$1" || echo n/a; }
 r_tok_peer=$(na "$(median "${R_TOK_PEER[@]}")"); r_tok_ceil=$(na "$(median "${R_TOK_CEIL[@]}")")
 r_int=$(na "$(median "${R_INT[@]}")"); r_p50=$(na "$(median "${R_P50[@]}")")
-r_ping=$(ratio "$mix_cpu" "$ping_cpu")
+r_ping=$(na "$(median "${R_PING[@]}")")
 r_distinct=$(field ratio_vs_bare "$v_distinct"); r_mix=$(field ratio_vs_bare "$v_mix")
 echo
-echo "Medians of $ROUNDS rounds. Each round's ratios: token/ceiling ${R_TOK_CEIL[*]}; token/oidc-provider ${R_TOK_PEER[*]:-n/a};" \
+echo "Medians of $ROUNDS rounds. Each round's ratios: VerifyToken/ping ${R_PING[*]}; token/ceiling ${R_TOK_CEIL[*]}; token/oidc-provider ${R_TOK_PEER[*]:-n/a};" \
   "introspect p50 c1/oidc-provider ${R_P50[*]:-n/a}"
 echo "| figure | Latchkey | reference | ratio | target | verdict |"
 echo "| --- | --- | --- | --- | --- | --- |"
@@ -275,7 +282,7 @@ row "client_credentials /token, 32 conns, per CPU-s" "$lk_tok_cpu" "latchkey-cei
 row "/introspect p50, 1 conn (ms)" "$lk1_p50" "oidc-provider (opaque): ${p1_p50:-n/a}" "$r_p50" "<=" 0.5
 row "/introspect, 32 conns, per CPU-s" "$lk32_cpu" "oidc-provider (opaque): ${p32_cpu:-n/a}" "$r_int" ">=" 3
 row "VerifyToken, 1,000 live tokens, 32 streams, per CPU-s" "$mix_cpu" "tonic ping: $ping_cpu" "$r_ping" ">=" 0.85
-row "VerifyToken, 1,000 live tokens, 32 streams, per CPU-s" "$mix_cpu" "bare Ed25519 verify: $(field bare_verify_per_s "$v_mix")" "$r_mix" ">=" 2
+row "VerifyToken, 1,000 live tokens, 32 streams, per CPU-s (last round)" "$(field rps_per_server_cpu_s "$v_mix")" "bare Ed25519 verify: $(field bare_verify_per_s "$v_mix")" "$r_mix" ">=" 2
 row "VerifyToken, all-distinct tokens, 32 streams, per CPU-s" "$(field rps_per_server_cpu_s "$v_distinct")" "bare Ed25519 verify: $(field bare_verify_per_s "$v_distinct")" "$r_distinct" ">=" 0.7
 row "VerifyToken p50, 1 stream (ms)" "$(field p50_ms "$v_c1")" "" "$(field p50_ms "$v_c1")" "<=" 0.3
 row "idle RSS of latchkey serve (MB)" "$LK_IDLE_RSS" "oidc-provider ${PEER_IDLE_RSS:-n/a}, ceiling $CEIL_IDLE_RSS" "$LK_IDLE_RSS" "<=" 30

@@ -9,7 +9,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey_proto::v1 as pb;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 fn client_auth(headers: &HeaderMap, form: &Params) -> Result<pb::ClientAuthentication, OAuthError> {
     Ok(pb::ClientAuthentication {
@@ -25,12 +26,49 @@ fn client_auth(headers: &HeaderMap, form: &Params) -> Result<pb::ClientAuthentic
 }
 
 /// JSON with `Cache-Control: no-store` (RFC 6749 §5.1).
-fn no_store_json(body: Value) -> Response {
+fn no_store_json(body: impl Serialize) -> Response {
     let mut res = (StatusCode::OK, axum::Json(body)).into_response();
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     res
+}
+
+/// The successful token response (RFC 6749 §5.1), serialized as it is: no JSON tree built
+/// first.
+#[derive(Serialize)]
+struct Issued {
+    access_token: String,
+    token_type: String,
+    expires_in: i64,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+/// The introspection response (RFC 7662 §2.2). An inactive token has `{"active": false}`
+/// and nothing else: the core leaves every other field out.
+#[derive(Serialize)]
+struct Introspected {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
 }
 
 pub(crate) async fn token(
@@ -56,16 +94,13 @@ pub(crate) async fn token(
         .exchange_token(tonic::Request::new(req))
         .await?
         .into_inner();
-    let mut body = json!({
-        "access_token": t.access_token,
-        "token_type": t.token_type,
-        "expires_in": t.expires_in,
-        "scope": t.scope,
-    });
-    if let Some(rt) = t.refresh_token {
-        body["refresh_token"] = json!(rt);
-    }
-    Ok(no_store_json(body))
+    Ok(no_store_json(Issued {
+        access_token: t.access_token,
+        token_type: t.token_type,
+        expires_in: t.expires_in,
+        scope: t.scope,
+        refresh_token: t.refresh_token,
+    }))
 }
 
 pub(crate) async fn revoke(
@@ -104,26 +139,16 @@ pub(crate) async fn introspect(
         .introspect(tonic::Request::new(req))
         .await?
         .into_inner();
-    // RFC 7662 §2.2: an inactive token gets `{"active": false}` and nothing else.
-    let mut body = Map::new();
-    body.insert("active".into(), json!(i.active));
-    for (k, v) in [
-        ("scope", i.scope),
-        ("client_id", i.client_id),
-        ("sub", i.sub),
-        ("aud", i.aud),
-        ("iss", i.iss),
-        ("jti", i.jti),
-        ("token_type", i.token_type),
-    ] {
-        if let Some(v) = v {
-            body.insert(k.into(), json!(v));
-        }
-    }
-    for (k, v) in [("exp", i.exp), ("iat", i.iat)] {
-        if let Some(v) = v {
-            body.insert(k.into(), json!(v));
-        }
-    }
-    Ok(no_store_json(Value::Object(body)))
+    Ok(no_store_json(Introspected {
+        active: i.active,
+        scope: i.scope,
+        client_id: i.client_id,
+        sub: i.sub,
+        aud: i.aud,
+        iss: i.iss,
+        jti: i.jti,
+        token_type: i.token_type,
+        exp: i.exp,
+        iat: i.iat,
+    }))
 }

@@ -141,8 +141,10 @@ async fn spawn_gateway(
     })
 }
 
-/// `latchkey serve`: the AuthService and the gateway in one process. The gateway still calls
-/// the AuthService over gRPC, with a credential generated here unless one is configured.
+/// `latchkey serve`: the AuthService and the gateway in one process. The gateway calls the
+/// services' implementations in process (ForwardAuth's calls as the gateway's caller); the
+/// gRPC port, for resource servers and other replicas, is guarded by the configured gateway
+/// credential, or by one generated here that nobody else holds.
 pub async fn start_all(
     settings: &Settings,
     http: TcpListener,

@@ -113,15 +113,19 @@ pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, Str
         config: config.clone(),
         limiter,
     }));
-    // One `layer` call: each one boxes every route again, and each box is cloned for every
-    // request.
-    let limited = |routes: Router<AppState>| {
+    // One `layer` call per route: each one boxes every route again, and each box is cloned
+    // for every request.
+    let limited = |routes: Router<AppState>, cors: Option<CorsLayer>| {
         routes
             .layer(
                 tower::ServiceBuilder::new()
                     .layer(TraceLayer::new_for_http().make_span_with(http_span))
                     .layer(DefaultBodyLimit::max(config.max_body_bytes))
                     .layer(axum::middleware::from_fn(metrics::record))
+                    // Outside the rate limit: a preflight is answered here and spends no
+                    // allowance, and a 429 carries the CORS headers that let the browser's
+                    // client read it (and its Retry-After) instead of a network error.
+                    .option_layer(cors)
                     .layer(axum::middleware::from_fn_with_state(
                         state.clone(),
                         ratelimit::limit,
@@ -129,9 +133,11 @@ pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, Str
             )
             .with_state(state.clone())
     };
-    // Endpoints a browser-based client (MCP Inspector) calls cross-origin.
-    let public = routes::public_routes().layer(cors(&config.cors_origins));
-    let mut public = limited(routes::browser_routes().merge(public));
+    // Endpoints a browser-based client (MCP Inspector) calls cross-origin get CORS; the
+    // others never do. The browser routes are merged in last, so theirs is the 404
+    // fallback (`merge` keeps the fallback of the router merged in), which has no CORS.
+    let mut public = limited(routes::public_routes(), Some(cors(&config.cors_origins)))
+        .merge(limited(routes::browser_routes(), None));
     if config.https_issuer {
         // HSTS (RFC 6797): a year, for this host only; the domain's other hosts are not ours
         // to pin.
@@ -142,7 +148,7 @@ pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, Str
     }
     Ok(Routers {
         public,
-        forward_auth: limited(routes::forward_auth_routes()),
+        forward_auth: limited(routes::forward_auth_routes(), None),
     })
 }
 

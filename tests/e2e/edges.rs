@@ -789,3 +789,162 @@ async fn public_readiness_names_what_is_down_only_when_the_operator_opts_in() {
     assert_eq!(body["database"], "up", "{body}");
     assert_eq!(body["redis"], "not configured", "{body}");
 }
+
+/// Sends a request head and part of its body, then stalls; returns the status line the
+/// server answers with and how long it took, or `None` if nothing came within `bound`.
+async fn stalled_body_answer(
+    addr: SocketAddr,
+    path: &str,
+    bound: Duration,
+) -> Option<(String, Duration)> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type"
+    );
+    let start = Instant::now();
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(bound, async {
+        while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+    })
+    .await
+    .ok()?;
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    Some((status, start.elapsed()))
+}
+
+/// The request and body deadlines wrap the whole router (not each route), and still answer:
+/// a request not answered within the request timeout gets 408, and a body not received within
+/// the body timeout is refused as unreadable, each at its own deadline, on every endpoint that
+/// reads a body.
+#[tokio::test]
+async fn a_stalled_body_gets_408_at_the_request_timeout_or_400_at_the_body_timeout() {
+    // (request timeout, body timeout, the status line expected, why)
+    let cases = [
+        (
+            600,
+            20_000,
+            "HTTP/1.1 408",
+            "the request timeout comes first",
+        ),
+        (20_000, 600, "HTTP/1.1 400", "the body timeout comes first"),
+    ];
+    for (request_ms, body_ms, want, why) in cases {
+        let app = spawn_app_with(|s| {
+            s.http_request_timeout_ms = request_ms;
+            s.http_body_timeout_ms = body_ms;
+        })
+        .await;
+        let addr = addr_of(&app.base);
+        for path in [
+            "/token",
+            "/revoke",
+            "/introspect",
+            "/register",
+            "/authorize/login",
+        ] {
+            let (status, took) = stalled_body_answer(addr, path, Duration::from_secs(5))
+                .await
+                .unwrap_or_else(|| panic!("{why}, {path}: no answer within 5 s"));
+            assert!(status.starts_with(want), "{why}, {path}: {status}");
+            assert!(
+                took >= Duration::from_millis(500) && took < Duration::from_millis(3000),
+                "{why}, {path}: answered after {took:?}, not at the 600 ms deadline"
+            );
+        }
+    }
+}
+
+/// The rate limiter, metrics and CORS are layered over the routers as one: a path no route
+/// serves is a 404 that spends no endpoint's allowance (even one that looks like a limited
+/// endpoint's), and CORS headers go only to the endpoints browser-based clients call, never
+/// to the login form, introspection, health, ForwardAuth or a path nobody serves. CORS sits
+/// outside the rate limit: preflights spend no allowance and a 429 carries CORS headers.
+#[tokio::test]
+async fn unrouted_paths_spend_no_allowance_and_cors_is_only_on_the_public_endpoints() {
+    for _ in 0..2 {
+        let app = spawn_app_with(|s| s.rate_limit_register_per_min = 2).await;
+        let start = window();
+        for path in [
+            "/register/a/b",
+            "/register/",
+            "/register/x/y/z",
+            "/registerx",
+        ] {
+            let res = http()
+                .post(app.url(path))
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(res.status(), 404, "{path}");
+        }
+        let counted = registrations(&app, 3, |_| Vec::new()).await;
+        if window() != start {
+            continue;
+        }
+        assert_eq!(
+            counted,
+            Some((2, 1)),
+            "the 404s counted for nothing: two registrations pass, the third trips"
+        );
+
+        let origin = "http://localhost:6274";
+        let cors =
+            |res: &reqwest::Response| res.headers().get("access-control-allow-origin").is_some();
+        // Over the limit, a browser-based client can still read why and when to come back.
+        let over = http()
+            .post(app.url("/register"))
+            .header("Origin", origin)
+            .json(&json!({"redirect_uris": ["http://127.0.0.1:7777/cb"]}))
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(over.status(), 429);
+        assert!(cors(&over), "a 429 the browser's client can read");
+        assert!(over.headers().contains_key("retry-after"));
+        // Preflights (below, after the allowance is spent) are answered, and spend nothing.
+        for (base, path, allowed) in [
+            (&app.base, "/token", true),
+            (&app.base, "/register", true),
+            (&app.base, "/.well-known/oauth-authorization-server", true),
+            (&app.base, "/authorize/login", false),
+            (&app.base, "/authorize/consent", false),
+            (&app.base, "/introspect", false),
+            (&app.base, "/health/ready", false),
+            (&app.base, "/no-such-endpoint", false),
+            (&app.forward_auth, "/verify", false),
+        ] {
+            let preflight = http()
+                .request(reqwest::Method::OPTIONS, format!("{base}{path}"))
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "POST")
+                .send()
+                .await
+                .expect("preflight");
+            assert_eq!(
+                cors(&preflight),
+                allowed,
+                "preflight {path}: {}",
+                preflight.status()
+            );
+            assert_ne!(preflight.status(), 429, "preflight {path}");
+            let get = http()
+                .get(format!("{base}{path}"))
+                .header("Origin", origin)
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(cors(&get), allowed, "GET {path}: {}", get.status());
+        }
+        return;
+    }
+    panic!("two runs crossed a minute boundary");
+}

@@ -90,3 +90,43 @@ async fn metrics_count_requests_tokens_and_errors_without_credentials() {
         assert_eq!(res.status(), 200, "{path}");
     }
 }
+
+/// A path nobody serves is counted under one `unmatched` label: the path a client sent (which
+/// could carry a code or a token, and is unbounded) never becomes a label.
+#[tokio::test]
+async fn unrouted_requests_are_counted_as_unmatched_never_by_their_path() {
+    let port = free_port();
+    let app = spawn_app_with(|s| {
+        s.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    })
+    .await;
+    for path in [
+        "/nothing-here-c0de?code=c0de-secret",
+        "/token/extra",
+        "/register/a/b",
+    ] {
+        let res = http().get(app.url(path)).send().await.expect("get");
+        assert_eq!(res.status(), 404, "{path}");
+    }
+    let metrics = http()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    // The recorder is the process's, shared with the other tests: at least these three.
+    let unmatched = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "latchkey_http_requests_total{endpoint=\"unmatched\",method=\"GET\",status=\"404\"} ",
+            )
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(unmatched.is_some_and(|n| n >= 3), "{metrics}");
+    for sent in ["nothing-here", "c0de", "/token/extra", "/register/a/b"] {
+        assert!(!metrics.contains(sent), "{sent} became a label: {metrics}");
+    }
+}

@@ -273,3 +273,171 @@ async fn a_client_deleted_or_changed_on_one_replica_takes_effect_on_another_with
         "the resource server that lost its resource is refused there within 2 s"
     );
 }
+
+/// What a client or a proxy can see of one answer: its status, the RFC error and description,
+/// and the headers that carry a challenge or a caller's identity.
+async fn seen(res: reqwest::Response) -> Vec<String> {
+    let mut seen = vec![res.status().as_u16().to_string()];
+    for name in [
+        "www-authenticate",
+        "retry-after",
+        "cache-control",
+        "x-auth-subject-type",
+        "x-auth-client-id",
+        "x-auth-scope",
+    ] {
+        let value = res.headers().get(name).map(|v| v.to_str().unwrap_or("?"));
+        seen.push(format!("{name}: {value:?}"));
+    }
+    // The whole body: an RFC error's, an introspection's (one token, one answer), or the
+    // text of a 500.
+    seen.push(res.text().await.unwrap_or_default());
+    seen
+}
+
+/// `latchkey serve`'s gateway calls the services' implementations in process; a gateway alone
+/// calls them over gRPC with its credential, so its errors cross the wire in status details.
+/// Both must answer a client, and a proxy at ForwardAuth, alike: the same statuses, RFC
+/// errors and challenges, and ForwardAuth admitted as the gateway in both.
+#[tokio::test]
+async fn a_gateway_alone_answers_every_client_and_proxy_as_the_gateway_in_process_does() {
+    let app = spawn_app().await;
+    let (id, secret) = app.operator_client(&[RESOURCE], None).await;
+    let (rs_id, rs_secret) = app.introspector().await;
+    let auth = app.replica().await;
+    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote_base = format!("http://{}", http_listener.local_addr().expect("addr"));
+    let remote = latchkey::start_gateway(&app.settings, &auth.grpc_url, http_listener)
+        .await
+        .expect("gateway alone");
+    let remote_forward_auth = format!(
+        "http://{}",
+        remote.forward_auth_addr.expect("ForwardAuth listener")
+    );
+    let (status, body) = app
+        .token_with(
+            http()
+                .post(app.url("/token"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().expect("token").to_owned();
+
+    let public = |base: String| {
+        let (id, secret, rs_id, rs_secret, token) = (
+            id.clone(),
+            secret.clone(),
+            rs_id.clone(),
+            rs_secret.clone(),
+            token.clone(),
+        );
+        async move {
+            let url = |p: &str| format!("{base}{p}");
+            let cc = [("grant_type", "client_credentials"), ("resource", RESOURCE)];
+            let requests = [
+                http()
+                    .post(url("/token"))
+                    .basic_auth(&id, Some("wrong"))
+                    .form(&cc),
+                http()
+                    .post(url("/token"))
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("grant_type", "bogus")]),
+                http()
+                    .post(url("/token"))
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("resource", "https://other.example.com/mcp"),
+                    ]),
+                http()
+                    .post(url("/token"))
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("resource", "https://mcp.example.com/mcp#f"),
+                    ]),
+                http().post(url("/token")).form(&cc),
+                http()
+                    .post(url("/introspect"))
+                    .basic_auth(&rs_id, Some(&rs_secret))
+                    .form(&[("token", token.as_str())]),
+                http()
+                    .post(url("/introspect"))
+                    .basic_auth(&rs_id, Some(&rs_secret))
+                    .form(&[("token", "not-a-token")]),
+                http()
+                    .post(url("/introspect"))
+                    .basic_auth(&rs_id, Some("wrong"))
+                    .form(&[("token", token.as_str())]),
+                http()
+                    .post(url("/revoke"))
+                    .basic_auth(&id, Some("wrong"))
+                    .form(&[("token", "x")]),
+                http()
+                    .post(url("/register"))
+                    .header("content-type", "application/json")
+                    .body("{"),
+                http()
+                    .get(url("/register/nobody"))
+                    .bearer_auth("not-a-registration-token"),
+                http().get(url("/.well-known/oauth-protected-resource/nothing-here")),
+            ];
+            let mut answers = Vec::new();
+            for req in requests {
+                answers.push(seen(req.send().await.expect("send")).await);
+            }
+            answers
+        }
+    };
+    let in_process = public(app.base.clone()).await;
+    assert_eq!(in_process[0][0], "401", "{in_process:?}");
+    assert!(
+        in_process[5][7].contains("\"active\":true"),
+        "{in_process:?}"
+    );
+    assert_eq!(public(remote_base).await, in_process);
+
+    let forward_auth = |base: String| {
+        let token = token.clone();
+        async move {
+            let verify = |query: &str, bearer: Option<&str>| {
+                let mut req = http().get(format!("{base}/verify?{query}"));
+                if let Some(t) = bearer {
+                    req = req.bearer_auth(t);
+                }
+                req
+            };
+            let audience = format!("audience={RESOURCE}");
+            let requests = [
+                verify(&audience, Some(&token)),
+                verify(&format!("{audience}&scope=files:write"), Some(&token)),
+                verify(&audience, Some("garbage")),
+                verify(&audience, None),
+                verify("audience=https://other.example.com/mcp", Some(&token)),
+                verify("", Some(&token)),
+            ];
+            let mut answers = Vec::new();
+            for req in requests {
+                answers.push(seen(req.send().await.expect("send")).await);
+            }
+            answers
+        }
+    };
+    let in_process = forward_auth(app.forward_auth.clone()).await;
+    assert_eq!(
+        in_process[0][0], "200",
+        "the gateway's caller verifies any audience: {in_process:?}"
+    );
+    assert_eq!(
+        in_process[0][5],
+        format!("x-auth-client-id: Some({id:?})"),
+        "{in_process:?}"
+    );
+    assert_eq!(forward_auth(remote_forward_auth).await, in_process);
+    remote.shutdown().await.expect("graceful shutdown");
+}

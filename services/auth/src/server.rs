@@ -76,8 +76,9 @@ pub struct Transport {
     pub limits: Limits,
 }
 
-/// A generated server with the message limits applied, or left at tonic's defaults for the
-/// in-process path (which reads no socket, and whose hot path stays as it was).
+/// A generated server with the message limits applied, or left at tonic's defaults. The
+/// gateway of `latchkey serve` does not go through a generated server at all ([`in_process`]):
+/// its HTTP listener's body limit bounds what it passes on.
 macro_rules! limited {
     ($server:expr, $limits:expr) => {{
         let server = $server;

@@ -422,6 +422,80 @@ mod tests {
         }
     }
 
+    /// `resolve_listed` takes a requested resource byte-equal to a registered one as it is,
+    /// without parsing it. That is sound only if every normal form is its own normal form:
+    /// then the fast path and `parse` give the same audience for every input, and an input
+    /// that differs in any byte (case, port, slash, fragment, spaces, Unicode) is parsed.
+    #[test]
+    fn a_normal_form_parses_to_itself_so_the_registered_fast_path_agrees_with_parsing() {
+        let inputs = [
+            "https://mcp.example.com/mcp",
+            "HTTPS://MCP.Example.COM:443/mcp",
+            "https://mcp.example.com/",
+            "https://mcp.example.com",
+            "https://mcp.example.com/mcp/",
+            "https://mcp.example.com/?",
+            "https://mcp.example.com?v=1",
+            "https://mcp.example.com/a/./b/../c",
+            "https://mcp.example.com/a/%2e%2E/c",
+            "https://mcp.example.com\\mcp",
+            "https://mcp.example.com/m\tcp",
+            "https://mcp.example.com/m cp?q=a b",
+            "https://b\u{fc}cher.example/mcp",
+            "https://xn--bcher-kva.example/mcp",
+            "https://mcp.example.com./mcp",
+            "https://[::1]:8443/mcp",
+            "https://127.0.0.1/mcp",
+            "https://0x7f.1/mcp",
+            "https://mcp.example.com/%7Euser/caf\u{e9}",
+            "https://mcp.example.com//mcp",
+            "http://LOCALHOST:80/mcp",
+            "http://[::1]/",
+            " https://mcp.example.com/mcp ",
+        ];
+        for input in inputs {
+            let normal = Resource::parse(input).expect(input);
+            let again = Resource::parse(normal.as_str());
+            assert_eq!(again.ok(), Some(normal.clone()), "{input} -> {normal:?}");
+            let registered = [ProtectedResource {
+                resource: normal.clone(),
+                scopes: None,
+                is_default: false,
+                implies: Default::default(),
+            }];
+            let listed = [normal.as_str().to_owned()];
+            for requested in [input, normal.as_str()] {
+                let (by_listing, _) =
+                    resolve_listed(&[requested.to_owned()], &listed, &registered, false)
+                        .expect(requested);
+                let (by_parsing, _) =
+                    resolve(&[requested.to_owned()], &registered, false, "x").expect(requested);
+                assert_eq!(by_listing, by_parsing, "{requested}");
+                assert_eq!(by_listing, normal, "{requested}");
+            }
+        }
+        // What parsing refuses is refused, even next to a registered resource it resembles.
+        let registered = [ProtectedResource {
+            resource: Resource::parse("https://mcp.example.com/mcp").expect("valid"),
+            scopes: None,
+            is_default: false,
+            implies: Default::default(),
+        }];
+        let listed = ["https://mcp.example.com/mcp".to_owned()];
+        for bad in [
+            "https://mcp.example.com/mcp#",
+            "https://mcp.example.com/mcp#frag",
+            "https://user@mcp.example.com/mcp",
+            "http://mcp.example.com/mcp",
+            "https://mcp.example.com/MCP",
+            "https://mcp.example.com/mcp/",
+        ] {
+            let err =
+                resolve_listed(&[bad.to_owned()], &listed, &registered, false).expect_err(bad);
+            assert_eq!(err.code(), "invalid_target", "{bad}");
+        }
+    }
+
     #[test]
     fn registered_resources_restrict_the_audience() {
         let reg = vec![

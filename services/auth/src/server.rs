@@ -76,24 +76,21 @@ pub struct Transport {
     pub limits: Limits,
 }
 
-/// A generated server with the message limits applied, or left at tonic's defaults. The
+/// A generated server with the message limits applied. The
 /// gateway of `latchkey serve` does not go through a generated server at all ([`in_process`]):
 /// its HTTP listener's body limit bounds what it passes on.
 macro_rules! limited {
     ($server:expr, $limits:expr) => {{
-        let server = $server;
-        match $limits {
-            Some(l) => server
-                .max_decoding_message_size(l.max_receive_message_bytes)
-                .max_encoding_message_size(l.max_send_message_bytes),
-            None => server,
-        }
+        let limits: &Limits = $limits;
+        $server
+            .max_decoding_message_size(limits.max_receive_message_bytes)
+            .max_encoding_message_size(limits.max_send_message_bytes)
     }};
 }
 
 impl Services {
     /// The gateway's and the resource servers' services, each behind its guard.
-    fn add_public(&self, routes: Routes, limits: Option<&Limits>) -> Routes {
+    fn add_public(&self, routes: Routes, limits: &Limits) -> Routes {
         let gateway =
             GuardLayer::new(Guard::bearer(self.gateway_secret.as_deref())).layer(limited!(
                 AuthServiceServer::new(GatewayApi::new(self.core.clone(), self.readiness.clone())),
@@ -113,7 +110,7 @@ impl Services {
     fn admin(&self, limits: &Limits) -> crate::guard::Guarded<AdminServiceServer<AdminApi>> {
         GuardLayer::new(Guard::bearer(self.admin_secret.as_deref())).layer(limited!(
             AdminServiceServer::new(AdminApi::new(self.core.clone())),
-            Some(limits)
+            limits
         ))
     }
 }
@@ -177,7 +174,7 @@ pub async fn serve(
         "gRPC services listening"
     );
     let mut routes = services
-        .add_public(Routes::new(health), Some(&limits))
+        .add_public(Routes::new(health), &limits)
         .add_service(services.admin(&limits));
     if services.reflection {
         routes = routes

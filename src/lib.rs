@@ -169,7 +169,7 @@ pub async fn start_all_with(
     let app = Application::build(settings, deps).await?;
     refuse_unprotected(settings, &app).await?;
     let core = app.core.clone();
-    let in_process = latchkey_auth::server::in_process(&services(settings, &app, None));
+    let in_process = latchkey_auth::server::in_process(app.core.clone(), app.readiness.clone());
     let (stop, rx) = watch::channel(false);
     let grpc_addr = grpc.local_addr()?;
     let http_addr = http.local_addr()?;

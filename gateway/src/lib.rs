@@ -58,7 +58,7 @@ pub(crate) struct AppState(std::sync::Arc<Shared>);
 pub(crate) struct Shared {
     pub client: AuthClient,
     pub config: GatewayConfig,
-    pub limiter: std::sync::Arc<ratelimit::Limiter>,
+    pub limiter: ratelimit::Limiter,
 }
 
 impl std::ops::Deref for AppState {
@@ -104,15 +104,13 @@ pub struct Routers {
 
 /// The gateway's routes.
 pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, String> {
-    let limiter = std::sync::Arc::new(ratelimit::Limiter::new(
-        config.redis_url.as_deref(),
-        &config.redis_namespace,
-    )?);
+    let limiter = ratelimit::Limiter::new(config.redis_url.as_deref(), &config.redis_namespace)?;
     let state = AppState(std::sync::Arc::new(Shared {
         client,
-        config: config.clone(),
+        config,
         limiter,
     }));
+    let config = &state.config;
     // One `layer` call per route: each one boxes every route again, and each box is cloned
     // for every request.
     let limited = |routes: Router<AppState>, cors: Option<CorsLayer>| {

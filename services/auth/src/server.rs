@@ -125,15 +125,12 @@ pub struct InProcess {
     pub admitted: tonic::Extensions,
 }
 
-pub fn in_process(services: &Services) -> InProcess {
+pub fn in_process(core: Arc<AuthCore>, readiness: Arc<dyn Readiness>) -> InProcess {
     let mut admitted = tonic::Extensions::new();
     admitted.insert(latchkey_core::introspection::Caller::Gateway);
     InProcess {
-        auth: Arc::new(GatewayApi::new(
-            services.core.clone(),
-            services.readiness.clone(),
-        )),
-        verification: Arc::new(VerificationApi::new(services.core.clone())),
+        auth: Arc::new(GatewayApi::new(core.clone(), readiness)),
+        verification: Arc::new(VerificationApi::new(core)),
         admitted,
     }
 }

@@ -386,6 +386,20 @@ impl TestApp {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// A `client_credentials` access token for [`RESOURCE`], by `client` with Basic auth.
+    pub async fn client_credentials_token(&self, (id, secret): (&str, &str)) -> String {
+        let (status, body) = self
+            .token_with(
+                http()
+                    .post(self.url("/token"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
     pub async fn introspect(&self, client: &(String, String), token: &str) -> Value {
         let res = http()
             .post(self.url("/introspect"))

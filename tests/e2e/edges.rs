@@ -189,16 +189,7 @@ async fn forward_auth_is_served_only_on_its_own_listener_and_is_rate_limited() {
         })
         .await;
         let (id, secret) = app.operator_client(&[RESOURCE], None).await;
-        let (status, body) = app
-            .token_with(
-                http()
-                    .post(app.url("/token"))
-                    .basic_auth(&id, Some(&secret))
-                    .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let token = body["access_token"].as_str().expect("token").to_owned();
+        let token = app.client_credentials_token((&id, &secret)).await;
         let verify = |url: String| {
             http()
                 .get(url)

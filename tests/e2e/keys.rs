@@ -21,18 +21,7 @@ async fn a_rotation_during_a_stream_of_verifications_fails_nothing() {
     let replica = app.replica().await;
     let rs = app.introspector().await;
     let (svc, svc_secret) = app.operator_client(&[RESOURCE], None).await;
-    let mint = || async {
-        let (status, body) = app
-            .token_with(
-                http()
-                    .post(app.url("/token"))
-                    .basic_auth(&svc, Some(&svc_secret))
-                    .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["access_token"].as_str().expect("token").to_owned()
-    };
+    let mint = || app.client_credentials_token((&svc, &svc_secret));
     let first = mint().await;
     let old_kid = kid(&first);
     let new_kid = app.core().rotate_keys().await.expect("rotate");

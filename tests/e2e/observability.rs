@@ -18,16 +18,7 @@ async fn metrics_count_requests_tokens_and_errors_without_credentials() {
     .await;
     let admin = format!("http://127.0.0.1:{port}");
     let (id, secret) = app.introspector().await;
-    let (s, body) = app
-        .token_with(
-            http()
-                .post(app.url("/token"))
-                .basic_auth(&id, Some(&secret))
-                .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let token = body["access_token"].as_str().expect("token").to_owned();
+    let token = app.client_credentials_token((&id, &secret)).await;
     let (s, _) = app
         .token_with(
             http()

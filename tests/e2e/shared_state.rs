@@ -316,16 +316,7 @@ async fn a_gateway_alone_answers_every_client_and_proxy_as_the_gateway_in_proces
         "http://{}",
         remote.forward_auth_addr.expect("ForwardAuth listener")
     );
-    let (status, body) = app
-        .token_with(
-            http()
-                .post(app.url("/token"))
-                .basic_auth(&id, Some(&secret))
-                .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["access_token"].as_str().expect("token").to_owned();
+    let token = app.client_credentials_token((&id, &secret)).await;
 
     let public = |base: String| {
         let (id, secret, rs_id, rs_secret, token) = (

@@ -220,16 +220,7 @@ async fn concurrent_first_checks_each_get_their_own_answer() {
     let rs = app.introspector().await;
     let mut tokens = Vec::new();
     for i in 0..48 {
-        let (status, body) = app
-            .token_with(
-                http()
-                    .post(app.url("/token"))
-                    .basic_auth(&rs.0, Some(&rs.1))
-                    .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE)]),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let good = body["access_token"].as_str().expect("token").to_owned();
+        let good = app.client_credentials_token((&rs.0, &rs.1)).await;
         // Every third token is forged: one with a signature byte changed, one with a payload
         // that was not signed.
         let token = match i % 6 {

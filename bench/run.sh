@@ -185,6 +185,8 @@ source "$SHARED/lib-load.sh"
 
 # warm URL: WARMUP seconds of the same load, not measured.
 warm() { ${LOAD_CPU:+taskset -c $LOAD_CPU} wrk -t2 -c32 -d"${WARMUP}s" -s "$PEERS_DIR/wrk-post.lua" "$1" >/dev/null 2>&1 || true; }
+# warmed LABEL PID URL: the warm-up, then SECS measured at 32 connections; prints wrk_run's line.
+warmed() { warm "$3"; wrk_run "$1" "$2" "$3" "$SECS" 32; }
 
 # The floor, and oidc-provider twice: with EdDSA JWT access tokens for /token, and with
 # opaque ones for introspection (it refuses to introspect its JWTs: "Structured JWT Tokens
@@ -224,31 +226,24 @@ lk_tok="" ceil_tok="" p_tok="" lk32="" p32="" lk1="" p1=""
 for round in $(seq 1 "$ROUNDS"); do
   # client_credentials at /token: Latchkey, its floor with the same client and body, the peer.
   export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$LK_AUTH"
-  warm "http://127.0.0.1:$HTTP_PORT/token"
-  lk_tok=$(wrk_run "latchkey_token_c32_r$round" "$LK_PID" "http://127.0.0.1:$HTTP_PORT/token" "$SECS" 32); echo "$lk_tok"
-  warm "http://127.0.0.1:$CEIL_HTTP_PORT/token"
-  ceil_tok=$(wrk_run "ceiling_token_c32_r$round" "$CEIL_PID" "http://127.0.0.1:$CEIL_HTTP_PORT/token" "$SECS" 32); echo "$ceil_tok"
+  lk_tok=$(warmed "latchkey_token_c32_r$round" "$LK_PID" "http://127.0.0.1:$HTTP_PORT/token"); echo "$lk_tok"
+  ceil_tok=$(warmed "ceiling_token_c32_r$round" "$CEIL_PID" "http://127.0.0.1:$CEIL_HTTP_PORT/token"); echo "$ceil_tok"
   # /introspect on Latchkey, by the same client.
   export WRK_BODY="token=$AT"
-  warm "http://127.0.0.1:$HTTP_PORT/introspect"
-  lk32=$(wrk_run "latchkey_introspect_c32_r$round" "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 32); echo "$lk32"
+  lk32=$(warmed "latchkey_introspect_c32_r$round" "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect"); echo "$lk32"
   lk1=$(WRK_THREADS=1 wrk_run "latchkey_introspect_c1_r$round" "$LK_PID" "http://127.0.0.1:$HTTP_PORT/introspect" "$SECS" 1); echo "$lk1"
   LK_TOK+=("$(field rps_per_server_cpu_s "$lk_tok")"); CEIL_TOK+=("$(field rps_per_server_cpu_s "$ceil_tok")")
   LK32+=("$(field rps_per_server_cpu_s "$lk32")"); LK1+=("$(ms "$(field p50 "$lk1")")")
   R_TOK_CEIL+=("$(ratio "${LK_TOK[-1]}" "${CEIL_TOK[-1]}")")
   if [ -n "$PEER" ]; then
     export WRK_BODY="$TOKEN_BODY" WRK_AUTH="$PEER_AUTH"
-    warm "http://127.0.0.1:$PEER_PORT/token"
-    p_tok=$(wrk_run "oidc_provider_token_c32_r$round" "$JWT_PID" "http://127.0.0.1:$PEER_PORT/token" "$SECS" 32); echo "$p_tok"
+    p_tok=$(warmed "oidc_provider_token_c32_r$round" "$JWT_PID" "http://127.0.0.1:$PEER_PORT/token"); echo "$p_tok"
     export WRK_BODY="token=$PAT"
-    warm "http://127.0.0.1:$OPAQUE_PORT/token/introspection"
-    p32=$(wrk_run "oidc_provider_introspect_c32_r$round" "$OPAQUE_PID" "http://127.0.0.1:$OPAQUE_PORT/token/introspection" "$SECS" 32); echo "$p32"
+    p32=$(warmed "oidc_provider_introspect_c32_r$round" "$OPAQUE_PID" "http://127.0.0.1:$OPAQUE_PORT/token/introspection"); echo "$p32"
     p1=$(WRK_THREADS=1 wrk_run "oidc_provider_introspect_c1_r$round" "$OPAQUE_PID" "http://127.0.0.1:$OPAQUE_PORT/token/introspection" "$SECS" 1); echo "$p1"
     P_TOK+=("$(field rps_per_server_cpu_s "$p_tok")"); P32+=("$(field rps_per_server_cpu_s "$p32")"); P1+=("$(ms "$(field p50 "$p1")")")
     R_TOK_PEER+=("$(ratio "${LK_TOK[-1]}" "${P_TOK[-1]}")"); R_INT+=("$(ratio "${LK32[-1]}" "${P32[-1]}")")
     R_P50+=("$(ratio "${LK1[-1]}" "${P1[-1]}")")
-  fi
-  if [ -n "$PEER" ]; then
     echo "round $round ratios: token/ceiling ${R_TOK_CEIL[-1]}, token/oidc-provider ${R_TOK_PEER[-1]}," \
       "introspect c32/oidc-provider ${R_INT[-1]}, introspect p50 c1/oidc-provider ${R_P50[-1]}"
   else

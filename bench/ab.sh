@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Two builds of `latchkey serve` in alternation, to tell a change from the machine's drift:
-# client_credentials /token and /introspect at 32 connections, each server pinned to
-# SERVER_CPU and loaded by wrk from LOAD_CPU, PAIRS times. Prints requests per server CPU-second.
-# Usage: bench/ab.sh BEFORE_BIN AFTER_BIN   (PAIRS=3, SECS=8; loopback only; needs wrk)
+# client_credentials /token and /introspect at 32 connections, and gRPC VerifyToken (1,000 live
+# tokens, 32 streams, as bench/run.sh loads it), each server pinned to SERVER_CPU and loaded from
+# LOAD_CPU, PAIRS times. Prints requests per server CPU-second.
+# Usage: bench/ab.sh BEFORE_BIN AFTER_BIN   (PAIRS=3, SECS=8, SCENARIOS="token introspect verify";
+# loopback only; needs wrk, and latchkey-bench: BENCH, or this checkout's release build)
 # e.g. git worktree add /tmp/wt-old <commit> && (cd /tmp/wt-old && CARGO_TARGET_DIR=/tmp/t-old \
 #      cargo build --release -p latchkey) && bench/ab.sh /tmp/t-old/release/latchkey target/release/latchkey
 set -euo pipefail
@@ -10,6 +12,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
 PAIRS=${PAIRS:-3} SECS=${SECS:-8} SERVER_CPU=${SERVER_CPU:-0} LOAD_CPU=${LOAD_CPU:-1}
 PORT=${PORT:-18280}
+SCENARIOS=${SCENARIOS:-token introspect verify}
+GATEWAY_SECRET=bench-gateway-secret-0123456789abcdef
+BENCH=${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/latchkey-bench}
 RESOURCE=https%3A%2F%2Fmcp.example.com%2Fmcp
 TOKEN_BODY="grant_type=client_credentials&resource=$RESOURCE&scope=mcp%3Atools"
 
@@ -20,7 +25,7 @@ measure() {
   (cd "$work" && LATCHKEY_HTTP_ADDR=127.0.0.1:$PORT LATCHKEY_GRPC_ADDR=127.0.0.1:$((PORT + 1)) \
     LATCHKEY_METRICS_ADDR=127.0.0.1:$((PORT + 2)) LATCHKEY_ADMIN_ADDR=127.0.0.1:$((PORT + 2)) \
     LATCHKEY_FORWARD_AUTH_ADDR=127.0.0.1:$((PORT + 3)) LATCHKEY_ISSUER=http://127.0.0.1:$PORT \
-    LATCHKEY_GATEWAY_SECRET=bench-gateway-secret-0123456789abcdef \
+    LATCHKEY_GATEWAY_SECRET=$GATEWAY_SECRET \
     LATCHKEY_RATE_LIMIT_TOKEN_PER_MIN=4000000000 \
     exec taskset -c "$SERVER_CPU" "$bin" serve >"$work/log" 2>&1) &
   pid=$!
@@ -34,8 +39,16 @@ measure() {
       | sed -E 's/.*"access_token":"([^"]+)".*/\1/') && break
     sleep 0.1
   done
-  for scenario in token introspect; do
+  for scenario in $SCENARIOS; do
     local url body t0 t1 out rps
+    if [ "$scenario" = verify ]; then
+      out=$(taskset -c "$LOAD_CPU" "$BENCH" verify --grpc "http://127.0.0.1:$((PORT + 1))" --gateway-secret "$GATEWAY_SECRET" \
+        --client-id="$id" --client-secret="$secret" --audience https://mcp.example.com/mcp --tokens 1000 \
+        --concurrency 32 --seconds "$SECS" --pid "$pid" --label verify 2>/dev/null)
+      printf '%-7s %-10s rps=%-9s per_cpu_s=%s\n' "$label" verify "$(sed -nE 's/.* rps=([^ ]+).*/\1/p' <<<"$out")" \
+        "$(sed -nE 's/.*rps_per_server_cpu_s=([^ ]+).*/\1/p' <<<"$out")"
+      continue
+    fi
     if [ "$scenario" = token ]; then url=http://127.0.0.1:$PORT/token; body=$TOKEN_BODY
     else url=http://127.0.0.1:$PORT/introspect; body="token=$token"; fi
     export WRK_BODY=$body

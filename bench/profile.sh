@@ -2,9 +2,11 @@
 # Where `latchkey serve` spends its CPU under one load, and what its idle memory is made of:
 # perf (cpu-clock, so it works without hardware counters) on the server pinned to SERVER_CPU
 # while wrk loads one endpoint from LOAD_CPU, then the top symbols. Loopback only.
-# Usage: bench/profile.sh token|introspect_c1|introspect_c32|ceiling_token   (SECS=8; needs perf
-# and wrk). NO_BUILD=1 profiles the binaries already in $CARGO_TARGET_DIR (another commit's).
-# ceiling_token profiles latchkey-ceiling's /token under the same load, to subtract from token.
+# Usage: bench/profile.sh token|introspect_c1|introspect_c32|ceiling_token|verify|ping   (SECS=8;
+# needs perf and wrk). NO_BUILD=1 profiles the binaries already in $CARGO_TARGET_DIR (another
+# commit's). ceiling_token profiles latchkey-ceiling's /token under the same load, to subtract
+# from token. verify is gRPC VerifyToken (1,000 live tokens, 32 streams, as bench/run.sh loads
+# it); ping is latchkey-ceiling's ping under the same load, to subtract from verify.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/bench}
@@ -19,6 +21,7 @@ OUT=${OUT:-$PWD/profile-$SCENARIO}
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q -p latchkey -p latchkey-bench --manifest-path "$ROOT/Cargo.toml"
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/latchkey
 CEILING=${CARGO_TARGET_DIR:-$ROOT/target}/release/latchkey-ceiling
+BENCH=${CARGO_TARGET_DIR:-$ROOT/target}/release/latchkey-bench
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -56,10 +59,27 @@ case $SCENARIO in
   introspect_c1|introspect_c32)
     AT=$(curl -s -H "Authorization: $WRK_AUTH" "http://127.0.0.1:$HTTP_PORT/token" -d "$TOKEN_BODY" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
     export WRK_BODY="token=$AT"; URL=http://127.0.0.1:$HTTP_PORT/introspect; CONNS=${SCENARIO#introspect_c} ;;
+  verify) ;;
+  ping)
+    taskset -c "$SERVER_CPU" "$CEILING" ping --addr "127.0.0.1:$((GRPC_PORT + 10))" >"$OUT/ceiling.log" 2>&1 &
+    PID=$!; PIDS+=("$PID")
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$((GRPC_PORT + 10))") 2>/dev/null && break; sleep 0.1; done ;;
   *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac
-taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d3s -s "$SHARED/wrk-post.lua" "$URL" >/dev/null
-taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$((SECS + 2))s" --latency -s "$SHARED/wrk-post.lua" "$URL" >"$OUT/wrk.txt" &
+# load SECONDS: the scenario's load for that long, its report on stdout.
+load() {
+  local grpc=(--client-id="$ID" --client-secret="$SECRET" --concurrency 32 --seconds "$1" --pid "$PID")
+  case $SCENARIO in
+    verify)
+      taskset -c "$LOAD_CPU" "$BENCH" verify --grpc "http://127.0.0.1:$GRPC_PORT" --gateway-secret "$LATCHKEY_GATEWAY_SECRET" \
+        --audience "$RESOURCE" --tokens 1000 --label verify "${grpc[@]}" ;;
+    ping)
+      taskset -c "$LOAD_CPU" "$BENCH" ping --grpc "http://127.0.0.1:$((GRPC_PORT + 10))" --label ping "${grpc[@]}" ;;
+    *) taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$1s" --latency -s "$SHARED/wrk-post.lua" "$URL" ;;
+  esac
+}
+load 3 >/dev/null
+load "$((SECS + 2))" >"$OUT/wrk.txt" &
 WRK=$!; PIDS+=("$WRK")
 sleep 1
 T0=$(awk '{print $14+$15}' "/proc/$PID/stat")
@@ -67,8 +87,8 @@ perf record -q -e cpu-clock -F 1999 --call-graph dwarf,${STACK:-16384} -p "$PID"
 T1=$(awk '{print $14+$15}' "/proc/$PID/stat")
 wait "$WRK" || true
 echo "server CPU over the profile: $(awk -v a="$T0" -v b="$T1" -v h="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b-a)/h}') s of $SECS s" >>"$OUT/wrk.txt"
-perf report -i "$OUT/perf.data" --no-children --stdio --sort symbol -g none --percent-limit 0.7 2>/dev/null \
+perf report --no-inline -i "$OUT/perf.data" --no-children --stdio --sort symbol -g none --percent-limit 0.7 2>/dev/null \
   | grep -v '^#' | grep -v '^$' >"$OUT/self.txt"
-perf report -i "$OUT/perf.data" --children --stdio --sort symbol -g none --percent-limit 2 2>/dev/null \
+perf report --no-inline -i "$OUT/perf.data" --children --stdio --sort symbol -g none --percent-limit 2 2>/dev/null \
   | grep -v '^#' | grep -v '^$' >"$OUT/children.txt"
 echo "$OUT: self.txt (self time), children.txt (inclusive), idle-smaps.txt, wrk.txt"

@@ -251,6 +251,7 @@ fn services(
             .as_ref()
             .map(|s| s.expose_secret().to_owned()),
         reflection: settings.grpc_reflection,
+        traces_exported: telemetry::traces_exported(),
     }
 }
 

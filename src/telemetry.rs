@@ -34,10 +34,15 @@ impl Drop for Telemetry {
     }
 }
 
+/// Whether spans go to an OTLP collector: `OTEL_EXPORTER_OTLP_ENDPOINT` names one.
+pub fn traces_exported() -> bool {
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty())
+}
+
 fn otlp(service: &str) -> Option<SdkTracerProvider> {
-    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .ok()
-        .filter(|v| !v.is_empty())?;
+    if !traces_exported() {
+        return None;
+    }
     let exporter = match opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .build()

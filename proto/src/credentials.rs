@@ -47,6 +47,10 @@ const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'_');
 
 fn form_decode(part: &str) -> Result<String, BasicError> {
+    // Most credentials are plain (ours are base64url): nothing to decode, one copy.
+    if !part.contains(['+', '%']) {
+        return Ok(part.to_owned());
+    }
     let spaced = part.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()

@@ -363,6 +363,7 @@ async fn an_empty_bearer_opens_no_service_even_when_the_secrets_are_empty() {
         gateway_secret: Some(String::new()),
         admin_secret: Some(String::new()),
         reflection: false,
+        traces_exported: false,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -111,6 +111,9 @@ impl<S> Layer<S> for GuardLayer {
     }
 }
 
+/// What a [`Guarded`] service returns.
+pub type GuardedFuture<E> = BoxFuture<'static, Result<http::Response<tonic::body::Body>, E>>;
+
 /// A service behind its [`Guard`].
 #[derive(Clone)]
 pub struct Guarded<S> {
@@ -133,7 +136,7 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = GuardedFuture<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -145,12 +148,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let guard = self.guard.clone();
         Box::pin(async move {
-            let authorization = req
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            match guard.admit(authorization.as_deref()).await {
+            // A header value shares the request's buffer: cloning it copies no bytes.
+            let authorization = req.headers().get(http::header::AUTHORIZATION).cloned();
+            let authorization = authorization.as_ref().and_then(|v| v.to_str().ok());
+            match guard.admit(authorization).await {
                 Ok(caller) => {
                     if let Some(caller) = caller {
                         req.extensions_mut().insert(caller);

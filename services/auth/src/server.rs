@@ -6,19 +6,24 @@
 
 use crate::admin_api::AdminApi;
 use crate::gateway_api::GatewayApi;
-use crate::guard::{Guard, GuardLayer};
+use crate::guard::{Guard, GuardLayer, Guarded, GuardedFuture};
 use crate::readiness::Readiness;
 use crate::verification_api::VerificationApi;
+use futures_util::future::Either;
 use latchkey_core::AuthCore;
 use latchkey_proto::v1::admin_service_server::AdminServiceServer;
 use latchkey_proto::v1::auth_service_server::AuthServiceServer;
 use latchkey_proto::v1::verification_service_server::VerificationServiceServer;
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::body::Body;
+use tonic::server::NamedService;
 use tonic::service::Routes;
-use tower::Layer;
+use tower::{Layer, Service};
 
 /// What the services are built from.
 #[derive(Clone)]
@@ -32,6 +37,9 @@ pub struct Services {
     /// Serve gRPC reflection: it lists every service and message to anyone who connects, so
     /// it is for development and operators who opt in.
     pub reflection: bool,
+    /// Traces are exported (OTLP): each RPC's span is at INFO rather than DEBUG
+    /// ([`crate::trace::grpc_span`]).
+    pub traces_exported: bool,
 }
 
 /// What every connection to the gRPC listener is held to. Requests wait for a slot beyond
@@ -89,29 +97,78 @@ macro_rules! limited {
 }
 
 impl Services {
-    /// The gateway's and the resource servers' services, each behind its guard.
-    fn add_public(&self, routes: Routes, limits: &Limits) -> Routes {
-        let gateway =
-            GuardLayer::new(Guard::bearer(self.gateway_secret.as_deref())).layer(limited!(
+    /// The three services, each behind its guard, with `rest` (health, reflection) for every
+    /// other path.
+    fn dispatch(&self, limits: &Limits, rest: Routes) -> Dispatch {
+        Dispatch {
+            auth: GuardLayer::new(Guard::bearer(self.gateway_secret.as_deref())).layer(limited!(
                 AuthServiceServer::new(GatewayApi::new(self.core.clone(), self.readiness.clone())),
                 limits
-            ));
-        let verification = GuardLayer::new(Guard::verification(
-            self.core.clone(),
-            self.gateway_secret.as_deref(),
-        ))
-        .layer(limited!(
-            VerificationServiceServer::new(VerificationApi::new(self.core.clone())),
-            limits
-        ));
-        routes.add_service(gateway).add_service(verification)
+            )),
+            verification: GuardLayer::new(Guard::verification(
+                self.core.clone(),
+                self.gateway_secret.as_deref(),
+            ))
+            .layer(limited!(
+                VerificationServiceServer::new(VerificationApi::new(self.core.clone())),
+                limits
+            )),
+            admin: GuardLayer::new(Guard::bearer(self.admin_secret.as_deref())).layer(limited!(
+                AdminServiceServer::new(AdminApi::new(self.core.clone())),
+                limits
+            )),
+            rest,
+        }
+    }
+}
+
+/// Which service a request is for, by its path's `/package.Service/` prefix. Latchkey's three
+/// services are told apart with a string comparison each; tonic's `Routes` (an axum router,
+/// which boxes and clones the matched service on every call) serves only what is left: health,
+/// reflection, and the `UNIMPLEMENTED` answer to any other path.
+#[derive(Clone)]
+struct Dispatch {
+    auth: Guarded<AuthServiceServer<GatewayApi>>,
+    verification: Guarded<VerificationServiceServer<VerificationApi>>,
+    admin: Guarded<AdminServiceServer<AdminApi>>,
+    rest: Routes,
+}
+
+/// Whether `path` is `/{service}/` followed by a method name.
+fn is_for<S: NamedService>(path: &str) -> bool {
+    path.strip_prefix('/')
+        .and_then(|p| p.strip_prefix(S::NAME))
+        .and_then(|p| p.strip_prefix('/'))
+        .is_some_and(|method| !method.is_empty())
+}
+
+impl Service<http::Request<Body>> for Dispatch {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future =
+        Either<GuardedFuture<Infallible>, <Routes as Service<http::Request<Body>>>::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each is always ready (generated servers and axum's router are); asking them all
+        // keeps to tower's contract should one ever not be.
+        type Req = http::Request<Body>;
+        ready!(Service::<Req>::poll_ready(&mut self.auth, cx))?;
+        ready!(Service::<Req>::poll_ready(&mut self.verification, cx))?;
+        ready!(Service::<Req>::poll_ready(&mut self.admin, cx))?;
+        Service::<Req>::poll_ready(&mut self.rest, cx)
     }
 
-    fn admin(&self, limits: &Limits) -> crate::guard::Guarded<AdminServiceServer<AdminApi>> {
-        GuardLayer::new(Guard::bearer(self.admin_secret.as_deref())).layer(limited!(
-            AdminServiceServer::new(AdminApi::new(self.core.clone())),
-            limits
-        ))
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let path = req.uri().path();
+        if is_for::<VerificationServiceServer<VerificationApi>>(path) {
+            Either::Left(self.verification.call(req))
+        } else if is_for::<AuthServiceServer<GatewayApi>>(path) {
+            Either::Left(self.auth.call(req))
+        } else if is_for::<AdminServiceServer<AdminApi>>(path) {
+            Either::Left(self.admin.call(req))
+        } else {
+            Either::Right(self.rest.call(req))
+        }
     }
 }
 
@@ -165,19 +222,19 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let limits = transport.limits;
+    let traces_exported = services.traces_exported;
     tracing::info!(
         addr = %listener.local_addr()?,
         tls = transport.tls.is_some(),
         "gRPC services listening"
     );
-    let mut routes = services
-        .add_public(Routes::new(health), &limits)
-        .add_service(services.admin(&limits));
+    let mut rest = Routes::new(health);
     if services.reflection {
-        routes = routes
+        rest = rest
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
     }
+    let dispatch = services.dispatch(&limits, rest.prepare());
     let mut server = tonic::transport::Server::builder();
     if let Some(tls) = transport.tls {
         server = server.tls_config(tls.timeout(TLS_HANDSHAKE_TIMEOUT))?;
@@ -187,10 +244,10 @@ pub async fn serve(
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
-        .trace_fn(crate::trace::grpc_span)
-        .layer(crate::grpc_metrics::GrpcMetricsLayer)
-        .add_routes(routes)
+        .trace_fn(move |req| crate::trace::grpc_span(req, traces_exported))
+        .layer(crate::grpc_metrics::GrpcMetricsLayer::default())
         .serve_with_incoming_shutdown(
+            dispatch,
             // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold small
             // responses for ~40 ms: unary RPCs would crawl.
             tonic::transport::server::TcpIncoming::from(listener)

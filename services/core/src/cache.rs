@@ -7,12 +7,17 @@ use crate::token::AccessTokenClaims;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+/// foldhash, not SipHash: the key is a whole JWT (hundreds of bytes), hashed on every
+/// VerifyToken. Flooding needs keys that collide, and only a token whose signature verified
+/// is ever inserted, so a caller cannot choose them; the seed is random per map besides.
+type TokenHasher = foldhash::fast::RandomState;
+
 /// Verified tokens kept before the cache is swept.
 const MAX_VERIFIED: usize = 50_000;
 
 /// Signature-checked tokens by their exact text.
 #[derive(Default)]
-pub(crate) struct VerifiedTokens(RwLock<HashMap<Box<str>, Arc<AccessTokenClaims>>>);
+pub(crate) struct VerifiedTokens(RwLock<HashMap<Box<str>, Arc<AccessTokenClaims>, TokenHasher>>);
 
 impl VerifiedTokens {
     pub fn get(&self, token: &str) -> Option<Arc<AccessTokenClaims>> {

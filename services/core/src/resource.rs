@@ -114,7 +114,7 @@ fn canonical(s: &str) -> &str {
 /// Whether two normalized resources (a token's `aud`, a stored grant's resource, a resource
 /// server's own) name the same resource.
 pub fn same(a: &str, b: &str) -> bool {
-    canonical(a) == canonical(b)
+    a == b || canonical(a) == canonical(b)
 }
 
 /// A protected resource registered with this server.

@@ -85,11 +85,7 @@ impl AuthCore {
                     Reason::BasicAndBodyClientIdDiffer,
                 ));
             }
-            let client = self.client_to_authenticate(id).await?.ok_or_else(failed)?;
-            return match &client.secret_hash {
-                Some(hash) if secret::verify(presented, hash) => self.unexpired(client),
-                _ => Err(failed()),
-            };
+            return self.authenticate_basic(id, presented).await;
         }
         let id = creds
             .client_id
@@ -119,6 +115,20 @@ impl AuthCore {
         }
     }
 
+    /// RFC 6749 §2.3.1: the client `id` with its secret, as HTTP Basic carries them.
+    pub(crate) async fn authenticate_basic(
+        &self,
+        id: &str,
+        presented: &str,
+    ) -> AuthResult<Arc<Client>> {
+        let failed = || AuthError::InvalidClient(Reason::ClientAuthenticationFailed);
+        let client = self.client_to_authenticate(id).await?.ok_or_else(failed)?;
+        match &client.secret_hash {
+            Some(hash) if secret::verify(presented, hash) => self.unexpired(client),
+            _ => Err(failed()),
+        }
+    }
+
     /// A client that presented its right secret, unless that secret has expired (RFC 7591
     /// §3.2.1 `client_secret_expires_at`). Only the holder of the secret learns that it
     /// expired; anyone else gets the plain failure.
@@ -136,11 +146,15 @@ impl AuthCore {
         &self,
         creds: &PresentedCredentials,
     ) -> AuthResult<Arc<Client>> {
-        let client = self.authenticate_client(creds).await?;
-        if client.is_confidential() {
-            Ok(client)
-        } else {
-            Err(AuthError::InvalidClient(Reason::PublicClientNotAllowed))
-        }
+        confidential(self.authenticate_client(creds).await?)
+    }
+}
+
+/// The client, if it is a confidential one.
+pub(crate) fn confidential(client: Arc<Client>) -> AuthResult<Arc<Client>> {
+    if client.is_confidential() {
+        Ok(client)
+    } else {
+        Err(AuthError::InvalidClient(Reason::PublicClientNotAllowed))
     }
 }

@@ -84,11 +84,9 @@ impl AuthCore {
         client_id: &str,
         client_secret: &str,
     ) -> AuthResult<Arc<Client>> {
-        let creds = PresentedCredentials {
-            basic: Some((client_id.to_owned(), client_secret.to_owned())),
-            ..Default::default()
-        };
-        let client = self.authenticate_confidential_client(&creds).await?;
+        let client = crate::client_auth::confidential(
+            self.authenticate_basic(client_id, client_secret).await?,
+        )?;
         if client.resources.is_empty() {
             return Err(AuthError::AccessDenied(Reason::OwnsNoResource));
         }

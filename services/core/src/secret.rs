@@ -36,8 +36,12 @@ pub fn hash(secret: &str) -> String {
 
 /// Whether `candidate` hashes to `stored_hash`, compared in constant time.
 pub fn verify(candidate: &str, stored_hash: &str) -> bool {
-    let candidate = hash(candidate);
-    candidate.as_bytes().ct_eq(stored_hash.as_bytes()).into()
+    // base64url of 32 bytes is 43 characters: encoded on the stack, as `hash` would write it.
+    let mut encoded = [0u8; 43];
+    match URL_SAFE_NO_PAD.encode_slice(Sha256::digest(candidate.as_bytes()), &mut encoded) {
+        Ok(n) => encoded[..n].ct_eq(stored_hash.as_bytes()).into(),
+        Err(_) => false,
+    }
 }
 
 /// The base64url SHA-256 of arbitrary bytes (PKCE, key thumbprints).

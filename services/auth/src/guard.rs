@@ -164,9 +164,9 @@ where
     }
 }
 
-/// The caller the VerificationService's guard admitted.
-pub fn caller<T>(req: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
-    req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+/// The caller the VerificationService's guard admitted, taken out of the request.
+pub fn take_caller(extensions: &mut tonic::Extensions) -> Result<Caller, tonic::Status> {
+    extensions.remove::<Caller>().ok_or_else(|| {
         tracing::error!("a verification RPC ran without its guard");
         tonic::Status::internal("the caller was not authenticated")
     })

@@ -96,8 +96,8 @@ impl VerificationService for VerificationApi {
         &self,
         req: Request<pb::VerifyTokenRequest>,
     ) -> Rpc<pb::VerifyTokenResponse> {
-        let caller = crate::guard::caller(&req)?;
-        let r = req.into_inner();
+        let (_, mut extensions, r) = req.into_parts();
+        let caller = crate::guard::take_caller(&mut extensions)?;
         let answer = match self
             .core
             .verify_token(&caller, &r.token, &r.audience, &r.required_scopes)

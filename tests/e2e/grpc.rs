@@ -134,6 +134,149 @@ async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
     );
 }
 
+/// The three services are told apart by their path's `/package.Service/` prefix. A path that
+/// only resembles an RPC (no method, doubled or trailing slashes, `..`, another case,
+/// percent-encoding, a service name with a suffix, one service's name inside another's path)
+/// reaches no RPC, and never one of a service whose guard the caller does not pass: every
+/// caller gets its guard's refusal or `UNIMPLEMENTED`. A query string does not change which
+/// RPC a path names, nor its guard.
+#[tokio::test]
+async fn paths_that_only_resemble_an_rpc_reach_none_and_no_service_past_its_guard() {
+    let app = spawn_app().await;
+    let rs = app.resource_server(&[RESOURCE]).await;
+    let (dynamic_id, dynamic_secret) = app
+        .confidential_client(serde_json::json!({"redirect_uris": ["https://app.example.com/cb"]}))
+        .await;
+    let basic = |id: &str, secret: &str| latchkey_proto::credentials::encode_basic(id, secret);
+    let gateway = format!("Bearer {GATEWAY_SECRET}");
+    let admin = format!("Bearer {ADMIN_SECRET}");
+    let resource_server = basic(&rs.0, &rs.1);
+    let self_registered = basic(&dynamic_id, &dynamic_secret);
+    let callers: [(&str, Option<&str>); 5] = [
+        ("nobody", None),
+        ("the gateway", Some(&gateway)),
+        ("an operator", Some(&admin)),
+        ("a resource server", Some(&resource_server)),
+        ("a self-registered client", Some(&self_registered)),
+    ];
+    // One unary RPC of each service, and who may call it.
+    let services: [(&str, &str, &[&str]); 3] = [
+        (
+            "latchkey.v1.AuthService",
+            "GetServerMetadata",
+            &["the gateway"],
+        ),
+        (
+            "latchkey.v1.VerificationService",
+            "GetJwks",
+            &["the gateway", "a resource server"],
+        ),
+        ("latchkey.v1.AdminService", "ListUsers", &["an operator"]),
+    ];
+    let channel = tonic::transport::Endpoint::from_shared(app.grpc_url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut tried = 0;
+    for (service, method, admitted) in services {
+        let mut lower = method.to_owned();
+        lower[..1].make_ascii_lowercase();
+        let mut paths = vec![
+            format!("/{service}"),
+            format!("/{service}/"),
+            format!("/{service}{method}"),
+            format!("//{service}/{method}"),
+            format!("/{service}//{method}"),
+            format!("/{service}/{method}/"),
+            format!("/{service}/{method}/x"),
+            format!("/{service}/{method}//"),
+            format!("/{service}X/{method}"),
+            format!("/{service}.v2/{method}"),
+            format!("/{}/{method}", service.to_uppercase()),
+            format!("/{}/{method}", service.to_lowercase()),
+            format!("/{service}/{lower}"),
+            format!("/{service}/{}", method.to_uppercase()),
+            format!("/{}/{method}", service.replace('.', "%2E")),
+            format!("/{service}%2F{method}"),
+            format!("/{service}/%{:02X}{}", method.as_bytes()[0], &method[1..]),
+            format!("/./{service}/{method}"),
+            format!("/{service}/./{method}"),
+            format!("/{service}/{method};x"),
+            format!("/{service}/{method}%00"),
+            format!("/{service}/{method}\u{85}"),
+            format!("/grpc.health.v1.Health/../../{service}/{method}"),
+            format!("/grpc.health.v1.Health/{service}/{method}"),
+        ];
+        for (other, other_method, _) in services {
+            if other != service {
+                paths.push(format!("/{other}/../{service}/{method}"));
+                paths.push(format!("/{other}/{service}/{method}"));
+                paths.push(format!("/{other}/{other_method}/../../{service}/{method}"));
+                paths.push(format!("/{service}/{other}/{method}"));
+            }
+        }
+        for path in &paths {
+            for (caller, authorization) in callers {
+                let (refused, ended) = call_raw(channel.clone(), path, false, authorization).await;
+                assert!(
+                    refused || ended.starts_with("Unimplemented"),
+                    "{path} reached an RPC for {caller}: {ended}"
+                );
+                tried += 1;
+            }
+        }
+        let path = format!("/{service}/{method}?x=1");
+        for (caller, authorization) in callers {
+            let (refused, ended) = call_raw(channel.clone(), &path, false, authorization).await;
+            if admitted.contains(&caller) {
+                assert!(
+                    !refused && !ended.starts_with("Unimplemented"),
+                    "{path} for {caller}: {ended}"
+                );
+            } else {
+                assert!(refused, "{path} let {caller} in: {ended}");
+            }
+        }
+    }
+    assert!(tried > 400, "{tried} calls");
+}
+
+/// The gRPC port speaks HTTP/2 only: an HTTP/1.1 request, in origin or absolute form, gets no
+/// HTTP answer at all, let alone an RPC's.
+#[tokio::test]
+async fn an_http1_request_reaches_no_rpc_in_origin_or_absolute_form() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let addr = app.grpc_url.trim_start_matches("http://").to_owned();
+    for target in [
+        "/latchkey.v1.AdminService/ListUsers".to_owned(),
+        format!("http://{addr}/latchkey.v1.AdminService/ListUsers"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let request = format!(
+            "POST {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/grpc\r\n\
+             TE: trailers\r\nAuthorization: Bearer {ADMIN_SECRET}\r\nContent-Length: 5\r\n\r\n\
+             \0\0\0\0\0"
+        );
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        assert!(read.is_ok(), "{target}: the connection is closed");
+        assert!(
+            !answer.starts_with(b"HTTP/"),
+            "{target}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+}
+
 #[tokio::test]
 async fn errors_carry_the_oauth_code_in_the_status_details() {
     let app = spawn_app().await;

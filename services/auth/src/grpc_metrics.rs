@@ -90,7 +90,7 @@ impl Table {
     }
 }
 
-/// The RPCs of Latchkey's services and of gRPC health.
+/// The RPCs of Latchkey's services, of gRPC health and of reflection (served when enabled).
 #[derive(Clone)]
 pub struct GrpcMetricsLayer(Arc<Table>);
 
@@ -99,6 +99,8 @@ impl Default for GrpcMetricsLayer {
         Self(Arc::new(Table::from_descriptors(&[
             latchkey_proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
         ])))
     }
 }
@@ -152,6 +154,19 @@ mod tests {
     #[test]
     fn every_served_rpc_has_its_own_label_and_anything_else_is_other() {
         let table = GrpcMetricsLayer::default().0;
+        let fds = prost_types::FileDescriptorSet::decode(latchkey_proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptors");
+        let mut served = 0;
+        for file in &fds.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    assert_eq!(table.series(&path).rpc, method.name(), "{path}");
+                    served += 1;
+                }
+            }
+        }
+        assert!(served > 30, "every RPC of the three services: {served}");
         for (path, rpc) in [
             (
                 "/latchkey.v1.VerificationService/VerifyToken",
@@ -160,6 +175,15 @@ mod tests {
             ("/latchkey.v1.AuthService/ExchangeToken", "ExchangeToken"),
             ("/latchkey.v1.AdminService/ListUserGrants", "ListUserGrants"),
             ("/grpc.health.v1.Health/Check", "Check"),
+            ("/grpc.health.v1.Health/Watch", "Watch"),
+            (
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                "ServerReflectionInfo",
+            ),
+            (
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                "ServerReflectionInfo",
+            ),
         ] {
             assert_eq!(table.series(path).rpc, rpc, "{path}");
         }
@@ -168,6 +192,12 @@ mod tests {
             "/elsewhere.Service/VerifyToken",
             "/VerifyToken",
             "",
+            "//latchkey.v1.VerificationService/VerifyToken",
+            "/latchkey.v1.VerificationService/VerifyToken/",
+            "/latchkey.v1.VerificationService//VerifyToken",
+            "/latchkey.v1.verificationservice/VerifyToken",
+            "/latchkey.v1.VerificationService/verifytoken",
+            "/latchkey.v1.VerificationService/Verify%54oken",
         ] {
             assert_eq!(table.series(path).rpc, "other", "{path}");
         }

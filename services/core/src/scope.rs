@@ -7,6 +7,11 @@ use std::fmt;
 /// The scope that asks for a refresh token; always accepted.
 pub const OFFLINE_ACCESS: &str = "offline_access";
 
+/// RFC 6749 §3.3: NQCHAR = %x21 / %x23-5B / %x5D-7E, what a scope token is made of.
+pub(crate) fn is_nqchar(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
+}
+
 /// A set of scope tokens, kept sorted so that its string form is canonical.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeSet(BTreeSet<String>);
@@ -16,11 +21,7 @@ impl ScopeSet {
     pub fn parse(s: &str) -> Result<Self, AuthError> {
         let mut set = BTreeSet::new();
         for token in s.split(' ').filter(|t| !t.is_empty()) {
-            // RFC 6749 §3.3: NQCHAR = %x21 / %x23-5B / %x5D-7E
-            let valid = token
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-            if !valid {
+            if !token.bytes().all(is_nqchar) {
                 return Err(AuthError::InvalidScope(Reason::Malformed("scope")));
             }
             set.insert(token.to_owned());

@@ -69,4 +69,31 @@ mod tests {
         assert!(!verify(&generate(), &h));
         assert!(!verify("", &h));
     }
+
+    /// A stored value that is not exactly `hash`'s output (a prefix or extension of it, padded,
+    /// another encoding, empty) matches no secret, whatever its length.
+    #[test]
+    fn verify_matches_only_a_stored_hash_exactly_as_hash_writes_it() {
+        let s = generate();
+        let h = hash(&s);
+        let digest = Sha256::digest(s.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let standard = base64::engine::general_purpose::STANDARD.encode(digest);
+        for stored in [
+            String::new(),
+            h[..42].to_owned(),
+            format!("{h}="),
+            format!("{h}{h}"),
+            h.to_uppercase(),
+            hex,
+            standard,
+            s.clone(),
+        ] {
+            assert!(!verify(&s, &stored), "{stored:?}");
+        }
+        // Secrets of any length hash to the stored form `hash` writes.
+        for secret in ["", "a", &"x".repeat(10_000), "caf\u{e9} \u{85}"] {
+            assert!(verify(secret, &hash(secret)), "{secret:?}");
+        }
+    }
 }

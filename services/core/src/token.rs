@@ -58,10 +58,19 @@ pub fn check_for_resource(
             TokenFault::OtherAudience,
         )));
     }
-    // The scopes as the token names them: a token is signed here, so they were checked when
-    // it was minted; reading them again allocates nothing on this, the hottest path.
+    // The scopes as the token names them, read without allocating on this, the hottest path.
+    // A `scope` that is not a valid scope string (RFC 6749 §3.3) grants nothing, as when it
+    // was parsed into a `ScopeSet`: a token is signed here, so this never happens to one
+    // minted here, and a malformed one is no grant whatever it spells.
+    let well_formed = claims
+        .scope
+        .bytes()
+        .all(|b| b == b' ' || crate::scope::is_nqchar(b));
     let granted = || claims.scope.split(' ').filter(|g| !g.is_empty());
-    if required.iter().any(|s| !granted().any(|g| g == s)) {
+    if required
+        .iter()
+        .any(|s| !(well_formed && granted().any(|g| g == s)))
+    {
         return Err(AuthError::InsufficientScope(Reason::ScopesRequired(
             required.to_vec(),
         )));
@@ -233,6 +242,7 @@ pub fn verify(
 mod tests {
     use super::*;
     use crate::keys;
+    use crate::scope::ScopeSet;
     use chrono::Utc;
     use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
@@ -264,6 +274,52 @@ mod tests {
 
     fn now() -> i64 {
         Utc::now().timestamp()
+    }
+
+    /// The scope check reads the token's `scope` in place; it answers as parsing it into a
+    /// `ScopeSet` (as it did before) would, for every shape of scope string and requirement.
+    #[test]
+    fn the_scope_check_answers_as_the_parsed_scope_set_does() {
+        let scopes = [
+            "",
+            " ",
+            "mcp:tools",
+            "mcp:tools files:read",
+            "mcp:tools  files:read",
+            " mcp:tools ",
+            "mcp:toolsx",
+            "mcp",
+            "mcp:tools\tfiles:read",
+            "mcp:tools files\"read",
+            "mcp:tools caf\u{e9}",
+            "mcp:tools\u{85}files:read",
+        ];
+        let required: [&[&str]; 11] = [
+            &[],
+            &[""],
+            &["mcp:tools"],
+            &["mcp"],
+            &["mcp:tool"],
+            &["files:read"],
+            &["mcp:tools", "files:read"],
+            &["mcp:tools files:read"],
+            &[" mcp:tools"],
+            &["files\"read"],
+            &["caf\u{e9}"],
+        ];
+        for scope in scopes {
+            let c = AccessTokenClaims {
+                scope: scope.into(),
+                ..claims(60)
+            };
+            let parsed = ScopeSet::parse(scope).unwrap_or_default();
+            for req in required {
+                let req: Vec<String> = req.iter().map(|s| s.to_string()).collect();
+                let expected = req.iter().all(|s| parsed.contains(s));
+                let got = check_for_resource(&c, &c.aud, &req);
+                assert_eq!(got.is_ok(), expected, "{scope:?} for {req:?}: {got:?}");
+            }
+        }
     }
 
     #[test]

@@ -24,10 +24,22 @@ pub fn decode_basic(value: &str) -> Result<(String, String), BasicError> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(BasicError::NotBasic);
     }
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| BasicError::Malformed)?;
-    let decoded = String::from_utf8(decoded).map_err(|_| BasicError::Malformed)?;
+    let encoded = encoded.trim();
+    // Decoded on the stack when it fits (every credential of ours does), on the heap otherwise
+    // (a Client ID Metadata Document URL may be 2,048 characters).
+    let mut stack = [0u8; 384];
+    let heap;
+    let decoded: &[u8] = match STANDARD.decode_slice(encoded, &mut stack) {
+        Ok(n) => &stack[..n],
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            heap = STANDARD
+                .decode(encoded)
+                .map_err(|_| BasicError::Malformed)?;
+            &heap
+        }
+        Err(base64::DecodeSliceError::DecodeError(_)) => return Err(BasicError::Malformed),
+    };
+    let decoded = std::str::from_utf8(decoded).map_err(|_| BasicError::Malformed)?;
     let (id, secret) = decoded.split_once(':').ok_or(BasicError::Malformed)?;
     Ok((form_decode(id)?, form_decode(secret)?))
 }
@@ -110,11 +122,27 @@ mod tests {
 
     #[test]
     fn encoding_round_trips() {
-        for (id, secret) in [("a b", "c:d+e%f"), ("plain", "Zm9v_-.~"), ("ü", "&=")] {
+        // The last is longer than the stack buffer decoding starts with: a Client ID Metadata
+        // Document URL of the longest length a client id may have.
+        let long_id = format!("https://client.example/{}", "a".repeat(2048 - 23));
+        for (id, secret) in [
+            ("a b", "c:d+e%f"),
+            ("plain", "Zm9v_-.~"),
+            ("ü", "&="),
+            (long_id.as_str(), "s"),
+        ] {
             assert_eq!(
                 decode_basic(&encode_basic(id, secret)),
                 Ok((id.to_owned(), secret.to_owned()))
             );
+        }
+        // Bytes that are not UTF-8 are refused whichever buffer they were decoded into.
+        for len in [10, 2000] {
+            let mut raw = vec![b'a'; len];
+            raw.extend_from_slice(b":\xff");
+            raw[0] = 0xff;
+            let value = format!("Basic {}", STANDARD.encode(&raw));
+            assert_eq!(decode_basic(&value), Err(BasicError::Malformed), "{len}");
         }
     }
 }

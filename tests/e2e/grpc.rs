@@ -67,19 +67,27 @@ async fn call_raw(
     }
 }
 
-#[tokio::test]
-async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
-    use prost::Message;
-    let app = spawn_app().await;
+/// The `authorization` of each kind of caller that holds a credential: the gateway, an
+/// operator, a resource server (owning `RESOURCE`) and a self-registered confidential client.
+async fn caller_credentials(app: &TestApp) -> [String; 4] {
     let rs = app.resource_server(&[RESOURCE]).await;
     let (dynamic_id, dynamic_secret) = app
         .confidential_client(serde_json::json!({"redirect_uris": ["https://app.example.com/cb"]}))
         .await;
     let basic = |id: &str, secret: &str| latchkey_proto::credentials::encode_basic(id, secret);
-    let gateway = format!("Bearer {GATEWAY_SECRET}");
-    let admin = format!("Bearer {ADMIN_SECRET}");
-    let resource_server = basic(&rs.0, &rs.1);
-    let self_registered = basic(&dynamic_id, &dynamic_secret);
+    [
+        format!("Bearer {GATEWAY_SECRET}"),
+        format!("Bearer {ADMIN_SECRET}"),
+        basic(&rs.0, &rs.1),
+        basic(&dynamic_id, &dynamic_secret),
+    ]
+}
+
+#[tokio::test]
+async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
+    use prost::Message;
+    let app = spawn_app().await;
+    let [gateway, admin, resource_server, self_registered] = caller_credentials(&app).await;
     let wrong_bearer = "Bearer not-a-secret-of-this-deployment-0123456789".to_owned();
     let callers: [(&str, Option<&str>); 6] = [
         ("nobody", None),
@@ -143,15 +151,7 @@ async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
 #[tokio::test]
 async fn paths_that_only_resemble_an_rpc_reach_none_and_no_service_past_its_guard() {
     let app = spawn_app().await;
-    let rs = app.resource_server(&[RESOURCE]).await;
-    let (dynamic_id, dynamic_secret) = app
-        .confidential_client(serde_json::json!({"redirect_uris": ["https://app.example.com/cb"]}))
-        .await;
-    let basic = |id: &str, secret: &str| latchkey_proto::credentials::encode_basic(id, secret);
-    let gateway = format!("Bearer {GATEWAY_SECRET}");
-    let admin = format!("Bearer {ADMIN_SECRET}");
-    let resource_server = basic(&rs.0, &rs.1);
-    let self_registered = basic(&dynamic_id, &dynamic_secret);
+    let [gateway, admin, resource_server, self_registered] = caller_credentials(&app).await;
     let callers: [(&str, Option<&str>); 5] = [
         ("nobody", None),
         ("the gateway", Some(&gateway)),

@@ -20,12 +20,12 @@ use tower::{Layer, Service};
 
 /// One label value's series, registered on first use.
 struct Series {
-    rpc: &'static str,
+    rpc: String,
     handles: OnceLock<(Counter, Histogram)>,
 }
 
 impl Series {
-    fn new(rpc: &'static str) -> Self {
+    fn new(rpc: String) -> Self {
         Self {
             rpc,
             handles: OnceLock::new(),
@@ -35,8 +35,8 @@ impl Series {
     fn record(&self, started: Instant) {
         let (count, duration) = self.handles.get_or_init(|| {
             (
-                metrics::counter!("latchkey_grpc_requests_total", "rpc" => self.rpc),
-                metrics::histogram!("latchkey_grpc_request_duration_seconds", "rpc" => self.rpc),
+                metrics::counter!("latchkey_grpc_requests_total", "rpc" => self.rpc.clone()),
+                metrics::histogram!("latchkey_grpc_request_duration_seconds", "rpc" => self.rpc.clone()),
             )
         });
         count.increment(1);
@@ -65,12 +65,9 @@ impl Table {
             for file in &set.file {
                 for service in &file.service {
                     for method in &service.method {
-                        // Label values live as long as the process; there are a few dozen.
                         let series = by_name
                             .entry(method.name().to_owned())
-                            .or_insert_with(|| {
-                                Arc::new(Series::new(method.name().to_owned().leak()))
-                            })
+                            .or_insert_with(|| Arc::new(Series::new(method.name().to_owned())))
                             .clone();
                         let path =
                             format!("/{}.{}/{}", file.package(), service.name(), method.name());
@@ -81,7 +78,7 @@ impl Table {
         }
         Self {
             by_path,
-            other: Arc::new(Series::new("other")),
+            other: Arc::new(Series::new("other".to_owned())),
         }
     }
 

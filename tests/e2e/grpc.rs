@@ -67,19 +67,23 @@ async fn call_raw(
     }
 }
 
-/// The `authorization` of each kind of caller that holds a credential: the gateway, an
-/// operator, a resource server (owning `RESOURCE`) and a self-registered confidential client.
-async fn caller_credentials(app: &TestApp) -> [String; 4] {
+/// Each kind of caller with its `authorization`: nobody (none), the gateway, an operator, a
+/// resource server (owning `RESOURCE`) and a self-registered confidential client.
+async fn callers(app: &TestApp) -> Vec<(&'static str, Option<String>)> {
     let rs = app.resource_server(&[RESOURCE]).await;
     let (dynamic_id, dynamic_secret) = app
         .confidential_client(serde_json::json!({"redirect_uris": ["https://app.example.com/cb"]}))
         .await;
     let basic = |id: &str, secret: &str| latchkey_proto::credentials::encode_basic(id, secret);
-    [
-        format!("Bearer {GATEWAY_SECRET}"),
-        format!("Bearer {ADMIN_SECRET}"),
-        basic(&rs.0, &rs.1),
-        basic(&dynamic_id, &dynamic_secret),
+    vec![
+        ("nobody", None),
+        ("the gateway", Some(format!("Bearer {GATEWAY_SECRET}"))),
+        ("an operator", Some(format!("Bearer {ADMIN_SECRET}"))),
+        ("a resource server", Some(basic(&rs.0, &rs.1))),
+        (
+            "a self-registered client",
+            Some(basic(&dynamic_id, &dynamic_secret)),
+        ),
     ]
 }
 
@@ -87,16 +91,16 @@ async fn caller_credentials(app: &TestApp) -> [String; 4] {
 async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
     use prost::Message;
     let app = spawn_app().await;
-    let [gateway, admin, resource_server, self_registered] = caller_credentials(&app).await;
-    let wrong_bearer = "Bearer not-a-secret-of-this-deployment-0123456789".to_owned();
-    let callers: [(&str, Option<&str>); 6] = [
-        ("nobody", None),
-        ("a wrong bearer", Some(&wrong_bearer)),
-        ("the gateway", Some(&gateway)),
-        ("an operator", Some(&admin)),
-        ("a resource server", Some(&resource_server)),
-        ("a self-registered client", Some(&self_registered)),
-    ];
+    let mut owned = callers(&app).await;
+    owned.insert(
+        1,
+        (
+            "a wrong bearer",
+            Some("Bearer not-a-secret-of-this-deployment-0123456789".to_owned()),
+        ),
+    );
+    let callers: Vec<(&str, Option<&str>)> =
+        owned.iter().map(|(c, a)| (*c, a.as_deref())).collect();
     // Who each service admits.
     let admits = |service: &str, caller: &str| match service {
         "AuthService" => caller == "the gateway",
@@ -118,7 +122,7 @@ async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
             for method in &service.method {
                 *tried.entry(service.name()).or_default() += 1;
                 let path = format!("/{package}.{}/{}", service.name(), method.name());
-                for (caller, authorization) in callers {
+                for &(caller, authorization) in &callers {
                     let (refused, ended) = call_raw(
                         channel.clone(),
                         &path,
@@ -151,14 +155,9 @@ async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
 #[tokio::test]
 async fn paths_that_only_resemble_an_rpc_reach_none_and_no_service_past_its_guard() {
     let app = spawn_app().await;
-    let [gateway, admin, resource_server, self_registered] = caller_credentials(&app).await;
-    let callers: [(&str, Option<&str>); 5] = [
-        ("nobody", None),
-        ("the gateway", Some(&gateway)),
-        ("an operator", Some(&admin)),
-        ("a resource server", Some(&resource_server)),
-        ("a self-registered client", Some(&self_registered)),
-    ];
+    let owned = callers(&app).await;
+    let callers: Vec<(&str, Option<&str>)> =
+        owned.iter().map(|(c, a)| (*c, a.as_deref())).collect();
     // One unary RPC of each service, and who may call it.
     let services: [(&str, &str, &[&str]); 3] = [
         (
@@ -217,7 +216,7 @@ async fn paths_that_only_resemble_an_rpc_reach_none_and_no_service_past_its_guar
             }
         }
         for path in &paths {
-            for (caller, authorization) in callers {
+            for &(caller, authorization) in &callers {
                 let (refused, ended) = call_raw(channel.clone(), path, false, authorization).await;
                 assert!(
                     refused || ended.starts_with("Unimplemented"),
@@ -227,7 +226,7 @@ async fn paths_that_only_resemble_an_rpc_reach_none_and_no_service_past_its_guar
             }
         }
         let path = format!("/{service}/{method}?x=1");
-        for (caller, authorization) in callers {
+        for &(caller, authorization) in &callers {
             let (refused, ended) = call_raw(channel.clone(), &path, false, authorization).await;
             if admitted.contains(&caller) {
                 assert!(

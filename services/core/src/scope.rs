@@ -8,8 +8,17 @@ use std::fmt;
 pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// RFC 6749 §3.3: NQCHAR = %x21 / %x23-5B / %x5D-7E, what a scope token is made of.
-pub(crate) fn is_nqchar(b: u8) -> bool {
+fn is_nqchar(b: u8) -> bool {
     b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
+}
+
+/// The tokens of a space-delimited scope string, read in place, or `None` when it is not one
+/// (a token not `1*NQCHAR`). The one reading of a scope string: [`ScopeSet::parse`] collects
+/// it, and the token check on the hot path (`token::check_for_resource`) scans it.
+pub(crate) fn tokens(s: &str) -> Option<impl Iterator<Item = &str> + Clone> {
+    s.bytes()
+        .all(|b| b == b' ' || is_nqchar(b))
+        .then(|| s.split(' ').filter(|t| !t.is_empty()))
 }
 
 /// A set of scope tokens, kept sorted so that its string form is canonical.
@@ -19,14 +28,8 @@ pub struct ScopeSet(BTreeSet<String>);
 impl ScopeSet {
     /// Parses a space-delimited scope string. Each token must be `1*NQCHAR`.
     pub fn parse(s: &str) -> Result<Self, AuthError> {
-        let mut set = BTreeSet::new();
-        for token in s.split(' ').filter(|t| !t.is_empty()) {
-            if !token.bytes().all(is_nqchar) {
-                return Err(AuthError::InvalidScope(Reason::Malformed("scope")));
-            }
-            set.insert(token.to_owned());
-        }
-        Ok(Self(set))
+        let tokens = tokens(s).ok_or(AuthError::InvalidScope(Reason::Malformed("scope")))?;
+        Ok(Self(tokens.map(str::to_owned).collect()))
     }
 
     pub fn is_empty(&self) -> bool {

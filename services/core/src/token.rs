@@ -62,14 +62,10 @@ pub fn check_for_resource(
     // A `scope` that is not a valid scope string (RFC 6749 §3.3) grants nothing, as when it
     // was parsed into a `ScopeSet`: a token is signed here, so this never happens to one
     // minted here, and a malformed one is no grant whatever it spells.
-    let well_formed = claims
-        .scope
-        .bytes()
-        .all(|b| b == b' ' || crate::scope::is_nqchar(b));
-    let granted = || claims.scope.split(' ').filter(|g| !g.is_empty());
+    let granted = crate::scope::tokens(&claims.scope);
     if required
         .iter()
-        .any(|s| !(well_formed && granted().any(|g| g == s)))
+        .any(|s| !granted.clone().is_some_and(|mut g| g.any(|t| t == s)))
     {
         return Err(AuthError::InsufficientScope(Reason::ScopesRequired(
             required.to_vec(),

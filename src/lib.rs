@@ -85,6 +85,7 @@ fn gateway_config(settings: &Settings) -> latchkey_gateway::GatewayConfig {
             .split_whitespace()
             .map(str::to_owned)
             .collect(),
+        traces_exported: telemetry::traces_exported(),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct GatewayConfig {
     pub redis_url: Option<String>,
     /// Keeps this deployment's counters in Redis apart from another's (the issuer).
     pub redis_namespace: String,
+    /// Spans go to an OTLP collector: each request's `http` span is recorded at INFO. Without
+    /// one it is at DEBUG, where it only prefixed the log lines of a request, whose own
+    /// events already say what they are about.
+    pub traces_exported: bool,
 }
 
 /// What every handler reads. One `Arc`: the state is cloned several times for every request.
@@ -111,13 +115,22 @@ pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, Str
         limiter,
     }));
     let config = &state.config;
+    let exported = config.traces_exported;
     // One `layer` call per route: each one boxes every route again, and each box is cloned
     // for every request.
     let limited = |routes: Router<AppState>, cors: Option<CorsLayer>| {
         routes
             .layer(
                 tower::ServiceBuilder::new()
-                    .layer(TraceLayer::new_for_http().make_span_with(http_span))
+                    // A failed request's line is `metrics::record`'s, which names the endpoint
+                    // whether or not the span is recorded.
+                    .layer(
+                        TraceLayer::new_for_http()
+                            .make_span_with(move |req: &axum::http::Request<axum::body::Body>| {
+                                http_span(req, exported)
+                            })
+                            .on_failure(()),
+                    )
                     .layer(DefaultBodyLimit::max(config.max_body_bytes))
                     .layer(axum::middleware::from_fn(metrics::record))
                     // Outside the rate limit: a preflight is answered here and spends no
@@ -163,19 +176,20 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// A span per request, continuing the caller's trace when it sent `traceparent`. Only the
-/// method and path are recorded: never the query string, which can hold a code.
-fn http_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+/// A span per request, continuing the caller's trace when it sent `traceparent`: at INFO when
+/// spans are `exported`, at DEBUG otherwise. Only the method and path are recorded: never the
+/// query string, which can hold a code.
+fn http_span<B>(req: &axum::http::Request<B>, exported: bool) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let span = tracing::info_span!(
-        "http",
-        method = req.method().as_str(),
-        path = req.uri().path(),
-        otel.kind = "server"
-    );
+    let (method, path) = (req.method().as_str(), req.uri().path());
+    let span = if exported {
+        tracing::info_span!("http", method, path, otel.kind = "server")
+    } else {
+        tracing::debug_span!("http", method, path, otel.kind = "server")
+    };
     // Only a caller that sent a trace context has one to continue; reading the propagator
     // for every other request costs the token endpoint for nothing.
-    if req.headers().contains_key("traceparent") {
+    if !span.is_disabled() && req.headers().contains_key("traceparent") {
         let parent = opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&HeaderExtractor(req.headers()))
         });
@@ -221,7 +235,7 @@ mod tests {
                 )
                 .body(())
                 .expect("request");
-            let span = http_span(&req);
+            let span = http_span(&req, true);
             let _entered = span.enter();
             let mut credential = client::GatewayCredential::for_tests("Bearer s");
             let out = credential.call(tonic::Request::new(())).expect("intercept");

@@ -209,40 +209,54 @@ impl Limiter {
                     .hit(window, group, key);
                 Ok(counted.over(limit).then_some(retry))
             }
+            // Boxed: a Redis round trip's future is large, and every request's middleware
+            // future (the in-memory counters' too) would be as large and be copied whole.
             Limiter::Redis { pool, namespace } => {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                let name = |n: Network| {
-                    format!(
-                        "latchkey:ratelimit:{namespace}:{}:{n}:{window}",
-                        group.name()
-                    )
-                };
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                let mut keys = vec![name(key)];
-                if let Some(wider) = key.counted_wider() {
-                    keys.push(name(wider));
-                }
-                for k in &keys {
-                    pipe.cmd("INCR")
-                        .arg(k)
-                        .cmd("EXPIRE")
-                        .arg(k)
-                        .arg(WINDOW_SECS * 2)
-                        .ignore();
-                }
-                let counts: Vec<u32> = pipe
-                    .query_async(&mut conn)
+                Box::pin(redis_hit(pool, namespace, group, key, window))
                     .await
-                    .map_err(|e| e.to_string())?;
-                let counted = Counted {
-                    own: counts.first().copied(),
-                    wider: counts.get(1).copied(),
-                };
-                Ok(counted.over(limit).then_some(retry))
+                    .map(|counted| counted.over(limit).then_some(retry))
             }
         }
     }
+}
+
+/// Counts a hit in Redis, in this deployment's `namespace`, for the minute `window`.
+async fn redis_hit(
+    pool: &deadpool_redis::Pool,
+    namespace: &str,
+    group: Group,
+    key: Network,
+    window: u64,
+) -> Result<Counted, String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    let name = |n: Network| {
+        format!(
+            "latchkey:ratelimit:{namespace}:{}:{n}:{window}",
+            group.name()
+        )
+    };
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    let mut keys = vec![name(key)];
+    if let Some(wider) = key.counted_wider() {
+        keys.push(name(wider));
+    }
+    for k in &keys {
+        pipe.cmd("INCR")
+            .arg(k)
+            .cmd("EXPIRE")
+            .arg(k)
+            .arg(WINDOW_SECS * 2)
+            .ignore();
+    }
+    let counts: Vec<u32> = pipe
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Counted {
+        own: counts.first().copied(),
+        wider: counts.get(1).copied(),
+    })
 }
 
 fn group(path: &str, limits: &RateLimits) -> Option<(Group, u32)> {

@@ -196,9 +196,11 @@ pub fn resolve_listed<'a>(
                 .ok_or(AuthError::InvalidTarget(Reason::ResourceAmbiguous))?,
         },
         [one] => {
-            // Sent exactly as registered, it is already canonical: no need to parse it again.
+            // Sent exactly as registered or as listed, it is already canonical (both are
+            // stored parsed): no need to parse it again.
             let r = match registered.iter().find(|p| p.resource.as_str() == one) {
                 Some(p) => p.resource.clone(),
+                None if listed.iter().any(|l| l == one) => Resource::from_stored(one.clone()),
                 None => Resource::parse(one)?,
             };
             if !listed.iter().any(|l| same(l, r.as_str())) {
@@ -422,12 +424,12 @@ mod tests {
         }
     }
 
-    /// `resolve_listed` takes a requested resource byte-equal to a registered one as it is,
-    /// without parsing it. That is sound only if every normal form is its own normal form:
+    /// `resolve_listed` takes a requested resource byte-equal to a registered or a listed one
+    /// as it is, without parsing it. That is sound only if every normal form is its own normal form:
     /// then the fast path and `parse` give the same audience for every input, and an input
     /// that differs in any byte (case, port, slash, fragment, spaces, Unicode) is parsed.
     #[test]
-    fn a_normal_form_parses_to_itself_so_the_registered_fast_path_agrees_with_parsing() {
+    fn a_normal_form_parses_to_itself_so_the_stored_fast_paths_agree_with_parsing() {
         let inputs = [
             "https://mcp.example.com/mcp",
             "HTTPS://MCP.Example.COM:443/mcp",
@@ -472,6 +474,10 @@ mod tests {
                     resolve(&[requested.to_owned()], &registered, false, "x").expect(requested);
                 assert_eq!(by_listing, by_parsing, "{requested}");
                 assert_eq!(by_listing, normal, "{requested}");
+                // With nothing registered (development), the fast path is the listing's.
+                let (open, _) =
+                    resolve_listed(&[requested.to_owned()], &listed, &[], true).expect(requested);
+                assert_eq!(open, normal, "{requested}");
             }
         }
         // What parsing refuses is refused, even next to a registered resource it resembles.
@@ -490,9 +496,11 @@ mod tests {
             "https://mcp.example.com/MCP",
             "https://mcp.example.com/mcp/",
         ] {
-            let err =
-                resolve_listed(&[bad.to_owned()], &listed, &registered, false).expect_err(bad);
-            assert_eq!(err.code(), "invalid_target", "{bad}");
+            for registered in [&registered[..], &[]] {
+                let err =
+                    resolve_listed(&[bad.to_owned()], &listed, registered, true).expect_err(bad);
+                assert_eq!(err.code(), "invalid_target", "{bad}");
+            }
         }
     }
 

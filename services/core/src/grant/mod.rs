@@ -12,6 +12,7 @@ use crate::scope::ScopeSet;
 use crate::secret;
 use crate::token::{self, AccessTokenClaims};
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 
 /// A token request's parameters, as sent.
 #[derive(Debug, Default, Clone)]
@@ -43,7 +44,6 @@ pub struct TokenResponse {
 
 impl AuthCore {
     /// Handles a token request for any supported grant type.
-    #[tracing::instrument(skip_all, fields(grant_type = %req.grant_type, client_id = tracing::field::Empty))]
     pub async fn exchange_token(&self, req: TokenRequest) -> AuthResult<TokenResponse> {
         if let Some(p) = req.repeated.iter().find(|p| p.as_str() != "resource") {
             return Err(AuthError::InvalidRequest(Reason::Repeated(p.clone())));
@@ -62,12 +62,22 @@ impl AuthCore {
             }
         };
         let client = self.authenticate_client(&req.client).await?;
-        tracing::Span::current().record("client_id", client.id.as_str());
-        let issued = match grant_type {
-            GrantType::AuthorizationCode => self.authorization_code_grant(&client, &req).await,
-            GrantType::RefreshToken => self.refresh_token_grant(&client, &req).await,
-            GrantType::ClientCredentials => self.client_credentials_grant(&client, &req).await,
-        };
+        // The grant's span is made once the client is known, with both its fields: recording
+        // one into a span already made formats the span's fields again.
+        let span = tracing::info_span!(
+            "exchange_token",
+            grant_type = grant_type.as_str(),
+            client_id = client.id.as_str()
+        );
+        let issued = async {
+            match grant_type {
+                GrantType::AuthorizationCode => self.authorization_code_grant(&client, &req).await,
+                GrantType::RefreshToken => self.refresh_token_grant(&client, &req).await,
+                GrantType::ClientCredentials => self.client_credentials_grant(&client, &req).await,
+            }
+        }
+        .instrument(span)
+        .await;
         if issued.is_ok() {
             self.count_use(&client.id);
             crate::audit::Audit {

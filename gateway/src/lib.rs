@@ -116,6 +116,7 @@ pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, Str
     }));
     let config = &state.config;
     let exported = config.traces_exported;
+    let endpoints = metrics::Endpoints::default();
     // One `layer` call per route: each one boxes every route again, and each box is cloned
     // for every request.
     let limited = |routes: Router<AppState>, cors: Option<CorsLayer>| {
@@ -132,7 +133,10 @@ pub fn routers(client: AuthClient, config: GatewayConfig) -> Result<Routers, Str
                             .on_failure(()),
                     )
                     .layer(DefaultBodyLimit::max(config.max_body_bytes))
-                    .layer(axum::middleware::from_fn(metrics::record))
+                    .layer(axum::middleware::from_fn_with_state(
+                        endpoints.clone(),
+                        metrics::record,
+                    ))
                     // Outside the rate limit: a preflight is answered here and spends no
                     // allowance, and a 429 carries the CORS headers that let the browser's
                     // client read it (and its Retry-After) instead of a network error.

@@ -1,13 +1,13 @@
 //! Request counts and latency per endpoint, for Prometheus. Labels are route templates and
 //! status codes only: never anything a client sent.
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The maps below are read on every request, with keys no client chooses: a fast hash.
@@ -17,16 +17,16 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// method and status, each registered on first use and kept. Looking a series up in the
 /// Prometheus registry builds and hashes its key on every call.
 struct Endpoint {
-    label: &'static str,
+    label: String,
     duration: Histogram,
     requests: Mutex<Map<(&'static str, &'static str), Counter>>,
 }
 
 impl Endpoint {
-    fn new(label: &'static str) -> Self {
+    fn new(label: &str) -> Self {
         Self {
-            label,
-            duration: metrics::histogram!("latchkey_http_request_duration_seconds", "endpoint" => label),
+            label: label.to_owned(),
+            duration: metrics::histogram!("latchkey_http_request_duration_seconds", "endpoint" => label.to_owned()),
             requests: Mutex::default(),
         }
     }
@@ -36,27 +36,30 @@ impl Endpoint {
         requests
             .entry((method, status))
             .or_insert_with(|| {
-                metrics::counter!("latchkey_http_requests_total", "endpoint" => self.label, "method" => method, "status" => status)
+                metrics::counter!("latchkey_http_requests_total", "endpoint" => self.label.clone(), "method" => method, "status" => status)
             })
             .clone()
     }
 }
 
-/// The endpoint of a route template, without an allocation per request: the templates are the
-/// router's own (a client cannot mint one), so there are as many as there are routes.
-fn endpoint(template: Option<&str>) -> Arc<Endpoint> {
-    static SEEN: OnceLock<Mutex<Map<Box<str>, Arc<Endpoint>>>> = OnceLock::new();
-    let template = template.unwrap_or("unmatched");
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(e) = seen.get(template) {
-        return e.clone();
+/// A router's endpoints, by route template. The templates are the router's own (a client
+/// cannot mint one), so there are as many as there are routes, plus `unmatched`. One table per
+/// gateway, each endpoint registered on its first request: with the recorder the process has by
+/// then, never one cached from before it was installed.
+#[derive(Clone, Default)]
+pub(crate) struct Endpoints(Arc<Mutex<Map<Box<str>, Arc<Endpoint>>>>);
+
+impl Endpoints {
+    fn get(&self, template: Option<&str>) -> Arc<Endpoint> {
+        let template = template.unwrap_or("unmatched");
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = seen.get(template) {
+            return e.clone();
+        }
+        let e = Arc::new(Endpoint::new(template));
+        seen.insert(template.into(), e.clone());
+        e
     }
-    let e = Arc::new(Endpoint::new(Box::leak(template.into())));
-    seen.insert(template.into(), e.clone());
-    e
 }
 
 fn method_label(m: &Method) -> &'static str {
@@ -94,8 +97,12 @@ fn status_label(s: StatusCode) -> &'static str {
 
 /// Counts and times every request, and writes the one line a failed request (a 5xx) leaves,
 /// naming its endpoint and method whether or not its span is recorded.
-pub(crate) async fn record(req: Request, next: Next) -> Response {
-    let endpoint = endpoint(req.extensions().get::<MatchedPath>().map(|p| p.as_str()));
+pub(crate) async fn record(
+    State(endpoints): State<Endpoints>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let endpoint = endpoints.get(req.extensions().get::<MatchedPath>().map(|p| p.as_str()));
     let method = method_label(req.method());
     let start = Instant::now();
     let res = next.run(req).await;
@@ -105,7 +112,7 @@ pub(crate) async fn record(req: Request, next: Next) -> Response {
     endpoint.duration.record(elapsed.as_secs_f64());
     if status.is_server_error() {
         tracing::error!(
-            endpoint = endpoint.label,
+            endpoint = endpoint.label.as_str(),
             method,
             status = status.as_u16(),
             latency_ms = elapsed.as_millis() as u64,
@@ -144,7 +151,10 @@ mod tests {
         let router = Router::new()
             .route("/fails/{id}", get(|| async { StatusCode::BAD_GATEWAY }))
             .route("/refuses", get(|| async { StatusCode::BAD_REQUEST }))
-            .layer(axum::middleware::from_fn(record));
+            .layer(axum::middleware::from_fn_with_state(
+                Endpoints::default(),
+                record,
+            ));
         let lines = Lines::default();
         let sink = lines.clone();
         let subscriber = tracing_subscriber::fmt()

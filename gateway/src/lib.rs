@@ -50,8 +50,9 @@ pub struct GatewayConfig {
     /// Keeps this deployment's counters in Redis apart from another's (the issuer).
     pub redis_namespace: String,
     /// Spans go to an OTLP collector: each request's `http` span is recorded at INFO. Without
-    /// one it is at DEBUG, where it only prefixed the log lines of a request, whose own
-    /// events already say what they are about.
+    /// one it is at DEBUG: making it for every request cost the token endpoint more than the
+    /// prefix is worth. A 5xx still leaves a `request failed` line naming its endpoint, but
+    /// the line before it that says why (`internal error`) no longer names the request.
     pub traces_exported: bool,
 }
 

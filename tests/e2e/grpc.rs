@@ -91,16 +91,14 @@ async fn callers(app: &TestApp) -> Vec<(&'static str, Option<String>)> {
 async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
     use prost::Message;
     let app = spawn_app().await;
-    let mut owned = callers(&app).await;
-    owned.insert(
+    let mut callers = callers(&app).await;
+    callers.insert(
         1,
         (
             "a wrong bearer",
             Some("Bearer not-a-secret-of-this-deployment-0123456789".to_owned()),
         ),
     );
-    let callers: Vec<(&str, Option<&str>)> =
-        owned.iter().map(|(c, a)| (*c, a.as_deref())).collect();
     // Who each service admits.
     let admits = |service: &str, caller: &str| match service {
         "AuthService" => caller == "the gateway",
@@ -122,12 +120,12 @@ async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
             for method in &service.method {
                 *tried.entry(service.name()).or_default() += 1;
                 let path = format!("/{package}.{}/{}", service.name(), method.name());
-                for &(caller, authorization) in &callers {
+                for (caller, authorization) in &callers {
                     let (refused, ended) = call_raw(
                         channel.clone(),
                         &path,
                         method.server_streaming(),
-                        authorization,
+                        authorization.as_deref(),
                     )
                     .await;
                     if admits(service.name(), caller) {
@@ -155,9 +153,7 @@ async fn every_rpc_of_every_service_refuses_every_other_kind_of_caller() {
 #[tokio::test]
 async fn paths_that_only_resemble_an_rpc_reach_none_and_no_service_past_its_guard() {
     let app = spawn_app().await;
-    let owned = callers(&app).await;
-    let callers: Vec<(&str, Option<&str>)> =
-        owned.iter().map(|(c, a)| (*c, a.as_deref())).collect();
+    let callers = callers(&app).await;
     // One unary RPC of each service, and who may call it.
     let services: [(&str, &str, &[&str]); 3] = [
         (
@@ -216,8 +212,9 @@ async fn paths_that_only_resemble_an_rpc_reach_none_and_no_service_past_its_guar
             }
         }
         for path in &paths {
-            for &(caller, authorization) in &callers {
-                let (refused, ended) = call_raw(channel.clone(), path, false, authorization).await;
+            for (caller, authorization) in &callers {
+                let (refused, ended) =
+                    call_raw(channel.clone(), path, false, authorization.as_deref()).await;
                 assert!(
                     refused || ended.starts_with("Unimplemented"),
                     "{path} reached an RPC for {caller}: {ended}"
@@ -226,9 +223,10 @@ async fn paths_that_only_resemble_an_rpc_reach_none_and_no_service_past_its_guar
             }
         }
         let path = format!("/{service}/{method}?x=1");
-        for &(caller, authorization) in &callers {
-            let (refused, ended) = call_raw(channel.clone(), &path, false, authorization).await;
-            if admitted.contains(&caller) {
+        for (caller, authorization) in &callers {
+            let (refused, ended) =
+                call_raw(channel.clone(), &path, false, authorization.as_deref()).await;
+            if admitted.contains(caller) {
                 assert!(
                     !refused && !ended.starts_with("Unimplemented"),
                     "{path} for {caller}: {ended}"
